@@ -1,0 +1,87 @@
+// Module init: registers the native classes and functions. Context-aware: all state
+// lives in per-environment instance data.
+#include "addon_data.h"
+#include "context.h"
+#include "errors.h"
+#include "llama.h"
+#include "logger.h"
+#include "model.h"
+#include "workers/load_model.h"
+
+#include <mutex>
+
+namespace llama_kv {
+
+namespace {
+
+// setLogger(fn: (level, message) => void, minLevel: number) | setLogger(null)
+Napi::Value set_logger(const Napi::CallbackInfo & info) {
+    Napi::Env    env  = info.Env();
+    addon_data * data = addon_data::of(env);
+    if (data->sink) {
+        logger_remove(data->sink);
+        data->sink.reset();
+    }
+    if (info.Length() >= 2 && info[0].IsFunction() && info[1].IsNumber()) {
+        data->sink = std::make_shared<log_sink>(env, info[0].As<Napi::Function>(), info[1].As<Napi::Number>().Int32Value());
+        logger_add(data->sink);
+    }
+    return env.Undefined();
+}
+
+Napi::Value set_log_level(const Napi::CallbackInfo & info) {
+    addon_data * data = addon_data::of(info.Env());
+    if (data->sink && info.Length() >= 1 && info[0].IsNumber()) {
+        data->sink->set_level(info[0].As<Napi::Number>().Int32Value());
+    }
+    return info.Env().Undefined();
+}
+
+Napi::Value system_info(const Napi::CallbackInfo & info) {
+    Napi::Env    env = info.Env();
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("llamaSystemInfo", llama_print_system_info());
+    out.Set("supportsMmap", llama_supports_mmap());
+    out.Set("supportsMlock", llama_supports_mlock());
+    out.Set("supportsGpuOffload", llama_supports_gpu_offload());
+    out.Set("maxParallelSequences", static_cast<double>(llama_max_parallel_sequences()));
+    return out;
+}
+
+void backend_init_once() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        logger_install();  // before anything can log
+        llama_backend_init();
+    });
+}
+
+}  // namespace
+
+Napi::Object init(Napi::Env env, Napi::Object exports) {
+    backend_init_once();
+    auto * data = new addon_data();  // owned by the environment, deleted at its teardown
+    env.SetInstanceData(data);
+
+    Napi::Function model_ctor   = model_wrap::define(env);
+    Napi::Function context_ctor = context_wrap::define(env);
+    data->model_ctor            = Napi::Persistent(model_ctor);
+    data->context_ctor          = Napi::Persistent(context_ctor);
+
+    exports.Set("NativeModel", model_ctor);
+    exports.Set("NativeContext", context_ctor);
+    exports.Set("loadModel", Napi::Function::New(env, load_model, "loadModel"));
+    exports.Set("setLogger", Napi::Function::New(env, set_logger, "setLogger"));
+    exports.Set("setLogLevel", Napi::Function::New(env, set_log_level, "setLogLevel"));
+    exports.Set("systemInfo", Napi::Function::New(env, system_info, "systemInfo"));
+    exports.Set("llamaVersion", Napi::String::New(env, llama_version()));
+    return exports;
+}
+
+}  // namespace llama_kv
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+    return llama_kv::init(env, exports);
+}
+
+NODE_API_MODULE(llama_kv, Init)

@@ -1,0 +1,38 @@
+// The state behind a LlamaContext, shared between the JS wrapper and the worker
+// running on it, so that dispose() during work defers the free until the work ends.
+#pragma once
+
+#include "errors.h"
+#include "handles.h"
+
+#include <atomic>
+#include <mutex>
+#include <vector>
+
+namespace llama_kv {
+
+struct context_state {
+    // Declaration order is destruction order reversed: the context goes first, then
+    // its threadpools, then the model reference.
+    llama_model_ptr   model;
+    threadpool_ptr    threadpool;
+    threadpool_ptr    threadpool_batch;
+    llama_context_ptr ctx;
+
+    std::mutex        mutex;          // one thread inside llama.cpp at a time
+    std::atomic<bool> abort{ false };  // read by llama.cpp's abort callback and our loops
+    std::atomic<bool> busy{ false };   // a worker owns the context (set on the JS thread)
+
+    // Tokens of sequence 0 now in the KV cache (guarded by mutex), for prefix reuse.
+    std::vector<llama_token> cached;
+
+    // Decodes `tokens` as sequence 0, reusing the longest prefix already cached.
+    // Leaves the logits of the last token available. Returns the number of tokens
+    // reused, or -1 with `fail` set (fail.code == ABORTED when aborted).
+    int64_t decode_prompt(const std::vector<llama_token> & tokens, failure & fail);
+    // Decodes one generated token.
+    bool decode_one(llama_token token, failure & fail);
+    void clear_memory();
+};
+
+}  // namespace llama_kv

@@ -1,0 +1,54 @@
+// Turning llama.cpp failures into JS errors with stable codes, and capturing the
+// log lines llama.cpp writes when it refuses something.
+#pragma once
+
+#include <napi.h>
+
+#include <cstdint>
+#include <string>
+
+namespace llama_kv {
+
+// Error codes shared with lib/errors.ts.
+namespace code {
+constexpr const char * invalid_argument      = "INVALID_ARGUMENT";
+constexpr const char * model_load_failed     = "MODEL_LOAD_FAILED";
+constexpr const char * context_create_failed = "CONTEXT_CREATE_FAILED";
+constexpr const char * disposed              = "DISPOSED";
+constexpr const char * aborted               = "ABORTED";
+constexpr const char * context_full          = "CONTEXT_FULL";
+constexpr const char * invalid_batch         = "INVALID_BATCH";
+constexpr const char * decode_failed         = "DECODE_FAILED";
+constexpr const char * busy                  = "BUSY";
+constexpr const char * tokenize_failed       = "TOKENIZE_FAILED";
+constexpr const char * internal              = "INTERNAL";
+}  // namespace code
+
+// A failure computed off the JS thread, turned into a JS error on it.
+struct failure {
+    std::string code;
+    std::string message;
+    int32_t     status = 0;  // llama.cpp's return code where there is one
+    bool        has_status = false;
+
+    explicit operator bool() const { return !code.empty(); }
+};
+
+Napi::Error make_error(Napi::Env env, const failure & f);
+Napi::Error make_error(Napi::Env env, const std::string & code, const std::string & message);
+[[noreturn]] void throw_error(Napi::Env env, const std::string & code, const std::string & message);
+
+// llama_decode's return codes (llama.h): 1 no KV slot, 2 aborted, -1 invalid batch,
+// < -1 fatal. Never collapsed into one message.
+failure decode_failure(int32_t rc, const std::string & log_tail);
+
+// Warning and error lines llama.cpp logged on the calling thread since the last
+// log_capture_reset(); used to explain a refusal.
+void        log_capture_reset();
+std::string log_capture_take();
+void        log_capture_append(const char * text);
+
+// Appends ": <log lines>" to a message when llama.cpp said something.
+std::string with_log(const std::string & message, const std::string & log_tail);
+
+}  // namespace llama_kv

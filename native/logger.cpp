@@ -1,0 +1,118 @@
+#include "logger.h"
+
+#include "errors.h"
+#include "llama.h"
+
+#include <algorithm>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace llama_kv {
+
+namespace {
+
+std::mutex                             g_sinks_mutex;
+std::vector<std::shared_ptr<log_sink>> g_sinks;
+
+struct log_message {
+    int         level;
+    std::string text;
+};
+
+// ggml logs a line in pieces (GGML_LOG_LEVEL_CONT continues the previous one):
+// assemble whole lines per thread before dispatching.
+thread_local std::string t_line;
+thread_local int         t_line_level = GGML_LOG_LEVEL_INFO;
+
+void dispatch_line(int level, const std::string & line) {
+    if (level >= GGML_LOG_LEVEL_WARN) {
+        log_capture_append(line.c_str());
+        log_capture_append("\n");
+    }
+    std::lock_guard<std::mutex> lock(g_sinks_mutex);
+    for (const auto & sink : g_sinks) {
+        if (level >= sink->level()) {
+            sink->post(level, line);
+        }
+    }
+}
+
+void log_callback(ggml_log_level level, const char * text, void * /*user_data*/) {
+    if (text == nullptr) {
+        return;
+    }
+    if (level != GGML_LOG_LEVEL_CONT) {
+        if (!t_line.empty()) {
+            dispatch_line(t_line_level, t_line);
+            t_line.clear();
+        }
+        t_line_level = level;
+    }
+    t_line += text;
+    size_t nl;
+    while ((nl = t_line.find('\n')) != std::string::npos) {
+        std::string line = t_line.substr(0, nl);
+        t_line.erase(0, nl + 1);
+        if (!line.empty()) {
+            dispatch_line(t_line_level, line);
+        }
+    }
+}
+
+}  // namespace
+
+log_sink::log_sink(Napi::Env env, Napi::Function fn, int min_level) : min_level_(min_level) {
+    tsfn_ = Napi::ThreadSafeFunction::New(env, fn, "llama-kv-log", 0, 1);
+    tsfn_.Unref(env);  // a logger must not keep the process alive
+}
+
+log_sink::~log_sink() {
+    release();
+}
+
+void log_sink::post(int level, const std::string & text) {
+    if (released_) {
+        return;
+    }
+    auto * msg = new log_message{ level, text };
+    napi_status status = tsfn_.NonBlockingCall(msg, [](Napi::Env env, Napi::Function fn, log_message * m) {
+        std::unique_ptr<log_message> owned(m);
+        if (env == nullptr || fn == nullptr) {
+            return;
+        }
+        try {
+            fn.Call({ Napi::Number::New(env, owned->level), Napi::String::New(env, owned->text) });
+        } catch (const Napi::Error &) {
+            // a throwing logger must not take the process down; lib/logger.ts guards too
+        }
+    });
+    if (status != napi_ok) {
+        delete msg;
+    }
+}
+
+void log_sink::release() {
+    if (!released_) {
+        released_ = true;
+        tsfn_.Release();
+    }
+}
+
+void logger_install() {
+    static std::once_flag once;
+    std::call_once(once, [] { llama_log_set(log_callback, nullptr); });
+}
+
+void logger_add(const std::shared_ptr<log_sink> & sink) {
+    std::lock_guard<std::mutex> lock(g_sinks_mutex);
+    g_sinks.push_back(sink);
+}
+
+void logger_remove(const std::shared_ptr<log_sink> & sink) {
+    std::lock_guard<std::mutex> lock(g_sinks_mutex);
+    g_sinks.erase(std::remove(g_sinks.begin(), g_sinks.end(), sink), g_sinks.end());
+    sink->release();
+}
+
+}  // namespace llama_kv

@@ -1,0 +1,37 @@
+// Routes llama.cpp / ggml log output to the JS logger of each Node environment
+// (main thread, worker threads) that set one. Nothing is ever written to stderr.
+#pragma once
+
+#include <napi.h>
+
+#include <atomic>
+#include <memory>
+
+namespace llama_kv {
+
+class log_sink {
+  public:
+    log_sink(Napi::Env env, Napi::Function fn, int min_level);
+    ~log_sink();
+    log_sink(const log_sink &)             = delete;
+    log_sink & operator=(const log_sink &) = delete;
+
+    void set_level(int level) { min_level_.store(level); }
+    int  level() const { return min_level_.load(); }
+    // Called with the registry lock held; never blocks.
+    void post(int level, const std::string & text);
+    void release();
+
+  private:
+    Napi::ThreadSafeFunction tsfn_;
+    std::atomic<int>         min_level_;
+    bool                     released_ = false;
+};
+
+// Installs the process-wide llama.cpp log callback (idempotent).
+void logger_install();
+// Registers / unregisters an environment's sink. The sink is released on removal.
+void logger_add(const std::shared_ptr<log_sink> & sink);
+void logger_remove(const std::shared_ptr<log_sink> & sink);
+
+}  // namespace llama_kv

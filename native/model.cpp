@@ -1,0 +1,281 @@
+#include "model.h"
+
+#include "addon_data.h"
+#include "errors.h"
+
+#include <string>
+#include <vector>
+
+namespace llama_kv {
+
+const napi_type_tag model_handle_tag = { 0x6c6c616d614b5601ULL, 0x6d6f64656c000001ULL };
+
+Napi::Function model_wrap::define(Napi::Env env) {
+    return DefineClass(env, "NativeModel",
+                       {
+                           InstanceMethod<&model_wrap::metadata>("metadata"),
+                           InstanceMethod<&model_wrap::tokenize>("tokenize"),
+                           InstanceMethod<&model_wrap::detokenize>("detokenize"),
+                           InstanceMethod<&model_wrap::token_to_piece>("tokenToPiece"),
+                           InstanceMethod<&model_wrap::dispose>("dispose"),
+                           InstanceAccessor<&model_wrap::disposed>("disposed"),
+                       });
+}
+
+model_wrap::model_wrap(const Napi::CallbackInfo & info) : Napi::ObjectWrap<model_wrap>(info), env_(info.Env()) {
+    Napi::Env env = info.Env();
+    bool      tagged = false;
+    if (info.Length() == 1 && info[0].IsExternal()) {
+        napi_check_object_type_tag(env, info[0], &model_handle_tag, &tagged);
+    }
+    if (!tagged) {
+        throw_error(env, code::invalid_argument, "NativeModel cannot be constructed directly; use LlamaModel.load()");
+    }
+    auto * handle = info[0].As<Napi::External<llama_model_ptr>>().Data();
+    if (handle == nullptr || !*handle) {
+        throw_error(env, code::disposed, "the model handle was already taken");
+    }
+    model_ = std::move(*handle);
+    external_bytes_ = static_cast<int64_t>(llama_model_size(model_.get()));
+    Napi::MemoryManagement::AdjustExternalMemory(env, external_bytes_);
+}
+
+model_wrap::~model_wrap() {
+    if (external_bytes_ != 0 && env_ != nullptr) {
+        napi_adjust_external_memory(env_, -external_bytes_, nullptr);
+    }
+}
+
+llama_model_ptr model_wrap::model(Napi::Env env) const {
+    if (!model_) {
+        throw_error(env, code::disposed, "the model has been disposed");
+    }
+    return model_;
+}
+
+model_wrap * model_wrap::unwrap(Napi::Env env, Napi::Value value) {
+    auto * data = addon_data::of(env);
+    if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(data->model_ctor.Value())) {
+        throw_error(env, code::invalid_argument, "expected a native model");
+    }
+    return model_wrap::Unwrap(value.As<Napi::Object>());
+}
+
+namespace {
+
+std::string meta_string(const llama_model * model, const char * key) {
+    char    buf[512];
+    int32_t n = llama_model_meta_val_str(model, key, buf, sizeof(buf));
+    if (n < 0) {
+        return {};
+    }
+    if (static_cast<size_t>(n) >= sizeof(buf)) {
+        std::vector<char> big(static_cast<size_t>(n) + 1);
+        llama_model_meta_val_str(model, key, big.data(), big.size());
+        return std::string(big.data(), static_cast<size_t>(n));
+    }
+    return std::string(buf, static_cast<size_t>(n));
+}
+
+int64_t meta_int(const llama_model * model, const std::string & key, int64_t fallback) {
+    std::string v = meta_string(model, key.c_str());
+    if (v.empty()) {
+        return fallback;
+    }
+    try {
+        return std::stoll(v);
+    } catch (...) {
+        return fallback;
+    }
+}
+
+}  // namespace
+
+Napi::Value model_wrap::metadata(const Napi::CallbackInfo & info) {
+    Napi::Env       env   = info.Env();
+    llama_model_ptr m     = model(env);
+    const auto *    model = m.get();
+    const auto *    vocab = llama_model_get_vocab(model);
+
+    const std::string arch    = meta_string(model, "general.architecture");
+    const int32_t     n_embd  = llama_model_n_embd(model);
+    const int32_t     n_head  = llama_model_n_head(model);
+    const int64_t     dim_def = n_head > 0 ? n_embd / n_head : 0;
+
+    char desc[256] = { 0 };
+    llama_model_desc(model, desc, sizeof(desc));
+
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("architecture", arch);
+    out.Set("name", meta_string(model, "general.name"));
+    out.Set("description", std::string(desc));
+    out.Set("trainedContextSize", llama_model_n_ctx_train(model));
+    out.Set("layerCount", llama_model_n_layer(model));
+    out.Set("embeddingSize", n_embd);
+    out.Set("headCount", n_head);
+    out.Set("headCountKv", llama_model_n_head_kv(model));
+    out.Set("headDimK", static_cast<double>(meta_int(model, arch + ".attention.key_length", dim_def)));
+    out.Set("headDimV", static_cast<double>(meta_int(model, arch + ".attention.value_length", dim_def)));
+    out.Set("slidingWindow", llama_model_n_swa(model));
+    out.Set("vocabSize", llama_vocab_n_tokens(vocab));
+    out.Set("vocabType", static_cast<int32_t>(llama_vocab_type(vocab)));
+    out.Set("sizeBytes", static_cast<double>(llama_model_size(model)));
+    out.Set("parameterCount", static_cast<double>(llama_model_n_params(model)));
+    out.Set("fileType", static_cast<int32_t>(llama_model_ftype(model)));
+    out.Set("bos", llama_vocab_bos(vocab));
+    out.Set("eos", llama_vocab_eos(vocab));
+    out.Set("addBos", llama_vocab_get_add_bos(vocab));
+    out.Set("isRecurrent", llama_model_is_recurrent(model));
+    out.Set("hasEncoder", llama_model_has_encoder(model));
+    return out;
+}
+
+bool tokenize_text(const llama_vocab * vocab, const std::string & text, bool add_special, bool parse_special,
+                   std::vector<llama_token> & out, std::string & error) {
+    if (text.size() > static_cast<size_t>(INT32_MAX / 2)) {
+        error = "text is too long to tokenize (" + std::to_string(text.size()) + " bytes)";
+        return false;
+    }
+    const int32_t len = static_cast<int32_t>(text.size());
+    out.resize(static_cast<size_t>(len) + 2);
+    int32_t n = llama_tokenize(vocab, text.data(), len, out.data(), static_cast<int32_t>(out.size()), add_special,
+                               parse_special);
+    if (n == INT32_MIN) {
+        error = "tokenization result overflows int32";
+        return false;
+    }
+    if (n < 0) {
+        out.resize(static_cast<size_t>(-n));
+        n = llama_tokenize(vocab, text.data(), len, out.data(), static_cast<int32_t>(out.size()), add_special,
+                           parse_special);
+        if (n < 0) {
+            error = "llama_tokenize failed";
+            return false;
+        }
+    }
+    out.resize(static_cast<size_t>(n));
+    return true;
+}
+
+int64_t find_invalid_token(const llama_vocab * vocab, const llama_token * tokens, size_t n) {
+    const llama_token n_vocab = llama_vocab_n_tokens(vocab);
+    for (size_t i = 0; i < n; ++i) {
+        if (tokens[i] < 0 || tokens[i] >= n_vocab) {
+            return static_cast<int64_t>(i);
+        }
+    }
+    return -1;
+}
+
+std::vector<llama_token> read_tokens(Napi::Env env, Napi::Value value, const char * what) {
+    std::vector<llama_token> tokens;
+    if (value.IsTypedArray() && value.As<Napi::TypedArray>().TypedArrayType() == napi_int32_array) {
+        auto arr = value.As<Napi::Int32Array>();
+        tokens.assign(arr.Data(), arr.Data() + arr.ElementLength());
+        return tokens;
+    }
+    if (value.IsArray()) {
+        auto arr = value.As<Napi::Array>();
+        tokens.reserve(arr.Length());
+        for (uint32_t i = 0; i < arr.Length(); ++i) {
+            Napi::Value v = arr.Get(i);
+            if (!v.IsNumber()) {
+                throw_error(env, code::invalid_argument, std::string(what) + " must contain only integers");
+            }
+            double d = v.As<Napi::Number>().DoubleValue();
+            if (d != static_cast<double>(static_cast<llama_token>(d))) {
+                throw_error(env, code::invalid_argument, std::string(what) + " must contain only 32-bit integers");
+            }
+            tokens.push_back(static_cast<llama_token>(d));
+        }
+        return tokens;
+    }
+    throw_error(env, code::invalid_argument, std::string(what) + " must be an Int32Array or an array of integers");
+}
+
+Napi::Value model_wrap::tokenize(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 3 || !info[0].IsString() || !info[1].IsBoolean() || !info[2].IsBoolean()) {
+        throw_error(env, code::invalid_argument, "tokenize(text: string, addSpecial: boolean, parseSpecial: boolean)");
+    }
+    llama_model_ptr          m = model(env);
+    std::vector<llama_token> tokens;
+    std::string              error;
+    if (!tokenize_text(llama_model_get_vocab(m.get()), info[0].As<Napi::String>().Utf8Value(),
+                       info[1].As<Napi::Boolean>().Value(), info[2].As<Napi::Boolean>().Value(), tokens, error)) {
+        throw_error(env, code::tokenize_failed, error);
+    }
+    auto out = Napi::Int32Array::New(env, tokens.size());
+    std::copy(tokens.begin(), tokens.end(), out.Data());
+    return out;
+}
+
+Napi::Value model_wrap::detokenize(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 3 || !info[1].IsBoolean() || !info[2].IsBoolean()) {
+        throw_error(env, code::invalid_argument,
+                    "detokenize(tokens: Int32Array, removeSpecial: boolean, unparseSpecial: boolean)");
+    }
+    llama_model_ptr          m      = model(env);
+    const llama_vocab *      vocab  = llama_model_get_vocab(m.get());
+    std::vector<llama_token> tokens = read_tokens(env, info[0], "tokens");
+    int64_t                  bad    = find_invalid_token(vocab, tokens.data(), tokens.size());
+    if (bad >= 0) {
+        throw_error(env, code::invalid_argument,
+                    "token id " + std::to_string(tokens[static_cast<size_t>(bad)]) + " at index " + std::to_string(bad) +
+                        " is outside the vocabulary [0, " + std::to_string(llama_vocab_n_tokens(vocab)) + ")");
+    }
+    if (tokens.size() > static_cast<size_t>(INT32_MAX / 64)) {
+        throw_error(env, code::invalid_argument, "too many tokens");
+    }
+    const bool        remove_special  = info[1].As<Napi::Boolean>().Value();
+    const bool        unparse_special = info[2].As<Napi::Boolean>().Value();
+    std::vector<char> text(tokens.size() * 8 + 16);
+    int32_t n = llama_detokenize(vocab, tokens.data(), static_cast<int32_t>(tokens.size()), text.data(),
+                                 static_cast<int32_t>(text.size()), remove_special, unparse_special);
+    if (n < 0) {
+        text.resize(static_cast<size_t>(-n));
+        n = llama_detokenize(vocab, tokens.data(), static_cast<int32_t>(tokens.size()), text.data(),
+                             static_cast<int32_t>(text.size()), remove_special, unparse_special);
+    }
+    if (n < 0) {
+        throw_error(env, code::tokenize_failed, "llama_detokenize failed");
+    }
+    return Napi::Buffer<char>::Copy(env, text.data(), static_cast<size_t>(n));
+}
+
+Napi::Value model_wrap::token_to_piece(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsBoolean()) {
+        throw_error(env, code::invalid_argument, "tokenToPiece(token: number, special: boolean)");
+    }
+    llama_model_ptr     m     = model(env);
+    const llama_vocab * vocab = llama_model_get_vocab(m.get());
+    const double        d     = info[0].As<Napi::Number>().DoubleValue();
+    const llama_token   token = static_cast<llama_token>(d);
+    if (d != static_cast<double>(token) || find_invalid_token(vocab, &token, 1) >= 0) {
+        throw_error(env, code::invalid_argument, "token id is outside the vocabulary");
+    }
+    char    buf[256];
+    int32_t n = llama_token_to_piece(vocab, token, buf, sizeof(buf), 0, info[1].As<Napi::Boolean>().Value());
+    if (n < 0) {
+        throw_error(env, code::tokenize_failed, "llama_token_to_piece failed");
+    }
+    return Napi::Buffer<char>::Copy(env, buf, static_cast<size_t>(n));
+}
+
+Napi::Value model_wrap::dispose(const Napi::CallbackInfo & info) {
+    // Contexts hold their own reference: the weights are freed when the last one goes.
+    model_.reset();
+    if (external_bytes_ != 0) {
+        Napi::MemoryManagement::AdjustExternalMemory(info.Env(), -external_bytes_);
+        external_bytes_ = 0;
+    }
+    return info.Env().Undefined();
+}
+
+Napi::Value model_wrap::disposed(const Napi::CallbackInfo & info) {
+    return Napi::Boolean::New(info.Env(), !model_);
+}
+
+}  // namespace llama_kv

@@ -1,0 +1,160 @@
+#include "load_model.h"
+
+#include "../addon_data.h"
+#include "../errors.h"
+#include "../handles.h"
+#include "../model.h"
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+namespace llama_kv {
+
+namespace {
+
+struct load_params {
+    std::string path;
+    int32_t     n_gpu_layers  = 0;
+    bool        use_mmap      = true;
+    bool        use_mlock     = false;
+    bool        vocab_only    = false;
+    bool        check_tensors = false;
+};
+
+class load_model_worker : public Napi::AsyncProgressWorker<float> {
+  public:
+    load_model_worker(Napi::Function on_progress, bool report, load_params params,
+                      std::shared_ptr<std::atomic<bool>> abort) :
+        Napi::AsyncProgressWorker<float>(on_progress, "llama-kv:loadModel"),
+        deferred_(Napi::Promise::Deferred::New(on_progress.Env())),
+        params_(std::move(params)),
+        abort_(std::move(abort)),
+        report_(report) {}
+
+    Napi::Promise promise() const { return deferred_.Promise(); }
+
+  protected:
+    void Execute(const ExecutionProgress & progress) override {
+        struct callback_state {
+            const ExecutionProgress * progress;
+            std::atomic<bool> *       abort;
+            bool                      report;
+            float                     last;
+        } state{ &progress, abort_.get(), report_, -1.0f };
+
+        llama_model_params mp          = llama_model_default_params();
+        mp.n_gpu_layers                = params_.n_gpu_layers;
+        mp.load_mode                   = params_.use_mmap ? (params_.use_mlock ? LLAMA_LOAD_MODE_MMAP_MLOCK : LLAMA_LOAD_MODE_MMAP)
+                                                          : (params_.use_mlock ? LLAMA_LOAD_MODE_MLOCK : LLAMA_LOAD_MODE_NONE);
+        mp.vocab_only                  = params_.vocab_only;
+        mp.check_tensors               = params_.check_tensors;
+        mp.progress_callback_user_data = &state;
+        mp.progress_callback           = [](float p, void * user_data) -> bool {
+            auto * s = static_cast<callback_state *>(user_data);
+            if (s->abort->load()) {
+                return false;
+            }
+            if (s->report && (p - s->last >= 0.01f || (p >= 1.0f && s->last < 1.0f))) {
+                s->last = p;
+                s->progress->Send(&p, 1);
+            }
+            return true;
+        };
+
+        log_capture_reset();
+        llama_model * model = nullptr;
+        try {
+            model = llama_model_load_from_file(params_.path.c_str(), mp);
+        } catch (const std::exception & e) {
+            log_capture_append(e.what());
+        }
+        const std::string log_tail = log_capture_take();
+        if (model != nullptr) {
+            result_ = make_model_ptr(model);
+        } else if (abort_->load()) {
+            fail_ = { code::aborted, "model loading was aborted" };
+        } else {
+            fail_ = { code::model_load_failed,
+                      with_log("llama.cpp could not load the model from " + params_.path, log_tail) };
+        }
+    }
+
+    void OnProgress(const float * data, size_t count) override {
+        if (count > 0 && !Callback().IsEmpty()) {
+            Callback().Call({ Napi::Number::New(Env(), data[count - 1]) });
+        }
+    }
+
+    void OnOK() override {
+        Napi::Env env = Env();
+        if (fail_) {
+            deferred_.Reject(make_error(env, fail_).Value());
+            return;
+        }
+        try {
+            auto handle = Napi::External<llama_model_ptr>::New(env, new llama_model_ptr(std::move(result_)),
+                                                                [](Napi::Env, llama_model_ptr * p) { delete p; });
+            napi_type_tag_object(env, handle, &model_handle_tag);
+            deferred_.Resolve(addon_data::of(env)->model_ctor.New({ handle }));
+        } catch (const Napi::Error & e) {
+            deferred_.Reject(e.Value());
+        }
+    }
+
+    void OnError(const Napi::Error & e) override { deferred_.Reject(e.Value()); }
+
+  private:
+    Napi::Promise::Deferred            deferred_;
+    load_params                        params_;
+    std::shared_ptr<std::atomic<bool>> abort_;
+    bool                               report_;
+    llama_model_ptr                    result_;
+    failure                            fail_;
+};
+
+template <typename T> T get_or(Napi::Object obj, const char * key, T fallback);
+
+template <> bool get_or<bool>(Napi::Object obj, const char * key, bool fallback) {
+    Napi::Value v = obj.Get(key);
+    return v.IsBoolean() ? v.As<Napi::Boolean>().Value() : fallback;
+}
+
+template <> int32_t get_or<int32_t>(Napi::Object obj, const char * key, int32_t fallback) {
+    Napi::Value v = obj.Get(key);
+    return v.IsNumber() ? v.As<Napi::Number>().Int32Value() : fallback;
+}
+
+}  // namespace
+
+Napi::Value load_model(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsString() || !info[1].IsObject()) {
+        throw_error(env, code::invalid_argument, "loadModel(path: string, params: object, onProgress?: function)");
+    }
+    load_params  params;
+    Napi::Object obj     = info[1].As<Napi::Object>();
+    params.path          = info[0].As<Napi::String>().Utf8Value();
+    params.n_gpu_layers  = get_or<int32_t>(obj, "gpuLayers", 0);
+    params.use_mmap      = get_or<bool>(obj, "useMmap", true);
+    params.use_mlock     = get_or<bool>(obj, "useMlock", false);
+    params.vocab_only    = get_or<bool>(obj, "vocabOnly", false);
+    params.check_tensors = get_or<bool>(obj, "checkTensors", false);
+    if (params.path.empty() || params.path.find('\0') != std::string::npos) {
+        throw_error(env, code::invalid_argument, "model path must be a non-empty string without NUL bytes");
+    }
+
+    const bool     report = info.Length() > 2 && info[2].IsFunction();
+    Napi::Function on_progress =
+        report ? info[2].As<Napi::Function>() : Napi::Function::New(env, [](const Napi::CallbackInfo &) {});
+
+    auto  abort  = std::make_shared<std::atomic<bool>>(false);
+    auto * worker = new load_model_worker(on_progress, report, std::move(params), abort);  // deleted by node-addon-api
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("promise", worker->promise());
+    result.Set("abort", Napi::Function::New(env, [abort](const Napi::CallbackInfo &) { abort->store(true); }));
+    worker->Queue();
+    return result;
+}
+
+}  // namespace llama_kv

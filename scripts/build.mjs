@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+// Builds the native addon (and the llama.cpp/ggml libraries it links) with cmake-js.
+// Incremental: a second run reuses build/ and recompiles only what changed.
+//
+//   node scripts/build.mjs [--debug] [--out DIR] [--CDNAME=VALUE ...]
+//
+// --out copies the built .node into DIR (used by binding.gyp). Extra --CD options
+// are passed to CMake (e.g. --CDLLAMA_KV_NATIVE=OFF). LLAMA_KV_BUILD_JOBS sets the
+// parallelism (default: the number of CPUs).
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdirSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { vendor } from './vendor.mjs';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const require = createRequire(import.meta.url);
+
+export function build(argv = []) {
+    vendor();
+    const jobs = process.env.LLAMA_KV_BUILD_JOBS || String(availableParallelism());
+    const debug = argv.includes('--debug');
+    const outIndex = argv.indexOf('--out');
+    const out = outIndex >= 0 ? argv[outIndex + 1] : null;
+    const passthrough = argv.filter((a) => a.startsWith('--CD') || a.startsWith('--runtime') || a.startsWith('--runtime-version') || a.startsWith('--arch'));
+    const cmakeJs = join(dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
+    const args = [cmakeJs, 'build', '--out', join(root, 'build'), '--parallel', jobs, ...(debug ? ['--debug'] : []), ...passthrough];
+    const started = Date.now();
+    execFileSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
+    process.stderr.write(`[llama-kv build] native build finished in ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
+    const built = join(root, 'build', debug ? 'Debug' : 'Release', 'llama_kv.node');
+    if (out) {
+        mkdirSync(out, { recursive: true });
+        copyFileSync(built, join(out, 'llama_kv.node'));
+    }
+    return built;
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+    try {
+        build(process.argv.slice(2));
+    } catch (error) {
+        process.stderr.write(`[llama-kv build] failed: ${error.message}\n`);
+        process.exit(1);
+    }
+}
