@@ -1,1 +1,79 @@
-int main(){return 0;}
+// Test-only reference: greedy generation straight against libllama, following
+// llama.cpp's examples/simple, with none of llama-kv's code. Prints the generated
+// token ids, space separated, on one line.
+//
+//   llama-kv-reference MODEL PROMPT N_PREDICT [THREADS]
+#include "llama.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+static void quiet(ggml_log_level, const char *, void *) {}
+
+int main(int argc, char ** argv) {
+    if (argc < 4) {
+        fprintf(stderr, "usage: %s MODEL PROMPT N_PREDICT [THREADS]\n", argv[0]);
+        return 2;
+    }
+    const std::string path      = argv[1];
+    const std::string prompt    = argv[2];
+    const int         n_predict = std::atoi(argv[3]);
+    const int         n_threads = argc > 4 ? std::atoi(argv[4]) : 1;
+
+    llama_log_set(quiet, nullptr);
+    llama_backend_init();
+
+    llama_model_params mparams = llama_model_default_params();
+    mparams.n_gpu_layers       = 0;
+    llama_model * model        = llama_model_load_from_file(path.c_str(), mparams);
+    if (model == nullptr) {
+        fprintf(stderr, "failed to load %s\n", path.c_str());
+        return 1;
+    }
+    const llama_vocab * vocab = llama_model_get_vocab(model);
+
+    const int n_prompt = -llama_tokenize(vocab, prompt.c_str(), prompt.size(), nullptr, 0, true, false);
+    std::vector<llama_token> tokens(n_prompt);
+    if (llama_tokenize(vocab, prompt.c_str(), prompt.size(), tokens.data(), tokens.size(), true, false) < 0) {
+        fprintf(stderr, "failed to tokenize\n");
+        return 1;
+    }
+
+    llama_context_params cparams = llama_context_default_params();
+    cparams.n_ctx                = n_prompt + n_predict;
+    cparams.n_batch              = n_prompt;
+    cparams.n_threads            = n_threads;
+    cparams.n_threads_batch      = n_threads;
+    llama_context * ctx          = llama_init_from_model(model, cparams);
+    if (ctx == nullptr) {
+        fprintf(stderr, "failed to create the context\n");
+        return 1;
+    }
+
+    llama_sampler * smpl = llama_sampler_chain_init(llama_sampler_chain_default_params());
+    llama_sampler_chain_add(smpl, llama_sampler_init_greedy());
+
+    llama_batch batch = llama_batch_get_one(tokens.data(), tokens.size());
+    llama_token next;
+    for (int n = 0; n < n_predict; ++n) {
+        if (llama_decode(ctx, batch) != 0) {
+            fprintf(stderr, "llama_decode failed\n");
+            return 1;
+        }
+        next = llama_sampler_sample(smpl, ctx, -1);
+        if (llama_vocab_is_eog(vocab, next)) {
+            break;
+        }
+        printf(n == 0 ? "%d" : " %d", next);
+        batch = llama_batch_get_one(&next, 1);
+    }
+    printf("\n");
+
+    llama_sampler_free(smpl);
+    llama_free(ctx);
+    llama_model_free(model);
+    llama_backend_free();
+    return 0;
+}

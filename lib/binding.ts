@@ -1,0 +1,158 @@
+/**
+ * Loads the native addon and types its surface. Internal: the public classes hold
+ * native handles in private fields and nothing else imports from here.
+ * @internal
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LlamaError } from './errors.js';
+
+/** Metadata read by llama.cpp from a loaded model. */
+export interface NativeModelMetadata {
+    architecture: string;
+    name: string;
+    description: string;
+    trainedContextSize: number;
+    layerCount: number;
+    embeddingSize: number;
+    headCount: number;
+    headCountKv: number;
+    headDimK: number;
+    headDimV: number;
+    slidingWindow: number;
+    vocabSize: number;
+    vocabType: number;
+    sizeBytes: number;
+    parameterCount: number;
+    fileType: number;
+    bos: number;
+    eos: number;
+    addBos: boolean;
+    isRecurrent: boolean;
+    hasEncoder: boolean;
+}
+
+export interface NativeModel {
+    metadata(): NativeModelMetadata;
+    tokenize(text: string, addSpecial: boolean, parseSpecial: boolean): Int32Array;
+    detokenize(tokens: Int32Array, removeSpecial: boolean, unparseSpecial: boolean): Buffer;
+    tokenToPiece(token: number, special: boolean): Buffer;
+    dispose(): void;
+    readonly disposed: boolean;
+}
+
+export interface NativeContextParams {
+    contextSize: number;
+    batchSize: number;
+    ubatchSize: number;
+    sequences: number;
+    threads: number;
+    threadsBatch: number;
+}
+
+export interface NativeContextConfig {
+    contextSize: number;
+    contextSizePerSequence: number;
+    batchSize: number;
+    ubatchSize: number;
+    sequences: number;
+    threads: number;
+    threadsBatch: number;
+    threadpool: boolean;
+}
+
+export interface NativeGenerateRequest {
+    prompt: string | Int32Array;
+    addSpecial: boolean;
+    parseSpecial: boolean;
+    maxTokens: number;
+    temperature: number;
+    topK: number;
+    topP: number;
+    minP: number;
+    repeatPenalty: number;
+    repeatLastN: number;
+    seed: number;
+    stop: string[];
+}
+
+export interface NativeGenerateResult {
+    finishReason: 'eos' | 'stop' | 'length' | 'abort';
+    promptTokens: number;
+    reusedTokens: number;
+    promptMs: number;
+    generatedTokens: number;
+    generationMs: number;
+    stopOffset: number | null;
+}
+
+export interface NativeContext {
+    config(): NativeContextConfig;
+    evaluate(tokens: Int32Array): Promise<Float32Array>;
+    generate(request: NativeGenerateRequest, onTokens: (tokens: Int32Array, pieces: Buffer[]) => void): Promise<NativeGenerateResult>;
+    abort(): void;
+    dispose(): void;
+    readonly disposed: boolean;
+}
+
+export interface NativeLoadParams {
+    gpuLayers: number;
+    useMmap: boolean;
+    useMlock: boolean;
+    vocabOnly: boolean;
+    checkTensors: boolean;
+}
+
+export interface NativeBinding {
+    NativeModel: new (handle: unknown) => NativeModel;
+    NativeContext: new (model: NativeModel, params: NativeContextParams) => NativeContext;
+    loadModel(path: string, params: NativeLoadParams, onProgress?: (progress: number) => void): {
+        promise: Promise<NativeModel>;
+        abort(): void;
+    };
+    setLogger(fn: ((level: number, message: string) => void) | null, minLevel?: number): void;
+    setLogLevel(level: number): void;
+    systemInfo(): {
+        llamaSystemInfo: string;
+        supportsMmap: boolean;
+        supportsMlock: boolean;
+        supportsGpuOffload: boolean;
+        maxParallelSequences: number;
+    };
+    llamaVersion: string;
+}
+
+/** The package root (holds package.json), from lib/ under vitest or dist/ when built. */
+export function packageRoot(): string {
+    let dir = dirname(fileURLToPath(import.meta.url));
+    for (;;) {
+        if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'CMakeLists.txt'))) return dir;
+        const parent = dirname(dir);
+        if (parent === dir) throw new Error('llama-kv: cannot find the package root');
+        dir = parent;
+    }
+}
+
+let cached: NativeBinding | undefined;
+
+/** Loads the addon once (prebuilds/ or build/Release via node-gyp-build). */
+export function binding(): NativeBinding {
+    if (cached) return cached;
+    const require = createRequire(import.meta.url);
+    const root = packageRoot();
+    try {
+        const load = require('node-gyp-build') as (dir: string) => NativeBinding;
+        cached = load(root);
+    } catch (error) {
+        throw new LlamaError(
+            'BINDING_LOAD_FAILED',
+            `Could not load the llama-kv native addon for ${process.platform}-${process.arch} (Node ${process.version}, ` +
+                `N-API): ${(error as Error).message}. Run \`npm rebuild llama-kv\` (needs cmake and a C++17 compiler) ` +
+                'or install a version with a prebuilt binary for this platform.',
+            { cause: error },
+        );
+    }
+    return cached;
+}

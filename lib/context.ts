@@ -1,0 +1,327 @@
+import { binding, type NativeContext, type NativeGenerateResult } from './binding.js';
+import { captureStack, fromNative, LlamaConfigError, LlamaDisposedError } from './errors.js';
+import { log } from './logger.js';
+import { adoptChild, nativeModel, toTokenArray, type LlamaModel } from './model.js';
+import {
+    contextOptionsSchema,
+    defaults,
+    generateOptionsSchema,
+    parseOptions,
+    randomSeed,
+    type ContextOptionsWithoutModel,
+    type GenerateOptions,
+} from './options.js';
+import { TextStream } from './text-stream.js';
+
+/** Options of {@link LlamaContext}. */
+export interface LlamaContextOptions extends ContextOptionsWithoutModel {
+    /** The model this context runs. */
+    model: LlamaModel;
+}
+
+/** What is really in force, read back from llama.cpp. */
+export interface ContextConfig {
+    /** Context size after llama.cpp's padding. */
+    contextSize: number;
+    batchSize: number;
+    ubatchSize: number;
+    threads: number;
+    threadsBatch: number;
+    /** Default sampling seed of this context. */
+    seed: number;
+}
+
+/** One generated token and the text it completes. */
+export interface GeneratedToken {
+    /** The token id. */
+    token: number;
+    /**
+     * Text that became final with this token: may be empty (half of a multi-byte
+     * character, or possibly the start of a stop string), never a split character.
+     */
+    text: string;
+}
+
+/** Why generation ended. */
+export type FinishReason = 'eos' | 'stop' | 'length' | 'abort';
+
+/** Result of {@link LlamaContext.complete}. */
+export interface CompletionResult {
+    /** The generated text, without a matched stop string. */
+    text: string;
+    /** Every sampled token (including those that formed a stop string; not the end-of-generation token). */
+    tokens: number[];
+    /** 'eos': the model ended; 'stop': a stop string matched; 'length': maxTokens or the context is full; 'abort': aborted. */
+    finishReason: FinishReason;
+    timings: {
+        /** Tokens in the prompt. */
+        promptTokens: number;
+        /** Prompt tokens reused from the cache of the previous call (not decoded again). */
+        reusedTokens: number;
+        promptMs: number;
+        generatedTokens: number;
+        generationMs: number;
+    };
+}
+
+type Prompt = string | ArrayLike<number>;
+
+/**
+ * A llama.cpp context (KV cache, compute buffers, a persistent threadpool) on a
+ * model. Calls on one context run one at a time, in call order.
+ *
+ * @example
+ * const ctx = new LlamaContext({ model, contextSize: 2048 });
+ * const { text } = await ctx.complete('Once upon a time', { maxTokens: 32, temperature: 0 });
+ */
+export class LlamaContext {
+    #native: NativeContext | null;
+    readonly #model: LlamaModel;
+    readonly #seed: number;
+    readonly #release: () => void;
+    #queue: Promise<unknown> = Promise.resolve();
+
+    constructor(options: LlamaContextOptions) {
+        const opts = parseOptions(contextOptionsSchema, options, 'LlamaContext');
+        const model = opts.model as LlamaModel;
+        const native = nativeModel(model);
+        const trained = model.metadata.trainedContextSize;
+        const contextSize = opts.contextSize ?? Math.min(defaults.context.contextSize, trained > 0 ? trained : Infinity);
+        const batchSize = opts.batchSize ?? defaults.context.batchSize;
+        const ubatchSize = opts.ubatchSize ?? Math.min(defaults.context.ubatchSize, batchSize);
+        if (ubatchSize > batchSize) {
+            throw new LlamaConfigError(
+                `Expected ubatchSize <= batchSize but received ubatchSize ${ubatchSize} and batchSize ${batchSize}; lower ubatchSize or raise batchSize`,
+            );
+        }
+        if (trained > 0 && contextSize > trained) {
+            log('warn', `contextSize ${contextSize} is larger than the model's trained context (${trained}); quality may degrade past it`);
+        }
+        const threads = opts.threads ?? defaults.context.threads();
+        try {
+            this.#native = new (binding().NativeContext)(native, {
+                contextSize,
+                batchSize,
+                ubatchSize,
+                sequences: 1,
+                threads,
+                threadsBatch: opts.threadsBatch ?? threads,
+            });
+        } catch (error) {
+            throw fromNative(error, captureStack());
+        }
+        this.#model = model;
+        this.#seed = opts.seed ?? randomSeed();
+        this.#release = adoptChild(model, this);
+    }
+
+    /** The model this context runs. */
+    get model(): LlamaModel {
+        return this.#model;
+    }
+
+    /** Whether {@link dispose} was called. */
+    get disposed(): boolean {
+        return this.#native === null;
+    }
+
+    /** The configuration in force, read back from llama.cpp. */
+    get config(): ContextConfig {
+        const c = this.#requireNative().config();
+        return {
+            contextSize: c.contextSize,
+            batchSize: c.batchSize,
+            ubatchSize: c.ubatchSize,
+            threads: c.threads,
+            threadsBatch: c.threadsBatch,
+            seed: this.#seed,
+        };
+    }
+
+    /**
+     * Decodes `tokens` (reusing the longest prefix already in the cache) and returns
+     * the logits of the last position, one float per vocabulary entry.
+     */
+    evaluate(tokens: ArrayLike<number>): Promise<Float32Array> {
+        const stack = captureStack();
+        const ids = toTokenArray(tokens);
+        return this.#enqueue(async () => {
+            try {
+                return await this.#requireNative().evaluate(ids);
+            } catch (error) {
+                throw fromNative(error, stack);
+            }
+        });
+    }
+
+    /**
+     * Streams generated tokens. The token loop runs in native code; tokens reach JS
+     * in batches. Breaking out of the loop stops generation.
+     *
+     * @example
+     * for await (const { text } of ctx.generate('Hello', { maxTokens: 16 })) process.stdout.write(text);
+     */
+    async *generate(prompt: Prompt, options: GenerateOptions = {}): AsyncGenerator<GeneratedToken, CompletionResult, undefined> {
+        const run = this.#start(prompt, options);
+        let finished = false;
+        try {
+            for (;;) {
+                const event = await run.next();
+                if (event === null) break;
+                yield event;
+            }
+            const result = await run.result;
+            finished = true;
+            return result;
+        } finally {
+            if (!finished) {
+                run.abort();
+                await run.result.catch(() => undefined);
+            }
+        }
+    }
+
+    /** Generates to the end and returns the text, the tokens, why it ended and timings. */
+    async complete(prompt: Prompt, options: GenerateOptions = {}): Promise<CompletionResult> {
+        const run = this.#start(prompt, options);
+        while ((await run.next()) !== null) {
+            // drain: complete() only needs the result
+        }
+        return run.result;
+    }
+
+    /** Frees the context (KV cache, buffers, threadpool). Work in flight is aborted first. Idempotent. */
+    dispose(): void {
+        if (this.#native === null) return;
+        const native = this.#native;
+        this.#native = null;
+        this.#release();
+        native.dispose();
+    }
+
+    [Symbol.dispose](): void {
+        this.dispose();
+    }
+
+    async [Symbol.asyncDispose](): Promise<void> {
+        this.dispose();
+        await this.#queue.catch(() => undefined);
+    }
+
+    #requireNative(): NativeContext {
+        if (this.#native === null) throw new LlamaDisposedError('context');
+        return this.#native;
+    }
+
+    /** Runs `task` after every earlier call on this context has settled. */
+    #enqueue<T>(task: () => Promise<T>): Promise<T> {
+        const next = this.#queue.then(task, task);
+        this.#queue = next.catch(() => undefined);
+        return next;
+    }
+
+    #start(prompt: Prompt, options: GenerateOptions) {
+        const stack = captureStack();
+        const opts = parseOptions(generateOptionsSchema, options, 'generate()');
+        const promptInput = typeof prompt === 'string' ? prompt : toTokenArray(prompt);
+        const stops = opts.stop === undefined ? [] : typeof opts.stop === 'string' ? [opts.stop] : opts.stop;
+        const request = {
+            prompt: promptInput,
+            addSpecial: opts.addSpecial ?? defaults.generate.addSpecial,
+            parseSpecial: opts.parseSpecial ?? defaults.generate.parseSpecial,
+            maxTokens: opts.maxTokens ?? defaults.generate.maxTokens,
+            temperature: opts.temperature ?? defaults.generate.temperature,
+            topK: opts.topK ?? defaults.generate.topK,
+            topP: opts.topP ?? defaults.generate.topP,
+            minP: opts.minP ?? defaults.generate.minP,
+            repeatPenalty: opts.repeatPenalty ?? defaults.generate.repeatPenalty,
+            repeatLastN: opts.repeatLastN ?? defaults.generate.repeatLastN,
+            seed: opts.seed ?? this.#seed,
+            stop: stops,
+        };
+        const signal = opts.signal;
+        const stream = new TextStream(stops);
+        const tokens: number[] = [];
+        const pending: GeneratedToken[] = [];
+        let done = false;
+        let wake: (() => void) | null = null;
+        const notify = () => {
+            const w = wake;
+            wake = null;
+            w?.();
+        };
+        let native: NativeContext | null = null;
+        let cancelled = false;
+        const abort = () => {
+            cancelled = true;
+            native?.abort();
+        };
+
+        const result = this.#enqueue(async (): Promise<CompletionResult> => {
+            try {
+                native = this.#requireNative();
+                let raw: NativeGenerateResult;
+                if (signal?.aborted || cancelled) {
+                    raw = { finishReason: 'abort', promptTokens: 0, reusedTokens: 0, promptMs: 0, generatedTokens: 0, generationMs: 0, stopOffset: null };
+                } else {
+                    signal?.addEventListener('abort', abort, { once: true });
+                    try {
+                        raw = await native.generate(request, (ids, pieces) => {
+                            for (let i = 0; i < ids.length; i++) {
+                                tokens.push(ids[i]);
+                                pending.push({ token: ids[i], text: stream.push(pieces[i]) });
+                            }
+                            notify();
+                        });
+                    } finally {
+                        signal?.removeEventListener('abort', abort);
+                    }
+                }
+                const tail = stream.finish(raw.stopOffset);
+                if (tail) {
+                    const last = pending.at(-1);
+                    if (last) last.text += tail;
+                    else pending.push({ token: tokens.at(-1) ?? -1, text: tail });
+                }
+                return {
+                    text: stream.fullText(raw.stopOffset),
+                    tokens,
+                    finishReason: raw.finishReason,
+                    timings: {
+                        promptTokens: raw.promptTokens,
+                        reusedTokens: raw.reusedTokens,
+                        promptMs: raw.promptMs,
+                        generatedTokens: raw.generatedTokens,
+                        generationMs: raw.generationMs,
+                    },
+                };
+            } catch (error) {
+                throw fromNative(error, stack);
+            } finally {
+                done = true;
+                notify();
+            }
+        });
+        result.catch(() => undefined); // observed by next()/result; never an unhandled rejection
+
+        /**
+         * The next token event, or null at the end. The last queued event is held back
+         * while the stream holds bytes (a possible stop string or a partial character),
+         * so that the final text can still be appended to it.
+         */
+        const next = async (): Promise<GeneratedToken | null> => {
+            for (;;) {
+                if (pending.length > 1 || (pending.length === 1 && (done || stream.pendingBytes === 0))) {
+                    return pending.shift()!;
+                }
+                if (done) {
+                    await result;
+                    return pending.shift() ?? null;
+                }
+                await new Promise<void>((resolve) => (wake = resolve));
+            }
+        };
+        return { next, result, abort };
+    }
+}
+

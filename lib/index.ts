@@ -1,0 +1,22 @@
+export { LlamaModel, type ModelMetadata } from './model.js';
+export {
+    LlamaContext,
+    type LlamaContextOptions,
+    type ContextConfig,
+    type GeneratedToken,
+    type CompletionResult,
+    type FinishReason,
+} from './context.js';
+export type { ModelLoadOptions, ContextOptionsWithoutModel, GenerateOptions, TokenizeOptions } from './options.js';
+export {
+    LlamaError,
+    LlamaConfigError,
+    LlamaModelLoadError,
+    LlamaDisposedError,
+    LlamaAbortError,
+    LlamaDecodeError,
+    type LlamaErrorCode,
+} from './errors.js';
+export { setLogger, setLogLevel, type Logger, type LogLevel, type LoggerOptions } from './logger.js';
+export { readGgufMetadata, type GgufMetadata, type GgufTensorInfo, type GgufValue } from './gguf.js';
+export { ensureFixtureModel, type FixtureModelName } from './fixtures/models.js';

@@ -1,0 +1,266 @@
+import { stat } from 'node:fs/promises';
+import { binding, type NativeModel, type NativeModelMetadata } from './binding.js';
+import {
+    captureStack,
+    fromNative,
+    LlamaAbortError,
+    LlamaConfigError,
+    LlamaDisposedError,
+    LlamaModelLoadError,
+} from './errors.js';
+import { LlamaContext } from './context.js';
+import { readGgufMetadata, type GgufValue } from './gguf.js';
+import { defaults, modelLoadOptionsSchema, parseOptions, tokenizeOptionsSchema, type ContextOptionsWithoutModel, type ModelLoadOptions, type TokenizeOptions } from './options.js';
+
+/** What a model is, read from the loaded model by llama.cpp, plus the raw GGUF metadata. */
+export interface ModelMetadata {
+    /** `general.architecture`, e.g. `'llama'`. */
+    architecture: string;
+    /** `general.name`, or `''`. */
+    name: string;
+    /** llama.cpp's one-line description (architecture, size, file type). */
+    description: string;
+    /** Context length the model was trained with. */
+    trainedContextSize: number;
+    layerCount: number;
+    embeddingSize: number;
+    /** Attention heads (query). */
+    headCount: number;
+    /** Key/value heads (fewer than headCount with grouped-query attention). */
+    headCountKv: number;
+    /** Dimension of one key head. */
+    headDimK: number;
+    /** Dimension of one value head. */
+    headDimV: number;
+    vocabSize: number;
+    /** Bytes of all weight tensors. */
+    sizeBytes: number;
+    parameterCount: number;
+    /** Beginning-of-sequence and end-of-sequence token ids. */
+    bosToken: number;
+    eosToken: number;
+    /** Whether tokenize() with addSpecial adds a BOS token. */
+    addBos: boolean;
+    /** The GGUF key/value map as stored in the file. */
+    gguf: Record<string, GgufValue>;
+}
+
+/** Anything that a model disposes before itself. @internal */
+export interface ModelChild {
+    dispose(): void;
+}
+
+let nativeOf: (model: LlamaModel) => NativeModel;
+let childrenOf: (model: LlamaModel) => Set<ModelChild>;
+
+/**
+ * A GGUF model loaded by llama.cpp. Create with {@link LlamaModel.load}; free with
+ * {@link LlamaModel.dispose} (or `using`), which disposes its contexts first.
+ */
+export class LlamaModel {
+    #native: NativeModel | null;
+    readonly #children = new Set<ModelChild>();
+    /** Path the model was loaded from. */
+    readonly path: string;
+    /** Metadata of the model. */
+    readonly metadata: Readonly<ModelMetadata>;
+
+    static {
+        nativeOf = (model) => model.#requireNative();
+        childrenOf = (model) => model.#children;
+    }
+
+    private constructor(native: NativeModel, path: string, gguf: Record<string, GgufValue>) {
+        this.#native = native;
+        this.path = path;
+        this.metadata = Object.freeze(toMetadata(native.metadata(), gguf));
+    }
+
+    /**
+     * Loads a GGUF model off the JS thread. A missing file, a directory, a file that
+     * is not GGUF or a truncated one reject with a LlamaModelLoadError saying which.
+     */
+    static async load(options: ModelLoadOptions): Promise<LlamaModel> {
+        const stack = captureStack();
+        const opts = parseOptions(modelLoadOptionsSchema, options, 'LlamaModel.load()');
+        const gguf = await inspectFile(opts.path);
+        if (opts.signal?.aborted) throw new LlamaAbortError('Model loading was aborted before it started');
+        const gpuLayers = opts.gpuLayers === 'max' ? -1 : (opts.gpuLayers ?? defaults.model.gpuLayers);
+        const { promise, abort } = binding().loadModel(
+            opts.path,
+            {
+                gpuLayers,
+                useMmap: opts.useMmap ?? defaults.model.useMmap,
+                useMlock: opts.useMlock ?? defaults.model.useMlock,
+                vocabOnly: opts.vocabOnly ?? defaults.model.vocabOnly,
+                checkTensors: opts.checkTensors ?? defaults.model.checkTensors,
+            },
+            opts.onProgress ? safeCallback(opts.onProgress) : undefined,
+        );
+        const onAbort = () => abort();
+        opts.signal?.addEventListener('abort', onAbort, { once: true });
+        try {
+            return new LlamaModel(await promise, opts.path, gguf.kv);
+        } catch (error) {
+            throw fromNative(error, stack);
+        } finally {
+            opts.signal?.removeEventListener('abort', onAbort);
+        }
+    }
+
+    /** Whether {@link dispose} was called. */
+    get disposed(): boolean {
+        return this.#native === null;
+    }
+
+    /** Text to token ids. */
+    tokenize(text: string, options: TokenizeOptions = {}): Int32Array {
+        if (typeof text !== 'string') {
+            throw new LlamaConfigError(`Expected a string for text but received ${typeof text}`, 'INVALID_ARGUMENT');
+        }
+        const opts = parseOptions(tokenizeOptionsSchema, options, 'tokenize()');
+        return call(() =>
+            this.#requireNative().tokenize(
+                text,
+                opts.addSpecial ?? defaults.tokenize.addSpecial,
+                opts.parseSpecial ?? defaults.tokenize.parseSpecial,
+            ),
+        );
+    }
+
+    /** Token ids to text. Special tokens (BOS, EOS) are not rendered unless `renderSpecial` is set. */
+    detokenize(tokens: ArrayLike<number>, options: { renderSpecial?: boolean } = {}): string {
+        const ids = toTokenArray(tokens);
+        return call(() => this.#requireNative().detokenize(ids, options.renderSpecial !== true, options.renderSpecial === true).toString('utf8'));
+    }
+
+    /** Sugar for `new LlamaContext({ model: this, ...options })`. */
+    createContext(options: ContextOptionsWithoutModel = {}): LlamaContext {
+        return new LlamaContext({ ...options, model: this });
+    }
+
+    /** Disposes the model's contexts, then frees the weights. Idempotent. */
+    dispose(): void {
+        if (this.#native === null) return;
+        for (const child of [...this.#children]) child.dispose();
+        this.#children.clear();
+        const native = this.#native;
+        this.#native = null;
+        native.dispose();
+    }
+
+    [Symbol.dispose](): void {
+        this.dispose();
+    }
+
+    async [Symbol.asyncDispose](): Promise<void> {
+        this.dispose();
+    }
+
+    #requireNative(): NativeModel {
+        if (this.#native === null) throw new LlamaDisposedError('model');
+        return this.#native;
+    }
+}
+
+/** @internal */
+export function nativeModel(model: LlamaModel): NativeModel {
+    if (!(model instanceof LlamaModel)) {
+        throw new LlamaConfigError(`Expected a LlamaModel for model but received ${model === null ? 'null' : typeof model}`);
+    }
+    return nativeOf(model);
+}
+
+/** Registers a child (a context) that the model disposes first. @internal */
+export function adoptChild(model: LlamaModel, child: ModelChild): () => void {
+    const children = childrenOf(model);
+    children.add(child);
+    return () => children.delete(child);
+}
+
+/** Converts token ids to an Int32Array, checking they are 32-bit integers. @internal */
+export function toTokenArray(tokens: ArrayLike<number>): Int32Array {
+    if (tokens instanceof Int32Array) return tokens;
+    if (tokens === null || typeof tokens !== 'object' || typeof tokens.length !== 'number') {
+        throw new LlamaConfigError('Expected an array of token ids (numbers)', 'INVALID_ARGUMENT');
+    }
+    const out = new Int32Array(tokens.length);
+    for (let i = 0; i < tokens.length; i++) {
+        const t = tokens[i];
+        if (!Number.isInteger(t) || t < -0x80000000 || t > 0x7fffffff) {
+            throw new LlamaConfigError(`Expected an integer token id at index ${i} but received ${String(t)}`, 'INVALID_ARGUMENT');
+        }
+        out[i] = t;
+    }
+    return out;
+}
+
+function call<T>(fn: () => T): T {
+    try {
+        return fn();
+    } catch (error) {
+        throw fromNative(error, captureStack());
+    }
+}
+
+function safeCallback(fn: (progress: number) => void): (progress: number) => void {
+    return (progress) => {
+        try {
+            fn(progress);
+        } catch {
+            // A throwing progress callback must not break the load.
+        }
+    };
+}
+
+async function inspectFile(path: string) {
+    let info;
+    try {
+        info = await stat(path);
+    } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') {
+            throw new LlamaModelLoadError('MODEL_NOT_FOUND', `Model file not found: ${path}`, { cause: error });
+        }
+        throw new LlamaModelLoadError('MODEL_LOAD_FAILED', `Cannot read model file ${path}: ${(error as Error).message}`, { cause: error });
+    }
+    if (info.isDirectory()) {
+        throw new LlamaModelLoadError('INVALID_MODEL_FILE', `${path} is a directory, not a GGUF model file`);
+    }
+    let gguf;
+    try {
+        gguf = await readGgufMetadata(path);
+    } catch (error) {
+        throw new LlamaModelLoadError('INVALID_MODEL_FILE', `${path} is not a valid GGUF model: ${(error as Error).message}`, { cause: error });
+    }
+    const needed = gguf.tensors.reduce((end, t) => Math.max(end, gguf.dataOffset + t.offset + t.byteSize), gguf.dataOffset);
+    if (needed > info.size) {
+        throw new LlamaModelLoadError(
+            'INVALID_MODEL_FILE',
+            `${path} is truncated: its tensors need ${needed} bytes but the file has ${info.size}; download or generate it again`,
+        );
+    }
+    return gguf;
+}
+
+function toMetadata(native: NativeModelMetadata, gguf: Record<string, GgufValue>): ModelMetadata {
+    return {
+        architecture: native.architecture,
+        name: native.name,
+        description: native.description,
+        trainedContextSize: native.trainedContextSize,
+        layerCount: native.layerCount,
+        embeddingSize: native.embeddingSize,
+        headCount: native.headCount,
+        headCountKv: native.headCountKv,
+        headDimK: native.headDimK,
+        headDimV: native.headDimV,
+        vocabSize: native.vocabSize,
+        sizeBytes: native.sizeBytes,
+        parameterCount: native.parameterCount,
+        bosToken: native.bos,
+        eosToken: native.eos,
+        addBos: native.addBos,
+        gguf,
+    };
+}

@@ -1,0 +1,237 @@
+/**
+ * zod schemas for every public option, and the only place defaults live.
+ * Errors name the option, the expected value and what was received, and suggest the
+ * right name for a misspelled option.
+ */
+import { availableParallelism } from 'node:os';
+import { z } from 'zod';
+import { LlamaConfigError } from './errors.js';
+
+const positiveInt = (what = 'a positive integer') =>
+    z.number({ error: what }).int({ error: what }).positive({ error: what });
+const nonNegativeInt = (what = 'a non-negative integer') =>
+    z.number({ error: what }).int({ error: what }).nonnegative({ error: what });
+const bool = () => z.boolean({ error: 'a boolean' });
+const signal = () => z.instanceof(AbortSignal, { error: 'an AbortSignal' });
+const fn = <T extends (...args: never[]) => unknown>() =>
+    z.custom<T>((v) => typeof v === 'function', { error: 'a function' });
+const uint32 = () =>
+    z.number({ error: 'an integer in [0, 4294967295]' }).int({ error: 'an integer in [0, 4294967295]' })
+        .min(0, { error: 'an integer in [0, 4294967295]' }).max(0xffffffff, { error: 'an integer in [0, 4294967295]' });
+
+export const modelLoadOptionsSchema = z.strictObject({
+    path: z.string({ error: 'a file path (string)' }).min(1, { error: 'a non-empty file path' }),
+    gpuLayers: z.union([z.number().int().min(-1), z.literal('max')], { error: "an integer >= -1 or 'max'" }).optional(),
+    useMmap: bool().optional(),
+    useMlock: bool().optional(),
+    vocabOnly: bool().optional(),
+    checkTensors: bool().optional(),
+    onProgress: fn<(progress: number) => void>().optional(),
+    signal: signal().optional(),
+});
+
+/** Options of {@link LlamaModel.load}. */
+export interface ModelLoadOptions {
+    /** Path of the GGUF model file. */
+    path: string;
+    /** Layers to offload to a GPU (llama.cpp `--n-gpu-layers`); -1 or 'max' for all. Defaults to `0` (CPU builds have no GPU). */
+    gpuLayers?: number | 'max';
+    /** Memory-map the file instead of reading it (llama.cpp `--mmap`). Defaults to `true`. */
+    useMmap?: boolean;
+    /** Lock the weights in RAM (llama.cpp `--mlock`). Defaults to `false`. */
+    useMlock?: boolean;
+    /** Load only the vocabulary, no weights (tokenize/detokenize only). Defaults to `false`. */
+    vocabOnly?: boolean;
+    /** Validate tensor data while loading (llama.cpp `--check-tensors`). Defaults to `false`. */
+    checkTensors?: boolean;
+    /** Called with the load progress in [0, 1]. Defaults to none. */
+    onProgress?: (progress: number) => void;
+    /** Aborts the load; the promise then rejects with an ABORTED error. Defaults to none. */
+    signal?: AbortSignal;
+}
+
+export const contextOptionsSchema = z.strictObject({
+    model: z.custom<object>((v) => typeof v === 'object' && v !== null, { error: 'a LlamaModel' }),
+    contextSize: positiveInt().optional(),
+    batchSize: positiveInt().optional(),
+    ubatchSize: positiveInt().optional(),
+    threads: positiveInt().optional(),
+    threadsBatch: positiveInt().optional(),
+    seed: uint32().optional(),
+});
+
+/** Options of {@link LlamaContext}. */
+export interface ContextOptionsWithoutModel {
+    /** Tokens the context holds (llama.cpp `--ctx-size`). Defaults to `4096`, or the model's trained context if smaller. */
+    contextSize?: number;
+    /** Largest number of tokens decoded in one call (llama.cpp `--batch-size`). Defaults to `512`. */
+    batchSize?: number;
+    /** Physical micro-batch size (llama.cpp `--ubatch-size`); at most batchSize. Defaults to `512`, or batchSize if smaller. */
+    ubatchSize?: number;
+    /** Threads for generation (llama.cpp `--threads`). Defaults to the number of CPUs (`os.availableParallelism()`). */
+    threads?: number;
+    /** Threads for prompt processing (llama.cpp `--threads-batch`). Defaults to `threads`. */
+    threadsBatch?: number;
+    /** Default sampling seed for this context's generations. Defaults to a random seed. */
+    seed?: number;
+}
+
+const stopSchema = z.union([z.string(), z.array(z.string())], { error: 'a string or an array of strings' });
+
+export const generateOptionsSchema = z.strictObject({
+    maxTokens: nonNegativeInt().optional(),
+    temperature: z.number({ error: 'a number >= 0' }).min(0, { error: 'a number >= 0' }).optional(),
+    topK: nonNegativeInt().optional(),
+    topP: z.number({ error: 'a number in [0, 1]' }).min(0, { error: 'a number in [0, 1]' }).max(1, { error: 'a number in [0, 1]' }).optional(),
+    minP: z.number({ error: 'a number in [0, 1]' }).min(0, { error: 'a number in [0, 1]' }).max(1, { error: 'a number in [0, 1]' }).optional(),
+    repeatPenalty: z.number({ error: 'a number > 0' }).positive({ error: 'a number > 0' }).optional(),
+    repeatLastN: nonNegativeInt().optional(),
+    seed: uint32().optional(),
+    stop: stopSchema.optional(),
+    signal: signal().optional(),
+    addSpecial: bool().optional(),
+    parseSpecial: bool().optional(),
+});
+
+/** Options of {@link LlamaContext.generate} and {@link LlamaContext.complete}. */
+export interface GenerateOptions {
+    /** Most tokens to generate (llama.cpp `--n-predict`). Defaults to `256`. */
+    maxTokens?: number;
+    /** Sampling temperature; 0 is greedy and deterministic (llama.cpp `--temp`). Defaults to `0.8`. */
+    temperature?: number;
+    /** Keep only the K most likely tokens, 0 disables (llama.cpp `--top-k`). Defaults to `40`. */
+    topK?: number;
+    /** Nucleus sampling threshold, 1 disables (llama.cpp `--top-p`). Defaults to `0.95`. */
+    topP?: number;
+    /** Minimum probability relative to the best token, 0 disables (llama.cpp `--min-p`). Defaults to `0.05`. */
+    minP?: number;
+    /** Penalty for repeated tokens, 1 disables (llama.cpp `--repeat-penalty`). Defaults to `1`. */
+    repeatPenalty?: number;
+    /** How many recent tokens the repeat penalty looks at (llama.cpp `--repeat-last-n`). Defaults to `64`. */
+    repeatLastN?: number;
+    /** Sampling seed. Defaults to the context's seed. */
+    seed?: number;
+    /** Stop when the generated text contains one of these strings; it is not included in the text. Defaults to none. */
+    stop?: string | string[];
+    /** Aborts generation: it ends with finishReason 'abort'. Defaults to none. */
+    signal?: AbortSignal;
+    /** For a text prompt: add the model's BOS/EOS tokens as it is configured to. Defaults to `true`. */
+    addSpecial?: boolean;
+    /** For a text prompt: parse special tokens such as `<s>` written in the text. Defaults to `false`. */
+    parseSpecial?: boolean;
+}
+
+/** Options of {@link LlamaModel.tokenize}. */
+export interface TokenizeOptions {
+    /** Add the model's BOS/EOS tokens as it is configured to. Defaults to `true`. */
+    addSpecial?: boolean;
+    /** Parse special tokens written in the text. Defaults to `false`. */
+    parseSpecial?: boolean;
+}
+
+export const tokenizeOptionsSchema = z.strictObject({
+    addSpecial: bool().optional(),
+    parseSpecial: bool().optional(),
+});
+
+/** Defaults, in one place. */
+export const defaults = {
+    model: { gpuLayers: 0, useMmap: true, useMlock: false, vocabOnly: false, checkTensors: false },
+    context: {
+        contextSize: 4096,
+        batchSize: 512,
+        ubatchSize: 512,
+        threads: () => Math.max(1, availableParallelism()),
+    },
+    generate: {
+        maxTokens: 256,
+        temperature: 0.8,
+        topK: 40,
+        topP: 0.95,
+        minP: 0.05,
+        repeatPenalty: 1,
+        repeatLastN: 64,
+        addSpecial: true,
+        parseSpecial: false,
+    },
+    tokenize: { addSpecial: true, parseSpecial: false },
+} as const;
+
+/** A random 32-bit seed. */
+export function randomSeed(): number {
+    return Math.floor(Math.random() * 0xffffffff);
+}
+
+function describe(value: unknown): string {
+    if (value === undefined) return 'undefined';
+    if (value === null) return 'null';
+    if (typeof value === 'string') return `${JSON.stringify(value.length > 60 ? value.slice(0, 57) + '...' : value)} (string)`;
+    if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return `${String(value)} (${typeof value})`;
+    if (typeof value === 'function') return 'a function';
+    if (Array.isArray(value)) return `an array of length ${value.length}`;
+    const name = (value as object).constructor?.name;
+    return name && name !== 'Object' ? `an instance of ${name}` : 'an object';
+}
+
+function editDistance(a: string, b: string): number {
+    const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
+    for (let i = 1; i <= a.length; i++) {
+        let prev = dp[0];
+        dp[0] = i;
+        for (let j = 1; j <= b.length; j++) {
+            const tmp = dp[j];
+            dp[j] = Math.min(dp[j] + 1, dp[j - 1] + 1, prev + (a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1));
+            prev = tmp;
+        }
+    }
+    return dp[b.length];
+}
+
+/** The known option closest to a misspelled one, if close enough. */
+export function suggest(name: string, known: readonly string[]): string | undefined {
+    let best: string | undefined;
+    let bestDistance = Infinity;
+    for (const candidate of known) {
+        const d = editDistance(name, candidate);
+        if (d < bestDistance) {
+            bestDistance = d;
+            best = candidate;
+        }
+    }
+    return best !== undefined && bestDistance <= Math.max(2, Math.floor(best.length / 3)) ? best : undefined;
+}
+
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+    let value = input;
+    for (const key of path) {
+        if (value === null || typeof value !== 'object') return undefined;
+        value = (value as Record<PropertyKey, unknown>)[key];
+    }
+    return value;
+}
+
+/**
+ * Validates `input` against `schema`; throws a LlamaConfigError whose message lists
+ * each problem as "Expected X for option but received Y".
+ */
+export function parseOptions<S extends z.ZodType>(schema: S, input: unknown, what: string): z.output<S> {
+    if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+        throw new LlamaConfigError(`Expected an options object for ${what} but received ${describe(input)}`);
+    }
+    const result = schema.safeParse(input);
+    if (result.success) return result.data;
+    const known = schema instanceof z.ZodObject ? Object.keys(schema.shape) : [];
+    const messages = result.error.issues.map((issue) => {
+        if (issue.code === 'unrecognized_keys') {
+            return issue.keys
+                .map((key) => {
+                    const hint = suggest(key, known);
+                    return `Unknown option "${key}" for ${what}${hint ? `; did you mean "${hint}"?` : ''}`;
+                })
+                .join('; ');
+        }
+        const path = issue.path.map(String).join('.');
+        return `Expected ${issue.message} for ${path || what} but received ${describe(valueAt(input, issue.path))}`;
+    });
+    throw new LlamaConfigError(messages.join('; '));
+}

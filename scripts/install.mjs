@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+// npm install hook. Uses a prebuilt binary from prebuilds/ when one exists for this
+// platform and loads; otherwise vendors llama.cpp (if missing) and builds from
+// source, incrementally when build/ already exists.
+//
+// LLAMA_KV_BUILD_FROM_SOURCE=1 skips the prebuilt check.
+import { createRequire } from 'node:module';
+import { existsSync, readdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from './build.mjs';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const require = createRequire(import.meta.url);
+
+function log(message) {
+    process.stderr.write(`[llama-kv install] ${message}\n`);
+}
+
+function usablePrebuild() {
+    const dir = join(root, 'prebuilds', `${process.platform}-${process.arch}`);
+    if (!existsSync(dir) || !readdirSync(dir).some((f) => f.endsWith('.node'))) return null;
+    try {
+        // node-gyp-build picks the best match for this runtime, ABI and libc.
+        const file = require('node-gyp-build').path(root);
+        if (!file.includes(`${join('prebuilds', '')}`)) return null;
+        require(file);
+        return file;
+    } catch (error) {
+        log(`prebuilt binary not usable here (${error.message.split('\n')[0]}); building from source`);
+        return null;
+    }
+}
+
+try {
+    const prebuilt = process.env.LLAMA_KV_BUILD_FROM_SOURCE === '1' ? null : usablePrebuild();
+    if (prebuilt) {
+        log(`using prebuilt binary ${prebuilt}`);
+    } else {
+        build(process.argv.slice(2));
+    }
+} catch (error) {
+    log(`failed: ${error.message}`);
+    log('building from source needs cmake >= 3.18 and a C++17 compiler (g++ or clang++); see README.md');
+    process.exit(1);
+}
