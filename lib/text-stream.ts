@@ -23,11 +23,20 @@ export class TextStream {
     #bytes = new Uint8Array(256);
     #length = 0;
     #emitted = 0;
+    /** Byte offset where a stop string starts, once one has been seen. */
+    #stopAt: number | null = null;
+    readonly #stops: Buffer[];
     readonly #holdback: number;
 
     constructor(stops: readonly string[]) {
-        const longest = stops.reduce((max, s) => Math.max(max, Buffer.byteLength(s)), 0);
+        this.#stops = stops.filter((s) => s.length > 0).map((s) => Buffer.from(s, 'utf8'));
+        const longest = this.#stops.reduce((max, s) => Math.max(max, s.length), 0);
         this.#holdback = Math.max(0, longest - 1);
+    }
+
+    /** Byte offset of the first stop string seen, or null. */
+    get stopOffset(): number | null {
+        return this.#stopAt;
     }
 
     /** Appends a token's bytes; returns the text that can be shown now. */
@@ -37,9 +46,24 @@ export class TextStream {
             grown.set(this.#bytes.subarray(0, this.#length));
             this.#bytes = grown;
         }
+        const before = this.#length;
         this.#bytes.set(piece, this.#length);
         this.#length += piece.length;
-        return this.#emitUpTo(this.#length - this.#holdback);
+        if (this.#stopAt !== null) return '';
+        this.#stopAt = this.#findStop(before);
+        return this.#emitUpTo(this.#stopAt ?? this.#length - this.#holdback);
+    }
+
+    /** The earliest stop string that ends in the bytes appended after `before` (as the native loop checks). */
+    #findStop(before: number): number | null {
+        const haystack = Buffer.from(this.#bytes.buffer, this.#bytes.byteOffset, this.#length);
+        let found: number | null = null;
+        for (const stop of this.#stops) {
+            const from = Math.max(0, before - stop.length + 1);
+            const at = haystack.indexOf(stop, from);
+            if (at >= 0 && (found === null || at < found)) found = at;
+        }
+        return found;
     }
 
     /** Bytes received but not yet emitted as text. */

@@ -35,6 +35,14 @@ class evaluate_worker : public Napi::AsyncWorker {
     }
 
     void OnOK() override {
+        try {
+            settle();
+        } catch (const Napi::Error &) {
+            // the environment is shutting down
+        }
+    }
+
+    void settle() {
         Napi::Env env = Env();
         if (fail_) {
             deferred_.Reject(make_error(env, fail_).Value());
@@ -45,7 +53,12 @@ class evaluate_worker : public Napi::AsyncWorker {
         deferred_.Resolve(out);
     }
 
-    void OnError(const Napi::Error & e) override { deferred_.Reject(e.Value()); }
+    void OnError(const Napi::Error & e) override {
+        try {
+            deferred_.Reject(e.Value());
+        } catch (const Napi::Error &) {
+        }
+    }
 
   private:
     Napi::Promise::Deferred        deferred_;

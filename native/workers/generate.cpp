@@ -143,20 +143,35 @@ class generate_worker : public Napi::AsyncProgressQueueWorker<token_event> {
     }
 
     void OnProgress(const token_event * events, size_t count) override {
-        Napi::Env env = Env();
         if (count == 0 || Callback().IsEmpty()) {
             return;
         }
-        auto        tokens = Napi::Int32Array::New(env, count);
-        Napi::Array pieces = Napi::Array::New(env, count);
-        for (size_t i = 0; i < count; ++i) {
-            tokens[i] = events[i].token;
-            pieces.Set(static_cast<uint32_t>(i), Napi::Buffer<char>::Copy(env, events[i].piece.data(), events[i].piece.size()));
+        // Runs from a libuv callback, outside any JS call: an exception escaping here
+        // (the environment shutting down, a throwing JS callback) would terminate the process.
+        try {
+            Napi::Env   env    = Env();
+            auto        tokens = Napi::Int32Array::New(env, count);
+            Napi::Array pieces = Napi::Array::New(env, count);
+            for (size_t i = 0; i < count; ++i) {
+                tokens[i] = events[i].token;
+                pieces.Set(static_cast<uint32_t>(i),
+                           Napi::Buffer<char>::Copy(env, events[i].piece.data(), events[i].piece.size()));
+            }
+            Callback().Call({ tokens, pieces });
+        } catch (const Napi::Error &) {
+            state_->abort.store(true);
         }
-        Callback().Call({ tokens, pieces });
     }
 
     void OnOK() override {
+        try {
+            settle();
+        } catch (const Napi::Error &) {
+            // the environment is shutting down: nobody is left to receive the result
+        }
+    }
+
+    void settle() {
         Napi::Env env = Env();
         if (fail_) {
             deferred_.Reject(make_error(env, fail_).Value());
@@ -173,7 +188,12 @@ class generate_worker : public Napi::AsyncProgressQueueWorker<token_event> {
         deferred_.Resolve(out);
     }
 
-    void OnError(const Napi::Error & e) override { deferred_.Reject(e.Value()); }
+    void OnError(const Napi::Error & e) override {
+        try {
+            deferred_.Reject(e.Value());
+        } catch (const Napi::Error &) {
+        }
+    }
 
   private:
     // Looks for a stop string that ends in the bytes appended after `before`.

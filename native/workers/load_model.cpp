@@ -82,27 +82,40 @@ class load_model_worker : public Napi::AsyncProgressWorker<float> {
 
     void OnProgress(const float * data, size_t count) override {
         if (count > 0 && !Callback().IsEmpty()) {
-            Callback().Call({ Napi::Number::New(Env(), data[count - 1]) });
+            try {
+                Callback().Call({ Napi::Number::New(Env(), data[count - 1]) });
+            } catch (const Napi::Error &) {
+                abort_->store(true);  // the environment is going away
+            }
         }
     }
 
     void OnOK() override {
         Napi::Env env = Env();
-        if (fail_) {
-            deferred_.Reject(make_error(env, fail_).Value());
-            return;
-        }
         try {
+            if (fail_) {
+                deferred_.Reject(make_error(env, fail_).Value());
+                return;
+            }
             auto handle = Napi::External<llama_model_ptr>::New(env, new llama_model_ptr(std::move(result_)),
                                                                 [](Napi::Env, llama_model_ptr * p) { delete p; });
             napi_type_tag_object(env, handle, &model_handle_tag);
             deferred_.Resolve(addon_data::of(env)->model_ctor.New({ handle }));
         } catch (const Napi::Error & e) {
-            deferred_.Reject(e.Value());
+            try {
+                deferred_.Reject(e.Value());
+            } catch (const Napi::Error &) {
+                // the environment is shutting down
+            }
         }
     }
 
-    void OnError(const Napi::Error & e) override { deferred_.Reject(e.Value()); }
+    void OnError(const Napi::Error & e) override {
+        try {
+            deferred_.Reject(e.Value());
+        } catch (const Napi::Error &) {
+        }
+    }
 
   private:
     Napi::Promise::Deferred            deferred_;

@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+import { LlamaError } from '../errors.js';
+import { UsageError } from './args.js';
+import { info, infoUsage } from './info.js';
+import { run, runUsage } from './run.js';
+
+const commands: Record<string, { main: (argv: readonly string[]) => Promise<number>; usage: string }> = {
+    run: { main: run, usage: runUsage },
+    info: { main: info, usage: infoUsage },
+};
+
+const usage = `usage: llama-kv <command> [flags]\n\ncommands:\n  run    generate text from a prompt\n  info   print a model's metadata\n\n${runUsage}\n\n${infoUsage}\n`;
+
+async function main(argv: string[]): Promise<number> {
+    const [name, ...rest] = argv;
+    if (name === undefined || name === '-h' || name === '--help' || name === 'help') {
+        process.stdout.write(usage);
+        return name === undefined ? 2 : 0;
+    }
+    const command = commands[name];
+    if (!command) {
+        process.stderr.write(`llama-kv: unknown command "${name}"\n${usage}`);
+        return 2;
+    }
+    if (rest.includes('-h') || rest.includes('--help')) {
+        process.stdout.write(command.usage + '\n');
+        return 0;
+    }
+    try {
+        return await command.main(rest);
+    } catch (error) {
+        if (error instanceof UsageError) {
+            process.stderr.write(`llama-kv ${name}: ${error.message}\n${command.usage}\n`);
+            return 2;
+        }
+        if (error instanceof LlamaError) {
+            process.stderr.write(`llama-kv ${name}: ${error.message} [${error.code}]\n`);
+            return 1;
+        }
+        throw error;
+    }
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,80 @@
+import { LlamaContext } from '../context.js';
+import { ensureFixtureModel } from '../fixtures/models.js';
+import { setLogger } from '../logger.js';
+import { LlamaModel } from '../model.js';
+import { flagHelp, parseFlags, UsageError, type FlagSpec } from './args.js';
+
+export const runFlags: FlagSpec[] = [
+    { names: ['-m', '--model'], key: 'model', type: 'string', help: 'GGUF model file (default: the built-in demo model)' },
+    { names: ['-p', '--prompt'], key: 'prompt', type: 'string', help: 'prompt text (required)' },
+    { names: ['-n', '--n-predict'], key: 'maxTokens', type: 'int', help: 'tokens to generate (default 128)' },
+    { names: ['-c', '--ctx-size'], key: 'contextSize', type: 'int', help: 'context size (default 4096 or the trained size)' },
+    { names: ['-b', '--batch-size'], key: 'batchSize', type: 'int', help: 'batch size (default 512)' },
+    { names: ['-t', '--threads'], key: 'threads', type: 'int', help: 'threads (default: number of CPUs)' },
+    { names: ['--temp'], key: 'temperature', type: 'float', help: 'temperature, 0 = greedy (default 0.8)' },
+    { names: ['--top-k'], key: 'topK', type: 'int', help: 'top-k (default 40)' },
+    { names: ['--top-p'], key: 'topP', type: 'float', help: 'top-p (default 0.95)' },
+    { names: ['--min-p'], key: 'minP', type: 'float', help: 'min-p (default 0.05)' },
+    { names: ['--repeat-penalty'], key: 'repeatPenalty', type: 'float', help: 'repeat penalty (default 1)' },
+    { names: ['-s', '--seed'], key: 'seed', type: 'int', help: 'sampling seed (default random)' },
+    { names: ['--json'], key: 'json', type: 'bool', help: 'print one JSON object instead of streaming' },
+    { names: ['--verbose'], key: 'verbose', type: 'bool', help: "show llama.cpp's info log on stderr" },
+];
+
+export const runUsage = `usage: llama-kv run [-m model.gguf] -p PROMPT [-n 128] [-c 4096] [-t N] [--temp 0.8] [--json]\n${flagHelp(runFlags)}`;
+
+export async function run(argv: readonly string[]): Promise<number> {
+    const { flags, positional } = parseFlags(argv, runFlags);
+    if (positional.length > 0) throw new UsageError(`unexpected argument "${positional[0]}"`);
+    if (typeof flags.prompt !== 'string') throw new UsageError('-p/--prompt is required');
+    setLogger((level, message) => process.stderr.write(`[${level}] ${message}\n`), { level: flags.verbose ? 'info' : 'warn' });
+
+    const path = typeof flags.model === 'string' ? flags.model : await ensureFixtureModel('tiny-q8_0');
+    const model = await LlamaModel.load({ path });
+    try {
+        const ctx = new LlamaContext({
+            model,
+            contextSize: flags.contextSize as number | undefined,
+            batchSize: flags.batchSize as number | undefined,
+            threads: flags.threads as number | undefined,
+        });
+        const options = {
+            maxTokens: (flags.maxTokens as number | undefined) ?? 128,
+            temperature: flags.temperature as number | undefined,
+            topK: flags.topK as number | undefined,
+            topP: flags.topP as number | undefined,
+            minP: flags.minP as number | undefined,
+            repeatPenalty: flags.repeatPenalty as number | undefined,
+            seed: flags.seed as number | undefined,
+        };
+        const controller = new AbortController();
+        const onSigint = () => controller.abort();
+        process.once('SIGINT', onSigint);
+        try {
+            if (flags.json) {
+                const result = await ctx.complete(flags.prompt, { ...options, signal: controller.signal });
+                process.stdout.write(JSON.stringify({ model: path, prompt: flags.prompt, ...result }) + '\n');
+                return 0;
+            }
+            const stream = ctx.generate(flags.prompt, { ...options, signal: controller.signal });
+            let step = await stream.next();
+            while (!step.done) {
+                process.stdout.write(step.value.text);
+                step = await stream.next();
+            }
+            const { timings, finishReason } = step.value;
+            process.stdout.write('\n');
+            const rate = (n: number, ms: number) => (ms > 0 ? ((n * 1000) / ms).toFixed(2) : 'n/a');
+            process.stderr.write(
+                `prompt: ${timings.promptTokens} tokens, ${rate(timings.promptTokens - timings.reusedTokens, timings.promptMs)} t/s | ` +
+                    `generation: ${timings.generatedTokens} tokens, ${rate(timings.generatedTokens, timings.generationMs)} t/s | ` +
+                    `finish: ${finishReason}\n`,
+            );
+            return 0;
+        } finally {
+            process.off('SIGINT', onSigint);
+        }
+    } finally {
+        model.dispose();
+    }
+}

@@ -1,0 +1,45 @@
+import { Worker } from 'node:worker_threads';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { fixtures } from '../helpers/fixtures.js';
+
+const entry = join(import.meta.dirname, '..', '..', 'dist', 'index.js');
+
+function runWorker(code: string): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+        const worker = new Worker(code, { eval: true, workerData: { entry, model: fixtures.f16 } });
+        worker.once('message', resolve);
+        worker.once('error', reject);
+    });
+}
+
+describe('worker_threads (context-aware addon)', () => {
+    it('loads and generates in two workers at once, and survives a worker terminated mid-generation', async () => {
+        const code = `
+            const { parentPort, workerData } = require('node:worker_threads');
+            import(workerData.entry).then(async ({ LlamaModel }) => {
+                const model = await LlamaModel.load({ path: workerData.model });
+                const ctx = model.createContext({ contextSize: 256, threads: 1 });
+                const r = await ctx.complete('Once upon a time', { maxTokens: 8, temperature: 0 });
+                model.dispose();
+                parentPort.postMessage(r.tokens);
+            });`;
+        const [a, b] = await Promise.all([runWorker(code), runWorker(code)]);
+        expect(a).toHaveLength(8);
+        expect(b).toEqual(a);
+
+        const endless = new Worker(
+            `const { parentPort, workerData } = require('node:worker_threads');
+             import(workerData.entry).then(async ({ LlamaModel }) => {
+                const model = await LlamaModel.load({ path: workerData.model });
+                const ctx = model.createContext({ contextSize: 2048, threads: 1 });
+                parentPort.postMessage('started');
+                await ctx.complete('Once upon a time', { maxTokens: 2000, temperature: 0 });
+             });`,
+            { eval: true, workerData: { entry, model: fixtures.f16 } },
+        );
+        await new Promise((resolve) => endless.once('message', resolve));
+        await new Promise((r) => setTimeout(r, 20));
+        expect(await endless.terminate()).toBe(1);
+    });
+});
