@@ -2,9 +2,10 @@
 // Builds the native addon (and the llama.cpp/ggml libraries it links) with cmake-js.
 // Incremental: a second run reuses build/ and recompiles only what changed.
 //
-//   node scripts/build.mjs [--debug] [--out DIR] [--CDNAME=VALUE ...]
+//   node scripts/build.mjs [--debug] [--build-dir DIR] [--out DIR] [--CDNAME=VALUE ...]
 //
-// --out copies the built .node into DIR (used by binding.gyp). Extra --CD options
+// --build-dir is CMake's build directory (default build/); --out copies the built
+// .node into DIR (both used by binding.gyp). Extra --CD options
 // are passed to CMake (e.g. --CDLLAMA_KV_NATIVE=OFF). LLAMA_KV_BUILD_JOBS sets the
 // parallelism (default: the number of CPUs).
 import { execFileSync } from 'node:child_process';
@@ -22,15 +23,16 @@ export function build(argv = []) {
     vendor();
     const jobs = process.env.LLAMA_KV_BUILD_JOBS || String(availableParallelism());
     const debug = argv.includes('--debug');
-    const outIndex = argv.indexOf('--out');
-    const out = outIndex >= 0 ? argv[outIndex + 1] : null;
+    const valueOf = (flag) => (argv.includes(flag) ? argv[argv.indexOf(flag) + 1] : null);
+    const out = valueOf('--out');
+    const buildDir = resolve(root, valueOf('--build-dir') ?? 'build');
     const passthrough = argv.filter((a) => a.startsWith('--CD') || a.startsWith('--runtime') || a.startsWith('--runtime-version') || a.startsWith('--arch'));
     const cmakeJs = join(dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
-    const args = [cmakeJs, 'build', '--out', join(root, 'build'), '--parallel', jobs, ...(debug ? ['--debug'] : []), ...passthrough];
+    const args = [cmakeJs, 'build', '--out', buildDir, '--parallel', jobs, ...(debug ? ['--debug'] : []), ...passthrough];
     const started = Date.now();
     execFileSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
     process.stderr.write(`[llama-kv build] native build finished in ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
-    const built = join(root, 'build', debug ? 'Debug' : 'Release', 'llama_kv.node');
+    const built = join(buildDir, debug ? 'Debug' : 'Release', 'llama_kv.node');
     if (out) {
         mkdirSync(out, { recursive: true });
         copyFileSync(built, join(out, 'llama_kv.node'));

@@ -1,9 +1,14 @@
 // Test-only reference: greedy generation straight against libllama, following
 // llama.cpp's examples/simple, with none of llama-kv's code. Prints the generated
-// token ids, space separated, on one line.
+// token ids, space separated, on one line, and on stderr the generation time per
+// token (the baseline for llama-kv's token loop, see scripts/bench-token-loop.mjs).
+// Like llama-bench it attaches one persistent ggml threadpool.
 //
 //   llama-kv-reference MODEL PROMPT N_PREDICT [THREADS]
+#include "ggml-cpu.h"
 #include "llama.h"
+
+#include <chrono>
 
 #include <cstdio>
 #include <cstdlib>
@@ -52,11 +57,17 @@ int main(int argc, char ** argv) {
         return 1;
     }
 
+    ggml_threadpool_params tpp = ggml_threadpool_params_default(n_threads);
+    ggml_threadpool *      tp  = ggml_threadpool_new(&tpp);
+    llama_attach_threadpool(ctx, tp, tp);
+
     llama_sampler * smpl = llama_sampler_chain_init(llama_sampler_chain_default_params());
     llama_sampler_chain_add(smpl, llama_sampler_init_greedy());
 
     llama_batch batch = llama_batch_get_one(tokens.data(), tokens.size());
     llama_token next;
+    auto        t_first = std::chrono::steady_clock::now();
+    int         n_gen   = 0;
     for (int n = 0; n < n_predict; ++n) {
         if (llama_decode(ctx, batch) != 0) {
             fprintf(stderr, "llama_decode failed\n");
@@ -67,12 +78,20 @@ int main(int argc, char ** argv) {
             break;
         }
         printf(n == 0 ? "%d" : " %d", next);
+        if (n == 0) {
+            t_first = std::chrono::steady_clock::now();  // prompt done: time the token loop only
+        } else {
+            ++n_gen;
+        }
         batch = llama_batch_get_one(&next, 1);
     }
     printf("\n");
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_first).count();
+    fprintf(stderr, "generation: %d tokens in %.3f ms\n", n_gen, ms);
 
     llama_sampler_free(smpl);
     llama_free(ctx);
+    ggml_threadpool_free(tp);
     llama_model_free(model);
     llama_backend_free();
     return 0;
