@@ -34,7 +34,7 @@ for (const name of ['tiny-f16', 'tiny-q8_0']) {
     const path = await ensureFixtureModel(name);
     for (const threads of threadList) {
         const model = await LlamaModel.load({ path });
-        const ctx = model.createContext({ contextSize: 1024, threads });
+        const ctx = model.createContext({ contextSize: Number(arg("--ctx", "1024")), threads });
         const ref = [];
         const native = [];
         const seen = [];

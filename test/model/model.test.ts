@@ -57,11 +57,12 @@ describe('LlamaModel', () => {
     });
 
     it('keeps the event loop ticking while a model loads', async () => {
-        const { ticks, ms, result } = await ticksDuring(() => LlamaModel.load({ path: fixtures.q8_0, useMmap: false }));
+        // Without mmap llama.cpp reads every byte of the file on the worker thread.
+        const { ticks, ms, result } = await ticksDuring(() => LlamaModel.load({ path: fixtures.f16, useMmap: false }), 2);
         result.dispose();
-        // Some ticks must have happened if the load took more than a couple of intervals.
-        if (ms > 30) expect(ticks).toBeGreaterThan(0);
-        expect(ticks).toBeGreaterThanOrEqual(Math.floor(ms / 5) - 10 > 0 ? 1 : 0);
+        // setInterval(2 ms) keeps firing (allowing for timer coarseness on a noisy machine).
+        expect(ticks).toBeGreaterThanOrEqual(Math.floor(ms / 2 / 4));
+        if (ms > 20) expect(ticks).toBeGreaterThan(0);
     });
 
     it('reports load progress and can be aborted', async () => {
