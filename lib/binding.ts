@@ -37,6 +37,7 @@ export interface NativeModelMetadata {
 export interface NativeModel {
     metadata(): NativeModelMetadata;
     tokenize(text: string, addSpecial: boolean, parseSpecial: boolean): Int32Array;
+    tokenizeAsync(text: string, addSpecial: boolean, parseSpecial: boolean): Promise<Int32Array>;
     detokenize(tokens: Int32Array, removeSpecial: boolean, unparseSpecial: boolean): Buffer;
     tokenToPiece(token: number, special: boolean): Buffer;
     dispose(): void;

@@ -113,7 +113,7 @@ export class LlamaModel {
         return this.#native === null;
     }
 
-    /** Text to token ids. */
+    /** Text to token ids, on the JS thread: for short text. See {@link tokenizeAsync} for large inputs. */
     tokenize(text: string, options: TokenizeOptions = {}): Int32Array {
         if (typeof text !== 'string') {
             throw new LlamaConfigError(`Expected a string for text but received ${typeof text}`, 'INVALID_ARGUMENT');
@@ -126,6 +126,24 @@ export class LlamaModel {
                 opts.parseSpecial ?? defaults.tokenize.parseSpecial,
             ),
         );
+    }
+
+    /** Text to token ids on a worker thread: for large inputs (the event loop keeps running). */
+    async tokenizeAsync(text: string, options: TokenizeOptions = {}): Promise<Int32Array> {
+        const stack = captureStack();
+        if (typeof text !== 'string') {
+            throw new LlamaConfigError(`Expected a string for text but received ${typeof text}`, 'INVALID_ARGUMENT');
+        }
+        const opts = parseOptions(tokenizeOptionsSchema, options, 'tokenizeAsync()');
+        try {
+            return await this.#requireNative().tokenizeAsync(
+                text,
+                opts.addSpecial ?? defaults.tokenize.addSpecial,
+                opts.parseSpecial ?? defaults.tokenize.parseSpecial,
+            );
+        } catch (error) {
+            throw fromNative(error, stack);
+        }
     }
 
     /** Token ids to text. Special tokens (BOS, EOS) are not rendered unless `renderSpecial` is set. */

@@ -48,6 +48,18 @@ void        log_capture_reset();
 std::string log_capture_take();
 void        log_capture_append(const char * text);
 
+// Runs `fn` (which settles a promise or calls into JS) from a libuv callback, where no
+// JS call is on the stack: an exception escaping there, e.g. while the environment
+// is being torn down, would terminate the process. Returns false if it threw.
+template <typename F> bool outside_js(F && fn) noexcept {
+    try {
+        fn();
+        return true;
+    } catch (const Napi::Error &) {
+        return false;
+    }
+}
+
 // Appends ": <log lines>" to a message when llama.cpp said something.
 std::string with_log(const std::string & message, const std::string & log_tail);
 

@@ -2,6 +2,7 @@
 
 #include "addon_data.h"
 #include "errors.h"
+#include "workers/tokenize.h"
 
 #include <string>
 #include <vector>
@@ -15,6 +16,7 @@ Napi::Function model_wrap::define(Napi::Env env) {
                        {
                            InstanceMethod<&model_wrap::metadata>("metadata"),
                            InstanceMethod<&model_wrap::tokenize>("tokenize"),
+                           InstanceMethod<&model_wrap::tokenize_async>("tokenizeAsync"),
                            InstanceMethod<&model_wrap::detokenize>("detokenize"),
                            InstanceMethod<&model_wrap::token_to_piece>("tokenToPiece"),
                            InstanceMethod<&model_wrap::dispose>("dispose"),
@@ -208,6 +210,15 @@ Napi::Value model_wrap::tokenize(const Napi::CallbackInfo & info) {
     auto out = Napi::Int32Array::New(env, tokens.size());
     std::copy(tokens.begin(), tokens.end(), out.Data());
     return out;
+}
+
+Napi::Value model_wrap::tokenize_async(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 3 || !info[0].IsString() || !info[1].IsBoolean() || !info[2].IsBoolean()) {
+        throw_error(env, code::invalid_argument, "tokenizeAsync(text: string, addSpecial: boolean, parseSpecial: boolean)");
+    }
+    return queue_tokenize(env, model(env), info[0].As<Napi::String>().Utf8Value(), info[1].As<Napi::Boolean>().Value(),
+                          info[2].As<Napi::Boolean>().Value());
 }
 
 Napi::Value model_wrap::detokenize(const Napi::CallbackInfo & info) {

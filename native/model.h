@@ -22,6 +22,7 @@ class model_wrap : public Napi::ObjectWrap<model_wrap> {
   private:
     Napi::Value metadata(const Napi::CallbackInfo & info);
     Napi::Value tokenize(const Napi::CallbackInfo & info);
+    Napi::Value tokenize_async(const Napi::CallbackInfo & info);
     Napi::Value detokenize(const Napi::CallbackInfo & info);
     Napi::Value token_to_piece(const Napi::CallbackInfo & info);
     Napi::Value dispose(const Napi::CallbackInfo & info);

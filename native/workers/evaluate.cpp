@@ -35,11 +35,7 @@ class evaluate_worker : public Napi::AsyncWorker {
     }
 
     void OnOK() override {
-        try {
-            settle();
-        } catch (const Napi::Error &) {
-            // the environment is shutting down
-        }
+        outside_js([&] { settle(); });
     }
 
     void settle() {
@@ -54,10 +50,7 @@ class evaluate_worker : public Napi::AsyncWorker {
     }
 
     void OnError(const Napi::Error & e) override {
-        try {
-            deferred_.Reject(e.Value());
-        } catch (const Napi::Error &) {
-        }
+        outside_js([&] { deferred_.Reject(e.Value()); });
     }
 
   private:

@@ -146,9 +146,7 @@ class generate_worker : public Napi::AsyncProgressQueueWorker<token_event> {
         if (count == 0 || Callback().IsEmpty()) {
             return;
         }
-        // Runs from a libuv callback, outside any JS call: an exception escaping here
-        // (the environment shutting down, a throwing JS callback) would terminate the process.
-        try {
+        const bool delivered = outside_js([&] {
             Napi::Env   env    = Env();
             auto        tokens = Napi::Int32Array::New(env, count);
             Napi::Array pieces = Napi::Array::New(env, count);
@@ -158,17 +156,14 @@ class generate_worker : public Napi::AsyncProgressQueueWorker<token_event> {
                            Napi::Buffer<char>::Copy(env, events[i].piece.data(), events[i].piece.size()));
             }
             Callback().Call({ tokens, pieces });
-        } catch (const Napi::Error &) {
-            state_->abort.store(true);
+        });
+        if (!delivered) {
+            state_->abort.store(true);  // nobody is listening any more
         }
     }
 
     void OnOK() override {
-        try {
-            settle();
-        } catch (const Napi::Error &) {
-            // the environment is shutting down: nobody is left to receive the result
-        }
+        outside_js([&] { settle(); });
     }
 
     void settle() {
@@ -189,10 +184,7 @@ class generate_worker : public Napi::AsyncProgressQueueWorker<token_event> {
     }
 
     void OnError(const Napi::Error & e) override {
-        try {
-            deferred_.Reject(e.Value());
-        } catch (const Napi::Error &) {
-        }
+        outside_js([&] { deferred_.Reject(e.Value()); });
     }
 
   private:

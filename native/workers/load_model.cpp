@@ -82,39 +82,34 @@ class load_model_worker : public Napi::AsyncProgressWorker<float> {
 
     void OnProgress(const float * data, size_t count) override {
         if (count > 0 && !Callback().IsEmpty()) {
-            try {
-                Callback().Call({ Napi::Number::New(Env(), data[count - 1]) });
-            } catch (const Napi::Error &) {
+            if (!outside_js([&] { Callback().Call({ Napi::Number::New(Env(), data[count - 1]) }); })) {
                 abort_->store(true);  // the environment is going away
             }
         }
     }
 
     void OnOK() override {
+        outside_js([&] { settle(); });
+    }
+
+    void settle() {
         Napi::Env env = Env();
+        if (fail_) {
+            deferred_.Reject(make_error(env, fail_).Value());
+            return;
+        }
         try {
-            if (fail_) {
-                deferred_.Reject(make_error(env, fail_).Value());
-                return;
-            }
             auto handle = Napi::External<llama_model_ptr>::New(env, new llama_model_ptr(std::move(result_)),
                                                                 [](Napi::Env, llama_model_ptr * p) { delete p; });
             napi_type_tag_object(env, handle, &model_handle_tag);
             deferred_.Resolve(addon_data::of(env)->model_ctor.New({ handle }));
         } catch (const Napi::Error & e) {
-            try {
-                deferred_.Reject(e.Value());
-            } catch (const Napi::Error &) {
-                // the environment is shutting down
-            }
+            deferred_.Reject(e.Value());
         }
     }
 
     void OnError(const Napi::Error & e) override {
-        try {
-            deferred_.Reject(e.Value());
-        } catch (const Napi::Error &) {
-        }
+        outside_js([&] { deferred_.Reject(e.Value()); });
     }
 
   private:

@@ -43,6 +43,18 @@ describe('LlamaModel', () => {
         expect(model.detokenize(model.tokenize(text, { addSpecial: false }))).toBe(text);
     });
 
+    it('tokenizes large text off the JS thread with the same result', async () => {
+        const text = 'The quick brown fox jumps over the lazy dog. '.repeat(20_000);
+        const { ticks, result } = await ticksDuring(() => model.tokenizeAsync(text), 1);
+        const t0 = performance.now();
+        const sync = model.tokenize(text);
+        const syncMs = performance.now() - t0;
+        expect([...result]).toEqual([...sync]);
+        expect(result.length).toBeGreaterThan(200_000);
+        // When the work takes visible time, timers must have fired while it ran elsewhere.
+        if (syncMs > 20) expect(ticks).toBeGreaterThan(0);
+    });
+
     it('rejects token ids outside the vocabulary without crashing', () => {
         expect(() => model.detokenize([5, 32000])).toThrow(/outside the vocabulary/);
         expect(() => model.detokenize([-1])).toThrow(LlamaError);
