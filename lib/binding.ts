@@ -14,6 +14,7 @@ export interface NativeModelMetadata {
     architecture: string;
     name: string;
     description: string;
+    hasWeights: boolean;
     trainedContextSize: number;
     layerCount: number;
     embeddingSize: number;

@@ -20,6 +20,8 @@ export interface ModelMetadata {
     name: string;
     /** llama.cpp's one-line description (architecture, size, file type). */
     description: string;
+    /** False when loaded with `vocabOnly`: only tokenize/detokenize work, and the size fields are 0. */
+    hasWeights: boolean;
     /** Context length the model was trained with. */
     trainedContextSize: number;
     layerCount: number;
@@ -266,6 +268,7 @@ function toMetadata(native: NativeModelMetadata, gguf: Record<string, GgufValue>
         architecture: native.architecture,
         name: native.name,
         description: native.description,
+        hasWeights: native.hasWeights,
         trainedContextSize: native.trainedContextSize,
         layerCount: native.layerCount,
         embeddingSize: native.embeddingSize,

@@ -1,6 +1,7 @@
 #include "context.h"
 
 #include "addon_data.h"
+#include "llama-ext.h"
 #include "model.h"
 #include "workers/evaluate.h"
 #include "workers/generate.h"
@@ -42,13 +43,17 @@ uint32_t read_uint(Napi::Env env, Napi::Object params, const char * key, uint32_
 
 }  // namespace
 
-context_wrap::context_wrap(const Napi::CallbackInfo & info) : Napi::ObjectWrap<context_wrap>(info) {
+context_wrap::context_wrap(const Napi::CallbackInfo & info) : Napi::ObjectWrap<context_wrap>(info), env_(info.Env()) {
     Napi::Env env = info.Env();
     if (info.Length() < 2 || !info[1].IsObject()) {
         throw_error(env, code::invalid_argument, "NativeContext(model, params)");
     }
     llama_model_ptr model  = model_wrap::unwrap(env, info[0])->model(env);
     Napi::Object    params = info[1].As<Napi::Object>();
+    if (!model_has_weights(model.get())) {
+        throw_error(env, code::context_create_failed,
+                    "the model was loaded with vocabOnly and has no weights: load it without vocabOnly to create a context");
+    }
 
     const uint32_t n_ctx     = read_uint(env, params, "contextSize", 1, 1u << 24);
     const uint32_t n_batch   = read_uint(env, params, "batchSize", 1, 1u << 20);
@@ -95,8 +100,24 @@ context_wrap::context_wrap(const Napi::CallbackInfo & info) : Napi::ObjectWrap<c
                                 state->threadpool_batch ? state->threadpool_batch.get() : state->threadpool.get());
     }
 
+    for (const auto & entry : llama_get_memory_breakdown(ctx)) {
+        external_bytes_ += static_cast<int64_t>(entry.second.context + entry.second.compute);
+    }
+    Napi::MemoryManagement::AdjustExternalMemory(env, external_bytes_);
+
     addon_data::of(env)->track(state);
     state_ = std::move(state);
+}
+
+context_wrap::~context_wrap() {
+    release_external_memory(env_);
+}
+
+void context_wrap::release_external_memory(napi_env env) {
+    if (external_bytes_ != 0 && env != nullptr) {
+        napi_adjust_external_memory(env, -external_bytes_, nullptr);
+        external_bytes_ = 0;
+    }
 }
 
 std::shared_ptr<context_state> context_wrap::acquire(Napi::Env env) {
@@ -156,6 +177,7 @@ Napi::Value context_wrap::dispose(const Napi::CallbackInfo & info) {
         // the context is freed when it finishes.
         state_->abort.store(true);
         state_.reset();
+        release_external_memory(info.Env());
     }
     return info.Env().Undefined();
 }

@@ -15,6 +15,7 @@ class context_wrap : public Napi::ObjectWrap<context_wrap> {
     static Napi::Function define(Napi::Env env);
     // JS: new NativeContext(model: NativeModel, params: object)
     explicit context_wrap(const Napi::CallbackInfo & info);
+    ~context_wrap() override;
 
     // The live state, or a DISPOSED error. Marks it busy (BUSY error if it already is).
     std::shared_ptr<context_state> acquire(Napi::Env env);
@@ -27,7 +28,11 @@ class context_wrap : public Napi::ObjectWrap<context_wrap> {
     Napi::Value dispose(const Napi::CallbackInfo & info);
     Napi::Value disposed(const Napi::CallbackInfo & info);
 
+    void release_external_memory(napi_env env);
+
     std::shared_ptr<context_state> state_;
+    int64_t                        external_bytes_ = 0;  // KV cache and compute buffers, reported to the GC
+    napi_env                       env_            = nullptr;
 };
 
 }  // namespace llama_kv

@@ -99,10 +99,13 @@ Napi::Value model_wrap::metadata(const Napi::CallbackInfo & info) {
     const auto *    model = m.get();
     const auto *    vocab = llama_model_get_vocab(model);
 
-    const std::string arch    = meta_string(model, "general.architecture");
-    const int32_t     n_embd  = llama_model_n_embd(model);
-    const int32_t     n_head  = llama_model_n_head(model);
-    const int64_t     dim_def = n_head > 0 ? n_embd / n_head : 0;
+    // A vocabulary-only model has no hyperparameters: llama_model_n_head() and
+    // friends would GGML_ABORT on it (they index per-layer arrays of size 0).
+    const bool        has_weights = model_has_weights(model);
+    const std::string arch        = meta_string(model, "general.architecture");
+    const int32_t     n_embd      = has_weights ? llama_model_n_embd(model) : 0;
+    const int32_t     n_head      = has_weights ? llama_model_n_head(model) : 0;
+    const int64_t     dim_def     = n_head > 0 ? n_embd / n_head : 0;
 
     char desc[256] = { 0 };
     llama_model_desc(model, desc, sizeof(desc));
@@ -111,14 +114,15 @@ Napi::Value model_wrap::metadata(const Napi::CallbackInfo & info) {
     out.Set("architecture", arch);
     out.Set("name", meta_string(model, "general.name"));
     out.Set("description", std::string(desc));
-    out.Set("trainedContextSize", llama_model_n_ctx_train(model));
-    out.Set("layerCount", llama_model_n_layer(model));
+    out.Set("hasWeights", has_weights);
+    out.Set("trainedContextSize", has_weights ? llama_model_n_ctx_train(model) : 0);
+    out.Set("layerCount", has_weights ? llama_model_n_layer(model) : 0);
     out.Set("embeddingSize", n_embd);
     out.Set("headCount", n_head);
-    out.Set("headCountKv", llama_model_n_head_kv(model));
-    out.Set("headDimK", static_cast<double>(meta_int(model, arch + ".attention.key_length", dim_def)));
-    out.Set("headDimV", static_cast<double>(meta_int(model, arch + ".attention.value_length", dim_def)));
-    out.Set("slidingWindow", llama_model_n_swa(model));
+    out.Set("headCountKv", has_weights ? llama_model_n_head_kv(model) : 0);
+    out.Set("headDimK", has_weights ? static_cast<double>(meta_int(model, arch + ".attention.key_length", dim_def)) : 0);
+    out.Set("headDimV", has_weights ? static_cast<double>(meta_int(model, arch + ".attention.value_length", dim_def)) : 0);
+    out.Set("slidingWindow", has_weights ? llama_model_n_swa(model) : 0);
     out.Set("vocabSize", llama_vocab_n_tokens(vocab));
     out.Set("vocabType", static_cast<int32_t>(llama_vocab_type(vocab)));
     out.Set("sizeBytes", static_cast<double>(llama_model_size(model)));
@@ -130,6 +134,10 @@ Napi::Value model_wrap::metadata(const Napi::CallbackInfo & info) {
     out.Set("isRecurrent", llama_model_is_recurrent(model));
     out.Set("hasEncoder", llama_model_has_encoder(model));
     return out;
+}
+
+bool model_has_weights(const llama_model * model) {
+    return llama_model_n_layer(model) > 0;
 }
 
 bool tokenize_text(const llama_vocab * vocab, const std::string & text, bool add_special, bool parse_special,

@@ -33,6 +33,10 @@ class model_wrap : public Napi::ObjectWrap<model_wrap> {
     napi_env        env_            = nullptr;
 };
 
+// False for a model loaded with vocab_only: it has no layers, and llama.cpp's
+// hyperparameter accessors and context creation must not be called on it.
+bool model_has_weights(const llama_model * model);
+
 // Shared by the sync method and the tokenize worker. Returns false and sets `error`.
 bool tokenize_text(const llama_vocab * vocab, const std::string & text, bool add_special, bool parse_special,
                    std::vector<llama_token> & out, std::string & error);

@@ -94,6 +94,20 @@ describe('LlamaModel', () => {
     });
 });
 
+describe('vocabOnly', () => {
+    it('tokenizes, reports no weights, and refuses a context with a clear error', async () => {
+        const model = await LlamaModel.load({ path: fixtures.f16, vocabOnly: true });
+        expect(model.metadata.hasWeights).toBe(false);
+        expect(model.metadata.layerCount).toBe(0);
+        expect(model.metadata.vocabSize).toBe(32000);
+        expect([...model.tokenize('Once upon a time')]).toEqual([1, 9038, 2501, 263, 931]);
+        expect(() => model.createContext()).toThrow(
+            expect.objectContaining({ code: 'CONTEXT_CREATE_FAILED', message: expect.stringContaining('vocabOnly') }),
+        );
+        model.dispose();
+    });
+});
+
 describe('model file errors', () => {
     const dir = mkdtempSync(join(tmpdir(), 'llama-kv-bad-'));
 
