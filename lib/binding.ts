@@ -23,6 +23,9 @@ export interface NativeModelMetadata {
     headDimK: number;
     headDimV: number;
     slidingWindow: number;
+    layerHeadDimK: number[];
+    layerHeadDimV: number[];
+    kvTypesMustMatch: boolean;
     vocabSize: number;
     vocabType: number;
     sizeBytes: number;
@@ -52,6 +55,14 @@ export interface NativeContextParams {
     sequences: number;
     threads: number;
     threadsBatch: number;
+    /** ggml_type ids. */
+    cacheTypeK: number;
+    cacheTypeV: number;
+    /** llama_flash_attn_type: -1 auto, 0 off, 1 on. */
+    flashAttention: number;
+    kvUnified: boolean;
+    offloadKqv: boolean;
+    swaFull: boolean;
 }
 
 export interface NativeContextConfig {
@@ -63,6 +74,10 @@ export interface NativeContextConfig {
     threads: number;
     threadsBatch: number;
     threadpool: boolean;
+    flashAttention: boolean;
+    kvUnified: boolean;
+    cacheTypeK: string | null;
+    cacheTypeV: string | null;
 }
 
 export interface NativeGenerateRequest {
@@ -122,6 +137,10 @@ export interface NativeBinding {
         supportsMlock: boolean;
         supportsGpuOffload: boolean;
         maxParallelSequences: number;
+    };
+    backendInfo(): {
+        registries: { name: string; features: Record<string, string> }[];
+        devices: { name: string; description: string; type: string; registry: string }[];
     };
     llamaVersion: string;
 }

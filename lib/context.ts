@@ -1,7 +1,8 @@
 import { binding, type NativeContext, type NativeGenerateResult } from './binding.js';
 import { captureStack, fromNative, LlamaConfigError, LlamaDisposedError } from './errors.js';
 import { log } from './logger.js';
-import { adoptChild, nativeModel, toTokenArray, type LlamaModel } from './model.js';
+import { flashAttentionBackendWarning, KV_CACHE_TYPE_INFO, resolveKvConfig, type FlashAttention, type KvCacheType } from './kv-cache.js';
+import { adoptChild, modelGpuLayers, nativeModel, toTokenArray, type LlamaModel } from './model.js';
 import {
     contextOptionsSchema,
     defaults,
@@ -21,8 +22,17 @@ export interface LlamaContextOptions extends ContextOptionsWithoutModel {
 
 /** What is really in force, read back from llama.cpp. */
 export interface ContextConfig {
-    /** Context size after llama.cpp's padding. */
+    /** Context size after llama.cpp's padding (all sequences together). */
     contextSize: number;
+    /** Element type of the K cache, or null for a model without a KV cache (recurrent). */
+    cacheTypeK: KvCacheType | null;
+    /** Element type of the V cache, or null for a model without a KV cache. */
+    cacheTypeV: KvCacheType | null;
+    /** Flash attention as resolved by llama.cpp ('auto' has become 'on' or 'off'). */
+    flashAttention: 'on' | 'off';
+    /** Sequences the context holds (n_seq_max). */
+    parallel: number;
+    kvUnified: boolean;
     batchSize: number;
     ubatchSize: number;
     threads: number;
@@ -66,6 +76,9 @@ export interface CompletionResult {
 
 type Prompt = string | ArrayLike<number>;
 
+/** llama_flash_attn_type values. */
+const flashAttentionCodes: Record<FlashAttention, number> = { auto: -1, off: 0, on: 1 };
+
 /**
  * A llama.cpp context (KV cache, compute buffers, a persistent threadpool) on a
  * model. Calls on one context run one at a time, in call order.
@@ -92,20 +105,33 @@ export class LlamaContext {
         if (ubatchSize > batchSize) {
             throw new LlamaConfigError(
                 `Expected ubatchSize <= batchSize but received ubatchSize ${ubatchSize} and batchSize ${batchSize}; lower ubatchSize or raise batchSize`,
+                'INVALID_CONFIG',
+                ['ubatchSize', 'batchSize'],
             );
         }
         if (trained > 0 && contextSize > trained) {
             log('warn', `contextSize ${contextSize} is larger than the model's trained context (${trained}); quality may degrade past it`);
         }
         const threads = opts.threads ?? defaults.context.threads();
+        const kv = resolveKvConfig(opts, model.metadata, defaults.context);
+        const offloadKqv = opts.offloadKqv ?? defaults.context.offloadKqv;
+        const backends = binding().backendInfo();
+        const warning = flashAttentionBackendWarning(kv, backends, offloadKqv && modelGpuLayers(model) !== 0);
+        if (warning) log('warn', warning);
         try {
             this.#native = new (binding().NativeContext)(native, {
                 contextSize,
                 batchSize,
                 ubatchSize,
-                sequences: 1,
+                sequences: opts.parallel ?? defaults.context.parallel,
                 threads,
                 threadsBatch: opts.threadsBatch ?? threads,
+                cacheTypeK: KV_CACHE_TYPE_INFO[kv.cacheTypeK].ggmlType,
+                cacheTypeV: KV_CACHE_TYPE_INFO[kv.cacheTypeV].ggmlType,
+                flashAttention: flashAttentionCodes[kv.flashAttention],
+                kvUnified: opts.kvUnified ?? defaults.context.kvUnified,
+                offloadKqv,
+                swaFull: opts.swaFull ?? defaults.context.swaFull,
             });
         } catch (error) {
             throw fromNative(error, captureStack());
@@ -130,6 +156,11 @@ export class LlamaContext {
         const c = this.#requireNative().config();
         return {
             contextSize: c.contextSize,
+            cacheTypeK: c.cacheTypeK as KvCacheType | null,
+            cacheTypeV: c.cacheTypeV as KvCacheType | null,
+            flashAttention: c.flashAttention ? 'on' : 'off',
+            parallel: c.sequences,
+            kvUnified: c.kvUnified,
             batchSize: c.batchSize,
             ubatchSize: c.ubatchSize,
             threads: c.threads,

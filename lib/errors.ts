@@ -46,8 +46,12 @@ export class LlamaError extends Error {
 
 /** An option or argument was invalid. The message names it, the expected value and what was received. */
 export class LlamaConfigError extends LlamaError {
-    constructor(message: string, code: 'INVALID_CONFIG' | 'INVALID_ARGUMENT' = 'INVALID_CONFIG') {
+    /** The option(s) at fault, e.g. `['cacheTypeV', 'flashAttention']`. */
+    readonly path: readonly string[];
+
+    constructor(message: string, code: 'INVALID_CONFIG' | 'INVALID_ARGUMENT' = 'INVALID_CONFIG', path: readonly string[] = []) {
         super(code, message);
+        this.path = Object.freeze([...path]);
     }
 }
 
@@ -95,7 +99,7 @@ export function fromNative(error: unknown, callerStack?: string): LlamaError {
     if (code === 'ABORTED') result = new LlamaAbortError(message, { cause: error, status });
     else if (decodeCodes.has(code)) result = new LlamaDecodeError(code, message, { cause: error, status });
     else if (code === 'MODEL_LOAD_FAILED') result = new LlamaModelLoadError(code, message, { cause: error });
-    else if (code === 'INVALID_ARGUMENT') result = new LlamaConfigError(message, 'INVALID_ARGUMENT');
+    else if (code === 'INVALID_ARGUMENT' || code === 'INVALID_CONFIG') result = new LlamaConfigError(message, code);
     else result = new LlamaError(code, message, { cause: error, status });
     if (callerStack) result.stack = `${result.name}: ${message}\n${callerStack}`;
     return result;

@@ -7,6 +7,15 @@ export {
     type CompletionResult,
     type FinishReason,
 } from './context.js';
+export {
+    KV_CACHE_TYPES,
+    KV_CACHE_TYPE_INFO,
+    KV_PRESETS,
+    type KvCacheType,
+    type KvCacheTypeInfo,
+    type KvPreset,
+    type FlashAttention,
+} from './kv-cache.js';
 export type { ModelLoadOptions, ContextOptionsWithoutModel, GenerateOptions, TokenizeOptions } from './options.js';
 export {
     LlamaError,

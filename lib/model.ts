@@ -34,6 +34,12 @@ export interface ModelMetadata {
     headDimK: number;
     /** Dimension of one value head. */
     headDimV: number;
+    /** Key head dimension of each layer (they may differ between layers). */
+    layerHeadDimK: readonly number[];
+    /** Value head dimension of each layer. */
+    layerHeadDimV: readonly number[];
+    /** Whether the K and V caches must have the same type (MLA attention, e.g. DeepSeek 2/3). */
+    kvTypesMustMatch: boolean;
     vocabSize: number;
     /** Bytes of all weight tensors. */
     sizeBytes: number;
@@ -53,6 +59,7 @@ export interface ModelChild {
 }
 
 let nativeOf: (model: LlamaModel) => NativeModel;
+let gpuLayersOf: (model: LlamaModel) => number;
 let childrenOf: (model: LlamaModel) => Set<ModelChild>;
 
 /**
@@ -62,6 +69,7 @@ let childrenOf: (model: LlamaModel) => Set<ModelChild>;
 export class LlamaModel {
     #native: NativeModel | null;
     readonly #children = new Set<ModelChild>();
+    readonly #gpuLayers: number;
     /** Path the model was loaded from. */
     readonly path: string;
     /** Metadata of the model. */
@@ -70,10 +78,12 @@ export class LlamaModel {
     static {
         nativeOf = (model) => model.#requireNative();
         childrenOf = (model) => model.#children;
+        gpuLayersOf = (model) => model.#gpuLayers;
     }
 
-    private constructor(native: NativeModel, path: string, gguf: Record<string, GgufValue>) {
+    private constructor(native: NativeModel, path: string, gguf: Record<string, GgufValue>, gpuLayers: number) {
         this.#native = native;
+        this.#gpuLayers = gpuLayers;
         this.path = path;
         this.metadata = Object.freeze(toMetadata(native.metadata(), gguf));
     }
@@ -102,7 +112,7 @@ export class LlamaModel {
         const onAbort = () => abort();
         opts.signal?.addEventListener('abort', onAbort, { once: true });
         try {
-            return new LlamaModel(await promise, opts.path, gguf.kv);
+            return new LlamaModel(await promise, opts.path, gguf.kv, gpuLayers);
         } catch (error) {
             throw fromNative(error, stack);
         } finally {
@@ -191,6 +201,11 @@ export function nativeModel(model: LlamaModel): NativeModel {
     return nativeOf(model);
 }
 
+/** Layers requested on a GPU at load (-1: all). @internal */
+export function modelGpuLayers(model: LlamaModel): number {
+    return gpuLayersOf(model);
+}
+
 /** Registers a child (a context) that the model disposes first. @internal */
 export function adoptChild(model: LlamaModel, child: ModelChild): () => void {
     const children = childrenOf(model);
@@ -276,6 +291,9 @@ function toMetadata(native: NativeModelMetadata, gguf: Record<string, GgufValue>
         headCountKv: native.headCountKv,
         headDimK: native.headDimK,
         headDimV: native.headDimV,
+        layerHeadDimK: Object.freeze([...native.layerHeadDimK]),
+        layerHeadDimV: Object.freeze([...native.layerHeadDimV]),
+        kvTypesMustMatch: native.kvTypesMustMatch,
         vocabSize: native.vocabSize,
         sizeBytes: native.sizeBytes,
         parameterCount: native.parameterCount,

@@ -6,6 +6,7 @@
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { LlamaConfigError } from './errors.js';
+import { KV_CACHE_TYPES, KV_PRESETS, type FlashAttention, type KvCacheType, type KvPreset } from './kv-cache.js';
 
 const positiveInt = (what = 'a positive integer') =>
     z.number({ error: what }).int({ error: what }).positive({ error: what });
@@ -50,14 +51,29 @@ export interface ModelLoadOptions {
     signal?: AbortSignal;
 }
 
+const oneOf = (values: readonly string[]) => `one of ${values.map((v) => `'${v}'`).join(', ')}`;
+const cacheType = () => z.enum(KV_CACHE_TYPES, { error: oneOf(KV_CACHE_TYPES) });
+const FLASH_ATTENTION = ['auto', 'on', 'off'] as const;
+
 export const contextOptionsSchema = z.strictObject({
     model: z.custom<object>((v) => typeof v === 'object' && v !== null, { error: 'a LlamaModel' }),
     contextSize: positiveInt().optional(),
     batchSize: positiveInt().optional(),
     ubatchSize: positiveInt().optional(),
+    parallel: positiveInt().optional(),
     threads: positiveInt().optional(),
     threadsBatch: positiveInt().optional(),
     seed: uint32().optional(),
+    cacheTypeK: cacheType().optional(),
+    cacheTypeV: cacheType().optional(),
+    kvPreset: z.enum(Object.keys(KV_PRESETS) as [KvPreset, ...KvPreset[]], { error: oneOf(Object.keys(KV_PRESETS)) }).optional(),
+    flashAttention: z
+        .union([z.enum(FLASH_ATTENTION), z.boolean()], { error: `${oneOf(FLASH_ATTENTION)} (or true/false)` })
+        .transform((v): FlashAttention => (v === true ? 'on' : v === false ? 'off' : v))
+        .optional(),
+    kvUnified: bool().optional(),
+    offloadKqv: bool().optional(),
+    swaFull: bool().optional(),
 });
 
 /** Options of {@link LlamaContext}. */
@@ -68,6 +84,34 @@ export interface ContextOptionsWithoutModel {
     batchSize?: number;
     /** Physical micro-batch size (llama.cpp `--ubatch-size`); at most batchSize. Defaults to `512`, or batchSize if smaller. */
     ubatchSize?: number;
+    /** Sequences the context can hold at once (llama.cpp `--parallel`, n_seq_max). Defaults to `1`. */
+    parallel?: number;
+    /**
+     * Element type of the K cache (llama.cpp `--cache-type-k`). Quantized types save memory; K tolerates
+     * quantization better than V. Overrides kvPreset. Defaults to `'f16'`.
+     */
+    cacheTypeK?: KvCacheType;
+    /**
+     * Element type of the V cache (llama.cpp `--cache-type-v`). A quantized V needs flash attention.
+     * Overrides kvPreset. Defaults to `'f16'`.
+     */
+    cacheTypeV?: KvCacheType;
+    /**
+     * A named K/V pair: 'conservative' (f16/f16), 'balanced' (q8_0/q8_0), 'aggressive' (q8_0/q4_0),
+     * 'extreme' (q4_0/q4_0). Explicit cacheTypeK/cacheTypeV win. Defaults to none (f16/f16).
+     */
+    kvPreset?: KvPreset;
+    /**
+     * Flash attention (llama.cpp `--flash-attn`): 'on', 'off', or 'auto' (llama.cpp decides; a quantized V turns it on).
+     * `true`/`false` mean 'on'/'off'. `ctx.config.flashAttention` says what was resolved. Defaults to `'auto'`.
+     */
+    flashAttention?: FlashAttention | boolean;
+    /** One KV buffer shared by all sequences (llama.cpp `--kv-unified`). Defaults to `false`. */
+    kvUnified?: boolean;
+    /** Keep the KV cache and attention on the GPU with offloaded layers (llama.cpp `--no-kv-offload` negates). Defaults to `true`. */
+    offloadKqv?: boolean;
+    /** Full-size cache for sliding-window layers (llama.cpp `--swa-full`). Defaults to `true`. */
+    swaFull?: boolean;
     /** Threads for generation (llama.cpp `--threads`). Defaults to the number of CPUs (`os.availableParallelism()`). */
     threads?: number;
     /** Threads for prompt processing (llama.cpp `--threads-batch`). Defaults to `threads`. */
@@ -141,7 +185,14 @@ export const defaults = {
         contextSize: 4096,
         batchSize: 512,
         ubatchSize: 512,
+        parallel: 1,
         threads: () => Math.max(1, availableParallelism()),
+        cacheTypeK: 'f16' as KvCacheType,
+        cacheTypeV: 'f16' as KvCacheType,
+        flashAttention: 'auto' as FlashAttention,
+        kvUnified: false,
+        offloadKqv: true,
+        swaFull: true,
     },
     generate: {
         maxTokens: 256,
@@ -221,8 +272,10 @@ export function parseOptions<S extends z.ZodType>(schema: S, input: unknown, wha
     const result = schema.safeParse(input);
     if (result.success) return result.data;
     const known = schema instanceof z.ZodObject ? Object.keys(schema.shape) : [];
+    const paths = new Set<string>();
     const messages = result.error.issues.map((issue) => {
         if (issue.code === 'unrecognized_keys') {
+            issue.keys.forEach((key) => paths.add(key));
             return issue.keys
                 .map((key) => {
                     const hint = suggest(key, known);
@@ -231,7 +284,8 @@ export function parseOptions<S extends z.ZodType>(schema: S, input: unknown, wha
                 .join('; ');
         }
         const path = issue.path.map(String).join('.');
+        if (path) paths.add(path);
         return `Expected ${issue.message} for ${path || what} but received ${describe(valueAt(input, issue.path))}`;
     });
-    throw new LlamaConfigError(messages.join('; '));
+    throw new LlamaConfigError(messages.join('; '), 'INVALID_CONFIG', [...paths]);
 }

@@ -3,6 +3,7 @@
 #include "addon_data.h"
 #include "context.h"
 #include "errors.h"
+#include "ggml-backend.h"
 #include "llama.h"
 #include "logger.h"
 #include "model.h"
@@ -48,6 +49,56 @@ Napi::Value system_info(const Napi::CallbackInfo & info) {
     return out;
 }
 
+const char * device_type_name(enum ggml_backend_dev_type type) {
+    switch (type) {
+        case GGML_BACKEND_DEVICE_TYPE_CPU:
+            return "cpu";
+        case GGML_BACKEND_DEVICE_TYPE_GPU:
+            return "gpu";
+        case GGML_BACKEND_DEVICE_TYPE_IGPU:
+            return "igpu";
+        case GGML_BACKEND_DEVICE_TYPE_ACCEL:
+            return "accel";
+        default:
+            return "other";
+    }
+}
+
+// backendInfo() -> { registries: [{ name, features: {k: v} }], devices: [{ name, description, type, registry }] }
+Napi::Value backend_info(const Napi::CallbackInfo & info) {
+    Napi::Env   env        = info.Env();
+    Napi::Array registries = Napi::Array::New(env);
+    for (size_t i = 0; i < ggml_backend_reg_count(); ++i) {
+        ggml_backend_reg_t reg = ggml_backend_reg_get(i);
+        Napi::Object       r   = Napi::Object::New(env);
+        Napi::Object       f   = Napi::Object::New(env);
+        r.Set("name", ggml_backend_reg_name(reg));
+        auto * get_features = reinterpret_cast<ggml_backend_get_features_t>(
+            ggml_backend_reg_get_proc_address(reg, "ggml_backend_get_features"));
+        if (get_features != nullptr) {
+            for (ggml_backend_feature * feat = get_features(reg); feat != nullptr && feat->name != nullptr; ++feat) {
+                f.Set(feat->name, feat->value != nullptr ? feat->value : "");
+            }
+        }
+        r.Set("features", f);
+        registries.Set(static_cast<uint32_t>(i), r);
+    }
+    Napi::Array devices = Napi::Array::New(env);
+    for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {
+        ggml_backend_dev_t dev = ggml_backend_dev_get(i);
+        Napi::Object       d   = Napi::Object::New(env);
+        d.Set("name", ggml_backend_dev_name(dev));
+        d.Set("description", ggml_backend_dev_description(dev));
+        d.Set("type", device_type_name(ggml_backend_dev_type(dev)));
+        d.Set("registry", ggml_backend_reg_name(ggml_backend_dev_backend_reg(dev)));
+        devices.Set(static_cast<uint32_t>(i), d);
+    }
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("registries", registries);
+    out.Set("devices", devices);
+    return out;
+}
+
 void backend_init_once() {
     static std::once_flag once;
     std::call_once(once, [] {
@@ -74,6 +125,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
     exports.Set("setLogger", Napi::Function::New(env, set_logger, "setLogger"));
     exports.Set("setLogLevel", Napi::Function::New(env, set_log_level, "setLogLevel"));
     exports.Set("systemInfo", Napi::Function::New(env, system_info, "systemInfo"));
+    exports.Set("backendInfo", Napi::Function::New(env, backend_info, "backendInfo"));
     exports.Set("llamaVersion", Napi::String::New(env, llama_version()));
     return exports;
 }

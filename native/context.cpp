@@ -2,6 +2,7 @@
 
 #include "addon_data.h"
 #include "llama-ext.h"
+#include "llama_internals.h"
 #include "model.h"
 #include "workers/evaluate.h"
 #include "workers/generate.h"
@@ -41,6 +42,78 @@ uint32_t read_uint(Napi::Env env, Napi::Object params, const char * key, uint32_
     return static_cast<uint32_t>(d);
 }
 
+bool read_bool(Napi::Env env, Napi::Object params, const char * key) {
+    Napi::Value v = params.Get(key);
+    if (!v.IsBoolean()) {
+        throw_error(env, code::invalid_argument, std::string("context parameter ") + key + " must be a boolean");
+    }
+    return v.As<Napi::Boolean>().Value();
+}
+
+// The KV cache types llama.cpp accepts (common/arg.cpp, kv_cache_types). Any other
+// value, in particular one outside the ggml_type enum, is refused here: ggml would
+// index its type table with it.
+ggml_type read_cache_type(Napi::Env env, Napi::Object params, const char * key) {
+    static const ggml_type allowed[] = { GGML_TYPE_F32,  GGML_TYPE_F16,    GGML_TYPE_BF16, GGML_TYPE_Q8_0, GGML_TYPE_Q4_0,
+                                         GGML_TYPE_Q4_1, GGML_TYPE_IQ4_NL, GGML_TYPE_Q5_0, GGML_TYPE_Q5_1 };
+    const uint32_t         id        = read_uint(env, params, key, 0, GGML_TYPE_COUNT - 1);
+    for (ggml_type t : allowed) {
+        if (static_cast<uint32_t>(t) == id) {
+            return t;
+        }
+    }
+    throw_error(env, code::invalid_config, std::string(key) + ": ggml type " + std::to_string(id) +
+                                               " (" + ggml_type_name(static_cast<ggml_type>(id)) +
+                                               ") is not a KV cache type llama.cpp supports");
+}
+
+// The rules llama.cpp would otherwise enforce with an abort (a quantized K whose
+// block does not divide the head dimension asserts in a tensor view when flash
+// attention is off) or a bare nullptr. TypeScript checks them first with friendlier
+// messages; this is the second line.
+void check_kv_rules(Napi::Env env, const llama_model * model, ggml_type type_k, ggml_type type_v, int flash_attn) {
+    if (ggml_is_quantized(type_v) && flash_attn == LLAMA_FLASH_ATTN_TYPE_DISABLED) {
+        throw_error(env, code::invalid_config,
+                    std::string("cacheTypeV ") + ggml_type_name(type_v) +
+                        " is quantized, which needs flash attention, but flashAttention is 'off': set flashAttention "
+                        "to 'on' or 'auto', or use an unquantized cacheTypeV");
+    }
+    if (model_needs_equal_kv_types(model) && type_k != type_v) {
+        throw_error(env, code::invalid_config,
+                    std::string("this model (MLA attention) needs cacheTypeK and cacheTypeV of the same type, received ") +
+                        ggml_type_name(type_k) + " and " + ggml_type_name(type_v));
+    }
+    const layer_head_dims dims = model_layer_head_dims(model);
+    const struct {
+        const char *                  option;
+        ggml_type                     type;
+        const std::vector<uint32_t> & dims;
+    } checks[] = { { "cacheTypeK", type_k, dims.k }, { "cacheTypeV", type_v, dims.v } };
+    for (const auto & c : checks) {
+        if (!ggml_is_quantized(c.type)) {
+            continue;
+        }
+        const int64_t block = ggml_blck_size(c.type);
+        for (size_t il = 0; il < c.dims.size(); ++il) {
+            if (block <= 0 || c.dims[il] % block != 0) {
+                throw_error(env, code::invalid_config,
+                            std::string(c.option) + " " + ggml_type_name(c.type) + " has a block size of " +
+                                std::to_string(block) + " values, which does not divide the model's head dimension " +
+                                std::to_string(c.dims[il]) + " (layer " + std::to_string(il) + ")");
+            }
+        }
+    }
+}
+
+int read_flash_attn(Napi::Env env, Napi::Object params) {
+    Napi::Value v = params.Get("flashAttention");
+    const int   fa = v.IsNumber() ? v.As<Napi::Number>().Int32Value() : 99;
+    if (fa != LLAMA_FLASH_ATTN_TYPE_AUTO && fa != LLAMA_FLASH_ATTN_TYPE_DISABLED && fa != LLAMA_FLASH_ATTN_TYPE_ENABLED) {
+        throw_error(env, code::invalid_argument, "context parameter flashAttention must be -1 (auto), 0 (off) or 1 (on)");
+    }
+    return fa;
+}
+
 }  // namespace
 
 context_wrap::context_wrap(const Napi::CallbackInfo & info) : Napi::ObjectWrap<context_wrap>(info), env_(info.Env()) {
@@ -61,6 +134,13 @@ context_wrap::context_wrap(const Napi::CallbackInfo & info) : Napi::ObjectWrap<c
     const uint32_t n_seq_max = read_uint(env, params, "sequences", 1, static_cast<uint32_t>(llama_max_parallel_sequences()));
     const uint32_t n_threads = read_uint(env, params, "threads", 1, GGML_MAX_N_THREADS);
     const uint32_t n_threads_batch = read_uint(env, params, "threadsBatch", 1, GGML_MAX_N_THREADS);
+    const ggml_type type_k         = read_cache_type(env, params, "cacheTypeK");
+    const ggml_type type_v         = read_cache_type(env, params, "cacheTypeV");
+    const int       flash_attn     = read_flash_attn(env, params);
+    const bool      kv_unified     = read_bool(env, params, "kvUnified");
+    const bool      offload_kqv    = read_bool(env, params, "offloadKqv");
+    const bool      swa_full       = read_bool(env, params, "swaFull");
+    check_kv_rules(env, model.get(), type_k, type_v, flash_attn);
 
     auto state   = std::make_shared<context_state>();
     state->model = model;
@@ -72,6 +152,12 @@ context_wrap::context_wrap(const Napi::CallbackInfo & info) : Napi::ObjectWrap<c
     cp.n_seq_max            = n_seq_max;
     cp.n_threads            = static_cast<int32_t>(n_threads);
     cp.n_threads_batch      = static_cast<int32_t>(n_threads_batch);
+    cp.type_k               = type_k;
+    cp.type_v               = type_v;
+    cp.flash_attn_type      = static_cast<llama_flash_attn_type>(flash_attn);
+    cp.kv_unified           = kv_unified;
+    cp.offload_kqv          = offload_kqv;
+    cp.swa_full             = swa_full;
     cp.no_perf              = true;
     cp.abort_callback       = [](void * data) -> bool { return static_cast<std::atomic<bool> *>(data)->load(); };
     cp.abort_callback_data  = &state->abort;
@@ -146,6 +232,11 @@ Napi::Value context_wrap::config(const Napi::CallbackInfo & info) {
     out.Set("threads", llama_n_threads(ctx));
     out.Set("threadsBatch", llama_n_threads_batch(ctx));
     out.Set("threadpool", static_cast<bool>(state_->threadpool));
+    const context_kv_facts facts = context_facts(ctx);
+    out.Set("flashAttention", facts.flash_attn);
+    out.Set("kvUnified", facts.kv_unified);
+    out.Set("cacheTypeK", facts.has_kv ? Napi::Value(Napi::String::New(env, ggml_type_name(facts.type_k))) : env.Null());
+    out.Set("cacheTypeV", facts.has_kv ? Napi::Value(Napi::String::New(env, ggml_type_name(facts.type_v))) : env.Null());
     return out;
 }
 

@@ -12,6 +12,7 @@ namespace llama_kv {
 // Error codes shared with lib/errors.ts.
 namespace code {
 constexpr const char * invalid_argument      = "INVALID_ARGUMENT";
+constexpr const char * invalid_config        = "INVALID_CONFIG";
 constexpr const char * model_load_failed     = "MODEL_LOAD_FAILED";
 constexpr const char * context_create_failed = "CONTEXT_CREATE_FAILED";
 constexpr const char * disposed              = "DISPOSED";

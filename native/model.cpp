@@ -2,6 +2,7 @@
 
 #include "addon_data.h"
 #include "errors.h"
+#include "llama_internals.h"
 #include "workers/tokenize.h"
 
 #include <string>
@@ -79,18 +80,6 @@ std::string meta_string(const llama_model * model, const char * key) {
     return std::string(buf, static_cast<size_t>(n));
 }
 
-int64_t meta_int(const llama_model * model, const std::string & key, int64_t fallback) {
-    std::string v = meta_string(model, key.c_str());
-    if (v.empty()) {
-        return fallback;
-    }
-    try {
-        return std::stoll(v);
-    } catch (...) {
-        return fallback;
-    }
-}
-
 }  // namespace
 
 Napi::Value model_wrap::metadata(const Napi::CallbackInfo & info) {
@@ -105,7 +94,7 @@ Napi::Value model_wrap::metadata(const Napi::CallbackInfo & info) {
     const std::string arch        = meta_string(model, "general.architecture");
     const int32_t     n_embd      = has_weights ? llama_model_n_embd(model) : 0;
     const int32_t     n_head      = has_weights ? llama_model_n_head(model) : 0;
-    const int64_t     dim_def     = n_head > 0 ? n_embd / n_head : 0;
+    const layer_head_dims dims    = model_layer_head_dims(model);
 
     char desc[256] = { 0 };
     llama_model_desc(model, desc, sizeof(desc));
@@ -120,8 +109,17 @@ Napi::Value model_wrap::metadata(const Napi::CallbackInfo & info) {
     out.Set("embeddingSize", n_embd);
     out.Set("headCount", n_head);
     out.Set("headCountKv", has_weights ? llama_model_n_head_kv(model) : 0);
-    out.Set("headDimK", has_weights ? static_cast<double>(meta_int(model, arch + ".attention.key_length", dim_def)) : 0);
-    out.Set("headDimV", has_weights ? static_cast<double>(meta_int(model, arch + ".attention.value_length", dim_def)) : 0);
+    out.Set("headDimK", dims.k.empty() ? 0 : dims.k[0]);
+    out.Set("headDimV", dims.v.empty() ? 0 : dims.v[0]);
+    Napi::Array layer_k = Napi::Array::New(env, dims.k.size());
+    Napi::Array layer_v = Napi::Array::New(env, dims.v.size());
+    for (size_t il = 0; il < dims.k.size(); ++il) {
+        layer_k.Set(static_cast<uint32_t>(il), dims.k[il]);
+        layer_v.Set(static_cast<uint32_t>(il), dims.v[il]);
+    }
+    out.Set("layerHeadDimK", layer_k);
+    out.Set("layerHeadDimV", layer_v);
+    out.Set("kvTypesMustMatch", model_needs_equal_kv_types(model));
     out.Set("slidingWindow", has_weights ? llama_model_n_swa(model) : 0);
     out.Set("vocabSize", llama_vocab_n_tokens(vocab));
     out.Set("vocabType", static_cast<int32_t>(llama_vocab_type(vocab)));

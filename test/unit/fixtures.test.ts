@@ -200,8 +200,9 @@ describe('fixture model contents', () => {
         expect(ratio).toBeLessThan(0.56);
     });
 
-    it('describes both models in FIXTURE_MODELS', () => {
-        expect(Object.keys(FIXTURE_MODELS).sort()).toEqual(['tiny-f16', 'tiny-q8_0']);
+    it('describes the models in FIXTURE_MODELS', () => {
+        expect(Object.keys(FIXTURE_MODELS).sort()).toEqual(['tiny-f16', 'tiny-hd48-f16', 'tiny-q8_0']);
+        expect(FIXTURE_MODELS['tiny-hd48-f16'].nEmbd / FIXTURE_MODELS['tiny-hd48-f16'].nHead).toBe(48);
         expect(FIXTURE_MODELS['tiny-q8_0']).toMatchObject({ weightType: 'Q8_0', fileType: 7, nLayer: 2 });
     });
 });

@@ -1,0 +1,34 @@
+// The one place that reads llama.cpp's internal C++ objects (src/*.h), for facts the
+// C API does not expose: per-layer head dimensions, whether K and V must share a
+// type, and what a context really put in force (flash attention after 'auto', the KV
+// cache types). Re-check this file when the llama.cpp pin moves.
+#pragma once
+
+#include "llama.h"
+
+#include <vector>
+
+namespace llama_kv {
+
+struct layer_head_dims {
+    std::vector<uint32_t> k;  // n_embd_head_k per layer
+    std::vector<uint32_t> v;  // n_embd_head_v per layer
+};
+
+// Empty for a model without layers (vocab_only).
+layer_head_dims model_layer_head_dims(const llama_model * model);
+
+// MLA models (DeepSeek 2/3 and 4) need K and V caches of the same type.
+bool model_needs_equal_kv_types(const llama_model * model);
+
+struct context_kv_facts {
+    bool      flash_attn = false;  // resolved: 'auto' has become on or off
+    bool      kv_unified = false;
+    bool      has_kv     = false;  // false for models without a KV cache (recurrent)
+    ggml_type type_k     = GGML_TYPE_COUNT;
+    ggml_type type_v     = GGML_TYPE_COUNT;
+};
+
+context_kv_facts context_facts(const llama_context * ctx);
+
+}  // namespace llama_kv

@@ -1,0 +1,98 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { LlamaConfigError } from '../../lib/errors.js';
+import {
+    flashAttentionBackendWarning,
+    KV_CACHE_TYPE_INFO,
+    KV_CACHE_TYPES,
+    KV_PRESETS,
+    resolveKvConfig,
+    type KvModelFacts,
+} from '../../lib/kv-cache.js';
+
+const root = join(import.meta.dirname, '..', '..');
+const model64: KvModelFacts = { layerHeadDimK: [64, 64], layerHeadDimV: [64, 64], kvTypesMustMatch: false };
+const defaults = { cacheTypeK: 'f16', cacheTypeV: 'f16', flashAttention: 'auto' } as const;
+
+function configError(fn: () => unknown): LlamaConfigError {
+    try {
+        fn();
+    } catch (error) {
+        expect(error).toBeInstanceOf(LlamaConfigError);
+        expect((error as LlamaConfigError).code).toBe('INVALID_CONFIG');
+        return error as LlamaConfigError;
+    }
+    throw new Error('did not throw');
+}
+
+describe('KV cache types', () => {
+    it("match llama.cpp's own list (common/arg.cpp kv_cache_types), in order", () => {
+        const source = readFileSync(join(root, 'vendor', 'llama.cpp', 'common', 'arg.cpp'), 'utf8');
+        const block = /const std::vector<ggml_type> kv_cache_types = \{([^}]*)\}/.exec(source);
+        expect(block, 'kv_cache_types not found in common/arg.cpp').not.toBeNull();
+        const theirs = [...block![1].matchAll(/GGML_TYPE_(\w+)/g)].map((m) => m[1].toLowerCase());
+        expect([...KV_CACHE_TYPES]).toEqual(theirs);
+    });
+
+    it('carry ggml ids and block sizes from ggml.h', () => {
+        const header = readFileSync(join(root, 'vendor', 'llama.cpp', 'ggml', 'include', 'ggml.h'), 'utf8');
+        for (const type of KV_CACHE_TYPES) {
+            const id = new RegExp(`GGML_TYPE_${type.toUpperCase()}\\s*=\\s*(\\d+)`).exec(header);
+            expect(Number(id![1]), type).toBe(KV_CACHE_TYPE_INFO[type].ggmlType);
+        }
+        expect(KV_CACHE_TYPE_INFO.f16).toMatchObject({ blockSize: 1, bytesPerValue: 2, quantized: false });
+        expect(KV_CACHE_TYPE_INFO.q8_0).toMatchObject({ blockSize: 32, blockBytes: 34, quantized: true });
+        expect(KV_CACHE_TYPE_INFO.q4_0).toMatchObject({ blockSize: 32, blockBytes: 18, quantized: true });
+    });
+});
+
+describe('resolveKvConfig', () => {
+    it('applies presets; explicit types win', () => {
+        expect(resolveKvConfig({ kvPreset: 'aggressive' }, model64, defaults)).toEqual({ cacheTypeK: 'q8_0', cacheTypeV: 'q4_0', flashAttention: 'auto' });
+        expect(resolveKvConfig({ kvPreset: 'extreme', cacheTypeK: 'q8_0' }, model64, defaults)).toMatchObject({ cacheTypeK: 'q8_0', cacheTypeV: 'q4_0' });
+        expect(resolveKvConfig({}, model64, defaults)).toEqual(defaults);
+        expect(Object.keys(KV_PRESETS)).toEqual(['conservative', 'balanced', 'aggressive', 'extreme']);
+    });
+
+    it('refuses a quantized V with flash attention off, naming both options and the fix', () => {
+        const e = configError(() => resolveKvConfig({ cacheTypeV: 'q4_0', flashAttention: 'off' }, model64, defaults));
+        expect(e.path).toEqual(['cacheTypeV', 'flashAttention']);
+        expect(e.message).toContain("set flashAttention to 'on' or 'auto', or use an unquantized cacheTypeV");
+        const p = configError(() => resolveKvConfig({ kvPreset: 'balanced', flashAttention: 'off' }, model64, defaults));
+        expect(p.message).toContain("(from kvPreset 'balanced')");
+        // K alone may be quantized without flash attention.
+        expect(resolveKvConfig({ cacheTypeK: 'q8_0', flashAttention: 'off' }, model64, defaults).cacheTypeK).toBe('q8_0');
+    });
+
+    it('refuses a block size that does not divide the head dimension, on any layer', () => {
+        const mixed: KvModelFacts = { layerHeadDimK: [64, 48], layerHeadDimV: [64, 64], kvTypesMustMatch: false };
+        const e = configError(() => resolveKvConfig({ cacheTypeK: 'q8_0' }, mixed, defaults));
+        expect(e.path).toEqual(['cacheTypeK']);
+        expect(e.message).toContain("cacheTypeK 'q8_0' stores blocks of 32 values, which does not divide the model's head dimension 48 (layer 1)");
+        expect(resolveKvConfig({ cacheTypeK: 'f16', cacheTypeV: 'q8_0' }, mixed, defaults).cacheTypeV).toBe('q8_0');
+    });
+
+    it('refuses different K and V types on MLA models', () => {
+        const mla: KvModelFacts = { layerHeadDimK: [192], layerHeadDimV: [128], kvTypesMustMatch: true };
+        const e = configError(() => resolveKvConfig({ kvPreset: 'aggressive' }, mla, defaults));
+        expect(e.path).toEqual(['cacheTypeK', 'cacheTypeV']);
+        expect(resolveKvConfig({ kvPreset: 'balanced' }, mla, defaults).cacheTypeV).toBe('q8_0');
+    });
+});
+
+describe('flash-attention backend warning', () => {
+    const cuda = (features: Record<string, string>) => ({
+        registries: [{ name: 'CPU', features: {} }, { name: 'CUDA', features }],
+        devices: [{ name: 'CUDA0', description: 'GPU', type: 'gpu', registry: 'CUDA' }],
+    });
+    const pair = (k: 'q8_0' | 'f16', v: 'q4_0' | 'q8_0' | 'f16') => ({ cacheTypeK: k, cacheTypeV: v, flashAttention: 'auto' as const });
+
+    it('warns for a mixed pair on CUDA built without all FA quants', () => {
+        expect(flashAttentionBackendWarning(pair('q8_0', 'q4_0'), cuda({}), true)).toMatch(/GGML_CUDA_FA_ALL_QUANTS.*'q8_0'.*'q4_0'/);
+        expect(flashAttentionBackendWarning(pair('q8_0', 'q8_0'), cuda({}), true)).toBeNull();
+        expect(flashAttentionBackendWarning(pair('q8_0', 'q4_0'), cuda({ FA_ALL_QUANTS: '1' }), true)).toBeNull();
+        expect(flashAttentionBackendWarning(pair('q8_0', 'q4_0'), cuda({}), false)).toBeNull();
+        expect(flashAttentionBackendWarning(pair('q8_0', 'q4_0'), { registries: [{ name: 'CPU', features: {} }], devices: [] }, true)).toBeNull();
+    });
+});
