@@ -47,9 +47,9 @@ export const KV_PRESETS = Object.freeze({
     conservative: Object.freeze({ cacheTypeK: 'f16', cacheTypeV: 'f16' }),
     /** q8_0/q8_0: about half the KV memory, usually indistinguishable. */
     balanced: Object.freeze({ cacheTypeK: 'q8_0', cacheTypeV: 'q8_0' }),
-    /** q8_0/q4_0: about 40% of f16; V is the more sensitive half, so K stays at 8 bits. */
+    /** q8_0/q4_0: about 41% of f16; K stays at 8 bits (on LLaMA-class models K is the more sensitive half, see the README). */
     aggressive: Object.freeze({ cacheTypeK: 'q8_0', cacheTypeV: 'q4_0' }),
-    /** q4_0/q4_0: about 28% of f16; measurable quality loss on long contexts. */
+    /** q4_0/q4_0: about 28% of f16; measurable quality loss. */
     extreme: Object.freeze({ cacheTypeK: 'q4_0', cacheTypeV: 'q4_0' }),
 } as const satisfies Record<string, { cacheTypeK: KvCacheType; cacheTypeV: KvCacheType }>);
 

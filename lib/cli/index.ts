@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { LlamaError } from '../errors.js';
+import { LlamaConfigError, LlamaError } from '../errors.js';
 import { UsageError } from './args.js';
 import { info, infoUsage } from './info.js';
 import { run, runUsage } from './run.js';
@@ -29,7 +29,8 @@ async function main(argv: string[]): Promise<number> {
     try {
         return await command.main(rest);
     } catch (error) {
-        if (error instanceof UsageError) {
+        // A bad flag value, reported by the API's own validation, is a usage error too.
+        if (error instanceof UsageError || (error instanceof LlamaConfigError && error.code === 'INVALID_CONFIG')) {
             process.stderr.write(`llama-kv ${name}: ${error.message}\n${command.usage}\n`);
             return 2;
         }

@@ -33,6 +33,26 @@ describe('llama-kv CLI', () => {
         expect(JSON.parse(b.stdout).tokens).toEqual(parsed.tokens);
     });
 
+    it('run takes the K/V cache flags as llama.cpp names them', () => {
+        const r = llamaKv('run', '-m', fixtures.f16, '-p', 'Hi', '-n', '4', '-ctk', 'q8_0', '-ctv', 'q4_0', '-fa', 'auto', '-np', '2', '-ub', '256', '--temp', '0');
+        expect(r.code).toBe(0);
+        expect(r.stderr).toContain('kv: q8_0/q4_0, flash attention on');
+        const p = llamaKv('run', '-m', fixtures.f16, '-p', 'Hi', '-n', '4', '--kv-preset', 'extreme', '--temp', '0');
+        expect(p.stderr).toContain('kv: q4_0/q4_0, flash attention on');
+    });
+
+    it('bad K/V values give the API messages and exit code 2', () => {
+        const fa = llamaKv('run', '-m', fixtures.f16, '-p', 'Hi', '-ctv', 'q4_0', '-fa', 'off');
+        expect(fa.code).toBe(2);
+        expect(fa.stderr).toContain("set flashAttention to 'on' or 'auto', or use an unquantized cacheTypeV");
+        const type = llamaKv('run', '-m', fixtures.f16, '-p', 'Hi', '-ctk', 'q3_k');
+        expect(type.code).toBe(2);
+        expect(type.stderr).toContain("Expected one of 'f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'iq4_nl', 'q5_0', 'q5_1' for cacheTypeK but received \"q3_k\" (string)");
+        const hd = llamaKv('run', '-m', fixtures.hd48, '-p', 'Hi', '-ctk', 'q8_0');
+        expect(hd.code).toBe(2);
+        expect(hd.stderr).toContain('head dimension 48');
+    });
+
     it('info prints the metadata', () => {
         const r = llamaKv('info', fixtures.q8_0);
         expect(r.code).toBe(0);
