@@ -84,7 +84,10 @@ export interface ContextOptionsWithoutModel {
     batchSize?: number;
     /** Physical micro-batch size (llama.cpp `--ubatch-size`); at most batchSize. Defaults to `512`, or batchSize if smaller. */
     ubatchSize?: number;
-    /** Sequences the context can hold at once (llama.cpp `--parallel`, n_seq_max). Defaults to `1`. */
+    /**
+     * Sequences the context can hold at once (llama.cpp `--parallel`, n_seq_max). contextSize is shared:
+     * each sequence gets contextSize / parallel tokens unless kvUnified is set. Defaults to `1`.
+     */
     parallel?: number;
     /**
      * Element type of the K cache (llama.cpp `--cache-type-k`). Quantized types save memory; K tolerates
