@@ -105,8 +105,34 @@ export interface NativeGenerateResult {
     stopOffset: number | null;
 }
 
+export interface NativeBufferPlace {
+    buffer: string;
+    device: string;
+    kind: 'cpu' | 'gpu' | 'other';
+    freeBytes?: number;
+    totalBytes?: number;
+}
+
+export interface NativeMemoryReport {
+    kv: {
+        present: boolean;
+        typeK: string | null;
+        typeV: string | null;
+        kBytes: number;
+        vBytes: number;
+        bufferBytes: number;
+        recurrentBytes: number;
+        cells: number;
+        layers: number;
+        streams: number;
+    };
+    buffers: (NativeBufferPlace & { model: number; context: number; compute: number })[];
+    output: NativeBufferPlace & { bytes: number };
+}
+
 export interface NativeContext {
     config(): NativeContextConfig;
+    memoryReport(): NativeMemoryReport;
     evaluate(tokens: Int32Array): Promise<Float32Array>;
     generate(request: NativeGenerateRequest, onTokens: (tokens: Int32Array, pieces: Buffer[]) => void): Promise<NativeGenerateResult>;
     abort(): void;

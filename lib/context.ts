@@ -2,6 +2,7 @@ import { binding, type NativeContext, type NativeGenerateResult } from './bindin
 import { captureStack, fromNative, LlamaConfigError, LlamaDisposedError } from './errors.js';
 import { log } from './logger.js';
 import { flashAttentionBackendWarning, KV_CACHE_TYPE_INFO, resolveKvConfig, type FlashAttention, type KvCacheType } from './kv-cache.js';
+import { toMemoryReport, type MemoryReport } from './memory.js';
 import { adoptChild, modelGpuLayers, nativeModel, toTokenArray, type LlamaModel } from './model.js';
 import {
     contextOptionsSchema,
@@ -167,6 +168,19 @@ export class LlamaContext {
             threadsBatch: c.threadsBatch,
             seed: this.#seed,
         };
+    }
+
+    /**
+     * What this context has allocated, read from llama.cpp's buffers and KV cache
+     * tensors: KV cache (K and V), weights, compute buffers and output buffer, in total
+     * and per device. Throws BUSY while an operation runs on the context.
+     */
+    memoryReport(): MemoryReport {
+        try {
+            return toMemoryReport(this.#requireNative().memoryReport());
+        } catch (error) {
+            throw fromNative(error, captureStack());
+        }
     }
 
     /**

@@ -26,6 +26,7 @@ export {
     LlamaDecodeError,
     type LlamaErrorCode,
 } from './errors.js';
+export type { MemoryReport, MemoryComponent, DeviceMemory } from './memory.js';
 export { setLogger, setLogLevel, type Logger, type LogLevel, type LoggerOptions } from './logger.js';
 export { readGgufMetadata, type GgufMetadata, type GgufTensorInfo, type GgufValue } from './gguf.js';
 export { ensureFixtureModel, type FixtureModelName } from './fixtures/models.js';

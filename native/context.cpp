@@ -16,6 +16,7 @@ Napi::Function context_wrap::define(Napi::Env env) {
     return DefineClass(env, "NativeContext",
                        {
                            InstanceMethod<&context_wrap::config>("config"),
+                           InstanceMethod<&context_wrap::memory_report>("memoryReport"),
                            InstanceMethod<&context_wrap::evaluate>("evaluate"),
                            InstanceMethod<&context_wrap::generate>("generate"),
                            InstanceMethod<&context_wrap::abort>("abort"),
@@ -237,6 +238,84 @@ Napi::Value context_wrap::config(const Napi::CallbackInfo & info) {
     out.Set("kvUnified", facts.kv_unified);
     out.Set("cacheTypeK", facts.has_kv ? Napi::Value(Napi::String::New(env, ggml_type_name(facts.type_k))) : env.Null());
     out.Set("cacheTypeV", facts.has_kv ? Napi::Value(Napi::String::New(env, ggml_type_name(facts.type_v))) : env.Null());
+    return out;
+}
+
+namespace {
+
+const char * device_kind(ggml_backend_dev_t dev) {
+    if (dev == nullptr) {
+        return "cpu";  // host buffers without a device
+    }
+    switch (ggml_backend_dev_type(dev)) {
+        case GGML_BACKEND_DEVICE_TYPE_CPU:
+            return "cpu";
+        case GGML_BACKEND_DEVICE_TYPE_GPU:
+        case GGML_BACKEND_DEVICE_TYPE_IGPU:
+            return "gpu";
+        default:
+            return "other";
+    }
+}
+
+Napi::Object describe_buffer_type(Napi::Env env, ggml_backend_buffer_type_t buft) {
+    Napi::Object       out = Napi::Object::New(env);
+    ggml_backend_dev_t dev = buft != nullptr ? ggml_backend_buft_get_device(buft) : nullptr;
+    if (dev == nullptr && (buft == nullptr || ggml_backend_buft_is_host(buft))) {
+        dev = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);  // host memory
+    }
+    out.Set("buffer", buft != nullptr ? ggml_backend_buft_name(buft) : "unknown");
+    out.Set("device", dev != nullptr ? ggml_backend_dev_name(dev) : "CPU");
+    out.Set("kind", device_kind(dev));
+    if (dev != nullptr) {
+        size_t free_bytes = 0, total_bytes = 0;
+        ggml_backend_dev_memory(dev, &free_bytes, &total_bytes);
+        out.Set("freeBytes", static_cast<double>(free_bytes));
+        out.Set("totalBytes", static_cast<double>(total_bytes));
+    }
+    return out;
+}
+
+}  // namespace
+
+Napi::Value context_wrap::memory_report(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    if (!state_) {
+        throw_error(env, code::disposed, "the context has been disposed");
+    }
+    // A decode may reallocate the output buffer: read only while no worker runs.
+    if (state_->busy.load()) {
+        throw_error(env, code::busy, "memoryReport() cannot read the context while an operation runs on it; call it when the operation has finished");
+    }
+    const context_memory mem = context_memory_report(state_->ctx.get());
+    Napi::Object         out = Napi::Object::New(env);
+
+    Napi::Object kv = Napi::Object::New(env);
+    kv.Set("present", mem.has_kv);
+    kv.Set("typeK", mem.has_kv ? Napi::Value(Napi::String::New(env, ggml_type_name(mem.type_k))) : env.Null());
+    kv.Set("typeV", mem.has_kv ? Napi::Value(Napi::String::New(env, ggml_type_name(mem.type_v))) : env.Null());
+    kv.Set("kBytes", static_cast<double>(mem.k_bytes));
+    kv.Set("vBytes", static_cast<double>(mem.v_bytes));
+    kv.Set("bufferBytes", static_cast<double>(mem.kv_buffer_bytes));
+    kv.Set("recurrentBytes", static_cast<double>(mem.recurrent_bytes));
+    kv.Set("cells", mem.cells);
+    kv.Set("layers", mem.layers);
+    kv.Set("streams", mem.streams);
+    out.Set("kv", kv);
+
+    Napi::Array buffers = Napi::Array::New(env, mem.buffers.size());
+    for (size_t i = 0; i < mem.buffers.size(); ++i) {
+        Napi::Object b = describe_buffer_type(env, mem.buffers[i].buft);
+        b.Set("model", static_cast<double>(mem.buffers[i].model));
+        b.Set("context", static_cast<double>(mem.buffers[i].context));
+        b.Set("compute", static_cast<double>(mem.buffers[i].compute));
+        buffers.Set(static_cast<uint32_t>(i), b);
+    }
+    out.Set("buffers", buffers);
+
+    Napi::Object output = describe_buffer_type(env, mem.output_buft);
+    output.Set("bytes", static_cast<double>(mem.output_bytes));
+    out.Set("output", output);
     return out;
 }
 

@@ -22,6 +22,7 @@ class context_wrap : public Napi::ObjectWrap<context_wrap> {
 
   private:
     Napi::Value config(const Napi::CallbackInfo & info);
+    Napi::Value memory_report(const Napi::CallbackInfo & info);
     Napi::Value evaluate(const Napi::CallbackInfo & info);
     Napi::Value generate(const Napi::CallbackInfo & info);
     Napi::Value abort(const Napi::CallbackInfo & info);

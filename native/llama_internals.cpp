@@ -6,7 +6,40 @@
 #include "llama-memory-hybrid.h"
 #include "llama-model.h"
 
+#include <algorithm>
+#include <map>
+
 namespace llama_kv {
+
+namespace {
+
+// Reads private members of llama.cpp's classes without changing them. An explicit
+// template instantiation may name private members ([temp.explicit]: access checks do
+// not apply there), which hands out a pointer-to-member through a friend function.
+// Used for figures llama.cpp computes and logs but does not export: the K and V
+// tensor sizes of a KV cache and the size of the context's output buffer.
+template <typename Tag, typename Tag::type Member> struct member_access {
+    friend typename Tag::type get(Tag) { return Member; }
+};
+
+struct kv_size_k_tag {
+    using type = size_t (llama_kv_cache::*)() const;
+    friend type get(kv_size_k_tag);
+};
+struct kv_size_v_tag {
+    using type = size_t (llama_kv_cache::*)() const;
+    friend type get(kv_size_v_tag);
+};
+struct ctx_buf_output_tag {
+    using type = ggml_backend_buffer_ptr llama_context::*;
+    friend type get(ctx_buf_output_tag);
+};
+
+template struct member_access<kv_size_k_tag, &llama_kv_cache::size_k_bytes>;
+template struct member_access<kv_size_v_tag, &llama_kv_cache::size_v_bytes>;
+template struct member_access<ctx_buf_output_tag, &llama_context::buf_output>;
+
+}  // namespace
 
 layer_head_dims model_layer_head_dims(const llama_model * model) {
     layer_head_dims dims;
@@ -39,6 +72,59 @@ const llama_kv_cache * attention_cache(const llama_memory_i * mem) {
 }
 
 }  // namespace
+
+namespace {
+
+size_t sum_sizes(const std::map<ggml_backend_buffer_type_t, size_t> & sizes) {
+    size_t total = 0;
+    for (const auto & entry : sizes) {
+        total += entry.second;
+    }
+    return total;
+}
+
+void add_attention_cache(context_memory & out, const llama_kv_cache * kv) {
+    if (kv == nullptr) {
+        return;
+    }
+    out.has_kv = true;
+    out.type_k = kv->type_k();
+    out.type_v = kv->type_v();
+    out.k_bytes += (kv->*get(kv_size_k_tag{}))();
+    out.v_bytes += (kv->*get(kv_size_v_tag{}))();
+    out.kv_buffer_bytes += sum_sizes(kv->memory_breakdown());
+    out.cells += kv->get_size();
+    out.layers = std::max<uint32_t>(out.layers, static_cast<uint32_t>(kv->get_layer_ids().size()));
+    out.streams = kv->get_n_stream();
+}
+
+}  // namespace
+
+context_memory context_memory_report(const llama_context * ctx) {
+    context_memory out;
+    for (const auto & [buft, data] : ctx->memory_breakdown()) {
+        out.buffers.push_back({ buft, data.model, data.context, data.compute });
+    }
+    const llama_memory_i * mem = ctx->get_memory();
+    if (const auto * kv = dynamic_cast<const llama_kv_cache *>(mem)) {
+        add_attention_cache(out, kv);
+    } else if (const auto * iswa = dynamic_cast<const llama_kv_cache_iswa *>(mem)) {
+        add_attention_cache(out, iswa->get_base());
+        add_attention_cache(out, iswa->get_swa());
+    } else if (const auto * hybrid = dynamic_cast<const llama_memory_hybrid *>(mem)) {
+        add_attention_cache(out, hybrid->get_mem_attn());
+    }
+    if (mem != nullptr) {
+        const size_t all = sum_sizes(mem->memory_breakdown());
+        out.recurrent_bytes = all > out.kv_buffer_bytes ? all - out.kv_buffer_bytes : 0;
+    }
+    const ggml_backend_buffer_ptr & output = ctx->*get(ctx_buf_output_tag{});
+    if (output) {
+        out.output_buft  = ggml_backend_buffer_get_type(output.get());
+        out.output_bytes = ggml_backend_buffer_get_size(output.get());
+    }
+    return out;
+}
 
 context_kv_facts context_facts(const llama_context * ctx) {
     context_kv_facts facts;

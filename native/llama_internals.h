@@ -31,4 +31,31 @@ struct context_kv_facts {
 
 context_kv_facts context_facts(const llama_context * ctx);
 
+// Memory actually allocated by a context, read from its buffers and tensors.
+struct context_memory {
+    struct buffer {
+        ggml_backend_buffer_type_t buft;
+        size_t                     model   = 0;  // weights
+        size_t                     context = 0;  // KV cache / recurrent state
+        size_t                     compute = 0;  // scheduler compute buffers
+    };
+    std::vector<buffer> buffers;
+
+    bool      has_kv          = false;
+    ggml_type type_k          = GGML_TYPE_COUNT;
+    ggml_type type_v          = GGML_TYPE_COUNT;
+    size_t    k_bytes         = 0;  // sum of the K tensors (what llama.cpp logs)
+    size_t    v_bytes         = 0;  // sum of the V tensors
+    size_t    kv_buffer_bytes = 0;  // the attention caches' buffers
+    size_t    recurrent_bytes = 0;  // recurrent state (Mamba, RWKV, hybrid models)
+    uint32_t  cells           = 0;  // cells per stream, summed over caches (iSWA: base + window)
+    uint32_t  layers          = 0;  // layers with a KV cache
+    uint32_t  streams         = 0;  // KV streams (1 when unified, else one per sequence)
+
+    ggml_backend_buffer_type_t output_buft  = nullptr;
+    size_t                     output_bytes = 0;  // host buffer for logits / embeddings
+};
+
+context_memory context_memory_report(const llama_context * ctx);
+
 }  // namespace llama_kv

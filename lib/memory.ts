@@ -1,0 +1,99 @@
+/**
+ * Memory reports: what a live context has allocated, read from llama.cpp's buffers
+ * and KV cache tensors (never recomputed from a formula).
+ */
+import type { NativeMemoryReport } from './binding.js';
+import type { KvCacheType } from './kv-cache.js';
+
+/** Bytes of one component. */
+export interface MemoryComponent {
+    bytes: number;
+}
+
+/** Where a context's memory lives, per device. */
+export interface DeviceMemory {
+    /** ggml device name, e.g. 'CPU' or 'CUDA0'. */
+    name: string;
+    kind: 'cpu' | 'gpu' | 'other';
+    weightsBytes: number;
+    kvBytes: number;
+    computeBytes: number;
+    outputBytes: number;
+    /** Free and total memory of the device, as ggml reports them (system RAM for the CPU). */
+    freeBytes?: number;
+    totalBytes?: number;
+}
+
+/** A context's memory, by component and by device. */
+export interface MemoryReport {
+    kv: {
+        k: { type: KvCacheType | null; bytes: number };
+        v: { type: KvCacheType | null; bytes: number };
+        /** The KV cache buffers (K + V, plus recurrent state where the model has it). */
+        bytes: number;
+        /** KV cells over all streams: the padded contextSize (iSWA models: full plus window caches). */
+        cells: number;
+        /** Layers with a KV cache. */
+        layers: number;
+        /** KV streams: 1 when kvUnified, else one per sequence (parallel). */
+        sequences: number;
+        /** Recurrent state (Mamba, RWKV, hybrid models), counted in `bytes`. */
+        recurrentBytes: number;
+        /** Present when the figures need a word of explanation (recurrent state, no KV cache). */
+        note?: string;
+    };
+    /** The model's tensors, on every device. */
+    weights: MemoryComponent;
+    /** The scheduler's compute buffers. */
+    compute: MemoryComponent;
+    /** The host buffer for logits / embeddings. */
+    output: MemoryComponent;
+    /** weights + kv + compute + output. */
+    total: MemoryComponent;
+    devices: DeviceMemory[];
+}
+
+/** Builds the public report from the native figures. @internal */
+export function toMemoryReport(native: NativeMemoryReport): MemoryReport {
+    const devices = new Map<string, DeviceMemory>();
+    const device = (place: { device: string; kind: DeviceMemory['kind']; freeBytes?: number; totalBytes?: number }) => {
+        let d = devices.get(place.device);
+        if (!d) {
+            d = { name: place.device, kind: place.kind, weightsBytes: 0, kvBytes: 0, computeBytes: 0, outputBytes: 0 };
+            if (place.freeBytes !== undefined) d.freeBytes = place.freeBytes;
+            if (place.totalBytes !== undefined) d.totalBytes = place.totalBytes;
+            devices.set(place.device, d);
+        }
+        return d;
+    };
+    for (const b of native.buffers) {
+        const d = device(b);
+        d.weightsBytes += b.model;
+        d.kvBytes += b.context;
+        d.computeBytes += b.compute;
+    }
+    if (native.output.bytes > 0) device(native.output).outputBytes += native.output.bytes;
+    const list = [...devices.values()];
+    const sum = (key: 'weightsBytes' | 'kvBytes' | 'computeBytes' | 'outputBytes') => list.reduce((s, d) => s + d[key], 0);
+    const kv = native.kv;
+    const report: MemoryReport = {
+        kv: {
+            k: { type: kv.typeK as KvCacheType | null, bytes: kv.kBytes },
+            v: { type: kv.typeV as KvCacheType | null, bytes: kv.vBytes },
+            bytes: sum('kvBytes'),
+            cells: kv.cells * kv.streams,
+            layers: kv.layers,
+            sequences: kv.streams,
+            recurrentBytes: kv.recurrentBytes,
+        },
+        weights: { bytes: sum('weightsBytes') },
+        compute: { bytes: sum('computeBytes') },
+        output: { bytes: sum('outputBytes') },
+        total: { bytes: 0 },
+        devices: list,
+    };
+    report.total.bytes = report.weights.bytes + report.kv.bytes + report.compute.bytes + report.output.bytes;
+    if (!kv.present && kv.recurrentBytes === 0) report.kv.note = 'this model has no KV cache';
+    else if (kv.recurrentBytes > 0) report.kv.note = `includes ${kv.recurrentBytes} bytes of recurrent state (not K/V)`;
+    return report;
+}
