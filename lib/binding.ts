@@ -146,6 +146,8 @@ export interface NativeLoadParams {
     useMlock: boolean;
     vocabOnly: boolean;
     checkTensors: boolean;
+    /** Memory dry run: llama.cpp simulates the allocations and reads no weights. */
+    noAlloc?: boolean;
 }
 
 export interface NativeBinding {

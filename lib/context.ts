@@ -1,7 +1,8 @@
 import { binding, type NativeContext, type NativeGenerateResult } from './binding.js';
-import { captureStack, fromNative, LlamaConfigError, LlamaDisposedError } from './errors.js';
+import { captureStack, fromNative, LlamaDisposedError } from './errors.js';
 import { log } from './logger.js';
-import { flashAttentionBackendWarning, KV_CACHE_TYPE_INFO, resolveKvConfig, type FlashAttention, type KvCacheType } from './kv-cache.js';
+import { resolveContextParams } from './context-params.js';
+import { flashAttentionBackendWarning, type KvCacheType } from './kv-cache.js';
 import { toMemoryReport, type MemoryReport } from './memory.js';
 import { adoptChild, modelGpuLayers, nativeModel, toTokenArray, type LlamaModel } from './model.js';
 import {
@@ -77,8 +78,6 @@ export interface CompletionResult {
 
 type Prompt = string | ArrayLike<number>;
 
-/** llama_flash_attn_type values. */
-const flashAttentionCodes: Record<FlashAttention, number> = { auto: -1, off: 0, on: 1 };
 
 /**
  * A llama.cpp context (KV cache, compute buffers, a persistent threadpool) on a
@@ -99,41 +98,11 @@ export class LlamaContext {
         const opts = parseOptions(contextOptionsSchema, options, 'LlamaContext');
         const model = opts.model as LlamaModel;
         const native = nativeModel(model);
-        const trained = model.metadata.trainedContextSize;
-        const contextSize = opts.contextSize ?? Math.min(defaults.context.contextSize, trained > 0 ? trained : Infinity);
-        const batchSize = opts.batchSize ?? defaults.context.batchSize;
-        const ubatchSize = opts.ubatchSize ?? Math.min(defaults.context.ubatchSize, batchSize);
-        if (ubatchSize > batchSize) {
-            throw new LlamaConfigError(
-                `Expected ubatchSize <= batchSize but received ubatchSize ${ubatchSize} and batchSize ${batchSize}; lower ubatchSize or raise batchSize`,
-                'INVALID_CONFIG',
-                ['ubatchSize', 'batchSize'],
-            );
-        }
-        if (trained > 0 && contextSize > trained) {
-            log('warn', `contextSize ${contextSize} is larger than the model's trained context (${trained}); quality may degrade past it`);
-        }
-        const threads = opts.threads ?? defaults.context.threads();
-        const kv = resolveKvConfig(opts, model.metadata, defaults.context);
-        const offloadKqv = opts.offloadKqv ?? defaults.context.offloadKqv;
-        const backends = binding().backendInfo();
-        const warning = flashAttentionBackendWarning(kv, backends, offloadKqv && modelGpuLayers(model) !== 0);
+        const { kv, native: params } = resolveContextParams(opts, model.metadata);
+        const warning = flashAttentionBackendWarning(kv, binding().backendInfo(), params.offloadKqv && modelGpuLayers(model) !== 0);
         if (warning) log('warn', warning);
         try {
-            this.#native = new (binding().NativeContext)(native, {
-                contextSize,
-                batchSize,
-                ubatchSize,
-                sequences: opts.parallel ?? defaults.context.parallel,
-                threads,
-                threadsBatch: opts.threadsBatch ?? threads,
-                cacheTypeK: KV_CACHE_TYPE_INFO[kv.cacheTypeK].ggmlType,
-                cacheTypeV: KV_CACHE_TYPE_INFO[kv.cacheTypeV].ggmlType,
-                flashAttention: flashAttentionCodes[kv.flashAttention],
-                kvUnified: opts.kvUnified ?? defaults.context.kvUnified,
-                offloadKqv,
-                swaFull: opts.swaFull ?? defaults.context.swaFull,
-            });
+            this.#native = new (binding().NativeContext)(native, params);
         } catch (error) {
             throw fromNative(error, captureStack());
         }

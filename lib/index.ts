@@ -27,6 +27,7 @@ export {
     type LlamaErrorCode,
 } from './errors.js';
 export type { MemoryReport, MemoryComponent, DeviceMemory } from './memory.js';
+export { estimateMemory, type EstimateOptions, type MemoryEstimate, type EstimateSource } from './estimate.js';
 export { setLogger, setLogLevel, type Logger, type LogLevel, type LoggerOptions } from './logger.js';
 export { readGgufMetadata, type GgufMetadata, type GgufTensorInfo, type GgufValue } from './gguf.js';
 export { ensureFixtureModel, type FixtureModelName } from './fixtures/models.js';

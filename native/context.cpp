@@ -176,10 +176,14 @@ context_wrap::context_wrap(const Napi::CallbackInfo & info) : Napi::ObjectWrap<c
     }
     state->ctx.reset(ctx);
 
+    state->dry_run = model_is_dry_run(model.get());
+
     // One persistent threadpool per context (a second one when batch processing uses a
     // different thread count): no thread creation per decode, workers sleep when idle.
-    state->threadpool = make_threadpool(static_cast<int>(n_threads));
-    if (n_threads_batch != n_threads) {
+    if (!state->dry_run) {
+        state->threadpool = make_threadpool(static_cast<int>(n_threads));
+    }
+    if (!state->dry_run && n_threads_batch != n_threads) {
         state->threadpool_batch = make_threadpool(static_cast<int>(n_threads_batch));
     }
     if (state->threadpool) {
@@ -210,6 +214,9 @@ void context_wrap::release_external_memory(napi_env env) {
 std::shared_ptr<context_state> context_wrap::acquire(Napi::Env env) {
     if (!state_) {
         throw_error(env, code::disposed, "the context has been disposed");
+    }
+    if (state_->dry_run) {
+        throw_error(env, code::invalid_argument, "this context is a memory dry run (its model has no weights loaded): it can only report memory");
     }
     if (state_->busy.exchange(true)) {
         throw_error(env, code::busy, "the context is already running an operation; wait for it to finish");

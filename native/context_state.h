@@ -22,6 +22,7 @@ struct context_state {
     std::mutex        mutex;          // one thread inside llama.cpp at a time
     std::atomic<bool> abort{ false };  // read by llama.cpp's abort callback and our loops
     std::atomic<bool> busy{ false };   // a worker owns the context (set on the JS thread)
+    bool              dry_run = false;  // created on a no_alloc model: report memory only
 
     // Tokens of sequence 0 now in the KV cache (guarded by mutex), for prefix reuse.
     std::vector<llama_token> cached;

@@ -51,6 +51,10 @@ layer_head_dims model_layer_head_dims(const llama_model * model) {
     return dims;
 }
 
+bool model_is_dry_run(const llama_model * model) {
+    return model->hparams.no_alloc;
+}
+
 bool model_needs_equal_kv_types(const llama_model * model) {
     // Mirrors llama_init_from_model's own check.
     return model->hparams.n_layer() > 0 && (model->hparams.is_mla() || model->arch == LLM_ARCH_DEEPSEEK4);

@@ -18,6 +18,10 @@ struct layer_head_dims {
 // Empty for a model without layers (vocab_only).
 layer_head_dims model_layer_head_dims(const llama_model * model);
 
+// True for a model loaded with no_alloc (a memory dry run): it has no weights in
+// memory, so nothing may be decoded with it.
+bool model_is_dry_run(const llama_model * model);
+
 // MLA models (DeepSeek 2/3 and 4) need K and V caches of the same type.
 bool model_needs_equal_kv_types(const llama_model * model);
 

@@ -20,6 +20,7 @@ struct load_params {
     bool        use_mlock     = false;
     bool        vocab_only    = false;
     bool        check_tensors = false;
+    bool        no_alloc      = false;  // dry run: read metadata, simulate allocations, no weights
 };
 
 class load_model_worker : public Napi::AsyncProgressWorker<float> {
@@ -49,6 +50,10 @@ class load_model_worker : public Napi::AsyncProgressWorker<float> {
                                                           : (params_.use_mlock ? LLAMA_LOAD_MODE_MLOCK : LLAMA_LOAD_MODE_NONE);
         mp.vocab_only                  = params_.vocab_only;
         mp.check_tensors               = params_.check_tensors;
+        mp.no_alloc                    = params_.no_alloc;
+        if (params_.no_alloc) {
+            mp.load_mode = LLAMA_LOAD_MODE_NONE;  // as llama.cpp's own fit does: nothing is mapped or read
+        }
         mp.progress_callback_user_data = &state;
         mp.progress_callback           = [](float p, void * user_data) -> bool {
             auto * s = static_cast<callback_state *>(user_data);
@@ -148,6 +153,7 @@ Napi::Value load_model(const Napi::CallbackInfo & info) {
     params.use_mlock     = get_or<bool>(obj, "useMlock", false);
     params.vocab_only    = get_or<bool>(obj, "vocabOnly", false);
     params.check_tensors = get_or<bool>(obj, "checkTensors", false);
+    params.no_alloc      = get_or<bool>(obj, "noAlloc", false);
     if (params.path.empty() || params.path.find('\0') != std::string::npos) {
         throw_error(env, code::invalid_argument, "model path must be a non-empty string without NUL bytes");
     }

@@ -1,0 +1,190 @@
+/**
+ * Memory estimates before loading: from the GGUF header alone (fast; KV cache, weights
+ * and output exact for dense-attention models, compute approximate), or by asking
+ * llama.cpp to dry-run every allocation without reading the weights (`simulate`).
+ */
+import { z } from 'zod';
+import { binding } from './binding.js';
+import { resolveContextParams } from './context-params.js';
+import { captureStack, fromNative, LlamaConfigError } from './errors.js';
+import { readGgufMetadata, type GgufMetadata } from './gguf.js';
+import { KV_CACHE_TYPE_INFO, type KvCacheType } from './kv-cache.js';
+import { toMemoryReport, type DeviceMemory, type MemoryComponent, type MemoryReport } from './memory.js';
+import { modelFactsFromGguf, type HeaderModelFacts } from './model-facts.js';
+import { contextOptionsSchema, parseOptions, type ContextOptionsWithoutModel } from './options.js';
+
+/** Options of {@link estimateMemory}: the context options, and the model. */
+export interface EstimateOptions extends Omit<ContextOptionsWithoutModel, 'threads' | 'threadsBatch' | 'seed'> {
+    /** A GGUF file path, or its header as returned by readGgufMetadata(). */
+    model: string | GgufMetadata;
+    /**
+     * Ask llama.cpp to dry-run the allocations (model loaded with no_alloc: the weights
+     * are never read). Exact for every component; needs a file path. Defaults to `false`.
+     */
+    simulate?: boolean;
+}
+
+/** Which level produced a figure. */
+export type EstimateSource = 'header' | 'simulate';
+
+type Components = 'kv' | 'weights' | 'compute' | 'output';
+
+/** An estimate: the memory report's shape, without live device figures. */
+export interface MemoryEstimate {
+    /** The settings the estimate is for, after defaults, presets and llama.cpp's padding. */
+    config: {
+        contextSize: number;
+        parallel: number;
+        cacheTypeK: KvCacheType;
+        cacheTypeV: KvCacheType;
+        flashAttention: 'on' | 'off';
+        batchSize: number;
+        ubatchSize: number;
+        kvUnified: boolean;
+    };
+    kv: MemoryReport['kv'];
+    weights: MemoryComponent;
+    compute: MemoryComponent;
+    output: MemoryComponent;
+    total: MemoryComponent;
+    /** Whether each figure is exact (equal to what a live context allocates) or approximate. */
+    exact: Record<Components, boolean>;
+    /** Which level produced each figure. */
+    source: Record<Components, EstimateSource>;
+    /** Per device (simulate only; the header level assumes the CPU). */
+    devices: Omit<DeviceMemory, 'freeBytes' | 'totalBytes'>[];
+    /** Caveats, e.g. why a figure is approximate. */
+    notes: string[];
+}
+
+const estimateOptionsSchema = contextOptionsSchema.omit({ model: true, threads: true, threadsBatch: true, seed: true }).extend({
+    model: z.union([z.string().min(1), z.custom<GgufMetadata>((v) => typeof v === 'object' && v !== null && 'tensors' in v && 'kv' in v)], {
+        error: 'a GGUF file path or the result of readGgufMetadata()',
+    }),
+    simulate: z.boolean({ error: 'a boolean' }).optional(),
+});
+
+const pad = (n: number, to: number) => Math.ceil(n / to) * to;
+const rowBytes = (type: KvCacheType, values: number) => (values / KV_CACHE_TYPE_INFO[type].blockSize) * KV_CACHE_TYPE_INFO[type].blockBytes;
+
+/**
+ * Estimates what a context with these options would allocate, before loading the
+ * model. Applies the same defaults, padding and validation as LlamaContext.
+ *
+ * @example
+ * const e = await estimateMemory({ model: 'model.gguf', contextSize: 32768, kvPreset: 'aggressive' });
+ * console.log(e.kv.bytes, e.total.bytes, e.exact);
+ */
+export async function estimateMemory(options: EstimateOptions): Promise<MemoryEstimate> {
+    const stack = captureStack();
+    const opts = parseOptions(estimateOptionsSchema, options, 'estimateMemory()');
+    const gguf = typeof opts.model === 'string' ? await readGgufMetadata(opts.model) : opts.model;
+    const facts = modelFactsFromGguf(gguf);
+    const resolved = resolveContextParams(opts, facts);
+    if (!opts.simulate) return headerEstimate(gguf, facts, resolved.native, resolved.kv.flashAttention);
+    if (typeof opts.model !== 'string') {
+        throw new LlamaConfigError(
+            'simulate: true needs the model as a GGUF file path (llama.cpp dry-runs the load), not a parsed header',
+            'INVALID_CONFIG',
+            ['model', 'simulate'],
+        );
+    }
+    try {
+        return await simulateEstimate(opts.model, resolved.native);
+    } catch (error) {
+        throw fromNative(error, stack);
+    }
+}
+
+type NativeParams = ReturnType<typeof resolveContextParams>['native'];
+
+/** llama.cpp's context padding (llama_context constructor): cells in total and per stream. */
+export function paddedContext(contextSize: number, parallel: number, kvUnified: boolean): { total: number; perStream: number } {
+    const total = pad(contextSize, 256);
+    if (kvUnified) return { total, perStream: total };
+    const perStream = pad(Math.floor(total / parallel), 256);
+    return { total: perStream * parallel, perStream };
+}
+
+function headerEstimate(gguf: GgufMetadata, facts: HeaderModelFacts, p: NativeParams, fa: 'auto' | 'on' | 'off'): MemoryEstimate {
+    const ctx = paddedContext(p.contextSize, p.sequences, p.kvUnified);
+    const typeK = (Object.keys(KV_CACHE_TYPE_INFO) as KvCacheType[]).find((t) => KV_CACHE_TYPE_INFO[t].ggmlType === p.cacheTypeK)!;
+    const typeV = (Object.keys(KV_CACHE_TYPE_INFO) as KvCacheType[]).find((t) => KV_CACHE_TYPE_INFO[t].ggmlType === p.cacheTypeV)!;
+    // On the CPU every K/V type has a flash-attention kernel, so llama.cpp's 'auto' resolves to on.
+    const flashAttention = fa === 'off' ? 'off' : 'on';
+    const kBytes = facts.layerHeadDimK.reduce((s, dim, il) => s + ctx.total * rowBytes(typeK, dim * facts.layerHeadCountKv[il]), 0);
+    const vBytes = facts.layerHeadDimV.reduce((s, dim, il) => s + ctx.total * rowBytes(typeV, dim * facts.layerHeadCountKv[il]), 0);
+    const weights = gguf.tensors.reduce((s, t) => s + pad(t.byteSize, gguf.alignment), 0);
+    const output = facts.vocabSize * 4 * p.sequences;
+    // Compute buffers (approximate): the graph reserved for one micro-batch keeps either the
+    // logits (n_vocab floats per token) or, without flash attention, the attention scores of
+    // every head over the whole cache, whichever is larger, plus a few hidden-state rows.
+    // llama.cpp clamps the batch to the requested (unpadded) context, and the micro-batch to the batch.
+    const batchSize = Math.min(p.contextSize, p.batchSize);
+    const tokens = Math.min(batchSize, p.ubatchSize);
+    const heads = Math.max(...facts.layerHeadCount, 1);
+    const logits = 4 * tokens * facts.vocabSize;
+    const scores = flashAttention === 'off' ? 4 * tokens * ctx.perStream * heads * (1 + 1 / heads) : 0;
+    const compute = Math.round(Math.max(logits, scores) + 4 * tokens * 4 * facts.embeddingSize);
+    const notes = ['compute is approximate at the header level (within 15% on the CPU for the fixture models); use simulate: true for the exact figure'];
+    if (!facts.denseKv) notes.push(`the KV cache is approximate: this model has ${facts.notDenseReason}, which the header level computes as dense attention; use simulate: true`);
+    const kvBytes = kBytes + vBytes;
+    return {
+        config: {
+            contextSize: ctx.total,
+            parallel: p.sequences,
+            cacheTypeK: typeK,
+            cacheTypeV: typeV,
+            flashAttention,
+            batchSize,
+            ubatchSize: tokens,
+            kvUnified: p.kvUnified,
+        },
+        kv: { k: { type: typeK, bytes: kBytes }, v: { type: typeV, bytes: vBytes }, bytes: kvBytes, cells: ctx.total, layers: facts.layerCount, sequences: p.kvUnified ? 1 : p.sequences, recurrentBytes: 0 },
+        weights: { bytes: weights },
+        compute: { bytes: compute },
+        output: { bytes: output },
+        total: { bytes: weights + kvBytes + compute + output },
+        exact: { kv: facts.denseKv, weights: true, compute: false, output: true },
+        source: { kv: 'header', weights: 'header', compute: 'header', output: 'header' },
+        devices: [{ name: 'CPU', kind: 'cpu', weightsBytes: weights, kvBytes, computeBytes: compute, outputBytes: output }],
+        notes,
+    };
+}
+
+async function simulateEstimate(path: string, p: NativeParams): Promise<MemoryEstimate> {
+    const native = binding();
+    const model = await native.loadModel(path, { gpuLayers: 0, useMmap: false, useMlock: false, vocabOnly: false, checkTensors: false, noAlloc: true }).promise;
+    try {
+        const ctx = new native.NativeContext(model, p);
+        try {
+            const config = ctx.config();
+            const report = toMemoryReport(ctx.memoryReport());
+            return {
+                config: {
+                    contextSize: config.contextSize,
+                    parallel: config.sequences,
+                    cacheTypeK: config.cacheTypeK as KvCacheType,
+                    cacheTypeV: config.cacheTypeV as KvCacheType,
+                    flashAttention: config.flashAttention ? 'on' : 'off',
+                    batchSize: config.batchSize,
+                    ubatchSize: config.ubatchSize,
+                    kvUnified: config.kvUnified,
+                },
+                kv: report.kv,
+                weights: report.weights,
+                compute: report.compute,
+                output: report.output,
+                total: report.total,
+                exact: { kv: true, weights: true, compute: true, output: true },
+                source: { kv: 'simulate', weights: 'simulate', compute: 'simulate', output: 'simulate' },
+                devices: report.devices.map(({ freeBytes: _f, totalBytes: _t, ...d }) => d),
+                notes: [],
+            };
+        } finally {
+            ctx.dispose();
+        }
+    } finally {
+        model.dispose();
+    }
+}
