@@ -4,11 +4,11 @@
  * llama.cpp to dry-run every allocation without reading the weights (`simulate`).
  */
 import { z } from 'zod';
-import { binding } from './binding.js';
+import { binding, type NativeBinding, type NativeModel } from './binding.js';
 import { resolveContextParams } from './context-params.js';
 import { captureStack, fromNative, LlamaConfigError } from './errors.js';
 import { readGgufMetadata, type GgufMetadata } from './gguf.js';
-import { KV_CACHE_TYPE_INFO, type KvCacheType } from './kv-cache.js';
+import { KV_CACHE_TYPE_INFO, type FlashAttention, type KvCacheType } from './kv-cache.js';
 import { toMemoryReport, type DeviceMemory, type MemoryComponent, type MemoryReport } from './memory.js';
 import { modelFactsFromGguf, type HeaderModelFacts } from './model-facts.js';
 import { contextOptionsSchema, parseOptions, type ContextOptionsWithoutModel } from './options.js';
@@ -80,8 +80,7 @@ export async function estimateMemory(options: EstimateOptions): Promise<MemoryEs
     const opts = parseOptions(estimateOptionsSchema, options, 'estimateMemory()');
     const gguf = typeof opts.model === 'string' ? await readGgufMetadata(opts.model) : opts.model;
     const facts = modelFactsFromGguf(gguf);
-    const resolved = resolveContextParams(opts, facts);
-    if (!opts.simulate) return headerEstimate(gguf, facts, resolved.native, resolved.kv.flashAttention);
+    if (!opts.simulate) return estimateFromHeader(gguf, facts, opts);
     if (typeof opts.model !== 'string') {
         throw new LlamaConfigError(
             'simulate: true needs the model as a GGUF file path (llama.cpp dry-runs the load), not a parsed header',
@@ -89,11 +88,51 @@ export async function estimateMemory(options: EstimateOptions): Promise<MemoryEs
             ['model', 'simulate'],
         );
     }
+    const simulator = await openSimulator(opts.model, stack);
     try {
-        return await simulateEstimate(opts.model, resolved.native);
+        return simulator.run(opts, facts);
+    } finally {
+        simulator.dispose();
+    }
+}
+
+/** The context options an estimate is made for (validated). @internal */
+export type EstimateContextOptions = Omit<EstimateOptions, 'model' | 'simulate' | 'flashAttention'> & { flashAttention?: FlashAttention };
+
+/** Header-level estimate for already parsed options. Throws the same errors as LlamaContext. @internal */
+export function estimateFromHeader(gguf: GgufMetadata, facts: HeaderModelFacts, options: EstimateContextOptions): MemoryEstimate {
+    const resolved = resolveContextParams(options, facts);
+    return headerEstimate(gguf, facts, resolved.native, resolved.kv.flashAttention);
+}
+
+/** A model loaded by llama.cpp for dry runs (no weights read), for many estimates. @internal */
+export interface Simulator {
+    run(options: EstimateContextOptions, facts: HeaderModelFacts): MemoryEstimate;
+    dispose(): void;
+}
+
+/** Loads `path` with no_alloc: llama.cpp simulates every allocation and reads no weights. @internal */
+export async function openSimulator(path: string, stack = captureStack()): Promise<Simulator> {
+    const native = binding();
+    let model: NativeModel;
+    try {
+        model = await native.loadModel(path, { gpuLayers: 0, useMmap: false, useMlock: false, vocabOnly: false, checkTensors: false, noAlloc: true }).promise;
     } catch (error) {
         throw fromNative(error, stack);
     }
+    return {
+        run(options, facts) {
+            const params = resolveContextParams(options, facts).native;
+            try {
+                return simulateEstimate(native, model, params);
+            } catch (error) {
+                throw fromNative(error, stack);
+            }
+        },
+        dispose() {
+            model.dispose();
+        },
+    };
 }
 
 type NativeParams = ReturnType<typeof resolveContextParams>['native'];
@@ -152,39 +191,33 @@ function headerEstimate(gguf: GgufMetadata, facts: HeaderModelFacts, p: NativePa
     };
 }
 
-async function simulateEstimate(path: string, p: NativeParams): Promise<MemoryEstimate> {
-    const native = binding();
-    const model = await native.loadModel(path, { gpuLayers: 0, useMmap: false, useMlock: false, vocabOnly: false, checkTensors: false, noAlloc: true }).promise;
+function simulateEstimate(native: NativeBinding, model: NativeModel, p: NativeParams): MemoryEstimate {
+    const ctx = new native.NativeContext(model, p);
     try {
-        const ctx = new native.NativeContext(model, p);
-        try {
-            const config = ctx.config();
-            const report = toMemoryReport(ctx.memoryReport());
-            return {
-                config: {
-                    contextSize: config.contextSize,
-                    parallel: config.sequences,
-                    cacheTypeK: config.cacheTypeK as KvCacheType,
-                    cacheTypeV: config.cacheTypeV as KvCacheType,
-                    flashAttention: config.flashAttention ? 'on' : 'off',
-                    batchSize: config.batchSize,
-                    ubatchSize: config.ubatchSize,
-                    kvUnified: config.kvUnified,
-                },
-                kv: report.kv,
-                weights: report.weights,
-                compute: report.compute,
-                output: report.output,
-                total: report.total,
-                exact: { kv: true, weights: true, compute: true, output: true },
-                source: { kv: 'simulate', weights: 'simulate', compute: 'simulate', output: 'simulate' },
-                devices: report.devices.map(({ freeBytes: _f, totalBytes: _t, ...d }) => d),
-                notes: [],
-            };
-        } finally {
-            ctx.dispose();
-        }
+        const config = ctx.config();
+        const report = toMemoryReport(ctx.memoryReport());
+        return {
+            config: {
+                contextSize: config.contextSize,
+                parallel: config.sequences,
+                cacheTypeK: config.cacheTypeK as KvCacheType,
+                cacheTypeV: config.cacheTypeV as KvCacheType,
+                flashAttention: config.flashAttention ? 'on' : 'off',
+                batchSize: config.batchSize,
+                ubatchSize: config.ubatchSize,
+                kvUnified: config.kvUnified,
+            },
+            kv: report.kv,
+            weights: report.weights,
+            compute: report.compute,
+            output: report.output,
+            total: report.total,
+            exact: { kv: true, weights: true, compute: true, output: true },
+            source: { kv: 'simulate', weights: 'simulate', compute: 'simulate', output: 'simulate' },
+            devices: report.devices.map(({ freeBytes: _f, totalBytes: _t, ...d }) => d),
+            notes: [],
+        };
     } finally {
-        model.dispose();
+        ctx.dispose();
     }
 }

@@ -27,6 +27,7 @@ export {
     type LlamaErrorCode,
 } from './errors.js';
 export type { MemoryReport, MemoryComponent, DeviceMemory } from './memory.js';
+export { planFit, FIT_LADDER, type PlanFitOptions, type FitPlan, type FitPreference } from './plan-fit.js';
 export { estimateMemory, type EstimateOptions, type MemoryEstimate, type EstimateSource } from './estimate.js';
 export { setLogger, setLogLevel, type Logger, type LogLevel, type LoggerOptions } from './logger.js';
 export { readGgufMetadata, type GgufMetadata, type GgufTensorInfo, type GgufValue } from './gguf.js';
