@@ -1,15 +1,22 @@
 #!/usr/bin/env node
 import { LlamaConfigError, LlamaError } from '../errors.js';
 import { UsageError } from './args.js';
+import { fit, fitUsage } from './fit.js';
 import { info, infoUsage } from './info.js';
+import { memory, memoryUsage } from './memory.js';
 import { run, runUsage } from './run.js';
 
 const commands: Record<string, { main: (argv: readonly string[]) => Promise<number>; usage: string }> = {
     run: { main: run, usage: runUsage },
     info: { main: info, usage: infoUsage },
+    memory: { main: memory, usage: memoryUsage },
+    fit: { main: fit, usage: fitUsage },
 };
 
-const usage = `usage: llama-kv <command> [flags]\n\ncommands:\n  run    generate text from a prompt\n  info   print a model's metadata\n\n${runUsage}\n\n${infoUsage}\n`;
+const usage =
+    'usage: llama-kv <command> [flags]\n\ncommands:\n  run     generate text from a prompt\n  info    print a model\'s metadata\n' +
+    '  memory  estimate (and measure) the memory of a context\n  fit     choose context size and K/V types for a memory budget\n\n' +
+    `${runUsage}\n\n${infoUsage}\n\n${memoryUsage}\n\n${fitUsage}\n`;
 
 async function main(argv: string[]): Promise<number> {
     const [name, ...rest] = argv;
@@ -30,7 +37,7 @@ async function main(argv: string[]): Promise<number> {
         return await command.main(rest);
     } catch (error) {
         // A bad flag value, reported by the API's own validation, is a usage error too.
-        if (error instanceof UsageError || (error instanceof LlamaConfigError && error.code === 'INVALID_CONFIG')) {
+        if (error instanceof UsageError || error instanceof LlamaConfigError) {
             process.stderr.write(`llama-kv ${name}: ${error.message}\n${command.usage}\n`);
             return 2;
         }

@@ -1,22 +1,15 @@
 import { LlamaContext } from '../context.js';
-import type { FlashAttention, KvCacheType, KvPreset } from '../kv-cache.js';
 import { ensureFixtureModel } from '../fixtures/models.js';
 import { setLogger } from '../logger.js';
 import { LlamaModel } from '../model.js';
 import { flagHelp, parseFlags, UsageError, type FlagSpec } from './args.js';
+import { contextFlags, contextOptionsFromFlags } from './context-flags.js';
 
 export const runFlags: FlagSpec[] = [
     { names: ['-m', '--model'], key: 'model', type: 'string', help: 'GGUF model file (default: the built-in demo model)' },
     { names: ['-p', '--prompt'], key: 'prompt', type: 'string', help: 'prompt text (required)' },
     { names: ['-n', '--n-predict'], key: 'maxTokens', type: 'int', help: 'tokens to generate (default 128)' },
-    { names: ['-c', '--ctx-size'], key: 'contextSize', type: 'int', help: 'context size (default 4096 or the trained size)' },
-    { names: ['-b', '--batch-size'], key: 'batchSize', type: 'int', help: 'batch size (default 512)' },
-    { names: ['-ub', '--ubatch-size'], key: 'ubatchSize', type: 'int', help: 'micro-batch size (default 512)' },
-    { names: ['-ctk', '--cache-type-k'], key: 'cacheTypeK', type: 'string', help: 'K cache type: f32 f16 bf16 q8_0 q4_0 q4_1 iq4_nl q5_0 q5_1 (default f16)' },
-    { names: ['-ctv', '--cache-type-v'], key: 'cacheTypeV', type: 'string', help: 'V cache type, same types (default f16)' },
-    { names: ['--kv-preset'], key: 'kvPreset', type: 'string', help: 'conservative | balanced | aggressive | extreme' },
-    { names: ['-fa', '--flash-attn'], key: 'flashAttention', type: 'string', help: 'on | off | auto (default auto)' },
-    { names: ['-np', '--parallel'], key: 'parallel', type: 'int', help: 'sequences the context holds (default 1)' },
+    ...contextFlags,
     { names: ['-t', '--threads'], key: 'threads', type: 'int', help: 'threads (default: number of CPUs)' },
     { names: ['--temp'], key: 'temperature', type: 'float', help: 'temperature, 0 = greedy (default 0.8)' },
     { names: ['--top-k'], key: 'topK', type: 'int', help: 'top-k (default 40)' },
@@ -40,18 +33,7 @@ export async function run(argv: readonly string[]): Promise<number> {
     const model = await LlamaModel.load({ path });
     try {
         // Values go to the API as typed: its validation messages are the CLI's (exit code 2).
-        const ctx = new LlamaContext({
-            model,
-            contextSize: flags.contextSize as number | undefined,
-            batchSize: flags.batchSize as number | undefined,
-            ubatchSize: flags.ubatchSize as number | undefined,
-            threads: flags.threads as number | undefined,
-            parallel: flags.parallel as number | undefined,
-            cacheTypeK: flags.cacheTypeK as KvCacheType | undefined,
-            cacheTypeV: flags.cacheTypeV as KvCacheType | undefined,
-            kvPreset: flags.kvPreset as KvPreset | undefined,
-            flashAttention: flags.flashAttention as FlashAttention | undefined,
-        });
+        const ctx = new LlamaContext({ model, ...contextOptionsFromFlags(flags), threads: flags.threads as number | undefined });
         const config = ctx.config;
         const options = {
             maxTokens: (flags.maxTokens as number | undefined) ?? 128,

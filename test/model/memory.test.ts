@@ -33,7 +33,7 @@ describe('ctx.memoryReport()', () => {
         ['f16', 'f16'], ['q8_0', 'q8_0'], ['q8_0', 'q4_0'], ['q4_0', 'q4_0'],
         ['q5_1', 'q5_0'], ['q4_1', 'iq4_nl'], ['bf16', 'bf16'], ['f32', 'f32'],
     ];
-    const shapes = [[256, 1], [1000, 2], [4096, 4]] as const;
+    const shapes = [[256, 1], [1000, 2], [3000, 3], [8192, 4]] as const;
 
     it.each(pairs.flatMap(([k, v]) => shapes.map(([c, p]) => [k, v, c, p] as const)))(
         'K %s / V %s, contextSize %i, parallel %i: K and V bytes equal the tensors, the formula and llama.cpp\'s log',
