@@ -39,7 +39,8 @@ model_wrap::model_wrap(const Napi::CallbackInfo & info) : Napi::ObjectWrap<model
         throw_error(env, code::disposed, "the model handle was already taken");
     }
     model_ = std::move(*handle);
-    external_bytes_ = static_cast<int64_t>(llama_model_size(model_.get()));
+    // A dry-run (no_alloc) model holds no weights in memory: nothing to report to the GC.
+    external_bytes_ = model_is_dry_run(model_.get()) ? 0 : static_cast<int64_t>(llama_model_size(model_.get()));
     Napi::MemoryManagement::AdjustExternalMemory(env, external_bytes_);
 }
 
