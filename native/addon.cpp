@@ -15,17 +15,32 @@ namespace llama_kv {
 
 namespace {
 
-// setLogger(fn: (level, message) => void, minLevel: number) | setLogger(null)
-Napi::Value set_logger(const Napi::CallbackInfo & info) {
-    Napi::Env    env  = info.Env();
-    addon_data * data = addon_data::of(env);
+// Node finalizes a thread-safe function in its own env cleanup hook. Hooks run newest
+// first, so one registered after the function is created runs before it, while the
+// function is still valid: take the sink out of the process-wide registry there.
+void release_sink(void * arg) {
+    auto * data = static_cast<addon_data *>(arg);
+    data->sink_hook = false;
     if (data->sink) {
         logger_remove(data->sink);
         data->sink.reset();
     }
+}
+
+// setLogger(fn: (level, message) => void, minLevel: number) | setLogger(null)
+Napi::Value set_logger(const Napi::CallbackInfo & info) {
+    Napi::Env    env  = info.Env();
+    addon_data * data = addon_data::of(env);
+    if (data->sink_hook) {
+        napi_remove_env_cleanup_hook(env, release_sink, data);
+    }
+    release_sink(data);
     if (info.Length() >= 2 && info[0].IsFunction() && info[1].IsNumber()) {
         data->sink = std::make_shared<log_sink>(env, info[0].As<Napi::Function>(), info[1].As<Napi::Number>().Int32Value());
         logger_add(data->sink);
+        if (napi_add_env_cleanup_hook(env, release_sink, data) == napi_ok) {
+            data->sink_hook = true;
+        }
     }
     return env.Undefined();
 }
@@ -41,7 +56,12 @@ Napi::Value set_log_level(const Napi::CallbackInfo & info) {
 Napi::Value system_info(const Napi::CallbackInfo & info) {
     Napi::Env    env = info.Env();
     Napi::Object out = Napi::Object::New(env);
-    out.Set("llamaSystemInfo", llama_print_system_info());
+    {
+        // llama_print_system_info() rebuilds a static string: serialize callers from all environments.
+        static std::mutex           mutex;
+        std::lock_guard<std::mutex> lock(mutex);
+        out.Set("llamaSystemInfo", std::string(llama_print_system_info()));
+    }
     out.Set("supportsMmap", llama_supports_mmap());
     out.Set("supportsMlock", llama_supports_mlock());
     out.Set("supportsGpuOffload", llama_supports_gpu_offload());

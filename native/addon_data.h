@@ -17,6 +17,7 @@ struct addon_data {
     Napi::FunctionReference   model_ctor;
     Napi::FunctionReference   context_ctor;
     std::shared_ptr<log_sink> sink;
+    bool                      sink_hook = false;  // an env cleanup hook releases the sink first
 
     // Live contexts, so that teardown of the environment aborts work in flight.
     std::mutex                               live_mutex;

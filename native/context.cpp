@@ -128,6 +128,9 @@ context_wrap::context_wrap(const Napi::CallbackInfo & info) : Napi::ObjectWrap<c
         throw_error(env, code::context_create_failed,
                     "the model was loaded with vocabOnly and has no weights: load it without vocabOnly to create a context");
     }
+    if (const std::string why = model_generation_blocker(model.get()); !why.empty()) {
+        throw_error(env, code::context_create_failed, "llama-kv cannot run this model yet: " + why);
+    }
 
     const uint32_t n_ctx     = read_uint(env, params, "contextSize", 1, 1u << 24);
     const uint32_t n_batch   = read_uint(env, params, "batchSize", 1, 1u << 20);
@@ -175,6 +178,9 @@ context_wrap::context_wrap(const Napi::CallbackInfo & info) : Napi::ObjectWrap<c
                     with_log("llama.cpp could not create the context", log_capture_take()));
     }
     state->ctx.reset(ctx);
+    if (llama_get_memory(ctx) == nullptr) {
+        throw_error(env, code::context_create_failed, "llama-kv cannot run this model yet: llama.cpp gives it no KV cache or state");
+    }
 
     state->dry_run = model_is_dry_run(model.get());
 
@@ -191,10 +197,12 @@ context_wrap::context_wrap(const Napi::CallbackInfo & info) : Napi::ObjectWrap<c
                                 state->threadpool_batch ? state->threadpool_batch.get() : state->threadpool.get());
     }
 
-    for (const auto & entry : llama_get_memory_breakdown(ctx)) {
-        external_bytes_ += static_cast<int64_t>(entry.second.context + entry.second.compute);
+    if (!state->dry_run) {  // a dry run's figures were never allocated
+        for (const auto & entry : llama_get_memory_breakdown(ctx)) {
+            external_bytes_ += static_cast<int64_t>(entry.second.context + entry.second.compute);
+        }
+        Napi::MemoryManagement::AdjustExternalMemory(env, external_bytes_);
     }
-    Napi::MemoryManagement::AdjustExternalMemory(env, external_bytes_);
 
     addon_data::of(env)->track(state);
     state_ = std::move(state);
@@ -329,7 +337,13 @@ Napi::Value context_wrap::memory_report(const Napi::CallbackInfo & info) {
 Napi::Value context_wrap::evaluate(const Napi::CallbackInfo & info) {
     Napi::Env                env    = info.Env();
     std::vector<llama_token> tokens = read_tokens(env, info.Length() > 0 ? info[0] : env.Undefined(), "tokens");
-    return queue_evaluate(env, acquire(env), std::move(tokens));
+    auto                     state  = acquire(env);
+    try {
+        return queue_evaluate(env, state, std::move(tokens));
+    } catch (...) {
+        state->busy.store(false);  // no worker took the context over
+        throw;
+    }
 }
 
 Napi::Value context_wrap::generate(const Napi::CallbackInfo & info) {
@@ -338,7 +352,13 @@ Napi::Value context_wrap::generate(const Napi::CallbackInfo & info) {
         throw_error(env, code::invalid_argument, "generate(request: object, onTokens: function)");
     }
     generate_request request = read_generate_request(env, info[0].As<Napi::Object>());
-    return queue_generate(env, acquire(env), std::move(request), info[1].As<Napi::Function>());
+    auto             state   = acquire(env);
+    try {
+        return queue_generate(env, state, std::move(request), info[1].As<Napi::Function>());
+    } catch (...) {
+        state->busy.store(false);  // no worker took the context over
+        throw;
+    }
 }
 
 Napi::Value context_wrap::abort(const Napi::CallbackInfo & info) {

@@ -45,6 +45,13 @@ int64_t context_state::decode_prompt(const std::vector<llama_token> & tokens, fa
         --n_keep;
     }
     llama_memory_t mem = llama_get_memory(lctx);
+    // A sliding-window cache forgets cells outside the window: rolling back to n_keep
+    // is only sound if the cells the window needs at n_keep are still there.
+    const int32_t n_swa = llama_model_n_swa(model.get());
+    if (n_keep > 0 && n_swa > 0 &&
+        llama_memory_seq_pos_min(mem, 0) > std::max<int64_t>(0, static_cast<int64_t>(n_keep) - n_swa)) {
+        n_keep = 0;
+    }
     if (n_keep == 0 || !llama_memory_seq_rm(mem, 0, static_cast<llama_pos>(n_keep), -1)) {
         llama_memory_clear(mem, true);
         n_keep = 0;

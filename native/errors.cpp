@@ -25,6 +25,14 @@ void throw_error(Napi::Env env, const std::string & code, const std::string & me
     throw make_error(env, code, message);
 }
 
+int64_t checked_integer(Napi::Env env, double value, int64_t min, int64_t max, const std::string & what) {
+    if (!(value >= static_cast<double>(min) && value <= static_cast<double>(max)) || value != static_cast<double>(static_cast<int64_t>(value))) {
+        throw_error(env, code::invalid_argument,
+                    what + " must be an integer in [" + std::to_string(min) + ", " + std::to_string(max) + "]");
+    }
+    return static_cast<int64_t>(value);
+}
+
 std::string with_log(const std::string & message, const std::string & log_tail) {
     if (log_tail.empty()) {
         return message;

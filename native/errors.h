@@ -39,6 +39,11 @@ Napi::Error make_error(Napi::Env env, const failure & f);
 Napi::Error make_error(Napi::Env env, const std::string & code, const std::string & message);
 [[noreturn]] void throw_error(Napi::Env env, const std::string & code, const std::string & message);
 
+// An integer in [min, max] from a JS number; throws INVALID_ARGUMENT naming `what`
+// otherwise (NaN, infinities, fractions, out of range). Casting such doubles directly
+// would be undefined behaviour.
+int64_t checked_integer(Napi::Env env, double value, int64_t min, int64_t max, const std::string & what);
+
 // llama_decode's return codes (llama.h): 1 no KV slot, 2 aborted, -1 invalid batch,
 // < -1 fatal. Never collapsed into one message.
 failure decode_failure(int32_t rc, const std::string & log_tail);
@@ -56,7 +61,7 @@ template <typename F> bool outside_js(F && fn) noexcept {
     try {
         fn();
         return true;
-    } catch (const Napi::Error &) {
+    } catch (...) {
         return false;
     }
 }

@@ -55,6 +55,16 @@ bool model_is_dry_run(const llama_model * model) {
     return model->hparams.no_alloc;
 }
 
+std::string model_generation_blocker(const llama_model * model) {
+    if (!model->hparams.causal_attn) {
+        return "it uses non-causal attention (an embedding model)";
+    }
+    if (llama_model_has_encoder(model)) {
+        return "it is an encoder-decoder model";
+    }
+    return {};
+}
+
 bool model_needs_equal_kv_types(const llama_model * model) {
     // Mirrors llama_init_from_model's own check.
     return model->hparams.n_layer() > 0 && (model->hparams.is_mla() || model->arch == LLM_ARCH_DEEPSEEK4);
@@ -98,7 +108,7 @@ void add_attention_cache(context_memory & out, const llama_kv_cache * kv) {
     out.v_bytes += (kv->*get(kv_size_v_tag{}))();
     out.kv_buffer_bytes += sum_sizes(kv->memory_breakdown());
     out.cells += kv->get_size();
-    out.layers = std::max<uint32_t>(out.layers, static_cast<uint32_t>(kv->get_layer_ids().size()));
+    out.layers += static_cast<uint32_t>(kv->get_layer_ids().size());  // iSWA: full-attention plus window layers
     out.streams = kv->get_n_stream();
 }
 

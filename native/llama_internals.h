@@ -6,6 +6,7 @@
 
 #include "llama.h"
 
+#include <string>
 #include <vector>
 
 namespace llama_kv {
@@ -21,6 +22,11 @@ layer_head_dims model_layer_head_dims(const llama_model * model);
 // True for a model loaded with no_alloc (a memory dry run): it has no weights in
 // memory, so nothing may be decoded with it.
 bool model_is_dry_run(const llama_model * model);
+
+// Why llama-kv cannot run generation on this model (empty when it can): non-causal
+// attention (embedding models) would need every batch to fit one micro-batch and has
+// no KV cache to continue from; encoder-decoder models need an encoder pass first.
+std::string model_generation_blocker(const llama_model * model);
 
 // MLA models (DeepSeek 2/3 and 4) need K and V caches of the same type.
 bool model_needs_equal_kv_types(const llama_model * model);

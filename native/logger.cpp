@@ -12,8 +12,16 @@ namespace llama_kv {
 
 namespace {
 
-std::mutex                             g_sinks_mutex;
-std::vector<std::shared_ptr<log_sink>> g_sinks;
+// Never destroyed: llama.cpp may still log from a libuv or ggml thread while static
+// destructors run after process.exit().
+struct sink_registry {
+    std::mutex                             mutex;
+    std::vector<std::shared_ptr<log_sink>> sinks;
+};
+sink_registry & registry() {
+    static auto * r = new sink_registry();
+    return *r;
+}
 
 struct log_message {
     int         level;
@@ -30,18 +38,15 @@ void dispatch_line(int level, const std::string & line) {
         log_capture_append(line.c_str());
         log_capture_append("\n");
     }
-    std::lock_guard<std::mutex> lock(g_sinks_mutex);
-    for (const auto & sink : g_sinks) {
+    std::lock_guard<std::mutex> lock(registry().mutex);
+    for (const auto & sink : registry().sinks) {
         if (level >= sink->level()) {
             sink->post(level, line);
         }
     }
 }
 
-void log_callback(ggml_log_level level, const char * text, void * /*user_data*/) {
-    if (text == nullptr) {
-        return;
-    }
+void log_callback_impl(ggml_log_level level, const char * text) {
     if (level != GGML_LOG_LEVEL_CONT) {
         if (!t_line.empty()) {
             dispatch_line(t_line_level, t_line);
@@ -57,6 +62,18 @@ void log_callback(ggml_log_level level, const char * text, void * /*user_data*/)
         if (!line.empty()) {
             dispatch_line(t_line_level, line);
         }
+    }
+}
+
+// Called by llama.cpp / ggml from any thread, through C frames: nothing may escape.
+void log_callback(ggml_log_level level, const char * text, void * /*user_data*/) {
+    if (text == nullptr) {
+        return;
+    }
+    try {
+        log_callback_impl(level, text);
+    } catch (...) {
+        // out of memory while logging: drop the line
     }
 }
 
@@ -90,6 +107,9 @@ void log_sink::post(int level, const std::string & text) {
     if (status != napi_ok) {
         delete msg;
     }
+    if (status == napi_closing) {
+        released_ = true;  // the environment is going away: never call the function again
+    }
 }
 
 void log_sink::release() {
@@ -105,13 +125,14 @@ void logger_install() {
 }
 
 void logger_add(const std::shared_ptr<log_sink> & sink) {
-    std::lock_guard<std::mutex> lock(g_sinks_mutex);
-    g_sinks.push_back(sink);
+    std::lock_guard<std::mutex> lock(registry().mutex);
+    registry().sinks.push_back(sink);
 }
 
 void logger_remove(const std::shared_ptr<log_sink> & sink) {
-    std::lock_guard<std::mutex> lock(g_sinks_mutex);
-    g_sinks.erase(std::remove(g_sinks.begin(), g_sinks.end(), sink), g_sinks.end());
+    std::lock_guard<std::mutex> lock(registry().mutex);
+    auto & sinks = registry().sinks;
+    sinks.erase(std::remove(sinks.begin(), sinks.end(), sink), sinks.end());
     sink->release();
 }
 

@@ -191,11 +191,8 @@ std::vector<llama_token> read_tokens(Napi::Env env, Napi::Value value, const cha
             if (!v.IsNumber()) {
                 throw_error(env, code::invalid_argument, std::string(what) + " must contain only integers");
             }
-            double d = v.As<Napi::Number>().DoubleValue();
-            if (d != static_cast<double>(static_cast<llama_token>(d))) {
-                throw_error(env, code::invalid_argument, std::string(what) + " must contain only 32-bit integers");
-            }
-            tokens.push_back(static_cast<llama_token>(d));
+            tokens.push_back(static_cast<llama_token>(
+                checked_integer(env, v.As<Napi::Number>().DoubleValue(), INT32_MIN, INT32_MAX, std::string(what) + " entries")));
         }
         return tokens;
     }
@@ -269,17 +266,22 @@ Napi::Value model_wrap::token_to_piece(const Napi::CallbackInfo & info) {
     }
     llama_model_ptr     m     = model(env);
     const llama_vocab * vocab = llama_model_get_vocab(m.get());
-    const double        d     = info[0].As<Napi::Number>().DoubleValue();
-    const llama_token   token = static_cast<llama_token>(d);
-    if (d != static_cast<double>(token) || find_invalid_token(vocab, &token, 1) >= 0) {
+    const llama_token   token = static_cast<llama_token>(
+        checked_integer(env, info[0].As<Napi::Number>().DoubleValue(), INT32_MIN, INT32_MAX, "token"));
+    if (find_invalid_token(vocab, &token, 1) >= 0) {
         throw_error(env, code::invalid_argument, "token id is outside the vocabulary");
     }
-    char    buf[256];
-    int32_t n = llama_token_to_piece(vocab, token, buf, sizeof(buf), 0, info[1].As<Napi::Boolean>().Value());
+    const bool        special = info[1].As<Napi::Boolean>().Value();
+    std::vector<char> buf(256);
+    int32_t           n = llama_token_to_piece(vocab, token, buf.data(), static_cast<int32_t>(buf.size()), 0, special);
+    if (n < 0) {
+        buf.resize(static_cast<size_t>(-n));
+        n = llama_token_to_piece(vocab, token, buf.data(), static_cast<int32_t>(buf.size()), 0, special);
+    }
     if (n < 0) {
         throw_error(env, code::tokenize_failed, "llama_token_to_piece failed");
     }
-    return Napi::Buffer<char>::Copy(env, buf, static_cast<size_t>(n));
+    return Napi::Buffer<char>::Copy(env, buf.data(), static_cast<size_t>(n));
 }
 
 Napi::Value model_wrap::dispose(const Napi::CallbackInfo & info) {

@@ -20,6 +20,18 @@ double ms_since(clock_type::time_point t0) {
     return std::chrono::duration<double, std::milli>(clock_type::now() - t0).count();
 }
 
+// The text of one token; pieces longer than the stack buffer are fetched again at their size.
+std::string token_piece(const llama_vocab * vocab, llama_token token) {
+    char    buf[256];
+    int32_t n = llama_token_to_piece(vocab, token, buf, sizeof(buf), 0, false);
+    if (n >= 0) {
+        return std::string(buf, static_cast<size_t>(n));
+    }
+    std::string big(static_cast<size_t>(-n), '\0');
+    n = llama_token_to_piece(vocab, token, big.data(), static_cast<int32_t>(big.size()), 0, false);
+    return n >= 0 ? big.substr(0, static_cast<size_t>(n)) : std::string();
+}
+
 llama_sampler_ptr make_sampler(const generate_request & r, const llama_vocab * vocab) {
     llama_sampler_ptr chain(llama_sampler_chain_init(llama_sampler_chain_default_params()));
     if (r.repeat_penalty != 1.0f && r.repeat_last_n != 0) {
@@ -73,6 +85,12 @@ class generate_worker : public Napi::AsyncProgressQueueWorker<token_event> {
             prompt = std::move(req_.tokens);
         }
         prompt_tokens_ = prompt.size();
+        const uint32_t n_ctx = llama_n_ctx_seq(state_->ctx.get());
+        if (static_cast<uint32_t>(req_.repeat_last_n) > n_ctx) {
+            fail_ = { code::invalid_argument, "generate: repeatLastN (" + std::to_string(req_.repeat_last_n) +
+                                                  ") is larger than the context of a sequence (" + std::to_string(n_ctx) + ")" };
+            return;
+        }
 
         const auto t_prompt = clock_type::now();
         const int64_t reused = state_->decode_prompt(prompt, fail_);
@@ -94,10 +112,8 @@ class generate_worker : public Napi::AsyncProgressQueueWorker<token_event> {
             }
         }
 
-        const uint32_t n_ctx  = llama_n_ctx_seq(state_->ctx.get());
         const auto     t_gen  = clock_type::now();
         std::string    text;
-        char           buf[256];
         while (true) {
             if (state_->abort.load()) {
                 finish_reason_ = "abort";
@@ -112,8 +128,7 @@ class generate_worker : public Napi::AsyncProgressQueueWorker<token_event> {
                 finish_reason_ = "eos";
                 break;
             }
-            int32_t n = llama_token_to_piece(vocab, token, buf, sizeof(buf), 0, false);
-            token_event event{ token, n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string() };
+            token_event event{ token, token_piece(vocab, token) };
             ++generated_;
             const size_t before = text.size();
             text += event.piece;
@@ -240,22 +255,17 @@ generate_request read_generate_request(Napi::Env env, Napi::Object obj) {
     r.parse_special = obj.Get("parseSpecial").ToBoolean().Value();
 
     const double max_tokens = read_number(env, obj, "maxTokens");
-    if (max_tokens < 0 || max_tokens > 4294967295.0 || max_tokens != std::floor(max_tokens)) {
-        throw_error(env, code::invalid_argument, "generate: maxTokens must be a non-negative integer");
-    }
-    r.max_tokens     = static_cast<uint32_t>(max_tokens);
+    r.max_tokens     = static_cast<uint32_t>(checked_integer(env, max_tokens, 0, UINT32_MAX, "generate: maxTokens"));
     r.temperature    = static_cast<float>(read_number(env, obj, "temperature"));
-    r.top_k          = static_cast<int32_t>(read_number(env, obj, "topK"));
+    r.top_k          = static_cast<int32_t>(checked_integer(env, read_number(env, obj, "topK"), 0, INT32_MAX, "generate: topK"));
     r.top_p          = static_cast<float>(read_number(env, obj, "topP"));
     r.min_p          = static_cast<float>(read_number(env, obj, "minP"));
     r.repeat_penalty = static_cast<float>(read_number(env, obj, "repeatPenalty"));
-    r.repeat_last_n  = static_cast<int32_t>(read_number(env, obj, "repeatLastN"));
-    r.seed           = static_cast<uint32_t>(static_cast<int64_t>(read_number(env, obj, "seed")) & 0xffffffff);
+    // Bounded by the context later (the penalty sampler allocates a ring of this size).
+    r.repeat_last_n  = static_cast<int32_t>(checked_integer(env, read_number(env, obj, "repeatLastN"), 0, INT32_MAX, "generate: repeatLastN"));
+    r.seed           = static_cast<uint32_t>(checked_integer(env, read_number(env, obj, "seed"), 0, UINT32_MAX, "generate: seed"));
     if (r.repeat_penalty <= 0.0f) {
         throw_error(env, code::invalid_argument, "generate: repeatPenalty must be > 0");
-    }
-    if (r.repeat_last_n < 0) {
-        throw_error(env, code::invalid_argument, "generate: repeatLastN must be >= 0");
     }
     Napi::Value stop = obj.Get("stop");
     if (stop.IsArray()) {

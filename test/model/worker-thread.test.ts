@@ -28,9 +28,18 @@ describe('worker_threads (context-aware addon)', () => {
         expect(a).toHaveLength(8);
         expect(b).toEqual(a);
 
+        // The worker logs at debug level while the main thread decodes with its own logger:
+        // terminating the worker must release its logger cleanly.
+        const { LlamaModel, setLogger } = await import(entry);
+        const mainLines: string[] = [];
+        setLogger((_level: string, message: string) => mainLines.push(message), { level: 'debug' });
+        const mainModel = await LlamaModel.load({ path: fixtures.f16 });
+        const mainCtx = mainModel.createContext({ contextSize: 2048, threads: 1 });
+        const mainRun = mainCtx.complete('Once upon a time', { maxTokens: 300, temperature: 0 });
         const endless = new Worker(
             `const { parentPort, workerData } = require('node:worker_threads');
-             import(workerData.entry).then(async ({ LlamaModel }) => {
+             import(workerData.entry).then(async ({ LlamaModel, setLogger }) => {
+                setLogger(() => {}, { level: 'debug' });
                 const model = await LlamaModel.load({ path: workerData.model });
                 const ctx = model.createContext({ contextSize: 2048, threads: 1 });
                 parentPort.postMessage('started');
@@ -41,5 +50,9 @@ describe('worker_threads (context-aware addon)', () => {
         await new Promise((resolve) => endless.once('message', resolve));
         await new Promise((r) => setTimeout(r, 20));
         expect(await endless.terminate()).toBe(1);
+        expect((await mainRun).tokens).toHaveLength(300);
+        mainModel.dispose();
+        setLogger(null);
+        expect(mainLines.length).toBeGreaterThan(0);
     });
 });
