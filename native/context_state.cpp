@@ -12,7 +12,8 @@ void context_state::clear_memory() {
     cached.clear();
 }
 
-int64_t context_state::decode_prompt(const std::vector<llama_token> & tokens, failure & fail) {
+int64_t context_state::decode_prompt(const std::vector<llama_token> & tokens, failure & fail,
+                                     const std::function<void()> & after_batch) {
     llama_context *     lctx  = ctx.get();
     const llama_vocab * vocab = llama_model_get_vocab(model.get());
 
@@ -77,6 +78,9 @@ int64_t context_state::decode_prompt(const std::vector<llama_token> & tokens, fa
         }
         cached.insert(cached.end(), tokens.begin() + static_cast<std::ptrdiff_t>(i),
                       tokens.begin() + static_cast<std::ptrdiff_t>(i + n));
+        if (after_batch) {
+            after_batch();
+        }
     }
     return static_cast<int64_t>(n_keep);
 }

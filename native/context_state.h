@@ -6,6 +6,7 @@
 #include "handles.h"
 
 #include <atomic>
+#include <functional>
 #include <mutex>
 #include <vector>
 
@@ -30,7 +31,9 @@ struct context_state {
     // Decodes `tokens` as sequence 0, reusing the longest prefix already cached.
     // Leaves the logits of the last token available. Returns the number of tokens
     // reused, or -1 with `fail` set (fail.code == ABORTED when aborted).
-    int64_t decode_prompt(const std::vector<llama_token> & tokens, failure & fail);
+    // `after_batch` runs after each decoded batch (used as a heartbeat towards JS).
+    int64_t decode_prompt(const std::vector<llama_token> & tokens, failure & fail,
+                          const std::function<void()> & after_batch = {});
     // Decodes one generated token.
     bool decode_one(llama_token token, failure & fail);
     void clear_memory();

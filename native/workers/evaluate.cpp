@@ -6,10 +6,12 @@ namespace llama_kv {
 
 namespace {
 
-class evaluate_worker : public Napi::AsyncWorker {
+// A progress worker only for its heartbeat: after each decoded batch it calls a no-op
+// JS function; if that fails, the environment is being torn down and the decode is aborted.
+class evaluate_worker : public Napi::AsyncProgressQueueWorker<char> {
   public:
     evaluate_worker(Napi::Env env, std::shared_ptr<context_state> state, std::vector<llama_token> tokens) :
-        Napi::AsyncWorker(env, "llama-kv:evaluate"),
+        Napi::AsyncProgressQueueWorker<char>(Napi::Function::New(env, [](const Napi::CallbackInfo &) {}), "llama-kv:evaluate"),
         deferred_(Napi::Promise::Deferred::New(env)),
         state_(std::move(state)),
         tokens_(std::move(tokens)) {}
@@ -19,10 +21,11 @@ class evaluate_worker : public Napi::AsyncWorker {
     Napi::Promise promise() const { return deferred_.Promise(); }
 
   protected:
-    void Execute() override {
+    void Execute(const ExecutionProgress & progress) override {
         std::lock_guard<std::mutex> lock(state_->mutex);
         log_capture_reset();
-        if (state_->decode_prompt(tokens_, fail_) < 0) {
+        const char beat = 0;
+        if (state_->decode_prompt(tokens_, fail_, [&] { progress.Send(&beat, 1); }) < 0) {
             return;
         }
         const int32_t n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(state_->model.get()));
@@ -32,6 +35,12 @@ class evaluate_worker : public Napi::AsyncWorker {
             return;
         }
         logits_.assign(logits, logits + n_vocab);
+    }
+
+    void OnProgress(const char *, size_t) override {
+        if (!outside_js([&] { Callback().Call({}); })) {
+            state_->abort.store(true);
+        }
     }
 
     void OnOK() override {

@@ -93,7 +93,10 @@ class generate_worker : public Napi::AsyncProgressQueueWorker<token_event> {
         }
 
         const auto t_prompt = clock_type::now();
-        const int64_t reused = state_->decode_prompt(prompt, fail_);
+        // A heartbeat per prompt batch: if JS can no longer be called (the environment
+        // is being torn down), OnProgress sets the abort flag and the decode stops.
+        const token_event heartbeat{ -1, {} };
+        const int64_t     reused = state_->decode_prompt(prompt, fail_, [&] { progress.Send(&heartbeat, 1); });
         if (reused < 0) {
             if (fail_.code == code::aborted) {
                 fail_         = {};
@@ -162,12 +165,19 @@ class generate_worker : public Napi::AsyncProgressQueueWorker<token_event> {
             return;
         }
         const bool delivered = outside_js([&] {
-            Napi::Env   env    = Env();
-            auto        tokens = Napi::Int32Array::New(env, count);
-            Napi::Array pieces = Napi::Array::New(env, count);
+            Napi::Env env = Env();
+            size_t    n   = 0;  // heartbeats (token -1) carry no token
             for (size_t i = 0; i < count; ++i) {
-                tokens[i] = events[i].token;
-                pieces.Set(static_cast<uint32_t>(i),
+                n += events[i].token >= 0 ? 1 : 0;
+            }
+            auto        tokens = Napi::Int32Array::New(env, n);
+            Napi::Array pieces = Napi::Array::New(env, n);
+            for (size_t i = 0, j = 0; i < count; ++i) {
+                if (events[i].token < 0) {
+                    continue;
+                }
+                tokens[j] = events[i].token;
+                pieces.Set(static_cast<uint32_t>(j++),
                            Napi::Buffer<char>::Copy(env, events[i].piece.data(), events[i].piece.size()));
             }
             Callback().Call({ tokens, pieces });

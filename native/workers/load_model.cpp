@@ -25,13 +25,11 @@ struct load_params {
 
 class load_model_worker : public Napi::AsyncProgressWorker<float> {
   public:
-    load_model_worker(Napi::Function on_progress, bool report, load_params params,
-                      std::shared_ptr<std::atomic<bool>> abort) :
+    load_model_worker(Napi::Function on_progress, load_params params, std::shared_ptr<std::atomic<bool>> abort) :
         Napi::AsyncProgressWorker<float>(on_progress, "llama-kv:loadModel"),
         deferred_(Napi::Promise::Deferred::New(on_progress.Env())),
         params_(std::move(params)),
-        abort_(std::move(abort)),
-        report_(report) {}
+        abort_(std::move(abort)) {}
 
     Napi::Promise promise() const { return deferred_.Promise(); }
 
@@ -40,9 +38,8 @@ class load_model_worker : public Napi::AsyncProgressWorker<float> {
         struct callback_state {
             const ExecutionProgress * progress;
             std::atomic<bool> *       abort;
-            bool                      report;
             float                     last;
-        } state{ &progress, abort_.get(), report_, -1.0f };
+        } state{ &progress, abort_.get(), -1.0f };
 
         llama_model_params mp          = llama_model_default_params();
         mp.n_gpu_layers                = params_.n_gpu_layers;
@@ -60,7 +57,9 @@ class load_model_worker : public Napi::AsyncProgressWorker<float> {
             if (s->abort->load()) {
                 return false;
             }
-            if (s->report && (p - s->last >= 0.01f || (p >= 1.0f && s->last < 1.0f))) {
+            // Sent even without a JS progress callback (a no-op then): a call that fails in
+            // OnProgress means the environment is being torn down, and aborts the load.
+            if (p - s->last >= 0.01f || (p >= 1.0f && s->last < 1.0f)) {
                 s->last = p;
                 s->progress->Send(&p, 1);
             }
@@ -121,7 +120,6 @@ class load_model_worker : public Napi::AsyncProgressWorker<float> {
     Napi::Promise::Deferred            deferred_;
     load_params                        params_;
     std::shared_ptr<std::atomic<bool>> abort_;
-    bool                               report_;
     llama_model_ptr                    result_;
     failure                            fail_;
 };
@@ -163,7 +161,7 @@ Napi::Value load_model(const Napi::CallbackInfo & info) {
         report ? info[2].As<Napi::Function>() : Napi::Function::New(env, [](const Napi::CallbackInfo &) {});
 
     auto  abort  = std::make_shared<std::atomic<bool>>(false);
-    auto * worker = new load_model_worker(on_progress, report, std::move(params), abort);  // deleted by node-addon-api
+    auto * worker = new load_model_worker(on_progress, std::move(params), abort);  // deleted by node-addon-api
     Napi::Object result = Napi::Object::New(env);
     result.Set("promise", worker->promise());
     result.Set("abort", Napi::Function::New(env, [abort](const Napi::CallbackInfo &) { abort->store(true); }));

@@ -56,3 +56,38 @@ describe('worker_threads (context-aware addon)', () => {
         expect(mainLines.length).toBeGreaterThan(0);
     });
 });
+
+describe('terminating a worker thread in the middle of native work', () => {
+    it('does not wait for a long prompt decode to finish (evaluate and generate)', async () => {
+        const { LlamaModel } = await import(entry);
+        const prompt = Array.from({ length: 1900 }, (_, i) => 100 + (i % 1000));
+        const model = await LlamaModel.load({ path: fixtures.f16 });
+        const ctx = model.createContext({ contextSize: 2048, batchSize: 64, ubatchSize: 64, threads: 1 });
+        const t0 = performance.now();
+        await ctx.evaluate(prompt);
+        const decodeMs = performance.now() - t0;
+        model.dispose();
+        for (const op of ['evaluate', 'generate']) {
+            const worker = new Worker(
+                `const { parentPort, workerData } = require('node:worker_threads');
+                 import(workerData.entry).then(async ({ LlamaModel }) => {
+                    const model = await LlamaModel.load({ path: workerData.model });
+                    const ctx = model.createContext({ contextSize: 2048, batchSize: 64, ubatchSize: 64, threads: 1 });
+                    const prompt = Array.from({ length: 1900 }, (_, i) => 100 + (i % 1000));
+                    parentPort.postMessage('decoding');
+                    if (workerData.op === 'evaluate') await ctx.evaluate(prompt);
+                    else await ctx.complete(prompt, { maxTokens: 4 });
+                 });`,
+                { eval: true, workerData: { entry, model: fixtures.f16, op } },
+            );
+            await new Promise((resolve) => worker.once('message', resolve));
+            await new Promise((resolve) => setTimeout(resolve, 20));
+            const t1 = performance.now();
+            await worker.terminate();
+            const terminateMs = performance.now() - t1;
+            console.log(`${op}: the prompt decode takes ${decodeMs.toFixed(0)} ms; terminate() took ${terminateMs.toFixed(0)} ms`);
+            // Without the heartbeat, terminate() waited for the whole decode.
+            expect(terminateMs).toBeLessThan(decodeMs / 2);
+        }
+    });
+});
