@@ -8,7 +8,7 @@ import { binding, type NativeBinding, type NativeModel } from './binding.js';
 import { resolveContextParams } from './context-params.js';
 import { captureStack, fromNative, LlamaConfigError } from './errors.js';
 import { readGgufMetadata, type GgufMetadata } from './gguf.js';
-import { KV_CACHE_TYPE_INFO, type FlashAttention, type KvCacheType } from './kv-cache.js';
+import { KV_CACHE_TYPE_INFO, type FlashAttention, type KvCacheType, type ResolvedKvConfig } from './kv-cache.js';
 import { toMemoryReport, type DeviceMemory, type MemoryComponent, type MemoryReport } from './memory.js';
 import { modelFactsFromGguf, type HeaderModelFacts } from './model-facts.js';
 import { contextOptionsSchema, parseOptions, type ContextOptionsWithoutModel } from './options.js';
@@ -64,7 +64,8 @@ const estimateOptionsSchema = contextOptionsSchema.omit({ model: true, threads: 
     simulate: z.boolean({ error: 'a boolean' }).optional(),
 });
 
-const pad = (n: number, to: number) => Math.ceil(n / to) * to;
+/** `n` rounded up to a multiple of `to`. @internal */
+export const pad = (n: number, to: number) => Math.ceil(n / to) * to;
 const rowBytes = (type: KvCacheType, values: number) => (values / KV_CACHE_TYPE_INFO[type].blockSize) * KV_CACHE_TYPE_INFO[type].blockBytes;
 
 /**
@@ -102,7 +103,7 @@ export type EstimateContextOptions = Omit<EstimateOptions, 'model' | 'simulate' 
 /** Header-level estimate for already parsed options. Throws the same errors as LlamaContext. @internal */
 export function estimateFromHeader(gguf: GgufMetadata, facts: HeaderModelFacts, options: EstimateContextOptions): MemoryEstimate {
     const resolved = resolveContextParams(options, facts);
-    return headerEstimate(gguf, facts, resolved.native, resolved.kv.flashAttention);
+    return headerEstimate(gguf, facts, resolved.native, resolved.kv);
 }
 
 /** A model loaded by llama.cpp for dry runs (no weights read), for many estimates. @internal */
@@ -137,20 +138,22 @@ export async function openSimulator(path: string, stack = captureStack()): Promi
 
 type NativeParams = ReturnType<typeof resolveContextParams>['native'];
 
+/** llama.cpp pads the context to a multiple of this many cells (per sequence unless kvUnified). */
+export const CONTEXT_PADDING = 256;
+
 /** llama.cpp's context padding (llama_context constructor): cells in total and per stream. */
 export function paddedContext(contextSize: number, parallel: number, kvUnified: boolean): { total: number; perStream: number } {
-    const total = pad(contextSize, 256);
+    const total = pad(contextSize, CONTEXT_PADDING);
     if (kvUnified) return { total, perStream: total };
-    const perStream = pad(Math.floor(total / parallel), 256);
+    const perStream = pad(Math.floor(total / parallel), CONTEXT_PADDING);
     return { total: perStream * parallel, perStream };
 }
 
-function headerEstimate(gguf: GgufMetadata, facts: HeaderModelFacts, p: NativeParams, fa: 'auto' | 'on' | 'off'): MemoryEstimate {
+function headerEstimate(gguf: GgufMetadata, facts: HeaderModelFacts, p: NativeParams, kv: ResolvedKvConfig): MemoryEstimate {
     const ctx = paddedContext(p.contextSize, p.sequences, p.kvUnified);
-    const typeK = (Object.keys(KV_CACHE_TYPE_INFO) as KvCacheType[]).find((t) => KV_CACHE_TYPE_INFO[t].ggmlType === p.cacheTypeK)!;
-    const typeV = (Object.keys(KV_CACHE_TYPE_INFO) as KvCacheType[]).find((t) => KV_CACHE_TYPE_INFO[t].ggmlType === p.cacheTypeV)!;
+    const { cacheTypeK: typeK, cacheTypeV: typeV } = kv;
     // On the CPU every K/V type has a flash-attention kernel, so llama.cpp's 'auto' resolves to on.
-    const flashAttention = fa === 'off' ? 'off' : 'on';
+    const flashAttention = kv.flashAttention === 'off' ? 'off' : 'on';
     const kBytes = facts.layerHeadDimK.reduce((s, dim, il) => s + ctx.total * rowBytes(typeK, dim * facts.layerHeadCountKv[il]), 0);
     const vBytes = facts.layerHeadDimV.reduce((s, dim, il) => s + ctx.total * rowBytes(typeV, dim * facts.layerHeadCountKv[il]), 0);
     const weights = gguf.tensors.reduce((s, t) => s + pad(t.byteSize, gguf.alignment), 0);

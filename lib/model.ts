@@ -127,32 +127,16 @@ export class LlamaModel {
 
     /** Text to token ids, on the JS thread: for short text. See {@link tokenizeAsync} for large inputs. */
     tokenize(text: string, options: TokenizeOptions = {}): Int32Array {
-        if (typeof text !== 'string') {
-            throw new LlamaConfigError(`Expected a string for text but received ${typeof text}`, 'INVALID_ARGUMENT');
-        }
-        const opts = parseOptions(tokenizeOptionsSchema, options, 'tokenize()');
-        return call(() =>
-            this.#requireNative().tokenize(
-                text,
-                opts.addSpecial ?? defaults.tokenize.addSpecial,
-                opts.parseSpecial ?? defaults.tokenize.parseSpecial,
-            ),
-        );
+        const [addSpecial, parseSpecial] = tokenizeArgs(text, options, 'tokenize()');
+        return call(() => this.#requireNative().tokenize(text, addSpecial, parseSpecial));
     }
 
     /** Text to token ids on a worker thread: for large inputs (the event loop keeps running). */
     async tokenizeAsync(text: string, options: TokenizeOptions = {}): Promise<Int32Array> {
         const stack = captureStack();
-        if (typeof text !== 'string') {
-            throw new LlamaConfigError(`Expected a string for text but received ${typeof text}`, 'INVALID_ARGUMENT');
-        }
-        const opts = parseOptions(tokenizeOptionsSchema, options, 'tokenizeAsync()');
+        const [addSpecial, parseSpecial] = tokenizeArgs(text, options, 'tokenizeAsync()');
         try {
-            return await this.#requireNative().tokenizeAsync(
-                text,
-                opts.addSpecial ?? defaults.tokenize.addSpecial,
-                opts.parseSpecial ?? defaults.tokenize.parseSpecial,
-            );
+            return await this.#requireNative().tokenizeAsync(text, addSpecial, parseSpecial);
         } catch (error) {
             throw fromNative(error, stack);
         }
@@ -228,6 +212,15 @@ export function toTokenArray(tokens: ArrayLike<number>): Int32Array {
         out[i] = t;
     }
     return out;
+}
+
+/** Validates tokenize()'s arguments; returns [addSpecial, parseSpecial]. */
+function tokenizeArgs(text: unknown, options: TokenizeOptions, what: string): [boolean, boolean] {
+    if (typeof text !== 'string') {
+        throw new LlamaConfigError(`Expected a string for text but received ${typeof text}`, 'INVALID_ARGUMENT');
+    }
+    const opts = parseOptions(tokenizeOptionsSchema, options, what);
+    return [opts.addSpecial ?? defaults.tokenize.addSpecial, opts.parseSpecial ?? defaults.tokenize.parseSpecial];
 }
 
 function call<T>(fn: () => T): T {

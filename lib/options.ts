@@ -13,6 +13,8 @@ const positiveInt = (what = 'a positive integer') =>
 const nonNegativeInt = (what = 'a non-negative integer') =>
     z.number({ error: what }).int({ error: what }).nonnegative({ error: what });
 const bool = () => z.boolean({ error: 'a boolean' });
+const unitInterval = () =>
+    z.number({ error: 'a number in [0, 1]' }).min(0, { error: 'a number in [0, 1]' }).max(1, { error: 'a number in [0, 1]' });
 const signal = () => z.instanceof(AbortSignal, { error: 'an AbortSignal' });
 const fn = <T extends (...args: never[]) => unknown>() =>
     z.custom<T>((v) => typeof v === 'function', { error: 'a function' });
@@ -129,8 +131,8 @@ export const generateOptionsSchema = z.strictObject({
     maxTokens: nonNegativeInt().optional(),
     temperature: z.number({ error: 'a number >= 0' }).min(0, { error: 'a number >= 0' }).optional(),
     topK: nonNegativeInt().optional(),
-    topP: z.number({ error: 'a number in [0, 1]' }).min(0, { error: 'a number in [0, 1]' }).max(1, { error: 'a number in [0, 1]' }).optional(),
-    minP: z.number({ error: 'a number in [0, 1]' }).min(0, { error: 'a number in [0, 1]' }).max(1, { error: 'a number in [0, 1]' }).optional(),
+    topP: unitInterval().optional(),
+    minP: unitInterval().optional(),
     repeatPenalty: z.number({ error: 'a number > 0' }).positive({ error: 'a number > 0' }).optional(),
     repeatLastN: nonNegativeInt().optional(),
     seed: uint32().optional(),

@@ -4,12 +4,20 @@
  * q4_0, then K to q4_0; never below q4_0/q4_0).
  */
 import { z } from 'zod';
-import { estimateFromHeader, openSimulator, type EstimateContextOptions, type MemoryEstimate, type Simulator } from './estimate.js';
+import {
+    CONTEXT_PADDING,
+    estimateFromHeader,
+    openSimulator,
+    pad,
+    type EstimateContextOptions,
+    type MemoryEstimate,
+    type Simulator,
+} from './estimate.js';
 import { LlamaConfigError, LlamaError } from './errors.js';
 import { readGgufMetadata, type GgufMetadata } from './gguf.js';
 import type { FlashAttention, KvCacheType } from './kv-cache.js';
 import { modelFactsFromGguf } from './model-facts.js';
-import { parseOptions } from './options.js';
+import { defaults, parseOptions } from './options.js';
 
 /** What the planner optimises. */
 export type FitPreference = 'context' | 'parallel' | 'quality';
@@ -64,7 +72,7 @@ const planFitSchema = z.strictObject({
     ubatchSize: z.number().int().positive({ error: 'a positive integer' }).optional(),
 });
 
-const STEP = 256; // llama.cpp pads the context to multiples of 256
+const STEP = CONTEXT_PADDING;
 const MAX_PARALLEL = 256;
 const MIB = 1024 * 1024;
 
@@ -96,18 +104,18 @@ async function plan(opts: z.output<typeof planFitSchema>, simulator: Simulator |
     const facts = modelFactsFromGguf(gguf);
     const prefer = opts.prefer ?? 'quality';
     const trained = facts.trainedContextSize > 0 ? facts.trainedContextSize : 4096;
-    const minContext = opts.minContextSize ?? Math.min(4096, trained);
+    const minContext = opts.minContextSize ?? Math.min(defaults.context.contextSize, trained);
     const parallel = opts.parallel ?? 1;
     const budget = opts.budgetBytes;
     const extra = { batchSize: opts.batchSize, ubatchSize: opts.ubatchSize };
 
     const margin = 1.15;
     const estimate = (o: EstimateContextOptions) => (simulator ? simulator.run(o, facts) : estimateFromHeader(gguf, facts, o));
-    const planned = async (contextSize: number, np: number, k: KvCacheType, v: KvCacheType) => {
+    const planned = (contextSize: number, np: number, k: KvCacheType, v: KvCacheType) => {
         const e = estimate({ contextSize, parallel: np, cacheTypeK: k, cacheTypeV: v, ...extra });
         return e.total.bytes + (e.exact.compute ? 0 : e.compute.bytes * (margin - 1));
     };
-    const valid = async (k: KvCacheType, v: KvCacheType) => {
+    const valid = (k: KvCacheType, v: KvCacheType) => {
         try {
             estimateFromHeader(gguf, facts, { contextSize: STEP, cacheTypeK: k, cacheTypeV: v, ...extra });
             return true;
@@ -116,51 +124,41 @@ async function plan(opts: z.output<typeof planFitSchema>, simulator: Simulator |
             throw error;
         }
     };
-    const ladder: (readonly [KvCacheType, KvCacheType])[] = [];
-    for (const step of FIT_LADDER) if (await valid(...step)) ladder.push(step);
-
-    /** Largest context (multiple of 256, at most `cap`) that fits, or 0. */
-    const maxContext = async (np: number, k: KvCacheType, v: KvCacheType, cap: number) => {
+    const ladder = FIT_LADDER.filter(([k, v]) => valid(k, v));
+    /** Largest n in [0, hi] with fits(n) (fits is monotone), or 0. */
+    const largest = (hi: number, fits: (n: number) => boolean) => {
         let lo = 0;
-        let hi = Math.floor(cap / STEP);
         while (lo < hi) {
             const mid = Math.ceil((lo + hi) / 2);
-            if ((await planned(mid * STEP, np, k, v)) <= budget) lo = mid;
-            else hi = mid - 1;
-        }
-        return lo * STEP;
-    };
-    /** Most sequences of `perSeq` tokens that fit, or 0. */
-    const maxParallel = async (perSeq: number, k: KvCacheType, v: KvCacheType) => {
-        let lo = 0;
-        let hi = MAX_PARALLEL;
-        while (lo < hi) {
-            const mid = Math.ceil((lo + hi) / 2);
-            if ((await planned(perSeq * mid, mid, k, v)) <= budget) lo = mid;
+            if (fits(mid)) lo = mid;
             else hi = mid - 1;
         }
         return lo;
     };
+    /** Largest context (multiple of the padding, at most `cap`) that fits, or 0. */
+    const maxContext = (np: number, k: KvCacheType, v: KvCacheType, cap: number) =>
+        largest(Math.floor(cap / STEP), (n) => planned(n * STEP, np, k, v) <= budget) * STEP;
+    /** Most sequences of `perSeq` tokens that fit, or 0. */
+    const maxParallel = (perSeq: number, k: KvCacheType, v: KvCacheType) =>
+        largest(MAX_PARALLEL, (n) => planned(perSeq * n, n, k, v) <= budget);
 
     const smallest = ladder.at(-1) ?? (['f16', 'f16'] as const);
-    const needed = await planned(minContext * parallel, parallel, ...smallest);
-    const how = simulator ? '' : ' (header estimate, with a 15% margin on its approximate compute figure; give the model as a file path for an exact dry run)';
     let choice: { contextSize: number; parallel: number; k: KvCacheType; v: KvCacheType; reason: string } | null = null;
 
     if (prefer === 'parallel') {
         let best = { n: 0, index: -1 };
         for (const [i, [k, v]] of ladder.entries()) {
-            const n = await maxParallel(roundUp(minContext), k, v);
+            const n = maxParallel(pad(minContext, STEP), k, v);
             if (n > best.n) best = { n, index: i };
         }
         if (best.n > 0) {
             const [k, v] = ladder[best.index];
-            choice = { contextSize: roundUp(minContext) * best.n, parallel: best.n, k, v, reason: `${best.n} sequences of ${roundUp(minContext)} tokens fit with K ${k} / V ${v}; more precise types fit fewer` };
+            choice = { contextSize: pad(minContext, STEP) * best.n, parallel: best.n, k, v, reason: `${best.n} sequences of ${pad(minContext, STEP)} tokens fit with K ${k} / V ${v}; more precise types fit fewer` };
         }
     } else {
-        const cap = roundUp(trained) * parallel;
+        const cap = pad(trained, STEP) * parallel;
         for (const [k, v] of ladder) {
-            const context = await maxContext(parallel, k, v, cap);
+            const context = maxContext(parallel, k, v, cap);
             if (context < minContext * parallel) continue;
             if (prefer === 'quality') {
                 choice = { contextSize: context, parallel, k, v, reason: `K ${k} / V ${v} are the most precise types that give ${minContext} tokens per sequence` };
@@ -174,6 +172,8 @@ async function plan(opts: z.output<typeof planFitSchema>, simulator: Simulator |
         }
     }
     if (!choice) {
+        const needed = planned(minContext * parallel, parallel, ...smallest);
+        const how = simulator ? '' : ' (header estimate, with a 15% margin on its approximate compute figure; give the model as a file path for an exact dry run)';
         const weights = estimateFromHeader(gguf, facts, { contextSize: STEP, ...extra }).weights.bytes;
         throw new LlamaError(
             'INSUFFICIENT_MEMORY',
@@ -192,7 +192,7 @@ async function plan(opts: z.output<typeof planFitSchema>, simulator: Simulator |
     while (chosen.total.bytes > budget) {
         if (prefer === 'parallel' && choice.parallel > 1) {
             choice.parallel -= 1;
-            choice.contextSize = roundUp(minContext) * choice.parallel;
+            choice.contextSize = pad(minContext, STEP) * choice.parallel;
         } else if (prefer !== 'parallel' && choice.contextSize - STEP * choice.parallel >= minContext * choice.parallel) {
             choice.contextSize -= STEP * choice.parallel;
         } else {
@@ -209,8 +209,4 @@ async function plan(opts: z.output<typeof planFitSchema>, simulator: Simulator |
         estimate: chosen,
         reason: `${choice.reason}; ${simulator ? 'dry-run' : 'estimated'} total ${fmt(chosen.total.bytes)} of ${fmt(budget)}`,
     };
-}
-
-function roundUp(n: number): number {
-    return Math.ceil(n / STEP) * STEP;
 }

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { LlamaContext } from '../context.js';
 import { estimateFromHeader, estimateMemory, type MemoryEstimate } from '../estimate.js';
-import { readGgufMetadata } from '../gguf.js';
+import { readGgufMetadata, type GgufMetadata } from '../gguf.js';
 import { KV_PRESETS, type KvPreset } from '../kv-cache.js';
 import { LlamaModel } from '../model.js';
 import { modelFactsFromGguf } from '../model-facts.js';
@@ -43,7 +43,9 @@ export async function memory(argv: readonly string[]): Promise<number> {
     if (!path) throw new UsageError('-m/--model is required');
     const budget = typeof flags.budget === 'string' ? parseBytes('--budget', flags.budget) : undefined;
     const options = contextOptionsFromFlags(flags);
-    const estimate = await estimateMemory({ model: path, ...options, simulate: flags.simulate === true });
+    const gguf = await readGgufMetadata(path); // read once: for the header estimate and the chart
+    const simulate = flags.simulate === true;
+    const estimate = await estimateMemory({ model: simulate ? path : gguf, ...options, simulate });
 
     let live: MemoryReport | undefined;
     if (flags.live) {
@@ -56,7 +58,7 @@ export async function memory(argv: readonly string[]): Promise<number> {
             model.dispose();
         }
     }
-    if (typeof flags.chart === 'string') await writeChart(flags.chart, path, estimate, budget);
+    if (typeof flags.chart === 'string') writeChart(flags.chart, path, gguf, estimate, budget);
 
     if (flags.json) {
         process.stdout.write(JSON.stringify({ model: path, estimate, ...(live ? { live } : {}) }) + '\n');
@@ -91,8 +93,7 @@ function exactness(e: MemoryEstimate, row: string): string {
     return e.exact[key] ? 'exact' : 'approx';
 }
 
-async function writeChart(file: string, path: string, estimate: MemoryEstimate, budget: number | undefined): Promise<void> {
-    const gguf = await readGgufMetadata(path);
+function writeChart(file: string, path: string, gguf: GgufMetadata, estimate: MemoryEstimate, budget: number | undefined): void {
     const facts = modelFactsFromGguf(gguf);
     const c = estimate.config;
     const maxContext = Math.max(c.contextSize, facts.trainedContextSize || 0, 4096);

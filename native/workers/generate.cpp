@@ -134,10 +134,12 @@ class generate_worker : public Napi::AsyncProgressQueueWorker<token_event> {
             token_event event{ token, token_piece(vocab, token) };
             ++generated_;
             const size_t before = text.size();
-            text += event.piece;
+            if (!req_.stop.empty()) {
+                text += event.piece;  // kept only to look for stop strings
+            }
             progress.Send(&event, 1);
 
-            if (find_stop(text, before)) {
+            if (!req_.stop.empty() && find_stop(text, before)) {
                 finish_reason_ = "stop";
                 break;
             }
