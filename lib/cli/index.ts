@@ -49,4 +49,10 @@ async function main(argv: string[]): Promise<number> {
     }
 }
 
+// `llama-kv info model.gguf | head` closes stdout early: end quietly, as Unix tools do.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(0);
+    throw error;
+});
+
 process.exitCode = await main(process.argv.slice(2));

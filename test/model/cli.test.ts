@@ -72,6 +72,12 @@ describe('llama-kv CLI', () => {
         }
     });
 
+    it('ends quietly when its output pipe is closed early (| head)', () => {
+        const r = spawnSync('sh', ['-c', `"${process.execPath}" "${cli}" info "${fixtures.f16}" | head -1`], { encoding: 'utf8' });
+        expect(r.stdout).toMatch(/^path\s+/);
+        expect(r.stderr).not.toContain('EPIPE');
+    });
+
     it('a missing model is an error with its code, exit code 1', () => {
         const r = llamaKv('info', join(root, 'nope.gguf'));
         expect(r.code).toBe(1);
