@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -89,5 +90,17 @@ describe('terminating a worker thread in the middle of native work', () => {
             // Without the heartbeat, terminate() waited for the whole decode.
             expect(terminateMs).toBeLessThan(decodeMs / 2);
         }
+    });
+});
+
+describe('worker termination stress', () => {
+    it('survives workers terminated at random moments of native work', () => {
+        // Before NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS this aborted the process about once in
+        // 180 terminations during generation ("FATAL ERROR: Error::Error napi_define_properties").
+        const script = join(import.meta.dirname, '..', '..', 'scripts', 'stress-worker-termination.mjs');
+        const r = spawnSync(process.execPath, [script, fixtures.f16, '24', 'generate,evaluate,generate,load', '250'], { encoding: 'utf8', timeout: 120_000 });
+        expect(r.stderr).not.toContain('FATAL');
+        expect(r.status).toBe(0);
+        expect(r.stdout).toContain('terminated 24 workers');
     });
 });
