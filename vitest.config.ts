@@ -3,6 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
     test: {
         include: ['test/**/*.test.ts'],
+        exclude: ['test/package/**', '**/node_modules/**'],
         globalSetup: ['test/fixtures/global-setup.ts'],
         testTimeout: 60_000,
         hookTimeout: 300_000,

@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { backendSearchDirs } from './backends.js';
 import { LlamaError } from './errors.js';
 
 /** Metadata read by llama.cpp from a loaded model. */
@@ -126,7 +127,7 @@ export interface NativeMemoryReport {
         layers: number;
         streams: number;
     };
-    buffers: (NativeBufferPlace & { model: number; context: number; compute: number })[];
+    buffers: (NativeBufferPlace & { model: number; context: number; compute: number; experts: number })[];
     output: NativeBufferPlace & { bytes: number };
 }
 
@@ -140,8 +141,25 @@ export interface NativeContext {
     readonly disposed: boolean;
 }
 
+/** The loaded backends and the GPU libraries that failed to load. */
+export interface NativeBackendInfo {
+    addonDir: string;
+    hasCpu: boolean;
+    registries: {
+        name: string;
+        path: string;
+        features: Record<string, string>;
+        devices: { name: string; description: string; type: string; freeBytes: number; totalBytes: number }[];
+    }[];
+    attempts: { name: string; path: string; error: string | null }[];
+}
+
 export interface NativeLoadParams {
     gpuLayers: number;
+    /** Devices to offload to, by name; absent: llama.cpp's default (all). [] keeps everything on the CPU. */
+    devices?: string[];
+    tensorSplit?: number[];
+    tensorOverrides?: { pattern: string; bufferType: string }[];
     useMmap: boolean;
     useMlock: boolean;
     vocabOnly: boolean;
@@ -166,10 +184,9 @@ export interface NativeBinding {
         supportsGpuOffload: boolean;
         maxParallelSequences: number;
     };
-    backendInfo(): {
-        registries: { name: string; features: Record<string, string> }[];
-        devices: { name: string; description: string; type: string; registry: string }[];
-    };
+    /** Loads ggml's backend libraries, once per process (later calls do nothing). */
+    loadBackends(extraDirs: string[]): void;
+    backendInfo(): NativeBackendInfo;
     llamaVersion: string;
 }
 
@@ -186,14 +203,20 @@ export function packageRoot(): string {
 
 let cached: NativeBinding | undefined;
 
-/** Loads the addon once (prebuilds/ or build/Release via node-gyp-build). */
+/**
+ * Loads the addon once (build/Release, or prebuilds/<platform>-<arch> via
+ * node-gyp-build), then ggml's backends: from the addon's folder, the GPU packages and
+ * LLAMA_KV_BACKEND_PATH.
+ */
 export function binding(): NativeBinding {
     if (cached) return cached;
     const require = createRequire(import.meta.url);
     const root = packageRoot();
     try {
-        const load = require('node-gyp-build') as (dir: string) => NativeBinding;
-        cached = load(root);
+        const load = require('node-gyp-build') as { path(dir: string): string };
+        const native = require(load.path(root)) as NativeBinding;
+        native.loadBackends(backendSearchDirs(root));
+        cached = native;
     } catch (error) {
         throw new LlamaError(
             'BINDING_LOAD_FAILED',

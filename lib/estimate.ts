@@ -9,7 +9,7 @@ import { resolveContextParams } from './context-params.js';
 import { captureStack, fromNative, LlamaConfigError } from './errors.js';
 import { readGgufMetadata, type GgufMetadata } from './gguf.js';
 import { KV_CACHE_TYPE_INFO, type FlashAttention, type KvCacheType, type ResolvedKvConfig } from './kv-cache.js';
-import { toMemoryReport, type DeviceMemory, type MemoryComponent, type MemoryReport } from './memory.js';
+import { isExpertTensor, toMemoryReport, type DeviceMemory, type MemoryComponent, type MemoryReport } from './memory.js';
 import { modelFactsFromGguf, type HeaderModelFacts } from './model-facts.js';
 import { contextOptionsSchema, parseOptions, type ContextOptionsWithoutModel } from './options.js';
 
@@ -157,6 +157,7 @@ function headerEstimate(gguf: GgufMetadata, facts: HeaderModelFacts, p: NativePa
     const kBytes = facts.layerHeadDimK.reduce((s, dim, il) => s + ctx.total * rowBytes(typeK, dim * facts.layerHeadCountKv[il]), 0);
     const vBytes = facts.layerHeadDimV.reduce((s, dim, il) => s + ctx.total * rowBytes(typeV, dim * facts.layerHeadCountKv[il]), 0);
     const weights = gguf.tensors.reduce((s, t) => s + pad(t.byteSize, gguf.alignment), 0);
+    const experts = gguf.tensors.reduce((s, t) => s + (isExpertTensor(t.name) ? t.byteSize : 0), 0);
     const output = facts.vocabSize * 4 * p.sequences;
     // Compute buffers (approximate): the graph reserved for one micro-batch keeps either the
     // logits (n_vocab floats per token) or, without flash attention, the attention scores of
@@ -189,7 +190,7 @@ function headerEstimate(gguf: GgufMetadata, facts: HeaderModelFacts, p: NativePa
         total: { bytes: weights + kvBytes + compute + output },
         exact: { kv: facts.denseKv, weights: true, compute: false, output: true },
         source: { kv: 'header', weights: 'header', compute: 'header', output: 'header' },
-        devices: [{ name: 'CPU', kind: 'cpu', weightsBytes: weights, kvBytes, computeBytes: compute, outputBytes: output }],
+        devices: [{ name: 'CPU', kind: 'cpu', weightsBytes: weights, expertWeightsBytes: experts, kvBytes, computeBytes: compute, outputBytes: output }],
         notes,
     };
 }

@@ -32,3 +32,4 @@ export { estimateMemory, type EstimateOptions, type MemoryEstimate, type Estimat
 export { setLogger, setLogLevel, type Logger, type LogLevel, type LoggerOptions } from './logger.js';
 export { readGgufMetadata, type GgufMetadata, type GgufTensorInfo, type GgufValue } from './gguf.js';
 export { ensureFixtureModel, type FixtureModelName } from './fixtures/models.js';
+export { getBackends, GPU_BACKEND_KINDS, type BackendInfo, type BackendDevice, type BackendKind, type GpuBackendKind } from './backends.js';

@@ -145,7 +145,6 @@ const CUDA_DEFAULT_FA_TYPES: readonly KvCacheType[] = ['f16', 'q4_0', 'q8_0', 'b
 /** Facts about the loaded ggml backends (from the native backendInfo()). */
 export interface BackendFacts {
     registries: { name: string; features: Record<string, string> }[];
-    devices: { name: string; description: string; type: string; registry: string }[];
 }
 
 /**

@@ -16,6 +16,11 @@ export interface DeviceMemory {
     name: string;
     kind: 'cpu' | 'gpu' | 'other';
     weightsBytes: number;
+    /**
+     * MoE expert weights (ffn_*_exps tensors), part of weightsBytes: where `cpuMoeLayers` put them.
+     * 0 for dense models, and in figures from a dry run (`simulate`), where no tensor has a buffer.
+     */
+    expertWeightsBytes: number;
     kvBytes: number;
     computeBytes: number;
     outputBytes: number;
@@ -53,13 +58,18 @@ export interface MemoryReport {
     devices: DeviceMemory[];
 }
 
+/** A MoE expert weight tensor (llama.cpp's ffn_{up,down,gate,gate_up}_exps). @internal */
+export function isExpertTensor(name: string): boolean {
+    return /\.ffn_(up|down|gate|gate_up)_(ch|)exps\b/.test(name);
+}
+
 /** Builds the public report from the native figures. @internal */
 export function toMemoryReport(native: NativeMemoryReport): MemoryReport {
     const devices = new Map<string, DeviceMemory>();
     const device = (place: { device: string; kind: DeviceMemory['kind']; freeBytes?: number; totalBytes?: number }) => {
         let d = devices.get(place.device);
         if (!d) {
-            d = { name: place.device, kind: place.kind, weightsBytes: 0, kvBytes: 0, computeBytes: 0, outputBytes: 0 };
+            d = { name: place.device, kind: place.kind, weightsBytes: 0, expertWeightsBytes: 0, kvBytes: 0, computeBytes: 0, outputBytes: 0 };
             if (place.freeBytes !== undefined) d.freeBytes = place.freeBytes;
             if (place.totalBytes !== undefined) d.totalBytes = place.totalBytes;
             devices.set(place.device, d);
@@ -69,6 +79,7 @@ export function toMemoryReport(native: NativeMemoryReport): MemoryReport {
     for (const b of native.buffers) {
         const d = device(b);
         d.weightsBytes += b.model;
+        d.expertWeightsBytes += b.experts;
         d.kvBytes += b.context;
         d.computeBytes += b.compute;
     }

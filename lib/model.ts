@@ -1,5 +1,7 @@
 import { stat } from 'node:fs/promises';
-import { binding, type NativeModel, type NativeModelMetadata } from './binding.js';
+import { binding, type NativeLoadParams, type NativeModel, type NativeModelMetadata } from './binding.js';
+import { chooseGpu, getBackends } from './backends.js';
+import { log } from './logger.js';
 import {
     captureStack,
     fromNative,
@@ -97,17 +99,20 @@ export class LlamaModel {
         const opts = parseOptions(modelLoadOptionsSchema, options, 'LlamaModel.load()');
         const gguf = await inspectFile(opts.path);
         if (opts.signal?.aborted) throw new LlamaAbortError('Model loading was aborted before it started');
-        const gpuLayers = opts.gpuLayers === 'max' ? -1 : (opts.gpuLayers ?? defaults.model.gpuLayers);
-        const { promise, abort } = binding().loadModel(
-            opts.path,
-            {
-                gpuLayers,
-                useMmap: opts.useMmap ?? defaults.model.useMmap,
-                useMlock: opts.useMlock ?? defaults.model.useMlock,
-                vocabOnly: opts.vocabOnly ?? defaults.model.vocabOnly,
-                checkTensors: opts.checkTensors ?? defaults.model.checkTensors,
-            },
-            opts.onProgress ? safeCallback(opts.onProgress) : undefined,
+        const placement = resolvePlacement(opts, gguf.kv);
+        const gpuLayers = placement.gpuLayers;
+        const { promise, abort } = call(() =>
+            binding().loadModel(
+                opts.path,
+                {
+                    ...placement,
+                    useMmap: opts.useMmap ?? defaults.model.useMmap,
+                    useMlock: opts.useMlock ?? defaults.model.useMlock,
+                    vocabOnly: opts.vocabOnly ?? defaults.model.vocabOnly,
+                    checkTensors: opts.checkTensors ?? defaults.model.checkTensors,
+                },
+                opts.onProgress ? safeCallback(opts.onProgress) : undefined,
+            ),
         );
         const onAbort = () => abort();
         opts.signal?.addEventListener('abort', onAbort, { once: true });
@@ -183,6 +188,49 @@ export function nativeModel(model: LlamaModel): NativeModel {
         throw new LlamaConfigError(`Expected a LlamaModel for model but received ${model === null ? 'null' : typeof model}`);
     }
     return nativeOf(model);
+}
+
+let warnedNoGpu = false;
+
+/**
+ * The devices, layers and tensor overrides of a load, from its gpu options: see
+ * {@link ModelLoadOptions.gpu}. Logs 'auto''s CPU fallback once per process.
+ * @internal
+ */
+export function resolvePlacement(opts: ModelLoadOptions, gguf: Record<string, GgufValue>): Pick<NativeLoadParams, 'gpuLayers' | 'devices' | 'tensorSplit' | 'tensorOverrides'> {
+    const choice = chooseGpu(getBackends(), opts.gpu ?? defaults.model.gpu, opts.devices);
+    if (choice.warning && !warnedNoGpu) {
+        warnedNoGpu = true;
+        log('warn', choice.warning);
+    }
+    const requested = opts.gpuLayers ?? defaults.model.gpuLayers;
+    if (opts.gpu === false && typeof requested === 'number' && requested > 0) {
+        throw new LlamaConfigError(`gpuLayers: ${requested} needs a GPU, but gpu is false: remove gpuLayers or choose a gpu`, 'INVALID_CONFIG', ['gpuLayers', 'gpu']);
+    }
+    if (opts.tensorSplit && opts.tensorSplit.length > Math.max(choice.devices.length, 1)) {
+        throw new LlamaConfigError(
+            `tensorSplit has ${opts.tensorSplit.length} entries but the model is offloaded to ${choice.devices.length} device(s) (${choice.devices.join(', ') || 'none'})`,
+            'INVALID_CONFIG', ['tensorSplit'],
+        );
+    }
+    const gpuLayers = choice.devices.length === 0 ? 0 : requested === 'auto' || requested === 'max' ? -1 : requested;
+    const overrides = [...cpuMoeOverrides(opts.cpuMoeLayers ?? defaults.model.cpuMoeLayers, gguf), ...(opts.tensorOverrides ?? [])];
+    return {
+        gpuLayers,
+        devices: choice.devices,
+        ...(opts.tensorSplit ? { tensorSplit: opts.tensorSplit } : {}),
+        ...(overrides.length > 0 ? { tensorOverrides: overrides } : {}),
+    };
+}
+
+/** llama.cpp's --n-cpu-moe: the expert tensors of layers [0, n) to the CPU buffer type. */
+function cpuMoeOverrides(n: number, gguf: Record<string, GgufValue>): { pattern: string; bufferType: string }[] {
+    if (n <= 0) return [];
+    const arch = gguf['general.architecture'];
+    const blocks = typeof arch === 'string' ? gguf[`${arch}.block_count`] : undefined;
+    const layers = Math.min(n, typeof blocks === 'number' ? blocks : n);
+    const ids = Array.from({ length: layers }, (_, i) => i).join('|');
+    return [{ pattern: `^blk\\.(${ids})\\.ffn_(up|down|gate|gate_up)_(ch|)exps`, bufferType: 'CPU' }];
 }
 
 /** Layers requested on a GPU at load (-1: all). @internal */

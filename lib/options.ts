@@ -22,9 +22,19 @@ const uint32 = () =>
     z.number({ error: 'an integer in [0, 4294967295]' }).int({ error: 'an integer in [0, 4294967295]' })
         .min(0, { error: 'an integer in [0, 4294967295]' }).max(0xffffffff, { error: 'an integer in [0, 4294967295]' });
 
+const GPU_CHOICES = ['auto', 'cuda', 'rocm', 'vulkan', 'metal'] as const;
+
 export const modelLoadOptionsSchema = z.strictObject({
     path: z.string({ error: 'a file path (string)' }).min(1, { error: 'a non-empty file path' }),
-    gpuLayers: z.union([z.number().int().min(-1), z.literal('max')], { error: "an integer >= -1 or 'max'" }).optional(),
+    gpu: z.union([z.enum(GPU_CHOICES), z.literal(false)], { error: "one of 'auto', 'cuda', 'rocm', 'vulkan', 'metal' or false" }).optional(),
+    gpuLayers: z.union([z.number().int().min(-1), z.literal('max'), z.literal('auto')], { error: "an integer >= -1, 'max' or 'auto'" }).optional(),
+    devices: z.array(z.string({ error: 'a device name' }).min(1, { error: 'a device name' }), { error: "an array of device names, e.g. ['CUDA0']" }).optional(),
+    tensorSplit: z.array(z.number({ error: 'a non-negative number' }).nonnegative({ error: 'a non-negative number' }).finite({ error: 'a non-negative number' }), { error: 'an array of non-negative numbers' }).min(1, { error: 'at least one proportion' }).optional(),
+    cpuMoeLayers: nonNegativeInt().optional(),
+    tensorOverrides: z.array(z.strictObject({
+        pattern: z.string({ error: 'a regular expression (string)' }).min(1, { error: 'a non-empty regular expression' }),
+        bufferType: z.string({ error: "a buffer type name, e.g. 'CPU' or 'CUDA0'" }).min(1, { error: "a buffer type name, e.g. 'CPU' or 'CUDA0'" }),
+    }), { error: "an array of { pattern, bufferType }" }).optional(),
     useMmap: bool().optional(),
     useMlock: bool().optional(),
     vocabOnly: bool().optional(),
@@ -37,8 +47,36 @@ export const modelLoadOptionsSchema = z.strictObject({
 export interface ModelLoadOptions {
     /** Path of the GGUF model file. */
     path: string;
-    /** Layers to offload to a GPU (llama.cpp `--n-gpu-layers`); -1 or 'max' for all. Defaults to `0` (CPU builds have no GPU). */
-    gpuLayers?: number | 'max';
+    /**
+     * The GPU backend to use. `'auto'` takes the first available of CUDA, ROCm, Metal and
+     * Vulkan and otherwise runs on the CPU, logging one warning; a named backend that is
+     * not available throws `BACKEND_UNAVAILABLE` with the reason and the fix (see
+     * {@link getBackends}); `false` keeps everything on the CPU. Defaults to `'auto'`.
+     */
+    gpu?: 'auto' | 'cuda' | 'rocm' | 'vulkan' | 'metal' | false;
+    /**
+     * Layers to offload to the GPU (llama.cpp `--n-gpu-layers`). `'auto'`, `'max'` and `-1`
+     * offload all of them when a GPU is used; with no GPU the value is ignored. Use
+     * {@link estimateMemory} / {@link planFit} to see what fits. Defaults to `'auto'`.
+     */
+    gpuLayers?: number | 'max' | 'auto';
+    /** Devices to offload to, by ggml name (e.g. `['CUDA0', 'CUDA1']`); overrides `gpu`'s choice. Defaults to every device of the chosen backend. */
+    devices?: string[];
+    /** Proportions of the layers per device, in the order of `devices` (llama.cpp `--tensor-split`), e.g. `[3, 1]`. Defaults to free memory. */
+    tensorSplit?: number[];
+    /**
+     * Keep the MoE expert weights of the first N layers in CPU memory (llama.cpp
+     * `--n-cpu-moe`): the rest of those layers still run on the GPU. Ignored by dense
+     * models. The memory report's `expertWeightsBytes` per device shows where they went.
+     * Defaults to `0`.
+     */
+    cpuMoeLayers?: number;
+    /**
+     * Buffer-type overrides for tensors whose name matches `pattern` (a regular
+     * expression, llama.cpp `--override-tensor`), e.g. `{ pattern: 'ffn_.*_exps', bufferType: 'CPU' }`.
+     * Applied after `cpuMoeLayers`; the first match wins. Defaults to none.
+     */
+    tensorOverrides?: { pattern: string; bufferType: string }[];
     /** Memory-map the file instead of reading it (llama.cpp `--mmap`). Defaults to `true`. */
     useMmap?: boolean;
     /** Lock the weights in RAM (llama.cpp `--mlock`). Defaults to `false`. */
@@ -185,7 +223,7 @@ export const tokenizeOptionsSchema = z.strictObject({
 
 /** Defaults, in one place. */
 export const defaults = {
-    model: { gpuLayers: 0, useMmap: true, useMlock: false, vocabOnly: false, checkTensors: false },
+    model: { gpu: 'auto' as const, gpuLayers: 'auto' as const, cpuMoeLayers: 0, useMmap: true, useMlock: false, vocabOnly: false, checkTensors: false },
     context: {
         contextSize: 4096,
         batchSize: 512,

@@ -1,6 +1,7 @@
 // Module init: registers the native classes and functions. Context-aware: all state
 // lives in per-environment instance data.
 #include "addon_data.h"
+#include "backends.h"
 #include "context.h"
 #include "errors.h"
 #include "ggml-backend.h"
@@ -10,6 +11,8 @@
 #include "workers/load_model.h"
 
 #include <mutex>
+#include <string>
+#include <vector>
 
 namespace llama_kv {
 
@@ -84,15 +87,36 @@ const char * device_type_name(enum ggml_backend_dev_type type) {
     }
 }
 
-// backendInfo() -> { registries: [{ name, features: {k: v} }], devices: [{ name, description, type, registry }] }
+// loadBackends(extraDirs: string[]): loads ggml's backends, once per process (see
+// backends.h). Later calls, from any environment, change nothing.
+Napi::Value load_backends(const Napi::CallbackInfo & info) {
+    std::vector<std::string> dirs;
+    if (info.Length() >= 1 && info[0].IsArray()) {
+        Napi::Array list = info[0].As<Napi::Array>();
+        for (uint32_t i = 0; i < list.Length(); ++i) {
+            Napi::Value v = list.Get(i);
+            if (v.IsString()) {
+                dirs.push_back(v.As<Napi::String>().Utf8Value());
+            }
+        }
+    }
+    backends_load(dirs);
+    return info.Env().Undefined();
+}
+
+// backendInfo() -> { addonDir, hasCpu,
+//   registries: [{ name, path, features: {k: v}, devices: [{ name, description, type, freeBytes, totalBytes }] }],
+//   attempts: [{ name, path, error }] }
 Napi::Value backend_info(const Napi::CallbackInfo & info) {
-    Napi::Env   env        = info.Env();
+    Napi::Env env = info.Env();
+    backends_load({});
     Napi::Array registries = Napi::Array::New(env);
     for (size_t i = 0; i < ggml_backend_reg_count(); ++i) {
         ggml_backend_reg_t reg = ggml_backend_reg_get(i);
         Napi::Object       r   = Napi::Object::New(env);
         Napi::Object       f   = Napi::Object::New(env);
         r.Set("name", ggml_backend_reg_name(reg));
+        r.Set("path", backend_module_path(reg));
         auto * get_features = reinterpret_cast<ggml_backend_get_features_t>(
             ggml_backend_reg_get_proc_address(reg, "ggml_backend_get_features"));
         if (get_features != nullptr) {
@@ -101,21 +125,35 @@ Napi::Value backend_info(const Napi::CallbackInfo & info) {
             }
         }
         r.Set("features", f);
+        Napi::Array devices = Napi::Array::New(env);
+        for (size_t j = 0; j < ggml_backend_reg_dev_count(reg); ++j) {
+            ggml_backend_dev_t dev = ggml_backend_reg_dev_get(reg, j);
+            Napi::Object       d   = Napi::Object::New(env);
+            size_t             free_bytes = 0, total_bytes = 0;
+            ggml_backend_dev_memory(dev, &free_bytes, &total_bytes);
+            d.Set("name", ggml_backend_dev_name(dev));
+            d.Set("description", ggml_backend_dev_description(dev));
+            d.Set("type", device_type_name(ggml_backend_dev_type(dev)));
+            d.Set("freeBytes", static_cast<double>(free_bytes));
+            d.Set("totalBytes", static_cast<double>(total_bytes));
+            devices.Set(static_cast<uint32_t>(j), d);
+        }
+        r.Set("devices", devices);
         registries.Set(static_cast<uint32_t>(i), r);
     }
-    Napi::Array devices = Napi::Array::New(env);
-    for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {
-        ggml_backend_dev_t dev = ggml_backend_dev_get(i);
-        Napi::Object       d   = Napi::Object::New(env);
-        d.Set("name", ggml_backend_dev_name(dev));
-        d.Set("description", ggml_backend_dev_description(dev));
-        d.Set("type", device_type_name(ggml_backend_dev_type(dev)));
-        d.Set("registry", ggml_backend_reg_name(ggml_backend_dev_backend_reg(dev)));
-        devices.Set(static_cast<uint32_t>(i), d);
+    Napi::Array attempts = Napi::Array::New(env);
+    for (const backend_attempt & a : backends_attempts()) {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("name", a.name);
+        o.Set("path", a.path);
+        o.Set("error", a.error.empty() ? env.Null() : Napi::String::New(env, a.error));
+        attempts.Set(attempts.Length(), o);
     }
     Napi::Object out = Napi::Object::New(env);
+    out.Set("addonDir", backends_addon_dir());
+    out.Set("hasCpu", backends_have_cpu());
     out.Set("registries", registries);
-    out.Set("devices", devices);
+    out.Set("attempts", attempts);
     return out;
 }
 
@@ -145,6 +183,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
     exports.Set("setLogger", Napi::Function::New(env, set_logger, "setLogger"));
     exports.Set("setLogLevel", Napi::Function::New(env, set_log_level, "setLogLevel"));
     exports.Set("systemInfo", Napi::Function::New(env, system_info, "systemInfo"));
+    exports.Set("loadBackends", Napi::Function::New(env, load_backends, "loadBackends"));
     exports.Set("backendInfo", Napi::Function::New(env, backend_info, "backendInfo"));
     exports.Set("llamaVersion", Napi::String::New(env, llama_version()));
     return exports;

@@ -324,6 +324,7 @@ Napi::Value context_wrap::memory_report(const Napi::CallbackInfo & info) {
         b.Set("model", static_cast<double>(mem.buffers[i].model));
         b.Set("context", static_cast<double>(mem.buffers[i].context));
         b.Set("compute", static_cast<double>(mem.buffers[i].compute));
+        b.Set("experts", static_cast<double>(mem.buffers[i].experts));
         buffers.Set(static_cast<uint32_t>(i), b);
     }
     out.Set("buffers", buffers);

@@ -22,6 +22,7 @@ constexpr const char * invalid_batch         = "INVALID_BATCH";
 constexpr const char * decode_failed         = "DECODE_FAILED";
 constexpr const char * busy                  = "BUSY";
 constexpr const char * tokenize_failed       = "TOKENIZE_FAILED";
+constexpr const char * backend_unavailable   = "BACKEND_UNAVAILABLE";
 constexpr const char * internal              = "INTERNAL";
 }  // namespace code
 

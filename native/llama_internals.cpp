@@ -112,12 +112,28 @@ void add_attention_cache(context_memory & out, const llama_kv_cache * kv) {
     out.streams = kv->get_n_stream();
 }
 
+// Bytes of MoE expert tensors (ffn_{up,down,gate,gate_up}_exps) per buffer type: where
+// cpuMoeLayers / tensor overrides put them. Tensors of a dry run have no buffer.
+std::map<ggml_backend_buffer_type_t, size_t> expert_bytes(const llama_model & model) {
+    std::map<ggml_backend_buffer_type_t, size_t> out;
+    for (const auto & [name, t] : model.tensors_by_name) {
+        if (t == nullptr || t->buffer == nullptr || name.find("_exps") == std::string::npos ||
+            name.find(".ffn_") == std::string::npos) {
+            continue;
+        }
+        out[ggml_backend_buffer_get_type(t->buffer)] += ggml_nbytes(t);
+    }
+    return out;
+}
+
 }  // namespace
 
 context_memory context_memory_report(const llama_context * ctx) {
     context_memory out;
+    const auto experts = expert_bytes(ctx->get_model());
     for (const auto & [buft, data] : ctx->memory_breakdown()) {
-        out.buffers.push_back({ buft, data.model, data.context, data.compute });
+        const auto e = experts.find(buft);
+        out.buffers.push_back({ buft, data.model, data.context, data.compute, e != experts.end() ? e->second : 0 });
     }
     const llama_memory_i * mem = ctx->get_memory();
     if (const auto * kv = dynamic_cast<const llama_kv_cache *>(mem)) {

@@ -48,6 +48,7 @@ struct context_memory {
         size_t                     model   = 0;  // weights
         size_t                     context = 0;  // KV cache / recurrent state
         size_t                     compute = 0;  // scheduler compute buffers
+        size_t                     experts = 0;  // MoE expert weights, part of `model`
     };
     std::vector<buffer> buffers;
 

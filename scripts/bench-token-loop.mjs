@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Measures llama-kv's token loop against the same loop written straight against
-// libllama (build/llama-kv-reference: same libraries, same threads, one persistent
+// libllama (build/Release/llama-kv-reference: same libraries, same threads, one persistent
 // threadpool like llama-bench). Interleaved A B A B; medians; ratio ours/reference.
 //
 //   node scripts/bench-token-loop.mjs [--tokens 256] [--reps 5] [--threads 1,2]
@@ -17,7 +17,7 @@ const arg = (name, fallback) => (process.argv.includes(name) ? process.argv[proc
 const tokens = Number(arg('--tokens', '256'));
 const reps = Number(arg('--reps', '5'));
 const threadList = arg('--threads', '1,2').split(',').map(Number);
-const reference = join(root, 'build', 'llama-kv-reference');
+const reference = join(root, 'build', 'Release', 'llama-kv-reference');
 const prompt = 'Once upon a time';
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { LlamaConfigError, LlamaError } from '../errors.js';
 import { UsageError } from './args.js';
+import { backends, backendsUsage } from './backends.js';
 import { fit, fitUsage } from './fit.js';
 import { info, infoUsage } from './info.js';
 import { memory, memoryUsage } from './memory.js';
@@ -11,12 +12,14 @@ const commands: Record<string, { main: (argv: readonly string[]) => Promise<numb
     info: { main: info, usage: infoUsage },
     memory: { main: memory, usage: memoryUsage },
     fit: { main: fit, usage: fitUsage },
+    backends: { main: backends, usage: backendsUsage },
 };
 
 const usage =
     'usage: llama-kv <command> [flags]\n\ncommands:\n  run     generate text from a prompt\n  info    print a model\'s metadata\n' +
-    '  memory  estimate (and measure) the memory of a context\n  fit     choose context size and K/V types for a memory budget\n\n' +
-    `${runUsage}\n\n${infoUsage}\n\n${memoryUsage}\n\n${fitUsage}\n`;
+    '  memory  estimate (and measure) the memory of a context\n  fit     choose context size and K/V types for a memory budget\n' +
+    '  backends  list the compute backends (CPU variant, GPUs) and why any is unavailable\n\n' +
+    `${runUsage}\n\n${infoUsage}\n\n${memoryUsage}\n\n${fitUsage}\n\n${backendsUsage}\n`;
 
 async function main(argv: string[]): Promise<number> {
     const [name, ...rest] = argv;

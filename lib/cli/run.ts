@@ -4,12 +4,14 @@ import { setLogger } from '../logger.js';
 import { LlamaModel } from '../model.js';
 import { flagHelp, parseFlags, UsageError, type FlagSpec } from './args.js';
 import { contextFlags, contextOptionsFromFlags } from './context-flags.js';
+import { modelFlags, modelOptionsFromFlags } from './model-flags.js';
 
 export const runFlags: FlagSpec[] = [
     { names: ['-m', '--model'], key: 'model', type: 'string', help: 'GGUF model file (default: the built-in demo model)' },
     { names: ['-p', '--prompt'], key: 'prompt', type: 'string', help: 'prompt text (required)' },
     { names: ['-n', '--n-predict'], key: 'maxTokens', type: 'int', help: 'tokens to generate (default 128)' },
     ...contextFlags,
+    ...modelFlags,
     { names: ['-t', '--threads'], key: 'threads', type: 'int', help: 'threads (default: number of CPUs)' },
     { names: ['--temp'], key: 'temperature', type: 'float', help: 'temperature, 0 = greedy (default 0.8)' },
     { names: ['--top-k'], key: 'topK', type: 'int', help: 'top-k (default 40)' },
@@ -21,7 +23,7 @@ export const runFlags: FlagSpec[] = [
     { names: ['--verbose'], key: 'verbose', type: 'bool', help: "show llama.cpp's info log on stderr" },
 ];
 
-export const runUsage = `usage: llama-kv run [-m model.gguf] -p PROMPT [-n 128] [-c 4096] [-ctk q8_0 -ctv q4_0] [-fa auto] [-t N] [--temp 0.8] [--json]\n${flagHelp(runFlags)}`;
+export const runUsage = `usage: llama-kv run [-m model.gguf] -p PROMPT [-n 128] [-c 4096] [-ctk q8_0 -ctv q4_0] [-fa auto] [--gpu auto] [-ngl N] [--n-cpu-moe N] [-t N] [--temp 0.8] [--json]\n${flagHelp(runFlags)}`;
 
 export async function run(argv: readonly string[]): Promise<number> {
     const { flags, positional } = parseFlags(argv, runFlags);
@@ -30,7 +32,7 @@ export async function run(argv: readonly string[]): Promise<number> {
     setLogger((level, message) => process.stderr.write(`[${level}] ${message}\n`), { level: flags.verbose ? 'info' : 'warn' });
 
     const path = typeof flags.model === 'string' ? flags.model : await ensureFixtureModel('tiny-q8_0');
-    const model = await LlamaModel.load({ path });
+    const model = await LlamaModel.load({ path, ...modelOptionsFromFlags(flags) });
     try {
         // Values go to the API as typed: its validation messages are the CLI's (exit code 2).
         const ctx = new LlamaContext({ model, ...contextOptionsFromFlags(flags), threads: flags.threads as number | undefined });

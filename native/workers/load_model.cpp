@@ -1,9 +1,11 @@
 #include "load_model.h"
 
 #include "../addon_data.h"
+#include "../backends.h"
 #include "../errors.h"
 #include "../handles.h"
 #include "../model.h"
+#include "../placement.h"
 
 #include <atomic>
 #include <memory>
@@ -21,6 +23,7 @@ struct load_params {
     bool        vocab_only    = false;
     bool        check_tensors = false;
     bool        no_alloc      = false;  // dry run: read metadata, simulate allocations, no weights
+    model_placement placement;
 };
 
 class load_model_worker : public Napi::AsyncProgressWorker<float> {
@@ -48,6 +51,7 @@ class load_model_worker : public Napi::AsyncProgressWorker<float> {
         mp.vocab_only                  = params_.vocab_only;
         mp.check_tensors               = params_.check_tensors;
         mp.no_alloc                    = params_.no_alloc;
+        params_.placement.apply(mp);
         if (params_.no_alloc) {
             mp.load_mode = LLAMA_LOAD_MODE_NONE;  // as llama.cpp's own fit does: nothing is mapped or read
         }
@@ -152,6 +156,13 @@ Napi::Value load_model(const Napi::CallbackInfo & info) {
     params.vocab_only    = get_or<bool>(obj, "vocabOnly", false);
     params.check_tensors = get_or<bool>(obj, "checkTensors", false);
     params.no_alloc      = get_or<bool>(obj, "noAlloc", false);
+    backends_load({});
+    if (!backends_have_cpu()) {
+        throw_error(env, code::backend_unavailable,
+                    "no CPU backend was found beside the addon in " + backends_addon_dir() +
+                        " (libggml-cpu*): the installation is incomplete; reinstall llama-kv");
+    }
+    params.placement = model_placement::parse(env, obj);
     if (params.path.empty() || params.path.find('\0') != std::string::npos) {
         throw_error(env, code::invalid_argument, "model path must be a non-empty string without NUL bytes");
     }

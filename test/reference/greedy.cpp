@@ -6,6 +6,7 @@
 //
 //   llama-kv-reference MODEL PROMPT N_PREDICT [THREADS]
 #include "ggml-cpu.h"
+#include "ggml-backend.h"
 #include "llama.h"
 
 #include <chrono>
@@ -29,6 +30,7 @@ int main(int argc, char ** argv) {
 
     llama_log_set(quiet, nullptr);
     llama_backend_init();
+    ggml_backend_load_all();  // the backend libraries beside this executable (GGML_BACKEND_DL)
 
     llama_model_params mparams = llama_model_default_params();
     mparams.n_gpu_layers       = 0;
@@ -58,7 +60,12 @@ int main(int argc, char ** argv) {
     }
 
     ggml_threadpool_params tpp = ggml_threadpool_params_default(n_threads);
-    ggml_threadpool *      tp  = ggml_threadpool_new(&tpp);
+    // ggml-cpu is a loaded module (GGML_BACKEND_DL): its threadpool functions come from
+    // the registry, as in llama-bench.
+    ggml_backend_reg_t cpu_reg = ggml_backend_dev_backend_reg(ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU));
+    auto * threadpool_new  = reinterpret_cast<decltype(ggml_threadpool_new) *>(ggml_backend_reg_get_proc_address(cpu_reg, "ggml_threadpool_new"));
+    auto * threadpool_free = reinterpret_cast<decltype(ggml_threadpool_free) *>(ggml_backend_reg_get_proc_address(cpu_reg, "ggml_threadpool_free"));
+    ggml_threadpool *      tp  = threadpool_new(&tpp);
     llama_attach_threadpool(ctx, tp, tp);
 
     llama_sampler * smpl = llama_sampler_chain_init(llama_sampler_chain_default_params());
@@ -91,7 +98,7 @@ int main(int argc, char ** argv) {
 
     llama_sampler_free(smpl);
     llama_free(ctx);
-    ggml_threadpool_free(tp);
+    threadpool_free(tp);
     llama_model_free(model);
     llama_backend_free();
     return 0;

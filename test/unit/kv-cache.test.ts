@@ -84,7 +84,6 @@ describe('resolveKvConfig', () => {
 describe('flash-attention backend warning', () => {
     const cuda = (features: Record<string, string>) => ({
         registries: [{ name: 'CPU', features: {} }, { name: 'CUDA', features }],
-        devices: [{ name: 'CUDA0', description: 'GPU', type: 'gpu', registry: 'CUDA' }],
     });
     const pair = (k: 'q8_0' | 'f16', v: 'q4_0' | 'q8_0' | 'f16') => ({ cacheTypeK: k, cacheTypeV: v, flashAttention: 'auto' as const });
 
@@ -93,6 +92,6 @@ describe('flash-attention backend warning', () => {
         expect(flashAttentionBackendWarning(pair('q8_0', 'q8_0'), cuda({}), true)).toBeNull();
         expect(flashAttentionBackendWarning(pair('q8_0', 'q4_0'), cuda({ FA_ALL_QUANTS: '1' }), true)).toBeNull();
         expect(flashAttentionBackendWarning(pair('q8_0', 'q4_0'), cuda({}), false)).toBeNull();
-        expect(flashAttentionBackendWarning(pair('q8_0', 'q4_0'), { registries: [{ name: 'CPU', features: {} }], devices: [] }, true)).toBeNull();
+        expect(flashAttentionBackendWarning(pair('q8_0', 'q4_0'), { registries: [{ name: 'CPU', features: {} }] }, true)).toBeNull();
     });
 });

@@ -1,0 +1,312 @@
+/**
+ * Compute backends: which are available in this process, why the others are not, and
+ * which one a model load uses.
+ *
+ * ggml's backends are libraries loaded at start-up (GGML_BACKEND_DL): the CPU backend
+ * (the best instruction-set variant for this CPU) ships with llama-kv; a GPU backend
+ * comes from an optional package (`@llama-kv/linux-x64-cuda`, `-rocm`, `-vulkan`), or
+ * from a folder named in `LLAMA_KV_BACKEND_PATH`. A library that fails to load is
+ * skipped with its reason; it never takes the process down.
+ */
+import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
+import { basename, delimiter, dirname, join } from 'node:path';
+import { binding, type NativeBackendInfo } from './binding.js';
+import { LlamaConfigError, LlamaError } from './errors.js';
+
+/** A kind of compute backend. */
+export type BackendKind = 'cpu' | 'cuda' | 'rocm' | 'vulkan' | 'metal' | 'rpc' | 'blas' | 'other';
+
+/** A GPU backend a model can be asked to use (`gpu` of {@link LlamaModel.load}). */
+export type GpuBackendKind = 'cuda' | 'rocm' | 'vulkan' | 'metal';
+
+/** The GPU kinds, in the order `gpu: 'auto'` prefers them. */
+export const GPU_BACKEND_KINDS: readonly GpuBackendKind[] = ['cuda', 'rocm', 'metal', 'vulkan'];
+
+/** A device of a backend. */
+export interface BackendDevice {
+    /** ggml's device name, e.g. `'CPU'`, `'CUDA0'`: what `devices` of LlamaModel.load() takes. */
+    name: string;
+    /** The hardware, e.g. `'NVIDIA GeForce RTX 4090'` or the CPU's model name. */
+    description: string;
+    type: 'cpu' | 'gpu' | 'igpu' | 'accel' | 'other';
+    totalBytes: number;
+    freeBytes: number;
+}
+
+/** One backend: available (loaded, with devices) or not, with the reason and the fix. */
+export interface BackendInfo {
+    /** ggml's registry name (`'CPU'`, `'CUDA'`, `'ROCm'`, `'Vulkan'`, `'MTL'`), or the kind when not loaded. */
+    name: string;
+    kind: BackendKind;
+    /** Loaded and has at least one device. */
+    available: boolean;
+    /** The CPU variant chosen for this CPU (e.g. `'haswell'`, `'zen4'`; `'native'` for a build from source). */
+    variant?: string;
+    /** The library it was loaded from. */
+    path?: string;
+    devices: BackendDevice[];
+    /** Features the backend reports (instruction sets, CUDA architectures, FA_ALL_QUANTS, ...). */
+    features: Record<string, string>;
+    /** Why it is not available. */
+    reason?: string;
+    /** What to do about it. */
+    fix?: string;
+    /** The optional package that provides it, where there is one. */
+    package?: string;
+}
+
+const REGISTRY_KINDS: Record<string, BackendKind> = {
+    CPU: 'cpu', CUDA: 'cuda', ROCM: 'rocm', VULKAN: 'vulkan', MTL: 'metal', METAL: 'metal', RPC: 'rpc', BLAS: 'blas',
+};
+
+/** ggml's library name for each GPU kind (libggml-<name>.so). */
+const LIBRARY_NAMES: Record<GpuBackendKind, string> = { cuda: 'cuda', rocm: 'hip', vulkan: 'vulkan', metal: 'metal' };
+
+/** The GPU kinds built for each platform; Metal is part of the darwin-arm64 main package. */
+const PLATFORM_GPU_KINDS: Record<string, readonly GpuBackendKind[]> = {
+    'linux-x64': ['cuda', 'rocm', 'vulkan'],
+    'linux-arm64': ['cuda', 'vulkan'],
+    'win32-x64': ['cuda', 'vulkan'],
+    'darwin-arm64': ['metal'],
+};
+
+const platformKey = `${process.platform}-${process.arch}`;
+
+/** The optional package that carries a GPU backend for this platform (none for Metal). */
+export function gpuPackageName(kind: GpuBackendKind): string | null {
+    return kind === 'metal' ? null : `@llama-kv/${platformKey}-${kind}`;
+}
+
+interface PackageProbe {
+    name: string;
+    dir: string | null;
+    problem: string | null;
+}
+
+function ownVersion(root: string): string {
+    return (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+/** Finds the GPU packages installed beside llama-kv; a version other than ours is not loaded. */
+function probePackages(root: string): PackageProbe[] {
+    const require = createRequire(join(root, 'package.json'));
+    const version = ownVersion(root);
+    const probes: PackageProbe[] = [];
+    for (const kind of PLATFORM_GPU_KINDS[platformKey] ?? []) {
+        const name = gpuPackageName(kind);
+        if (!name) continue;
+        let manifest: string;
+        try {
+            manifest = require.resolve(`${name}/package.json`);
+        } catch {
+            probes.push({ name, dir: null, problem: null });
+            continue;
+        }
+        const found = (JSON.parse(readFileSync(manifest, 'utf8')) as { version?: string }).version;
+        probes.push(
+            found === version
+                ? { name, dir: dirname(manifest), problem: null }
+                : { name, dir: null, problem: `${name}@${found} is installed, but llama-kv is ${version} and the two must match` },
+        );
+    }
+    return probes;
+}
+
+/** Extra folders from LLAMA_KV_BACKEND_PATH (path-delimited). */
+function envDirs(): string[] {
+    return (process.env.LLAMA_KV_BACKEND_PATH ?? '').split(delimiter).filter((d) => d.length > 0);
+}
+
+let probed: PackageProbe[] = [];
+let packageVersion = '';
+
+/**
+ * The folders to load GPU backends from, for the native loadBackends() call made when
+ * the addon is first loaded. @internal
+ */
+export function backendSearchDirs(root: string): string[] {
+    try {
+        packageVersion = ownVersion(root);
+        probed = probePackages(root);
+    } catch {
+        probed = [];
+    }
+    return [...probed.flatMap((p) => (p.dir ? [p.dir] : [])), ...envDirs()];
+}
+
+function deviceType(type: string): BackendDevice['type'] {
+    return type === 'cpu' || type === 'gpu' || type === 'igpu' || type === 'accel' ? type : 'other';
+}
+
+function cpuVariant(path: string): string | undefined {
+    const file = basename(path).replace(/\.(so|dll|dylib)(\.\d+)*$/, '');
+    const match = /^(?:lib)?ggml-cpu(?:-(.+))?$/.exec(file);
+    if (!match) return undefined;
+    return match[1] ?? 'native';
+}
+
+/** The loader's message without ggml's prefixes that repeat the path. */
+function loaderDetail(error: string, path: string): string {
+    let detail = error.trim();
+    for (const prefix of [`load_backend: failed to load ${path}: `, `load_backend: failed to initialize backend from ${path}: `, `${path}: `]) {
+        if (detail.startsWith(prefix)) detail = detail.slice(prefix.length);
+    }
+    return detail;
+}
+
+/** What to do about a library that failed to load, from the loader's message. */
+function fixFor(kind: GpuBackendKind, error: string, pkg: string | null): string {
+    const missing = /(lib[\w+.-]+?\.so(?:\.\d+)*|[\w-]+\.dll)[^\n]*?(?:cannot open shared object file|not found|No such file)/i.exec(error)?.[1];
+    if (missing) {
+        if (kind === 'cuda') return `install the CUDA runtime that provides ${missing} (the CUDA toolkit or the nvidia-*-cu* runtime packages) and an NVIDIA driver, and make it findable (ldconfig or LD_LIBRARY_PATH)`;
+        if (kind === 'rocm') return `install ROCm (it provides ${missing}) and make it findable (ldconfig or LD_LIBRARY_PATH)`;
+        if (kind === 'vulkan') return `install the Vulkan loader (${missing}, e.g. the libvulkan1 package) and a Vulkan driver for the GPU`;
+        return `install the library ${missing}`;
+    }
+    return pkg ? `reinstall ${pkg} (npm install ${pkg})` : 'reinstall llama-kv';
+}
+
+const GPU_LABELS: Record<GpuBackendKind, string> = { cuda: 'CUDA', rocm: 'ROCm', vulkan: 'Vulkan', metal: 'Metal' };
+const DRIVER_CHECKS: Record<GpuBackendKind, string> = {
+    cuda: 'check the NVIDIA driver (nvidia-smi) and CUDA_VISIBLE_DEVICES',
+    rocm: 'check the ROCm driver (rocminfo) and HIP_VISIBLE_DEVICES',
+    vulkan: 'check the Vulkan driver (vulkaninfo) and GGML_DISABLE_VULKAN',
+    metal: 'Metal needs Apple silicon and macOS',
+};
+
+/** Builds the backend table from the native facts. @internal */
+export function describeBackends(info: NativeBackendInfo): BackendInfo[] {
+    const out: BackendInfo[] = info.registries.map((r) => {
+        const kind = REGISTRY_KINDS[r.name.toUpperCase()] ?? 'other';
+        const devices = r.devices.map((d) => ({
+            name: d.name,
+            description: d.description,
+            type: deviceType(d.type),
+            totalBytes: d.totalBytes,
+            freeBytes: d.freeBytes,
+        }));
+        const entry: BackendInfo = { name: r.name, kind, available: devices.length > 0, devices, features: r.features };
+        if (r.path) entry.path = r.path;
+        if (kind === 'cpu' && r.path) entry.variant = cpuVariant(r.path);
+        const gpuKind = GPU_BACKEND_KINDS.find((k) => k === kind);
+        if (gpuKind) {
+            const pkg = gpuPackageName(gpuKind);
+            if (pkg) entry.package = pkg;
+            if (devices.length === 0) {
+                entry.reason = `the ${GPU_LABELS[gpuKind]} backend loaded from ${r.path || 'the addon'} but found no device`;
+                entry.fix = DRIVER_CHECKS[gpuKind];
+            }
+        }
+        return entry;
+    });
+    for (const kind of PLATFORM_GPU_KINDS[platformKey] ?? []) {
+        if (out.some((b) => b.kind === kind)) continue;
+        const pkg = gpuPackageName(kind);
+        const entry: BackendInfo = { name: GPU_LABELS[kind], kind, available: false, devices: [], features: {} };
+        if (pkg) entry.package = pkg;
+        const failed = info.attempts.filter((a) => a.name === LIBRARY_NAMES[kind] && a.error);
+        const probe = probed.find((p) => p.name === pkg);
+        if (failed.length > 0) {
+            const last = failed[failed.length - 1];
+            const detail = loaderDetail(last.error ?? '', last.path);
+            entry.reason = `${last.path} failed to load: ${detail}`;
+            entry.fix = fixFor(kind, detail, pkg);
+        } else if (probe?.problem) {
+            entry.reason = probe.problem;
+            entry.fix = `npm install ${pkg}@${packageVersion}`;
+        } else if (probe?.dir) {
+            entry.reason = `${pkg} is installed in ${probe.dir} but holds no ggml-${LIBRARY_NAMES[kind]} library`;
+            entry.fix = `reinstall ${pkg}`;
+        } else if (pkg) {
+            entry.reason = `the package ${pkg} is not installed`;
+            entry.fix = `npm install ${pkg}`;
+        } else {
+            entry.reason = `this build of llama-kv has no ${GPU_LABELS[kind]} backend`;
+            entry.fix = 'use a prebuilt llama-kv for this platform, or build with the backend enabled';
+        }
+        out.push(entry);
+    }
+    if (!info.hasCpu) {
+        out.push({
+            name: 'CPU', kind: 'cpu', available: false, devices: [], features: {},
+            reason: `no CPU backend library (ggml-cpu*) was found or loaded in ${info.addonDir}`,
+            fix: 'reinstall llama-kv',
+        });
+    }
+    return out.sort((a, b) => Number(b.available) - Number(a.available));
+}
+
+/** What a model load runs on, resolved from its `gpu` and `devices` options. @internal */
+export interface GpuChoice {
+    /** The GPU backend used, or null for the CPU only. */
+    backend: BackendInfo | null;
+    /** Devices to offload to (names), [] for the CPU only. */
+    devices: string[];
+    /** A warning to log once: 'auto' found no GPU. */
+    warning: string | null;
+}
+
+/** The problem line for an unavailable backend. */
+function unavailableText(b: BackendInfo | undefined, kind: GpuBackendKind): string {
+    if (!b) return `there is no ${GPU_LABELS[kind]} backend for ${platformKey}`;
+    return `${b.reason ?? 'it is not available'}${b.fix ? `; fix: ${b.fix}` : ''}`;
+}
+
+/**
+ * Picks the backend and devices for `gpu`: 'auto' takes the first available of
+ * {@link GPU_BACKEND_KINDS} and otherwise the CPU, with a warning; an explicit kind
+ * that is unavailable throws BACKEND_UNAVAILABLE with the reason and the fix.
+ * @internal
+ */
+export function chooseGpu(backends: BackendInfo[], gpu: GpuBackendKind | 'auto' | false, devices: readonly string[] | undefined): GpuChoice {
+    const gpus = (b: BackendInfo) => b.devices.filter((d) => d.type !== 'cpu');
+    if (devices !== undefined) {
+        const all = backends.flatMap((b) => b.devices.map((d) => ({ device: d, backend: b })));
+        const picked = devices.map((name) => {
+            const hit = all.find((x) => x.device.name === name);
+            if (!hit) {
+                throw new LlamaConfigError(
+                    `devices: there is no device named '${name}'; available devices: ${all.map((x) => x.device.name).join(', ') || 'none'}`,
+                    'INVALID_CONFIG', ['devices'],
+                );
+            }
+            return hit;
+        });
+        const gpuPicks = picked.filter((x) => x.device.type !== 'cpu');
+        return { backend: gpuPicks[0]?.backend ?? null, devices: gpuPicks.map((x) => x.device.name), warning: null };
+    }
+    if (gpu === false) return { backend: null, devices: [], warning: null };
+    if (gpu === 'auto') {
+        for (const kind of GPU_BACKEND_KINDS) {
+            const b = backends.find((x) => x.kind === kind && x.available && gpus(x).length > 0);
+            if (b) return { backend: b, devices: gpus(b).map((d) => d.name), warning: null };
+        }
+        const why = (PLATFORM_GPU_KINDS[platformKey] ?? [])
+            .map((k) => `${GPU_LABELS[k]}: ${unavailableText(backends.find((x) => x.kind === k), k)}`)
+            .join('; ');
+        return {
+            backend: null,
+            devices: [],
+            warning: `no GPU backend is available, running on the CPU${why ? ` (${why})` : ''}. Pass gpu: false to silence this.`,
+        };
+    }
+    const b = backends.find((x) => x.kind === gpu);
+    if (!b || !b.available || gpus(b).length === 0) {
+        throw new LlamaError('BACKEND_UNAVAILABLE', `gpu: '${gpu}' was requested but the ${GPU_LABELS[gpu]} backend is not available: ${unavailableText(b, gpu)}`);
+    }
+    return { backend: b, devices: gpus(b).map((d) => d.name), warning: null };
+}
+
+/**
+ * The compute backends of this process: the available ones first (each with its
+ * devices and, for the CPU, the instruction-set variant in use), then each GPU backend
+ * known for this platform that is not available, with the reason and the fix.
+ *
+ * ```ts
+ * for (const b of getBackends()) console.log(b.kind, b.available ? b.devices.map((d) => d.name) : b.reason);
+ * ```
+ */
+export function getBackends(): BackendInfo[] {
+    return describeBackends(binding().backendInfo());
+}

@@ -1,0 +1,36 @@
+// ggml's backends are loadable libraries (GGML_BACKEND_DL): the CPU backend (one native
+// build, or the best of several instruction-set variants) and GPU backends (CUDA, ROCm,
+// Vulkan, Metal). They are loaded once per process, before llama.cpp is used, from the
+// addon's own folder and from the extra folders given by the first caller (the GPU
+// packages, LLAMA_KV_BACKEND_PATH). A library that fails to load is recorded with
+// llama.cpp's reason and skipped: it never takes the process down.
+#pragma once
+
+#include "ggml-backend.h"
+
+#include <string>
+#include <vector>
+
+namespace llama_kv {
+
+// A GPU backend library that was found and tried.
+struct backend_attempt {
+    std::string name;   // "cuda", "hip", "vulkan", "metal"
+    std::string path;
+    std::string error;  // empty when it loaded
+};
+
+// Loads the backends the first time it is called in the process; later calls (any
+// thread, any environment) wait for that and do nothing. Never throws.
+void backends_load(const std::vector<std::string> & extra_dirs);
+
+// After backends_load: the folder the addon was loaded from, the attempts, and whether
+// a CPU backend is there (without one llama.cpp can do nothing).
+const std::string &                  backends_addon_dir();
+const std::vector<backend_attempt> & backends_attempts();
+bool                                 backends_have_cpu();
+
+// The file a loaded backend registry came from ("" when it is not known).
+std::string backend_module_path(ggml_backend_reg_t reg);
+
+}  // namespace llama_kv
