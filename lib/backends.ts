@@ -132,7 +132,8 @@ export function backendSearchDirs(root: string): string[] {
     } catch {
         probed = [];
     }
-    return [...probed.flatMap((p) => (p.dir ? [p.dir] : [])), ...envDirs()];
+    // LLAMA_KV_BACKEND_PATH first: of two libraries of one backend, the first one loaded wins.
+    return [...envDirs(), ...probed.flatMap((p) => (p.dir ? [p.dir] : []))];
 }
 
 function deviceType(type: string): BackendDevice['type'] {
@@ -260,27 +261,18 @@ function unavailableText(b: BackendInfo | undefined, kind: GpuBackendKind): stri
  * @internal
  */
 export function chooseGpu(backends: BackendInfo[], gpu: GpuBackendKind | 'auto' | false, devices: readonly string[] | undefined): GpuChoice {
-    const gpus = (b: BackendInfo) => b.devices.filter((d) => d.type !== 'cpu');
-    if (devices !== undefined) {
-        const all = backends.flatMap((b) => b.devices.map((d) => ({ device: d, backend: b })));
-        const picked = devices.map((name) => {
-            const hit = all.find((x) => x.device.name === name);
-            if (!hit) {
-                throw new LlamaConfigError(
-                    `devices: there is no device named '${name}'; available devices: ${all.map((x) => x.device.name).join(', ') || 'none'}`,
-                    'INVALID_CONFIG', ['devices'],
-                );
-            }
-            return hit;
-        });
-        const gpuPicks = picked.filter((x) => x.device.type !== 'cpu');
-        return { backend: gpuPicks[0]?.backend ?? null, devices: gpuPicks.map((x) => x.device.name), warning: null };
-    }
+    // As llama.cpp's default choice, within one backend: its discrete GPUs, or its
+    // integrated ones when it has none (never accelerators, never the CPU).
+    const offloadTargets = (b: BackendInfo) => {
+        const discrete = b.devices.filter((d) => d.type === 'gpu');
+        return (discrete.length > 0 ? discrete : b.devices.filter((d) => d.type === 'igpu')).map((d) => d.name);
+    };
+    if (devices !== undefined) return chooseDevices(backends, gpu, devices);
     if (gpu === false) return { backend: null, devices: [], warning: null };
     if (gpu === 'auto') {
         for (const kind of GPU_BACKEND_KINDS) {
-            const b = backends.find((x) => x.kind === kind && x.available && gpus(x).length > 0);
-            if (b) return { backend: b, devices: gpus(b).map((d) => d.name), warning: null };
+            const b = backends.find((x) => x.kind === kind && x.available && offloadTargets(x).length > 0);
+            if (b) return { backend: b, devices: offloadTargets(b), warning: null };
         }
         const why = (PLATFORM_GPU_KINDS[platformKey] ?? [])
             .map((k) => `${GPU_LABELS[k]}: ${unavailableText(backends.find((x) => x.kind === k), k)}`)
@@ -292,10 +284,40 @@ export function chooseGpu(backends: BackendInfo[], gpu: GpuBackendKind | 'auto' 
         };
     }
     const b = backends.find((x) => x.kind === gpu);
-    if (!b || !b.available || gpus(b).length === 0) {
+    if (!b || !b.available || offloadTargets(b).length === 0) {
         throw new LlamaError('BACKEND_UNAVAILABLE', `gpu: '${gpu}' was requested but the ${GPU_LABELS[gpu]} backend is not available: ${unavailableText(b, gpu)}`);
     }
-    return { backend: b, devices: gpus(b).map((d) => d.name), warning: null };
+    return { backend: b, devices: offloadTargets(b), warning: null };
+}
+
+/** An explicit device list: names matched as ggml does (case-insensitively), checked against `gpu`. */
+function chooseDevices(backends: BackendInfo[], gpu: GpuBackendKind | 'auto' | false, devices: readonly string[]): GpuChoice {
+    const all = backends.flatMap((b) => b.devices.map((device) => ({ device, backend: b })));
+    const seen = new Set<string>();
+    for (const name of devices) {
+        if (seen.has(name.toLowerCase())) throw new LlamaConfigError(`devices: '${name}' is listed twice`, 'INVALID_CONFIG', ['devices']);
+        seen.add(name.toLowerCase());
+    }
+    const picked = devices.map((name) => {
+        const hit = all.find((x) => x.device.name.toLowerCase() === name.toLowerCase());
+        if (!hit) {
+            throw new LlamaConfigError(
+                `devices: there is no device named '${name}'; available devices: ${all.map((x) => x.device.name).join(', ') || 'none'}`,
+                'INVALID_CONFIG', ['devices'],
+            );
+        }
+        return hit;
+    });
+    const offload = picked.filter((x) => x.device.type !== 'cpu');
+    const conflict = offload.find((x) => gpu === false || (gpu !== 'auto' && x.backend.kind !== gpu));
+    if (conflict) {
+        throw new LlamaConfigError(
+            `devices: '${conflict.device.name}' is a ${conflict.backend.name} device, but gpu is ${gpu === false ? 'false' : `'${gpu}'`}: ` +
+                'leave gpu out (or set it to the device\'s backend) when naming devices',
+            'INVALID_CONFIG', ['devices', 'gpu'],
+        );
+    }
+    return { backend: offload[0]?.backend ?? null, devices: offload.map((x) => x.device.name), warning: null };
 }
 
 /**
@@ -308,5 +330,10 @@ export function chooseGpu(backends: BackendInfo[], gpu: GpuBackendKind | 'auto' 
  * ```
  */
 export function getBackends(): BackendInfo[] {
-    return describeBackends(binding().backendInfo());
+    return describeBackends(binding().backendInfo(true));
+}
+
+/** getBackends() without asking the devices for their memory (which may wake a GPU driver). @internal */
+export function listBackends(): BackendInfo[] {
+    return describeBackends(binding().backendInfo(false));
 }

@@ -186,7 +186,8 @@ export interface NativeBinding {
     };
     /** Loads ggml's backend libraries, once per process (later calls do nothing). */
     loadBackends(extraDirs: string[]): void;
-    backendInfo(): NativeBackendInfo;
+    /** With `withMemory`, each device's free and total memory (a GPU backend may create a driver context to answer); 0 otherwise. */
+    backendInfo(withMemory?: boolean): NativeBackendInfo;
     llamaVersion: string;
 }
 

@@ -99,7 +99,7 @@ export class LlamaContext {
         const model = opts.model as LlamaModel;
         const native = nativeModel(model);
         const { kv, native: params } = resolveContextParams(opts, model.metadata);
-        const warning = flashAttentionBackendWarning(kv, binding().backendInfo(), params.offloadKqv && modelGpuLayers(model) !== 0);
+        const warning = flashAttentionBackendWarning(kv, binding().backendInfo(false), params.offloadKqv && modelGpuLayers(model) !== 0);
         if (warning) log('warn', warning);
         try {
             this.#native = new (binding().NativeContext)(native, params);

@@ -16,10 +16,7 @@ export interface DeviceMemory {
     name: string;
     kind: 'cpu' | 'gpu' | 'other';
     weightsBytes: number;
-    /**
-     * MoE expert weights (ffn_*_exps tensors), part of weightsBytes: where `cpuMoeLayers` put them.
-     * 0 for dense models, and in figures from a dry run (`simulate`), where no tensor has a buffer.
-     */
+    /** MoE expert weights (ffn_*_exps tensors), part of weightsBytes: where `cpuMoeLayers` put them. 0 for dense models. */
     expertWeightsBytes: number;
     kvBytes: number;
     computeBytes: number;

@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { binding, type NativeLoadParams, type NativeModel, type NativeModelMetadata } from './binding.js';
-import { chooseGpu, getBackends } from './backends.js';
+import { chooseGpu, listBackends } from './backends.js';
 import { log } from './logger.js';
 import {
     captureStack,
@@ -198,7 +198,7 @@ let warnedNoGpu = false;
  * @internal
  */
 export function resolvePlacement(opts: ModelLoadOptions, gguf: Record<string, GgufValue>): Pick<NativeLoadParams, 'gpuLayers' | 'devices' | 'tensorSplit' | 'tensorOverrides'> {
-    const choice = chooseGpu(getBackends(), opts.gpu ?? defaults.model.gpu, opts.devices);
+    const choice = chooseGpu(listBackends(), opts.gpu ?? defaults.model.gpu, opts.devices);
     if (choice.warning && !warnedNoGpu) {
         warnedNoGpu = true;
         log('warn', choice.warning);
@@ -228,7 +228,8 @@ function cpuMoeOverrides(n: number, gguf: Record<string, GgufValue>): { pattern:
     if (n <= 0) return [];
     const arch = gguf['general.architecture'];
     const blocks = typeof arch === 'string' ? gguf[`${arch}.block_count`] : undefined;
-    const layers = Math.min(n, typeof blocks === 'number' ? blocks : n);
+    // Layers beyond the model's match nothing; without a block count, no model has more than this.
+    const layers = Math.min(n, typeof blocks === 'number' && blocks > 0 ? blocks : 1024);
     const ids = Array.from({ length: layers }, (_, i) => i).join('|');
     return [{ pattern: `^blk\\.(${ids})\\.ffn_(up|down|gate|gate_up)_(ch|)exps`, bufferType: 'CPU' }];
 }

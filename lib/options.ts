@@ -60,9 +60,14 @@ export interface ModelLoadOptions {
      * {@link estimateMemory} / {@link planFit} to see what fits. Defaults to `'auto'`.
      */
     gpuLayers?: number | 'max' | 'auto';
-    /** Devices to offload to, by ggml name (e.g. `['CUDA0', 'CUDA1']`); overrides `gpu`'s choice. Defaults to every device of the chosen backend. */
+    /**
+     * Devices to offload to, by ggml name (e.g. `['CUDA0', 'CUDA1']`, matched case-insensitively), in
+     * place of `gpu`'s choice; they must belong to `gpu`'s backend when `gpu` names one. `'CPU'` may be
+     * listed and means no offload. Defaults to the chosen backend's discrete GPUs (its integrated ones
+     * when it has none).
+     */
     devices?: string[];
-    /** Proportions of the layers per device, in the order of `devices` (llama.cpp `--tensor-split`), e.g. `[3, 1]`. Defaults to free memory. */
+    /** Proportions of the layers per offload device, in the order of `devices` without the CPU (llama.cpp `--tensor-split`), e.g. `[3, 1]`. Defaults to llama.cpp's split by free memory. */
     tensorSplit?: number[];
     /**
      * Keep the MoE expert weights of the first N layers in CPU memory (llama.cpp

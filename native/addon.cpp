@@ -5,6 +5,7 @@
 #include "context.h"
 #include "errors.h"
 #include "ggml-backend.h"
+#include "ggml.h"
 #include "llama.h"
 #include "logger.h"
 #include "model.h"
@@ -59,6 +60,7 @@ Napi::Value set_log_level(const Napi::CallbackInfo & info) {
 Napi::Value system_info(const Napi::CallbackInfo & info) {
     Napi::Env    env = info.Env();
     Napi::Object out = Napi::Object::New(env);
+    backends_load({});
     {
         // llama_print_system_info() rebuilds a static string: serialize callers from all environments.
         static std::mutex           mutex;
@@ -67,7 +69,9 @@ Napi::Value system_info(const Napi::CallbackInfo & info) {
     }
     out.Set("supportsMmap", llama_supports_mmap());
     out.Set("supportsMlock", llama_supports_mlock());
-    out.Set("supportsGpuOffload", llama_supports_gpu_offload());
+    // llama_supports_gpu_offload() would load backends from the current directory when
+    // none is registered: ours are loaded above; do not ask when none loaded.
+    out.Set("supportsGpuOffload", ggml_backend_reg_count() > 0 && llama_supports_gpu_offload());
     out.Set("maxParallelSequences", static_cast<double>(llama_max_parallel_sequences()));
     return out;
 }
@@ -104,11 +108,12 @@ Napi::Value load_backends(const Napi::CallbackInfo & info) {
     return info.Env().Undefined();
 }
 
-// backendInfo() -> { addonDir, hasCpu,
+// backendInfo(withMemory: boolean) -> { addonDir, hasCpu,
 //   registries: [{ name, path, features: {k: v}, devices: [{ name, description, type, freeBytes, totalBytes }] }],
 //   attempts: [{ name, path, error }] }
 Napi::Value backend_info(const Napi::CallbackInfo & info) {
-    Napi::Env env = info.Env();
+    Napi::Env  env         = info.Env();
+    const bool with_memory = info.Length() >= 1 && info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value();
     backends_load({});
     Napi::Array registries = Napi::Array::New(env);
     for (size_t i = 0; i < ggml_backend_reg_count(); ++i) {
@@ -130,7 +135,9 @@ Napi::Value backend_info(const Napi::CallbackInfo & info) {
             ggml_backend_dev_t dev = ggml_backend_reg_dev_get(reg, j);
             Napi::Object       d   = Napi::Object::New(env);
             size_t             free_bytes = 0, total_bytes = 0;
-            ggml_backend_dev_memory(dev, &free_bytes, &total_bytes);
+            if (with_memory) {  // a GPU backend may create a driver context on the device to answer
+                ggml_backend_dev_memory(dev, &free_bytes, &total_bytes);
+            }
             d.Set("name", ggml_backend_dev_name(dev));
             d.Set("description", ggml_backend_dev_description(dev));
             d.Set("type", device_type_name(ggml_backend_dev_type(dev)));
@@ -161,7 +168,11 @@ void backend_init_once() {
     static std::once_flag once;
     std::call_once(once, [] {
         logger_install();  // before anything can log
-        llama_backend_init();
+        // llama_backend_init() without its last step: with no backend registered yet it
+        // would call ggml_backend_load_all(), which loads libggml-*.so from node's folder
+        // and the current directory. Backends come from backends_load() only.
+        ggml_time_init();
+        ggml_free(ggml_init({ 0, nullptr, false }));  // fills ggml's f16 tables
     });
 }
 

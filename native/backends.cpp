@@ -2,6 +2,7 @@
 
 #include "errors.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <mutex>
 #include <system_error>
@@ -28,8 +29,8 @@ struct backend_state {
 };
 
 backend_state & state() {
-    static backend_state s;
-    return s;
+    static auto * s = new backend_state();  // never destroyed: worker threads may read it during exit
+    return *s;
 }
 
 // GPU backends tried by name, in every folder, so that a failure is recorded with its
@@ -77,37 +78,110 @@ std::string module_of(const void * address) {
 #endif
 }
 
+// Minimal dlopen/dlsym, to read a CPU variant's score before choosing which one to load.
+void * open_library(const fs::path & path) {
+#ifdef _WIN32
+    const UINT old = SetErrorMode(SEM_FAILCRITICALERRORS);
+    HMODULE    h   = LoadLibraryW(path.wstring().c_str());
+    SetErrorMode(old);
+    return reinterpret_cast<void *>(h);
+#else
+    return dlopen(path.string().c_str(), RTLD_NOW | RTLD_LOCAL);
+#endif
+}
+
+void * library_symbol(void * handle, const char * name) {
+#ifdef _WIN32
+    return reinterpret_cast<void *>(GetProcAddress(static_cast<HMODULE>(handle), name));
+#else
+    return dlsym(handle, name);
+#endif
+}
+
+void close_library(void * handle) {
+#ifdef _WIN32
+    FreeLibrary(static_cast<HMODULE>(handle));
+#else
+    dlclose(handle);
+#endif
+}
+
 bool has_cpu_backend() {
     return ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU) != nullptr;
 }
 
-void try_gpu_backends(const fs::path & dir) {
+// Loads one library through ggml, recording the attempt; returns whether it registered.
+bool load_backend_file(const std::string & name, const fs::path & file) {
+    backend_attempt attempt{ name, utf8(file), {} };
+    log_capture_reset();
+    ggml_backend_reg_t reg = nullptr;
+    try {
+        reg = ggml_backend_load(attempt.path.c_str());
+    } catch (const std::exception & e) {  // a backend's initialisation that throws
+        log_capture_append(e.what());
+    } catch (...) {
+        log_capture_append("unknown exception");
+    }
+    if (reg == nullptr) {
+        attempt.error = log_capture_take();
+        if (attempt.error.empty()) {
+            attempt.error = "the library loaded but is not supported on this system (its score is 0)";
+        }
+    }
+    state().attempts.push_back(std::move(attempt));
+    return reg != nullptr;
+}
+
+// The GPU backends of a folder, each name at most once per process: a second copy of a
+// backend (a source build with CUDA and a CUDA package) would register its devices twice.
+void try_gpu_backends(const fs::path & dir, std::vector<std::string> & loaded) {
     std::error_code ec;
     if (dir.empty() || !fs::is_directory(dir, ec)) {
         return;
     }
     for (const char * name : gpu_backend_names) {
-        const fs::path file = dir / fs::u8path(std::string(library_prefix) + name + library_extension);
-        if (!fs::exists(file, ec)) {
+        if (std::find(loaded.begin(), loaded.end(), name) != loaded.end()) {
             continue;
         }
-        backend_attempt attempt{ name, utf8(file), {} };
-        log_capture_reset();
-        ggml_backend_reg_t reg = nullptr;
-        try {
-            reg = ggml_backend_load(attempt.path.c_str());
-        } catch (const std::exception & e) {  // a backend's initialisation that throws
-            log_capture_append(e.what());
-        } catch (...) {
-            log_capture_append("unknown exception");
+        const fs::path file = dir / fs::u8path(std::string(library_prefix) + name + library_extension);
+        if (fs::exists(file, ec) && load_backend_file(name, file)) {
+            loaded.emplace_back(name);
         }
-        if (reg == nullptr) {
-            attempt.error = log_capture_take();
-            if (attempt.error.empty()) {
-                attempt.error = "the library loaded but is not supported on this system (its score is 0)";
-            }
+    }
+}
+
+// The CPU backend from our own folder: the variant (libggml-cpu-<variant>) with the best
+// score for this CPU, else the single library of a build from source (libggml-cpu). As
+// ggml's loader does, but only for the CPU and only in this folder.
+void load_cpu_backend(const fs::path & dir) {
+    const std::string prefix = std::string(library_prefix) + "cpu";
+    std::error_code   ec;
+    fs::path          best;
+    int               best_score = 0;
+    for (fs::directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec), end; !ec && it != end;
+         it.increment(ec)) {
+        const fs::path    path = it->path();
+        const std::string file = utf8(path.filename());
+        if (file.rfind(prefix + "-", 0) != 0 || path.extension() != library_extension) {
+            continue;
         }
-        state().attempts.push_back(std::move(attempt));
+        void * handle = open_library(path);
+        if (handle == nullptr) {
+            continue;
+        }
+        auto * score = reinterpret_cast<int (*)()>(library_symbol(handle, "ggml_backend_score"));
+        const int s  = score != nullptr ? score() : 0;
+        close_library(handle);
+        if (s > best_score) {
+            best_score = s;
+            best       = path;
+        }
+    }
+    if (best.empty()) {
+        best = dir / fs::u8path(prefix + library_extension);
+    }
+    if (fs::exists(best, ec)) {
+        load_backend_file("cpu", best);
     }
 }
 
@@ -116,19 +190,17 @@ void load_all(const std::vector<std::string> & extra_dirs) {
     const fs::path  addon_path = fs::u8path(module_of(reinterpret_cast<const void *>(&backends_load)));
     s.addon_dir                = addon_path.empty() ? std::string() : utf8(addon_path.parent_path());
 
-    // GPU backends first (explicit folders, then our own), then everything else in our
-    // own folder: the CPU backend, best variant first. Loading an already registered
-    // backend again is a no-op in ggml.
+    // GPU backends from the folders we were given (first match of a name wins), then from
+    // our own; then the CPU backend from our own folder only. Never the current directory
+    // or node's folder, where ggml_backend_load_all() would also look.
+    std::vector<std::string> loaded;
     for (const std::string & dir : extra_dirs) {
-        try_gpu_backends(fs::u8path(dir));
+        try_gpu_backends(fs::u8path(dir), loaded);
     }
     if (!s.addon_dir.empty()) {
-        try_gpu_backends(fs::u8path(s.addon_dir));
-        try {
-            ggml_backend_load_all_from_path(s.addon_dir.c_str());
-        } catch (...) {
-            // a broken library in our own folder: whatever did load stays usable
-        }
+        const fs::path own = fs::u8path(s.addon_dir);
+        try_gpu_backends(own, loaded);
+        load_cpu_backend(own);
     }
     s.have_cpu = has_cpu_backend();
 }

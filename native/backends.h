@@ -2,8 +2,10 @@
 // build, or the best of several instruction-set variants) and GPU backends (CUDA, ROCm,
 // Vulkan, Metal). They are loaded once per process, before llama.cpp is used, from the
 // addon's own folder and from the extra folders given by the first caller (the GPU
-// packages, LLAMA_KV_BACKEND_PATH). A library that fails to load is recorded with
-// llama.cpp's reason and skipped: it never takes the process down.
+// packages, LLAMA_KV_BACKEND_PATH); never from the current directory. A library that
+// fails to load (dlopen error, missing symbol, NULL or wrong-version init, score 0) is
+// recorded with ggml's reason and skipped. A backend that aborts inside its own
+// initialisation (a GGML_ASSERT in a driver call) cannot be contained in-process.
 #pragma once
 
 #include "ggml-backend.h"

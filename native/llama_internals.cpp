@@ -113,7 +113,8 @@ void add_attention_cache(context_memory & out, const llama_kv_cache * kv) {
 }
 
 // Bytes of MoE expert tensors (ffn_{up,down,gate,gate_up}_exps) per buffer type: where
-// cpuMoeLayers / tensor overrides put them. Tensors of a dry run have no buffer.
+// cpuMoeLayers / tensor overrides put them. In a dry run (no_alloc) the tensors hang on
+// llama.cpp's placeholder buffers, whose types are the keys of memory_breakdown() too.
 std::map<ggml_backend_buffer_type_t, size_t> expert_bytes(const llama_model & model) {
     std::map<ggml_backend_buffer_type_t, size_t> out;
     for (const auto & [name, t] : model.tensors_by_name) {

@@ -81,7 +81,15 @@ model_placement model_placement::parse(Napi::Env env, Napi::Object params) {
             if (ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_CPU) {
                 continue;  // the CPU is always used; llama.cpp's device list holds offload targets only
             }
+            if (std::find(out.devices.begin(), out.devices.end(), dev) != out.devices.end()) {
+                throw_error(env, code::invalid_config, "devices[" + std::to_string(i) + "]: '" + name + "' is listed twice");
+            }
             out.devices.push_back(dev);
+        }
+        // llama.cpp keeps a split proportion per device in an array of llama_max_devices().
+        if (out.devices.size() > llama_max_devices()) {
+            throw_error(env, code::invalid_config, "devices lists " + std::to_string(out.devices.size()) +
+                                                       " devices; this build supports at most " + std::to_string(llama_max_devices()));
         }
         out.devices.push_back(nullptr);
     }
@@ -99,7 +107,7 @@ model_placement model_placement::parse(Napi::Env env, Napi::Object params) {
             Napi::Value v = values.Get(i);
             const double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1.0;
             if (!(d >= 0.0) || d > 1e9) {
-                throw_error(env, code::invalid_config, "tensorSplit[" + std::to_string(i) + "] must be a non-negative number");
+                throw_error(env, code::invalid_config, "tensorSplit[" + std::to_string(i) + "] must be a number in [0, 1e9]");
             }
             out.tensor_split[i] = static_cast<float>(d);
         }
@@ -117,6 +125,11 @@ model_placement model_placement::parse(Napi::Env env, Napi::Object params) {
                             "tensorOverrides[" + std::to_string(i) + "] must be { pattern: string, bufferType: string }");
             }
             std::string p = pattern.As<Napi::String>().Utf8Value();
+            // std::regex compiles recursively: a bound keeps a hostile pattern from the stack's end.
+            if (p.size() > 4096) {
+                throw_error(env, code::invalid_config,
+                            "tensorOverrides[" + std::to_string(i) + "].pattern is longer than 4096 characters");
+            }
             try {
                 std::regex check(p);  // llama.cpp compiles it with std::regex (ECMAScript) during the load
             } catch (const std::regex_error & e) {

@@ -24,7 +24,10 @@ function usablePrebuild() {
         // node-gyp-build picks the best match for this runtime, ABI and libc.
         const file = require('node-gyp-build').path(root);
         if (!file.includes(`${join('prebuilds', '')}`)) return null;
-        require(file);
+        // The addon and ggml's libraries load; the CPU backend (one of the variants) must too.
+        const addon = require(file);
+        addon.loadBackends([]);
+        if (!addon.backendInfo().hasCpu) throw new Error('no CPU backend variant in the prebuild loads on this machine');
         return file;
     } catch (error) {
         log(`prebuilt binary not usable here (${error.message.split('\n')[0]}); building from source`);

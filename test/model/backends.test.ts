@@ -3,7 +3,7 @@
 // are reported with their reason and never take the process down. Backends load once
 // per process, so the scenarios with their own LLAMA_KV_BACKEND_PATH run in children.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -91,6 +91,8 @@ describe('gpu selection', () => {
             [{ path: fixtures.f16, tensorSplit: [1, 1] }, /tensorSplit has 2 entries but the model is offloaded to 0 device/],
             [{ path: fixtures.f16, gpu: 'opencl' as never }, /one of 'auto', 'cuda', 'rocm', 'vulkan', 'metal' or false/],
             [{ path: fixtures.f16, cpuMoeLayers: -1 }, /cpuMoeLayers/],
+            [{ path: fixtures.f16, devices: ['CPU', 'cpu'] }, /devices: 'cpu' is listed twice/],
+            [{ path: fixtures.f16, tensorOverrides: [{ pattern: 'a'.repeat(5000), bufferType: 'CPU' }] }, /longer than 4096 characters/],
         ];
         for (const [options, message] of cases) {
             const error = await LlamaModel.load(options).catch((e: unknown) => e);
@@ -100,7 +102,7 @@ describe('gpu selection', () => {
     });
 
     it('devices: [] or naming the CPU keeps the model on the CPU', async () => {
-        for (const devices of [[], ['CPU']]) {
+        for (const devices of [[], ['CPU'], ['cpu']]) {
             const model = await LlamaModel.load({ path: fixtures.f16, devices });
             const ctx = model.createContext({ contextSize: 256 });
             expect(ctx.memoryReport().devices.map((d) => d.name)).toEqual(['CPU']);
@@ -153,5 +155,52 @@ describe('broken GPU backend libraries', () => {
         expect(result.tokens).toBe(4);
         expect(result.warnings.filter((w) => w.includes('no GPU backend'))).toHaveLength(1);
         expect(result.warnings.find((w) => w.includes('no GPU backend'))).toMatch(/CUDA: .*libcudart\.so\.99/);
+    });
+
+    /** A well-formed ggml backend named CUDA with no device (what a CUDA backend reports when the driver sees no GPU). */
+    function buildNoDeviceBackend(out: string): void {
+        const ggml = join(root, 'vendor', 'llama.cpp', 'ggml');
+        writeFileSync(join(dir, 'nodevice.c'), `
+            #include "ggml-backend-impl.h"
+            static const char * name(ggml_backend_reg_t reg) { (void) reg; return "CUDA"; }
+            static size_t count(ggml_backend_reg_t reg) { (void) reg; return 0; }
+            static struct ggml_backend_reg reg = { GGML_BACKEND_API_VERSION, { name, count, 0, 0 }, 0 };
+            ggml_backend_reg_t ggml_backend_init(void) { return &reg; }
+        `);
+        mkdirSync(out, { recursive: true });
+        execFileSync('cc', ['-shared', '-fPIC', '-I', join(ggml, 'include'), '-I', join(ggml, 'src'), '-o', join(out, 'libggml-cuda.so'), join(dir, 'nodevice.c')], { stdio: 'pipe' });
+    }
+
+    it('a backend that loads but finds no device is reported as such, and not used', () => {
+        const noDevice = join(dir, 'nodevice');
+        buildNoDeviceBackend(noDevice);
+        const result = runChild(`
+            const cuda = kv.getBackends().find((b) => b.kind === 'cuda');
+            const explicit = await kv.LlamaModel.load({ path: ${JSON.stringify(fixtures.f16)}, gpu: 'cuda' }).then(() => null, (e) => e.code + ': ' + e.message);
+            const auto = await kv.LlamaModel.load({ path: ${JSON.stringify(fixtures.f16)} });
+            const devices = auto.createContext({ contextSize: 256 }).memoryReport().devices.map((d) => d.name);
+            console.log(JSON.stringify({ cuda, explicit, devices }));
+        `, { LLAMA_KV_BACKEND_PATH: noDevice }) as { cuda: { available: boolean; path: string; reason: string; fix: string }; explicit: string; devices: string[] };
+        expect(result.cuda.available).toBe(false);
+        expect(result.cuda.path).toBe(join(noDevice, 'libggml-cuda.so'));
+        expect(result.cuda.reason).toMatch(/the CUDA backend loaded from .*libggml-cuda\.so but found no device/);
+        expect(result.cuda.fix).toMatch(/nvidia-smi/);
+        expect(result.explicit).toMatch(/^BACKEND_UNAVAILABLE: .*found no device; fix: check the NVIDIA driver/);
+        expect(result.devices).toEqual(['CPU']);
+    });
+
+    it('never loads backend libraries from the current directory', () => {
+        // llama_backend_init() and ggml_backend_load_all() would look there (and in node's folder).
+        const cwd = join(dir, 'cwd');
+        buildNoDeviceBackend(cwd);
+        const out = execFileSync(process.execPath, ['--input-type=module', '-e', `
+            import * as kv from ${JSON.stringify(dist)};
+            const model = await kv.LlamaModel.load({ path: ${JSON.stringify(fixtures.f16)} });
+            await model.createContext({ contextSize: 256 }).complete('Hi', { maxTokens: 2 });
+            console.log(JSON.stringify(kv.getBackends().find((b) => b.kind === 'cuda')));
+        `], { cwd, encoding: 'utf8', env: { ...process.env, LLAMA_KV_BACKEND_PATH: '' } });
+        const cuda = JSON.parse(out.trim()) as { available: boolean; path?: string; reason: string };
+        expect(cuda.path).toBeUndefined();
+        expect(cuda.reason).toMatch(/not installed/);
     });
 });

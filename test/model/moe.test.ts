@@ -2,7 +2,7 @@
 // applies the overrides (its own log says so, tensor by tensor), the memory report
 // shows where the expert weights are, and the model still generates.
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { LlamaModel, readGgufMetadata, setLogger } from '../../lib/index.js';
+import { estimateMemory, LlamaModel, readGgufMetadata, setLogger } from '../../lib/index.js';
 import { fixtures } from '../helpers/fixtures.js';
 
 const overridden = /tensor (\S+) \(.*\) buffer type overridden to (\S+)/;
@@ -66,6 +66,13 @@ describe('MoE placement', () => {
         const { model, overrides } = await load({ tensorOverrides: [{ pattern: 'blk\\.1\\.ffn_up_exps', bufferType: 'CPU' }] });
         expect([...overrides.keys()]).toEqual(['blk.1.ffn_up_exps.weight']);
         model.dispose();
+    });
+
+    it('estimates count the expert weights too, from the header and from the dry run', async () => {
+        for (const simulate of [false, true]) {
+            const estimate = await estimateMemory({ model: fixtures.moe, contextSize: 256, simulate });
+            expect(estimate.devices[0].expertWeightsBytes, `simulate: ${simulate}`).toBe(expertBytes);
+        }
     });
 
     it('a dense model reports no expert weights', async () => {
