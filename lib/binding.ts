@@ -129,6 +129,14 @@ export interface NativeMemoryReport {
     };
     buffers: (NativeBufferPlace & { model: number; context: number; compute: number; experts: number })[];
     output: NativeBufferPlace & { bytes: number };
+    /** The buffers of the active LoRA adapters. */
+    loras: (NativeBufferPlace & { bytes: number })[];
+}
+
+export interface NativeLora {
+    metadata(): { alpha: number; sizeBytes: number; tensorPairs: number; invocationTokens: number; kv: Record<string, string> };
+    dispose(): void;
+    readonly disposed: boolean;
 }
 
 export interface NativeContext {
@@ -137,6 +145,7 @@ export interface NativeContext {
     evaluate(tokens: Int32Array): Promise<Float32Array>;
     generate(request: NativeGenerateRequest, onTokens: (tokens: Int32Array, pieces: Buffer[]) => void): Promise<NativeGenerateResult>;
     abort(): void;
+    setLoras(adapters: { lora: NativeLora; scale: number }[]): void;
     dispose(): void;
     readonly disposed: boolean;
 }
@@ -173,6 +182,11 @@ export interface NativeBinding {
     NativeContext: new (model: NativeModel, params: NativeContextParams) => NativeContext;
     loadModel(path: string, params: NativeLoadParams, onProgress?: (progress: number) => void): {
         promise: Promise<NativeModel>;
+        abort(): void;
+    };
+    loadLora(model: NativeModel, path: string): Promise<NativeLora>;
+    quantize(input: string, output: string, params: { ftype: number; threads: number; allowRequantize: boolean }, onProgress?: (progress: number) => void): {
+        promise: Promise<void>;
         abort(): void;
     };
     setLogger(fn: ((level: number, message: string) => void) | null, minLevel?: number): void;

@@ -1,5 +1,5 @@
 import { binding, type NativeContext, type NativeGenerateResult } from './binding.js';
-import { captureStack, fromNative, LlamaDisposedError } from './errors.js';
+import { captureStack, fromNative, LlamaConfigError, LlamaDisposedError } from './errors.js';
 import { log } from './logger.js';
 import { resolveContextParams } from './context-params.js';
 import { flashAttentionBackendWarning, type KvCacheType } from './kv-cache.js';
@@ -7,6 +7,8 @@ import { toMemoryReport, type MemoryReport } from './memory.js';
 import { adoptChild, modelGpuLayers, nativeModel, toTokenArray, type LlamaModel } from './model.js';
 import {
     contextOptionsSchema,
+    loraListSchema,
+    type LoraUse,
     defaults,
     generateOptionsSchema,
     parseOptions,
@@ -93,6 +95,7 @@ export class LlamaContext {
     readonly #seed: number;
     readonly #release: () => void;
     #queue: Promise<unknown> = Promise.resolve();
+    #loras: readonly Readonly<LoraUse>[] = Object.freeze([]);
 
     constructor(options: LlamaContextOptions) {
         const opts = parseOptions(contextOptionsSchema, options, 'LlamaContext');
@@ -101,11 +104,18 @@ export class LlamaContext {
         const { kv, native: params } = resolveContextParams(opts, model.metadata);
         const warning = flashAttentionBackendWarning(kv, binding().backendInfo(false), params.offloadKqv && modelGpuLayers(model) !== 0);
         if (warning) log('warn', warning);
+        let created: NativeContext | undefined;
         try {
-            this.#native = new (binding().NativeContext)(native, params);
+            created = new (binding().NativeContext)(native, params);
+            if (opts.loras && opts.loras.length > 0) {
+                created.setLoras(opts.loras.map(({ lora, scale }) => ({ lora: lora.requireNative(), scale })));
+            }
         } catch (error) {
+            created?.dispose();
             throw fromNative(error, captureStack());
         }
+        this.#native = created;
+        this.#loras = Object.freeze((opts.loras ?? []).map(({ lora, scale }) => Object.freeze({ lora, scale })));
         this.#model = model;
         this.#seed = opts.seed ?? randomSeed();
         this.#release = adoptChild(model, this);
@@ -202,6 +212,45 @@ export class LlamaContext {
             // drain: complete() only needs the result
         }
         return run.result;
+    }
+
+    /** The LoRA adapters active on this context, with their scales. */
+    get loras(): readonly Readonly<LoraUse>[] {
+        return this.#loras;
+    }
+
+    /**
+     * Makes `adapters` the active LoRA set for the following decodes, without recreating
+     * the context: `[]` returns to the base model. Runs after the operations already
+     * queued on the context. The KV cache is cleared when the set changes (it was computed
+     * with the previous adapters). An adapter loaded for another model, a disposed one or
+     * one listed twice is rejected.
+     *
+     * @example
+     * await ctx.setLoras([{ lora: styleA, scale: 1 }]);  // swap per request
+     * await ctx.setLoras([]);                           // back to the base model
+     */
+    setLoras(adapters: readonly LoraUse[]): Promise<void> {
+        const stack = captureStack();
+        const parsed = loraListSchema.safeParse(adapters);
+        if (!parsed.success) {
+            const issue = parsed.error.issues[0];
+            const where = issue.path.length > 0 ? `adapters[${issue.path.join('].')}` : 'adapters';
+            return Promise.reject(new LlamaConfigError(`setLoras(): expected ${issue.message} for ${where}`, 'INVALID_ARGUMENT', ['adapters']));
+        }
+        const list = parsed.data;
+        return this.#enqueue(async () => {
+            try {
+                this.#applyLoras(list);
+            } catch (error) {
+                throw fromNative(error, stack);
+            }
+        });
+    }
+
+    #applyLoras(list: readonly LoraUse[]): void {
+        this.#requireNative().setLoras(list.map(({ lora, scale }) => ({ lora: lora.requireNative(), scale })));
+        this.#loras = Object.freeze(list.map(({ lora, scale }) => Object.freeze({ lora, scale })));
     }
 
     /** Frees the context (KV cache, buffers, threadpool). Work in flight is aborted first. Idempotent. */

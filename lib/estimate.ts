@@ -14,9 +14,11 @@ import { modelFactsFromGguf, type HeaderModelFacts } from './model-facts.js';
 import { contextOptionsSchema, parseOptions, type ContextOptionsWithoutModel } from './options.js';
 
 /** Options of {@link estimateMemory}: the context options, and the model. */
-export interface EstimateOptions extends Omit<ContextOptionsWithoutModel, 'threads' | 'threadsBatch' | 'seed'> {
+export interface EstimateOptions extends Omit<ContextOptionsWithoutModel, 'threads' | 'threadsBatch' | 'seed' | 'loras'> {
     /** A GGUF file path, or its header as returned by readGgufMetadata(). */
     model: string | GgufMetadata;
+    /** LoRA adapter files the context would have active: their bytes are read from their headers. Defaults to none. */
+    loras?: string[];
     /**
      * Ask llama.cpp to dry-run the allocations (model loaded with no_alloc: the weights
      * are never read). Exact for every component; needs a file path. Defaults to `false`.
@@ -27,7 +29,7 @@ export interface EstimateOptions extends Omit<ContextOptionsWithoutModel, 'threa
 /** Which level produced a figure. */
 export type EstimateSource = 'header' | 'simulate';
 
-type Components = 'kv' | 'weights' | 'compute' | 'output';
+type Components = 'kv' | 'weights' | 'loras' | 'compute' | 'output';
 
 /** An estimate: the memory report's shape, without live device figures. */
 export interface MemoryEstimate {
@@ -44,6 +46,8 @@ export interface MemoryEstimate {
     };
     kv: MemoryReport['kv'];
     weights: MemoryComponent;
+    /** The LoRA adapters of the `loras` option (their tensors, as llama.cpp allocates them). */
+    loras: MemoryComponent;
     compute: MemoryComponent;
     output: MemoryComponent;
     total: MemoryComponent;
@@ -62,6 +66,7 @@ const estimateOptionsSchema = contextOptionsSchema.omit({ model: true, threads: 
         error: 'a GGUF file path or the result of readGgufMetadata()',
     }),
     simulate: z.boolean({ error: 'a boolean' }).optional(),
+    loras: z.array(z.string({ error: 'a LoRA adapter file path' }).min(1, { error: 'a LoRA adapter file path' }), { error: 'an array of LoRA adapter file paths' }).optional(),
 });
 
 /** `n` rounded up to a multiple of `to`. @internal */
@@ -81,7 +86,8 @@ export async function estimateMemory(options: EstimateOptions): Promise<MemoryEs
     const opts = parseOptions(estimateOptionsSchema, options, 'estimateMemory()');
     const gguf = typeof opts.model === 'string' ? await readGgufMetadata(opts.model) : opts.model;
     const facts = modelFactsFromGguf(gguf);
-    if (!opts.simulate) return estimateFromHeader(gguf, facts, opts);
+    const loraBytes = await loraFileBytes(opts.loras ?? []);
+    if (!opts.simulate) return withLoras(estimateFromHeader(gguf, facts, opts), loraBytes);
     if (typeof opts.model !== 'string') {
         throw new LlamaConfigError(
             'simulate: true needs the model as a GGUF file path (llama.cpp dry-runs the load), not a parsed header',
@@ -91,14 +97,37 @@ export async function estimateMemory(options: EstimateOptions): Promise<MemoryEs
     }
     const simulator = await openSimulator(opts.model, stack);
     try {
-        return simulator.run(opts, facts);
+        return withLoras(simulator.run(opts, facts), loraBytes);
     } finally {
         simulator.dispose();
     }
 }
 
+/**
+ * Bytes llama.cpp allocates for LoRA adapter files: each tensor copied as it is stored,
+ * aligned as ggml's allocator aligns tensors in a buffer.
+ */
+async function loraFileBytes(paths: readonly string[]): Promise<number> {
+    let bytes = 0;
+    for (const path of paths) {
+        const gguf = await readGgufMetadata(path);
+        bytes += gguf.tensors.reduce((s, t) => s + pad(t.byteSize, LORA_TENSOR_ALIGNMENT), 0);
+    }
+    return bytes;
+}
+
+/** ggml's CPU buffer alignment (TENSOR_ALIGNMENT), used for the adapter tensors. */
+const LORA_TENSOR_ALIGNMENT = 32;
+
+function withLoras(estimate: MemoryEstimate, bytes: number): MemoryEstimate {
+    estimate.loras.bytes = bytes;
+    estimate.total.bytes += bytes;
+    if (estimate.devices[0]) estimate.devices[0].loraBytes += bytes;
+    return estimate;
+}
+
 /** The context options an estimate is made for (validated). @internal */
-export type EstimateContextOptions = Omit<EstimateOptions, 'model' | 'simulate' | 'flashAttention'> & { flashAttention?: FlashAttention };
+export type EstimateContextOptions = Omit<EstimateOptions, 'model' | 'simulate' | 'flashAttention' | 'loras'> & { flashAttention?: FlashAttention };
 
 /** Header-level estimate for already parsed options. Throws the same errors as LlamaContext. @internal */
 export function estimateFromHeader(gguf: GgufMetadata, facts: HeaderModelFacts, options: EstimateContextOptions): MemoryEstimate {
@@ -185,12 +214,13 @@ function headerEstimate(gguf: GgufMetadata, facts: HeaderModelFacts, p: NativePa
         },
         kv: { k: { type: typeK, bytes: kBytes }, v: { type: typeV, bytes: vBytes }, bytes: kvBytes, cells: ctx.total, layers: facts.layerCount, sequences: p.kvUnified ? 1 : p.sequences, recurrentBytes: 0 },
         weights: { bytes: weights },
+        loras: { bytes: 0 },
         compute: { bytes: compute },
         output: { bytes: output },
         total: { bytes: weights + kvBytes + compute + output },
-        exact: { kv: facts.denseKv, weights: true, compute: false, output: true },
-        source: { kv: 'header', weights: 'header', compute: 'header', output: 'header' },
-        devices: [{ name: 'CPU', kind: 'cpu', weightsBytes: weights, expertWeightsBytes: experts, kvBytes, computeBytes: compute, outputBytes: output }],
+        exact: { kv: facts.denseKv, weights: true, loras: true, compute: false, output: true },
+        source: { kv: 'header', weights: 'header', loras: 'header', compute: 'header', output: 'header' },
+        devices: [{ name: 'CPU', kind: 'cpu', weightsBytes: weights, expertWeightsBytes: experts, kvBytes, loraBytes: 0, computeBytes: compute, outputBytes: output }],
         notes,
     };
 }
@@ -213,11 +243,12 @@ function simulateEstimate(native: NativeBinding, model: NativeModel, p: NativePa
             },
             kv: report.kv,
             weights: report.weights,
+            loras: { bytes: 0 },
             compute: report.compute,
             output: report.output,
             total: report.total,
-            exact: { kv: true, weights: true, compute: true, output: true },
-            source: { kv: 'simulate', weights: 'simulate', compute: 'simulate', output: 'simulate' },
+            exact: { kv: true, weights: true, loras: true, compute: true, output: true },
+            source: { kv: 'simulate', weights: 'simulate', loras: 'header', compute: 'simulate', output: 'simulate' },
             devices: report.devices.map(({ freeBytes: _f, totalBytes: _t, ...d }) => d),
             notes: [],
         };

@@ -33,3 +33,7 @@ export { setLogger, setLogLevel, type Logger, type LogLevel, type LoggerOptions 
 export { readGgufMetadata, type GgufMetadata, type GgufTensorInfo, type GgufValue } from './gguf.js';
 export { ensureFixtureModel, type FixtureModelName } from './fixtures/models.js';
 export { getBackends, GPU_BACKEND_KINDS, type BackendInfo, type BackendDevice, type BackendKind, type GpuBackendKind } from './backends.js';
+export { LlamaLora, type LoraMetadata } from './lora.js';
+export type { LoraUse } from './options.js';
+export { quantizeModel, QUANTIZATION_TYPES, type QuantizationType, type QuantizeOptions, type QuantizeResult } from './quantize.js';
+export { ensureFixtureLora, type FixtureLoraName } from './fixtures/loras.js';

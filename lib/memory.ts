@@ -19,6 +19,8 @@ export interface DeviceMemory {
     /** MoE expert weights (ffn_*_exps tensors), part of weightsBytes: where `cpuMoeLayers` put them. 0 for dense models. */
     expertWeightsBytes: number;
     kvBytes: number;
+    /** The active LoRA adapters' tensors on this device. */
+    loraBytes: number;
     computeBytes: number;
     outputBytes: number;
     /** Free and total memory of the device, as ggml reports them (system RAM for the CPU). */
@@ -46,11 +48,13 @@ export interface MemoryReport {
     };
     /** The model's tensors, on every device. */
     weights: MemoryComponent;
+    /** The LoRA adapters active on the context (each counted once), on every device. */
+    loras: MemoryComponent;
     /** The scheduler's compute buffers. */
     compute: MemoryComponent;
     /** The host buffer for logits / embeddings. */
     output: MemoryComponent;
-    /** weights + kv + compute + output. */
+    /** weights + loras + kv + compute + output. */
     total: MemoryComponent;
     devices: DeviceMemory[];
 }
@@ -66,7 +70,7 @@ export function toMemoryReport(native: NativeMemoryReport): MemoryReport {
     const device = (place: { device: string; kind: DeviceMemory['kind']; freeBytes?: number; totalBytes?: number }) => {
         let d = devices.get(place.device);
         if (!d) {
-            d = { name: place.device, kind: place.kind, weightsBytes: 0, expertWeightsBytes: 0, kvBytes: 0, computeBytes: 0, outputBytes: 0 };
+            d = { name: place.device, kind: place.kind, weightsBytes: 0, expertWeightsBytes: 0, kvBytes: 0, loraBytes: 0, computeBytes: 0, outputBytes: 0 };
             if (place.freeBytes !== undefined) d.freeBytes = place.freeBytes;
             if (place.totalBytes !== undefined) d.totalBytes = place.totalBytes;
             devices.set(place.device, d);
@@ -81,8 +85,9 @@ export function toMemoryReport(native: NativeMemoryReport): MemoryReport {
         d.computeBytes += b.compute;
     }
     if (native.output.bytes > 0) device(native.output).outputBytes += native.output.bytes;
+    for (const l of native.loras) device(l).loraBytes += l.bytes;
     const list = [...devices.values()];
-    const sum = (key: 'weightsBytes' | 'kvBytes' | 'computeBytes' | 'outputBytes') => list.reduce((s, d) => s + d[key], 0);
+    const sum = (key: 'weightsBytes' | 'kvBytes' | 'loraBytes' | 'computeBytes' | 'outputBytes') => list.reduce((s, d) => s + d[key], 0);
     const kv = native.kv;
     const report: MemoryReport = {
         kv: {
@@ -95,12 +100,13 @@ export function toMemoryReport(native: NativeMemoryReport): MemoryReport {
             recurrentBytes: kv.recurrentBytes,
         },
         weights: { bytes: sum('weightsBytes') },
+        loras: { bytes: sum('loraBytes') },
         compute: { bytes: sum('computeBytes') },
         output: { bytes: sum('outputBytes') },
         total: { bytes: 0 },
         devices: list,
     };
-    report.total.bytes = report.weights.bytes + report.kv.bytes + report.compute.bytes + report.output.bytes;
+    report.total.bytes = report.weights.bytes + report.loras.bytes + report.kv.bytes + report.compute.bytes + report.output.bytes;
     if (!kv.present && kv.recurrentBytes === 0) report.kv.note = 'this model has no KV cache';
     else if (kv.recurrentBytes > 0) report.kv.note = `includes ${kv.recurrentBytes} bytes of recurrent state (not K/V)`;
     return report;

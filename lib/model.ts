@@ -6,11 +6,13 @@ import {
     captureStack,
     fromNative,
     LlamaAbortError,
+    LlamaError,
     LlamaConfigError,
     LlamaDisposedError,
     LlamaModelLoadError,
 } from './errors.js';
 import { LlamaContext } from './context.js';
+import { LlamaLora, loraFacts } from './lora.js';
 import { readGgufMetadata, type GgufValue } from './gguf.js';
 import { defaults, modelLoadOptionsSchema, parseOptions, tokenizeOptionsSchema, type ContextOptionsWithoutModel, type ModelLoadOptions, type TokenizeOptions } from './options.js';
 
@@ -153,6 +155,37 @@ export class LlamaModel {
         return call(() => this.#requireNative().detokenize(ids, options.renderSpecial !== true, options.renderSpecial === true).toString('utf8'));
     }
 
+    /**
+     * Loads a LoRA adapter for this model (llama.cpp's llama_adapter_lora_init, off the JS
+     * thread). A file that is not a LoRA GGUF, an adapter for another architecture or
+     * other shapes, or a missing file rejects with LORA_LOAD_FAILED saying which.
+     * Apply it with `ctx.setLoras([{ lora, scale }])`.
+     */
+    async loadLora(path: string, options: { signal?: AbortSignal } = {}): Promise<LlamaLora> {
+        const stack = captureStack();
+        if (typeof path !== 'string' || path.length === 0) {
+            throw new LlamaConfigError(`Expected a file path (non-empty string) for path but received ${typeof path}`, 'INVALID_ARGUMENT', ['path']);
+        }
+        const native = this.#requireNative();
+        const gguf = await inspectLoraFile(path, this.metadata.architecture);
+        if (options.signal?.aborted) throw new LlamaAbortError('Loading the LoRA adapter was aborted before it started');
+        let adapter;
+        try {
+            adapter = await binding().loadLora(native, path);
+        } catch (error) {
+            throw fromNative(error, stack);
+        }
+        if (options.signal?.aborted || this.#native === null) {
+            adapter.dispose();
+            if (this.#native === null) throw new LlamaDisposedError('model');
+            throw new LlamaAbortError('Loading the LoRA adapter was aborted');
+        }
+        let release = () => {};
+        const lora = new LlamaLora(adapter, path, loraFacts(path, gguf), () => release());
+        release = adoptChild(this, lora);
+        return lora;
+    }
+
     /** Sugar for `new LlamaContext({ model: this, ...options })`. */
     createContext(options: ContextOptionsWithoutModel = {}): LlamaContext {
         return new LlamaContext({ ...options, model: this });
@@ -290,32 +323,54 @@ function safeCallback(fn: (progress: number) => void): (progress: number) => voi
     };
 }
 
-async function inspectFile(path: string) {
+/** Checks a GGUF file before llama.cpp reads it: exists, is a file, parses, is complete. */
+/** @internal */
+export async function inspectFile(path: string, kind: 'model' | 'LoRA adapter' = 'model') {
+    const fail = (code: 'MODEL_NOT_FOUND' | 'MODEL_LOAD_FAILED' | 'INVALID_MODEL_FILE', message: string, cause?: unknown) =>
+        kind === 'model'
+            ? new LlamaModelLoadError(code, message, { cause })
+            : new LlamaError('LORA_LOAD_FAILED', message, { cause });
     let info;
     try {
         info = await stat(path);
     } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
         if (code === 'ENOENT') {
-            throw new LlamaModelLoadError('MODEL_NOT_FOUND', `Model file not found: ${path}`, { cause: error });
+            throw fail('MODEL_NOT_FOUND', `${kind === 'model' ? 'Model' : 'LoRA adapter'} file not found: ${path}`, error);
         }
-        throw new LlamaModelLoadError('MODEL_LOAD_FAILED', `Cannot read model file ${path}: ${(error as Error).message}`, { cause: error });
+        throw fail('MODEL_LOAD_FAILED', `Cannot read ${kind} file ${path}: ${(error as Error).message}`, error);
     }
     if (info.isDirectory()) {
-        throw new LlamaModelLoadError('INVALID_MODEL_FILE', `${path} is a directory, not a GGUF model file`);
+        throw fail('INVALID_MODEL_FILE', `${path} is a directory, not a GGUF ${kind} file`);
     }
     let gguf;
     try {
         gguf = await readGgufMetadata(path);
     } catch (error) {
-        throw new LlamaModelLoadError('INVALID_MODEL_FILE', `${path} is not a valid GGUF model: ${(error as Error).message}`, { cause: error });
+        throw fail('INVALID_MODEL_FILE', `${path} is not a valid GGUF ${kind}: ${(error as Error).message}`, error);
     }
     const needed = gguf.tensors.reduce((end, t) => Math.max(end, gguf.dataOffset + t.offset + t.byteSize), gguf.dataOffset);
     if (needed > info.size) {
-        throw new LlamaModelLoadError(
+        throw fail(
             'INVALID_MODEL_FILE',
             `${path} is truncated: its tensors need ${needed} bytes but the file has ${info.size}; download or generate it again`,
         );
+    }
+    return gguf;
+}
+
+/** A LoRA adapter file for this model, or a LORA_LOAD_FAILED error saying what it is instead. */
+async function inspectLoraFile(path: string, modelArch: string) {
+    const gguf = await inspectFile(path, 'LoRA adapter');
+    const type = gguf.kv['general.type'];
+    const adapterType = gguf.kv['adapter.type'];
+    if (type !== 'adapter' || adapterType !== 'lora') {
+        const what = type === undefined || type === 'model' ? 'a model, not an adapter' : `general.type '${String(type)}', adapter.type '${String(adapterType)}'`;
+        throw new LlamaError('LORA_LOAD_FAILED', `${path} is not a LoRA adapter (${what}): convert the adapter with llama.cpp's convert_lora_to_gguf.py`);
+    }
+    const arch = gguf.kv['general.architecture'];
+    if (arch !== modelArch) {
+        throw new LlamaError('LORA_LOAD_FAILED', `${path} is a LoRA adapter for a '${String(arch)}' model, but this model is '${modelArch}'`);
     }
     return gguf;
 }

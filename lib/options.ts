@@ -6,6 +6,7 @@
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { LlamaConfigError } from './errors.js';
+import { LlamaLora } from './lora.js';
 import { KV_CACHE_TYPES, KV_PRESETS, type FlashAttention, type KvCacheType, type KvPreset } from './kv-cache.js';
 
 const positiveInt = (what = 'a positive integer') =>
@@ -100,6 +101,21 @@ const oneOf = (values: readonly string[]) => `one of ${values.map((v) => `'${v}'
 const cacheType = () => z.enum(KV_CACHE_TYPES, { error: oneOf(KV_CACHE_TYPES) });
 const FLASH_ATTENTION = ['auto', 'on', 'off'] as const;
 
+/** An adapter applied to a context, and its scale. */
+export interface LoraUse {
+    lora: LlamaLora;
+    /** 1 applies the adapter as trained, 0 is the base model; other values scale its effect. */
+    scale: number;
+}
+
+export const loraListSchema = z.array(
+    z.strictObject({
+        lora: z.custom<LlamaLora>((v) => v instanceof LlamaLora, { error: 'a LlamaLora from model.loadLora()' }),
+        scale: z.number({ error: 'a finite number' }).finite({ error: 'a finite number' }),
+    }),
+    { error: 'an array of { lora, scale }' },
+);
+
 export const contextOptionsSchema = z.strictObject({
     model: z.custom<object>((v) => typeof v === 'object' && v !== null, { error: 'a LlamaModel' }),
     contextSize: positiveInt().optional(),
@@ -119,6 +135,7 @@ export const contextOptionsSchema = z.strictObject({
     kvUnified: bool().optional(),
     offloadKqv: bool().optional(),
     swaFull: bool().optional(),
+    loras: loraListSchema.optional(),
 });
 
 /** Options of {@link LlamaContext}. */
@@ -160,6 +177,11 @@ export interface ContextOptionsWithoutModel {
     offloadKqv?: boolean;
     /** Full-size cache for sliding-window layers (llama.cpp `--swa-full`). Defaults to `true`. */
     swaFull?: boolean;
+    /**
+     * LoRA adapters applied from the start, each with a scale (1 is the adapter as trained,
+     * 0 is the base model). Same as calling `ctx.setLoras()` right after creation. Defaults to none.
+     */
+    loras?: LoraUse[];
     /** Threads for generation (llama.cpp `--threads`). Defaults to the number of CPUs (`os.availableParallelism()`). */
     threads?: number;
     /** Threads for prompt processing (llama.cpp `--threads-batch`). Defaults to `threads`. */

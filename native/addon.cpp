@@ -8,8 +8,10 @@
 #include "ggml.h"
 #include "llama.h"
 #include "logger.h"
+#include "lora.h"
 #include "model.h"
 #include "workers/load_model.h"
+#include "workers/quantize.h"
 
 #include <mutex>
 #include <string>
@@ -187,9 +189,14 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
     Napi::Function context_ctor = context_wrap::define(env);
     data->model_ctor            = Napi::Persistent(model_ctor);
     data->context_ctor          = Napi::Persistent(context_ctor);
+    Napi::Function lora_ctor    = lora_wrap::define(env);
+    data->lora_ctor             = Napi::Persistent(lora_ctor);
 
     exports.Set("NativeModel", model_ctor);
     exports.Set("NativeContext", context_ctor);
+    exports.Set("NativeLora", lora_ctor);
+    exports.Set("loadLora", Napi::Function::New(env, load_lora, "loadLora"));
+    exports.Set("quantize", Napi::Function::New(env, quantize_model, "quantize"));
     exports.Set("loadModel", Napi::Function::New(env, load_model, "loadModel"));
     exports.Set("setLogger", Napi::Function::New(env, set_logger, "setLogger"));
     exports.Set("setLogLevel", Napi::Function::New(env, set_log_level, "setLogLevel"));

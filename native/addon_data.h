@@ -16,6 +16,7 @@ struct context_state;
 struct addon_data {
     Napi::FunctionReference   model_ctor;
     Napi::FunctionReference   context_ctor;
+    Napi::FunctionReference   lora_ctor;
     std::shared_ptr<log_sink> sink;
     bool                      sink_hook = false;  // an env cleanup hook releases the sink first
 

@@ -20,6 +20,7 @@ Napi::Function context_wrap::define(Napi::Env env) {
                            InstanceMethod<&context_wrap::evaluate>("evaluate"),
                            InstanceMethod<&context_wrap::generate>("generate"),
                            InstanceMethod<&context_wrap::abort>("abort"),
+                           InstanceMethod<&context_wrap::set_loras>("setLoras"),
                            InstanceMethod<&context_wrap::dispose>("dispose"),
                            InstanceAccessor<&context_wrap::disposed>("disposed"),
                        });
@@ -332,6 +333,17 @@ Napi::Value context_wrap::memory_report(const Napi::CallbackInfo & info) {
     Napi::Object output = describe_buffer_type(env, mem.output_buft);
     output.Set("bytes", static_cast<double>(mem.output_bytes));
     out.Set("output", output);
+
+    // The active LoRA adapters' buffers (the same adapter counts once per context).
+    Napi::Array loras = Napi::Array::New(env);
+    for (const auto & [lora, scale] : state_->loras) {
+        for (const auto & [buft, bytes] : lora->buffers) {
+            Napi::Object b = describe_buffer_type(env, buft);
+            b.Set("bytes", static_cast<double>(bytes));
+            loras.Set(loras.Length(), b);
+        }
+    }
+    out.Set("loras", loras);
     return out;
 }
 

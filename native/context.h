@@ -26,6 +26,7 @@ class context_wrap : public Napi::ObjectWrap<context_wrap> {
     Napi::Value evaluate(const Napi::CallbackInfo & info);
     Napi::Value generate(const Napi::CallbackInfo & info);
     Napi::Value abort(const Napi::CallbackInfo & info);
+    Napi::Value set_loras(const Napi::CallbackInfo & info);  // context_loras.cpp
     Napi::Value dispose(const Napi::CallbackInfo & info);
     Napi::Value disposed(const Napi::CallbackInfo & info);
 

@@ -4,6 +4,7 @@
 
 #include "errors.h"
 #include "handles.h"
+#include "lora.h"
 
 #include <atomic>
 #include <functional>
@@ -14,8 +15,11 @@ namespace llama_kv {
 
 struct context_state {
     // Declaration order is destruction order reversed: the context goes first, then
-    // its threadpools, then the model reference.
+    // its threadpools, then its LoRA adapters, then the model reference.
     llama_model_ptr   model;
+    // The active LoRA adapters and their scales (changed on the JS thread, only while no
+    // worker runs: the context holds raw pointers to them).
+    std::vector<std::pair<lora_ptr, float>> loras;
     threadpool_ptr    threadpool;
     threadpool_ptr    threadpool_batch;
     llama_context_ptr ctx;

@@ -23,6 +23,8 @@ constexpr const char * decode_failed         = "DECODE_FAILED";
 constexpr const char * busy                  = "BUSY";
 constexpr const char * tokenize_failed       = "TOKENIZE_FAILED";
 constexpr const char * backend_unavailable   = "BACKEND_UNAVAILABLE";
+constexpr const char * lora_load_failed      = "LORA_LOAD_FAILED";
+constexpr const char * quantize_failed       = "QUANTIZE_FAILED";
 constexpr const char * internal              = "INTERNAL";
 }  // namespace code
 

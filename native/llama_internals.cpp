@@ -1,5 +1,6 @@
 #include "llama_internals.h"
 
+#include "llama-adapter.h"
 #include "llama-context.h"
 #include "llama-kv-cache-iswa.h"
 #include "llama-kv-cache.h"
@@ -168,6 +169,18 @@ context_kv_facts context_facts(const llama_context * ctx) {
         facts.type_v = kv->type_v();
     }
     return facts;
+}
+
+std::vector<std::pair<ggml_backend_buffer_type_t, size_t>> lora_buffers(const llama_adapter_lora * adapter) {
+    std::vector<std::pair<ggml_backend_buffer_type_t, size_t>> out;
+    for (const auto & buf : adapter->bufs) {
+        out.emplace_back(ggml_backend_buffer_get_type(buf.get()), ggml_backend_buffer_get_size(buf.get()));
+    }
+    return out;
+}
+
+lora_counts lora_counts_of(const llama_adapter_lora * adapter) {
+    return { adapter->alpha, adapter->ab_map.size() };
 }
 
 }  // namespace llama_kv

@@ -4,9 +4,11 @@
 // cache types). Re-check this file when the llama.cpp pin moves.
 #pragma once
 
+#include "ggml-backend.h"
 #include "llama.h"
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace llama_kv {
@@ -68,5 +70,13 @@ struct context_memory {
 };
 
 context_memory context_memory_report(const llama_context * ctx);
+
+// LoRA adapters: the tensor buffers (type and bytes), and what llama.cpp read from the file.
+std::vector<std::pair<ggml_backend_buffer_type_t, size_t>> lora_buffers(const llama_adapter_lora * adapter);
+struct lora_counts {
+    float  alpha = 0.0f;
+    size_t pairs = 0;  // lora_a/lora_b tensor pairs, one per adapted base tensor
+};
+lora_counts lora_counts_of(const llama_adapter_lora * adapter);
 
 }  // namespace llama_kv

@@ -65,10 +65,16 @@ void log_callback_impl(ggml_log_level level, const char * text) {
     }
 }
 
-// Called by llama.cpp / ggml from any thread, through C frames: nothing may escape.
+thread_local log_observer * t_observer = nullptr;
+
+// Called by llama.cpp / ggml from any thread, through C frames: nothing may escape,
+// except log_stop, which only an observer asks for (see logger.h).
 void log_callback(ggml_log_level level, const char * text, void * /*user_data*/) {
     if (text == nullptr) {
         return;
+    }
+    if (t_observer != nullptr && !t_observer->observe(text)) {
+        throw log_stop();
     }
     try {
         log_callback_impl(level, text);
@@ -117,6 +123,10 @@ void log_sink::release() {
         released_ = true;
         tsfn_.Release();
     }
+}
+
+void log_observer_set(log_observer * observer) {
+    t_observer = observer;
 }
 
 void logger_install() {

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <memory>
+#include <stdexcept>
 
 namespace llama_kv {
 
@@ -27,6 +28,20 @@ class log_sink {
     std::atomic<int>         min_level_;
     bool                     released_ = false;
 };
+
+// Sees each piece of llama.cpp log text written on the thread that set it (used to follow
+// llama_model_quantize, which reports progress only in its log). When observe() returns
+// false the log callback throws log_stop: set one only around a llama.cpp C++ call that
+// catches std::exception at a point where unwinding is safe (llama_model_quantize).
+class log_observer {
+  public:
+    virtual ~log_observer()                   = default;
+    virtual bool observe(const char * text) = 0;
+};
+struct log_stop : std::runtime_error {
+    log_stop() : std::runtime_error("stopped by llama-kv") {}
+};
+void log_observer_set(log_observer * observer);  // this thread only; nullptr to clear
 
 // Installs the process-wide llama.cpp log callback (idempotent).
 void logger_install();

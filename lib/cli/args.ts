@@ -2,7 +2,8 @@
 
 export class UsageError extends Error {}
 
-export type FlagType = 'string' | 'int' | 'float' | 'bool';
+/** 'list': repeatable, values collected in order; 'pair': two values (repeatable too). */
+export type FlagType = 'string' | 'int' | 'float' | 'bool' | 'list' | 'pair';
 
 export interface FlagSpec {
     /** Names as typed, e.g. ['-n', '--n-predict']. */
@@ -12,7 +13,7 @@ export interface FlagSpec {
     help: string;
 }
 
-export type ParsedFlags = Record<string, string | number | boolean>;
+export type ParsedFlags = Record<string, string | number | boolean | string[] | [string, string][]>;
 
 export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[]): { flags: ParsedFlags; positional: string[] } {
     const byName = new Map<string, FlagSpec>();
@@ -35,12 +36,20 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[]):
         }
         const raw = eq > 0 && arg.startsWith('--') ? arg.slice(eq + 1) : argv[++i];
         if (raw === undefined) throw new UsageError(`${name} needs a value`);
-        flags[spec.key] = convert(name, spec.type, raw);
+        if (spec.type === 'list') {
+            flags[spec.key] = [...((flags[spec.key] as string[] | undefined) ?? []), raw];
+        } else if (spec.type === 'pair') {
+            const second = argv[++i];
+            if (second === undefined) throw new UsageError(`${name} needs two values`);
+            flags[spec.key] = [...((flags[spec.key] as [string, string][] | undefined) ?? []), [raw, second]];
+        } else {
+            flags[spec.key] = convert(name, spec.type, raw);
+        }
     }
     return { flags, positional };
 }
 
-function convert(name: string, type: FlagType, raw: string): string | number {
+function convert(name: string, type: 'string' | 'int' | 'float', raw: string): string | number {
     if (type === 'string') return raw;
     const value = Number(raw);
     if (raw.trim() === '' || !Number.isFinite(value) || (type === 'int' && !Number.isInteger(value))) {
@@ -51,6 +60,12 @@ function convert(name: string, type: FlagType, raw: string): string | number {
 
 export function flagHelp(specs: readonly FlagSpec[]): string {
     return specs
-        .map((s) => `  ${s.names.join(', ')}${s.type === 'bool' ? '' : ` <${s.type === 'string' ? 'value' : s.type}>`}`.padEnd(34) + s.help)
+        .map((s) => `  ${s.names.join(', ')}${placeholder(s.type)}`.padEnd(34) + s.help)
         .join('\n');
+}
+
+function placeholder(type: FlagType): string {
+    if (type === 'bool') return '';
+    if (type === 'pair') return ' <value> <value>';
+    return ` <${type === 'string' || type === 'list' ? 'value' : type}>`;
 }

@@ -15,8 +15,8 @@ export const contextFlags: FlagSpec[] = [
 ];
 
 /** The context options given on the command line; values go to the API as typed so its messages are the CLI's. */
-export function contextOptionsFromFlags(flags: ParsedFlags): ContextOptionsWithoutModel {
-    const options: ContextOptionsWithoutModel = {
+export function contextOptionsFromFlags(flags: ParsedFlags): Omit<ContextOptionsWithoutModel, 'loras'> {
+    const options: Omit<ContextOptionsWithoutModel, 'loras'> = {
         contextSize: flags.contextSize as number | undefined,
         batchSize: flags.batchSize as number | undefined,
         ubatchSize: flags.ubatchSize as number | undefined,
@@ -27,5 +27,5 @@ export function contextOptionsFromFlags(flags: ParsedFlags): ContextOptionsWitho
         flashAttention: flags.flashAttention as FlashAttention | undefined,
     };
     // Leave unset options out: the API treats a present `undefined` like an absent option.
-    return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as ContextOptionsWithoutModel;
+    return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as Omit<ContextOptionsWithoutModel, 'loras'>;
 }

@@ -5,6 +5,7 @@ import { backends, backendsUsage } from './backends.js';
 import { fit, fitUsage } from './fit.js';
 import { info, infoUsage } from './info.js';
 import { memory, memoryUsage } from './memory.js';
+import { quantize, quantizeUsage } from './quantize.js';
 import { run, runUsage } from './run.js';
 
 const commands: Record<string, { main: (argv: readonly string[]) => Promise<number>; usage: string }> = {
@@ -13,13 +14,15 @@ const commands: Record<string, { main: (argv: readonly string[]) => Promise<numb
     memory: { main: memory, usage: memoryUsage },
     fit: { main: fit, usage: fitUsage },
     backends: { main: backends, usage: backendsUsage },
+    quantize: { main: quantize, usage: quantizeUsage },
 };
 
 const usage =
     'usage: llama-kv <command> [flags]\n\ncommands:\n  run     generate text from a prompt\n  info    print a model\'s metadata\n' +
     '  memory  estimate (and measure) the memory of a context\n  fit     choose context size and K/V types for a memory budget\n' +
-    '  backends  list the compute backends (CPU variant, GPUs) and why any is unavailable\n\n' +
-    `${runUsage}\n\n${infoUsage}\n\n${memoryUsage}\n\n${fitUsage}\n\n${backendsUsage}\n`;
+    '  backends  list the compute backends (CPU variant, GPUs) and why any is unavailable\n' +
+    '  quantize  quantize a model (Q8_0, Q4_K_M, ...)\n\n' +
+    `${runUsage}\n\n${infoUsage}\n\n${memoryUsage}\n\n${fitUsage}\n\n${backendsUsage}\n\n${quantizeUsage}\n`;
 
 async function main(argv: string[]): Promise<number> {
     const [name, ...rest] = argv;

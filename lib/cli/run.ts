@@ -1,3 +1,4 @@
+import { basename } from 'node:path';
 import { LlamaContext } from '../context.js';
 import { ensureFixtureModel } from '../fixtures/models.js';
 import { setLogger } from '../logger.js';
@@ -12,6 +13,8 @@ export const runFlags: FlagSpec[] = [
     { names: ['-n', '--n-predict'], key: 'maxTokens', type: 'int', help: 'tokens to generate (default 128)' },
     ...contextFlags,
     ...modelFlags,
+    { names: ['--lora'], key: 'lora', type: 'list', help: 'LoRA adapter to apply at scale 1 (repeatable)' },
+    { names: ['--lora-scaled'], key: 'loraScaled', type: 'pair', help: 'LoRA adapter and its scale, e.g. --lora-scaled a.gguf 0.5 (repeatable)' },
     { names: ['-t', '--threads'], key: 'threads', type: 'int', help: 'threads (default: number of CPUs)' },
     { names: ['--temp'], key: 'temperature', type: 'float', help: 'temperature, 0 = greedy (default 0.8)' },
     { names: ['--top-k'], key: 'topK', type: 'int', help: 'top-k (default 40)' },
@@ -23,7 +26,7 @@ export const runFlags: FlagSpec[] = [
     { names: ['--verbose'], key: 'verbose', type: 'bool', help: "show llama.cpp's info log on stderr" },
 ];
 
-export const runUsage = `usage: llama-kv run [-m model.gguf] -p PROMPT [-n 128] [-c 4096] [-ctk q8_0 -ctv q4_0] [-fa auto] [--gpu auto] [-ngl N] [--n-cpu-moe N] [-t N] [--temp 0.8] [--json]\n${flagHelp(runFlags)}`;
+export const runUsage = `usage: llama-kv run [-m model.gguf] -p PROMPT [-n 128] [-c 4096] [-ctk q8_0 -ctv q4_0] [-fa auto] [--gpu auto] [-ngl N] [--n-cpu-moe N] [--lora a.gguf] [-t N] [--temp 0.8] [--json]\n${flagHelp(runFlags)}`;
 
 export async function run(argv: readonly string[]): Promise<number> {
     const { flags, positional } = parseFlags(argv, runFlags);
@@ -34,8 +37,18 @@ export async function run(argv: readonly string[]): Promise<number> {
     const path = typeof flags.model === 'string' ? flags.model : await ensureFixtureModel('tiny-q8_0');
     const model = await LlamaModel.load({ path, ...modelOptionsFromFlags(flags) });
     try {
+        const adapters = [
+            ...((flags.lora as string[] | undefined) ?? []).map((file) => ({ file, scale: 1 })),
+            ...((flags.loraScaled as [string, string][] | undefined) ?? []).map(([file, raw]) => {
+                const scale = Number(raw);
+                if (raw.trim() === '' || !Number.isFinite(scale)) throw new UsageError(`--lora-scaled expects a file and a number but received "${raw}"`);
+                return { file, scale };
+            }),
+        ];
+        const loras = [];
+        for (const { file, scale } of adapters) loras.push({ lora: await model.loadLora(file), scale });
         // Values go to the API as typed: its validation messages are the CLI's (exit code 2).
-        const ctx = new LlamaContext({ model, ...contextOptionsFromFlags(flags), threads: flags.threads as number | undefined });
+        const ctx = new LlamaContext({ model, ...contextOptionsFromFlags(flags), threads: flags.threads as number | undefined, loras });
         const config = ctx.config;
         const options = {
             maxTokens: (flags.maxTokens as number | undefined) ?? 128,
@@ -67,7 +80,8 @@ export async function run(argv: readonly string[]): Promise<number> {
             process.stderr.write(
                 `prompt: ${timings.promptTokens} tokens, ${rate(timings.promptTokens - timings.reusedTokens, timings.promptMs)} t/s | ` +
                     `generation: ${timings.generatedTokens} tokens, ${rate(timings.generatedTokens, timings.generationMs)} t/s | ` +
-                    `finish: ${finishReason} | kv: ${config.cacheTypeK}/${config.cacheTypeV}, flash attention ${config.flashAttention}\n`,
+                    `finish: ${finishReason} | kv: ${config.cacheTypeK}/${config.cacheTypeV}, flash attention ${config.flashAttention}` +
+                    `${loras.length > 0 ? ` | loras: ${loras.map(({ lora, scale }) => `${basename(lora.path)}@${scale}`).join(', ')}` : ''}\n`,
             );
             return 0;
         } finally {

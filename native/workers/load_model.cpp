@@ -3,6 +3,7 @@
 #include "../addon_data.h"
 #include "../backends.h"
 #include "../errors.h"
+#include "abortable.h"
 #include "../handles.h"
 #include "../model.h"
 #include "../placement.h"
@@ -167,15 +168,11 @@ Napi::Value load_model(const Napi::CallbackInfo & info) {
         throw_error(env, code::invalid_argument, "model path must be a non-empty string without NUL bytes");
     }
 
-    const bool     report = info.Length() > 2 && info[2].IsFunction();
-    Napi::Function on_progress =
-        report ? info[2].As<Napi::Function>() : Napi::Function::New(env, [](const Napi::CallbackInfo &) {});
+    Napi::Function on_progress = progress_callback_or_noop(info, 2);
 
     auto  abort  = std::make_shared<std::atomic<bool>>(false);
     auto * worker = new load_model_worker(on_progress, std::move(params), abort);  // deleted by node-addon-api
-    Napi::Object result = Napi::Object::New(env);
-    result.Set("promise", worker->promise());
-    result.Set("abort", Napi::Function::New(env, [abort](const Napi::CallbackInfo &) { abort->store(true); }));
+    Napi::Object result = promise_with_abort(env, worker->promise(), abort);
     worker->Queue();
     return result;
 }

@@ -4,8 +4,9 @@ import { inject } from 'vitest';
 export const fixtures = inject('fixtures');
 
 /** Greedy token ids from the test-only reference program built straight against libllama. */
-export function referenceGreedy(model: string, prompt: string, nPredict: number, threads = 2): number[] {
-    const out = execFileSync(fixtures.reference, [model, prompt, String(nPredict), String(threads)], { encoding: 'utf8' });
+export function referenceGreedy(model: string, prompt: string, nPredict: number, threads = 2, lora?: { path: string; scale: number }): number[] {
+    const args = [model, prompt, String(nPredict), String(threads), ...(lora ? [lora.path, String(lora.scale)] : [])];
+    const out = execFileSync(fixtures.reference, args, { encoding: 'utf8' });
     return out.trim() === '' ? [] : out.trim().split(/\s+/).map(Number);
 }
 

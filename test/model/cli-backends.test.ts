@@ -1,15 +1,6 @@
-import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { llamaKv } from '../helpers/cli.js';
 import { fixtures } from '../helpers/fixtures.js';
-
-const root = join(import.meta.dirname, '..', '..');
-const cli = join(root, 'dist', 'cli', 'index.js');
-
-function llamaKv(...args: string[]) {
-    const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: { ...process.env, LLAMA_KV_CACHE_DIR: fixtures.cacheDir }, timeout: 60_000 });
-    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 describe('llama-kv backends and the run placement flags', () => {
     it('backends prints each backend, available or with the reason and the fix', () => {

@@ -26,7 +26,7 @@ describe('llama-kv memory', () => {
         const r = llamaKv('memory', '-m', fixtures.q8_0, '-c', '3000', '--kv-preset', 'aggressive', '--simulate', '--live', '--json');
         expect(r.code).toBe(0);
         const { estimate, live } = JSON.parse(r.stdout);
-        expect(estimate.exact).toEqual({ kv: true, weights: true, compute: true, output: true });
+        expect(estimate.exact).toEqual({ kv: true, weights: true, loras: true, compute: true, output: true });
         for (const key of ['kv', 'weights', 'compute', 'output', 'total']) expect(estimate[key].bytes, key).toBe(live[key].bytes);
     });
 

@@ -39,7 +39,7 @@ describe.each([
                 expect(est.kv.cells, where).toBe(live.kv.cells);
                 expect(est.weights.bytes, where).toBe(live.weights.bytes);
                 expect(est.output.bytes, where).toBe(live.output.bytes);
-                expect(est.exact).toEqual({ kv: true, weights: true, compute: false, output: true });
+                expect(est.exact).toEqual({ kv: true, weights: true, loras: true, compute: false, output: true });
                 expect(sim.compute.bytes, where).toBe(live.compute.bytes);
                 expect(sim.kv.bytes, where).toBe(live.kv.bytes);
                 expect(sim.weights.bytes, where).toBe(live.weights.bytes);
@@ -81,7 +81,7 @@ describe('estimateMemory validation', () => {
 
     it('reads only the header of the model file', async () => {
         const e = await estimateMemory({ model: fixtures.f16 });
-        expect(e.source).toEqual({ kv: 'header', weights: 'header', compute: 'header', output: 'header' });
+        expect(e.source).toEqual({ kv: 'header', weights: 'header', loras: 'header', compute: 'header', output: 'header' });
         expect(e.config).toMatchObject({ contextSize: 2048, parallel: 1, cacheTypeK: 'f16', cacheTypeV: 'f16', flashAttention: 'on' });
         expect(e.total.bytes).toBe(e.kv.bytes + e.weights.bytes + e.compute.bytes + e.output.bytes);
     });

@@ -22,9 +22,10 @@ describe('README examples', () => {
         const file = join(dir, 'example.mjs');
         const source = String(code)
             .replace("from 'llama-kv'", `from ${JSON.stringify(pathToFileURL(join(root, 'dist', 'index.js')).href)}`)
-            .replaceAll("'model.gguf'", JSON.stringify(fixtures.f16));
+            .replaceAll("'model.gguf'", JSON.stringify(fixtures.f16))
+            .replaceAll("'adapter.gguf'", JSON.stringify(fixtures.loraAttn));
         writeFileSync(file, source);
-        const r = spawnSync(process.execPath, [file], { encoding: 'utf8', timeout: 60_000 });
+        const r = spawnSync(process.execPath, [file], { encoding: 'utf8', timeout: 60_000, cwd: dir });
         expect(r.stderr).toBe('');
         expect(r.status).toBe(0);
         expect(r.stdout.length).toBeGreaterThan(0);

@@ -4,7 +4,10 @@
 // token (the baseline for llama-kv's token loop, see scripts/bench-token-loop.mjs).
 // Like llama-bench it attaches one persistent ggml threadpool.
 //
-//   llama-kv-reference MODEL PROMPT N_PREDICT [THREADS]
+//   llama-kv-reference MODEL PROMPT N_PREDICT [THREADS [LORA SCALE]]
+//
+// With LORA, the adapter is applied at SCALE (llama_adapter_lora_init +
+// llama_set_adapters_lora, as llama.cpp's common code does for --lora-scaled).
 #include "ggml-cpu.h"
 #include "ggml-backend.h"
 #include "llama.h"
@@ -20,7 +23,7 @@ static void quiet(ggml_log_level, const char *, void *) {}
 
 int main(int argc, char ** argv) {
     if (argc < 4) {
-        fprintf(stderr, "usage: %s MODEL PROMPT N_PREDICT [THREADS]\n", argv[0]);
+        fprintf(stderr, "usage: %s MODEL PROMPT N_PREDICT [THREADS [LORA SCALE]]\n", argv[0]);
         return 2;
     }
     const std::string path      = argv[1];
@@ -57,6 +60,17 @@ int main(int argc, char ** argv) {
     if (ctx == nullptr) {
         fprintf(stderr, "failed to create the context\n");
         return 1;
+    }
+
+    llama_adapter_lora * lora = nullptr;
+    if (argc > 6) {
+        lora = llama_adapter_lora_init(model, argv[5]);
+        if (lora == nullptr) {
+            fprintf(stderr, "failed to load the adapter %s\n", argv[5]);
+            return 1;
+        }
+        float scale = static_cast<float>(std::atof(argv[6]));
+        llama_set_adapters_lora(ctx, &lora, 1, &scale);
     }
 
     ggml_threadpool_params tpp = ggml_threadpool_params_default(n_threads);
@@ -98,6 +112,7 @@ int main(int argc, char ** argv) {
 
     llama_sampler_free(smpl);
     llama_free(ctx);
+    llama_adapter_lora_free(lora);
     threadpool_free(tp);
     llama_model_free(model);
     llama_backend_free();

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { f16BitsToF32 } from '../../lib/fixtures/gguf-writer.js';
+import { ensureFixtureLora } from '../../lib/fixtures/loras.js';
 import {
     ensureFixtureModel,
     findVocabFile,
@@ -220,5 +221,33 @@ describe('findVocabFile', () => {
         expect(findVocabFile()).toBe(vocab);
         process.env.LLAMA_KV_VOCAB = join(tmp, 'missing.gguf');
         expect(() => findVocabFile()).toThrow(/LLAMA_KV_VOCAB .*does not exist/);
+    });
+});
+
+describe('ensureFixtureLora', () => {
+    let dir: string;
+    beforeAll(async () => {
+        dir = await mkdtemp(join(tmpdir(), 'llama-kv-lora-fixture-'));
+    });
+    afterAll(async () => {
+        await rm(dir, { recursive: true, force: true });
+    });
+
+    it('writes the same bytes every time, in the layout llama.cpp reads', async () => {
+        const first = await ensureFixtureLora('tiny-lora-r8-attn', { dir });
+        const bytes = await readFile(first);
+        await rm(first);
+        const second = await ensureFixtureLora('tiny-lora-r8-attn', { dir });
+        expect(second).toBe(first);
+        expect(createHash('sha256').update(await readFile(second)).digest('hex')).toBe(createHash('sha256').update(bytes).digest('hex'));
+        const meta = await readGgufMetadata(second);
+        expect(meta.kv['general.type']).toBe('adapter');
+        expect(meta.kv['adapter.type']).toBe('lora');
+        expect(meta.kv['adapter.lora.alpha']).toBe(16);
+        const shapes = Object.fromEntries(meta.tensors.map((t) => [t.name, t.shape]));
+        expect(shapes['blk.0.attn_q.weight.lora_a']).toEqual([256, 8]); // [inputs, rank]
+        expect(shapes['blk.0.attn_k.weight.lora_b']).toEqual([8, 128]); // [rank, outputs]: 2 KV heads of 64
+        expect(meta.tensors).toHaveLength(2 * 2 * 4);
+        await expect(ensureFixtureLora('nope' as never, { dir })).rejects.toThrow(/unknown fixture adapter 'nope'/);
     });
 });
