@@ -46,7 +46,7 @@ export interface MemoryEstimate {
     };
     kv: MemoryReport['kv'];
     weights: MemoryComponent;
-    /** The LoRA adapters of the `loras` option (their tensors, as llama.cpp allocates them). */
+    /** The LoRA adapters of the `loras` option (their tensors, as llama.cpp allocates them in CPU memory; GPU buffers may align them differently). */
     loras: MemoryComponent;
     compute: MemoryComponent;
     output: MemoryComponent;
@@ -111,7 +111,11 @@ async function loraFileBytes(paths: readonly string[]): Promise<number> {
     let bytes = 0;
     for (const path of paths) {
         const gguf = await readGgufMetadata(path);
-        bytes += gguf.tensors.reduce((s, t) => s + pad(t.byteSize, LORA_TENSOR_ALIGNMENT), 0);
+        if (gguf.kv['general.type'] !== 'adapter' || gguf.kv['adapter.type'] !== 'lora') {
+            throw new LlamaConfigError(`loras: ${path} is not a LoRA adapter (general.type '${String(gguf.kv['general.type'])}')`, 'INVALID_CONFIG', ['loras']);
+        }
+        // llama.cpp loads the lora_a / lora_b pairs and nothing else of the file.
+        bytes += gguf.tensors.filter((t) => /\.lora_[ab]$/.test(t.name)).reduce((s, t) => s + pad(t.byteSize, LORA_TENSOR_ALIGNMENT), 0);
     }
     return bytes;
 }

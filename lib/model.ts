@@ -159,7 +159,8 @@ export class LlamaModel {
      * Loads a LoRA adapter for this model (llama.cpp's llama_adapter_lora_init, off the JS
      * thread). A file that is not a LoRA GGUF, an adapter for another architecture or
      * other shapes, or a missing file rejects with LORA_LOAD_FAILED saying which.
-     * Apply it with `ctx.setLoras([{ lora, scale }])`.
+     * Apply it with `ctx.setLoras([{ lora, scale }])`. `signal` is checked before and
+     * after the load (llama.cpp's adapter load cannot be interrupted).
      */
     async loadLora(path: string, options: { signal?: AbortSignal } = {}): Promise<LlamaLora> {
         const stack = captureStack();
@@ -181,7 +182,13 @@ export class LlamaModel {
             throw new LlamaAbortError('Loading the LoRA adapter was aborted');
         }
         let release = () => {};
-        const lora = new LlamaLora(adapter, path, loraFacts(path, gguf), () => release());
+        let lora: LlamaLora;
+        try {
+            lora = new LlamaLora(adapter, path, loraFacts(path, gguf), () => release());
+        } catch (error) {
+            adapter.dispose();
+            throw fromNative(error, stack);
+        }
         release = adoptChild(this, lora);
         return lora;
     }

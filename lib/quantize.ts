@@ -102,7 +102,7 @@ export async function quantizeModel(options: QuantizeOptions): Promise<QuantizeR
         await promise;
         await rename(tmp, opts.output);
     } catch (error) {
-        await rm(tmp, { force: true });
+        await rm(tmp, { force: true }).catch(() => undefined);
         throw fromNative(error, stack);
     } finally {
         opts.signal?.removeEventListener('abort', onAbort);

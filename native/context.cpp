@@ -1,4 +1,5 @@
 #include "context.h"
+#include "lora.h"
 
 #include "addon_data.h"
 #include "llama-ext.h"
@@ -170,6 +171,7 @@ context_wrap::context_wrap(const Napi::CallbackInfo & info) : Napi::ObjectWrap<c
     log_capture_reset();
     llama_context * ctx = nullptr;
     try {
+        std::shared_lock<std::shared_mutex> adapters(adapter_set_mutex());  // it reserves the graph
         ctx = llama_init_from_model(model.get(), cp);
     } catch (const std::exception & e) {
         log_capture_append(e.what());

@@ -61,6 +61,7 @@ Napi::Value context_wrap::set_loras(const Napi::CallbackInfo & info) {
         std::lock_guard<std::mutex> lock(state_->mutex);
         llama_set_adapters_lora(state_->ctx.get(), adapters.empty() ? nullptr : adapters.data(), adapters.size(),
                                 scales.empty() ? nullptr : scales.data());
+        state_->reserve_pending = true;
         // The KV cache was computed with the previous adapters: a prompt must not reuse it.
         state_->clear_memory();
         state_->loras.swap(next);

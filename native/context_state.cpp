@@ -7,6 +7,15 @@
 
 namespace llama_kv {
 
+int32_t context_state::decode(llama_batch batch) {
+    if (!reserve_pending) {
+        return llama_decode(ctx.get(), batch);
+    }
+    std::shared_lock<std::shared_mutex> adapters(adapter_set_mutex());
+    reserve_pending = false;
+    return llama_decode(ctx.get(), batch);
+}
+
 void context_state::clear_memory() {
     llama_memory_clear(llama_get_memory(ctx.get()), true);
     cached.clear();
@@ -68,7 +77,7 @@ int64_t context_state::decode_prompt(const std::vector<llama_token> & tokens, fa
         }
         const size_t n     = std::min(n_batch, tokens.size() - i);
         llama_batch  batch = llama_batch_get_one(const_cast<llama_token *>(tokens.data() + i), static_cast<int32_t>(n));
-        const int32_t rc   = llama_decode(lctx, batch);
+        const int32_t rc   = decode(batch);
         if (rc != 0) {
             // Partially processed ubatches may remain after an abort or a fatal error:
             // start from a clean cache next time rather than trust a half state.
@@ -87,7 +96,7 @@ int64_t context_state::decode_prompt(const std::vector<llama_token> & tokens, fa
 
 bool context_state::decode_one(llama_token token, failure & fail) {
     llama_batch   batch = llama_batch_get_one(&token, 1);
-    const int32_t rc    = llama_decode(ctx.get(), batch);
+    const int32_t rc    = decode(batch);
     if (rc != 0) {
         clear_memory();
         fail = decode_failure(rc, log_capture_take());

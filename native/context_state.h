@@ -28,6 +28,9 @@ struct context_state {
     std::atomic<bool> abort{ false };  // read by llama.cpp's abort callback and our loops
     std::atomic<bool> busy{ false };   // a worker owns the context (set on the JS thread)
     bool              dry_run = false;  // created on a no_alloc model: report memory only
+    // The adapters changed: the next decode reserves the compute graph, which reads the
+    // model's adapter set (see adapter_set_mutex). Guarded by mutex.
+    bool              reserve_pending = false;
 
     // Tokens of sequence 0 now in the KV cache (guarded by mutex), for prefix reuse.
     std::vector<llama_token> cached;
@@ -38,6 +41,8 @@ struct context_state {
     // `after_batch` runs after each decoded batch (used as a heartbeat towards JS).
     int64_t decode_prompt(const std::vector<llama_token> & tokens, failure & fail,
                           const std::function<void()> & after_batch = {});
+    // llama_decode, under the adapter-set lock when it will reserve the graph.
+    int32_t decode(llama_batch batch);
     // Decodes one generated token.
     bool decode_one(llama_token token, failure & fail);
     void clear_memory();

@@ -73,7 +73,13 @@ void log_callback(ggml_log_level level, const char * text, void * /*user_data*/)
     if (text == nullptr) {
         return;
     }
-    if (t_observer != nullptr && !t_observer->observe(text)) {
+    bool stop = false;
+    try {
+        stop = t_observer != nullptr && !t_observer->observe(text);
+    } catch (...) {
+        // an observer that fails (out of memory) sees nothing more of this line
+    }
+    if (stop) {
         throw log_stop();
     }
     try {

@@ -43,6 +43,15 @@ struct log_stop : std::runtime_error {
 };
 void log_observer_set(log_observer * observer);  // this thread only; nullptr to clear
 
+// Sets an observer for a scope.
+class log_observer_scope {
+  public:
+    explicit log_observer_scope(log_observer * observer) { log_observer_set(observer); }
+    ~log_observer_scope() { log_observer_set(nullptr); }
+    log_observer_scope(const log_observer_scope &)             = delete;
+    log_observer_scope & operator=(const log_observer_scope &) = delete;
+};
+
 // Installs the process-wide llama.cpp log callback (idempotent).
 void logger_install();
 // Registers / unregisters an environment's sink. The sink is released on removal.

@@ -6,6 +6,7 @@
 #include "model.h"
 
 #include <mutex>
+#include <thread>
 #include <vector>
 
 namespace llama_kv {
@@ -14,13 +15,6 @@ namespace {
 
 const napi_type_tag lora_handle_tag = { 0x6c6c616d614b5601ULL, 0x6c6f726100000001ULL };
 
-// llama_adapter_lora_init adds the adapter to its model's set and llama_adapter_lora_free
-// removes it: the two must not run at once for one model (a load on a worker thread, a
-// free on the JS thread). Both are rare: one lock for all models.
-std::mutex & lora_set_mutex() {
-    static auto * m = new std::mutex();
-    return *m;
-}
 
 std::string meta_by_index(const llama_adapter_lora * a, int32_t i, bool key) {
     std::vector<char> buf(256);
@@ -53,7 +47,7 @@ class load_lora_worker : public Napi::AsyncWorker {
         log_capture_reset();
         llama_adapter_lora * adapter = nullptr;
         try {
-            std::lock_guard<std::mutex> lock(lora_set_mutex());
+            std::unique_lock<std::shared_mutex> lock(adapter_set_mutex());
             adapter = llama_adapter_lora_init(model_.get(), path_.c_str());
         } catch (const std::exception & e) {
             log_capture_append(e.what());
@@ -92,7 +86,17 @@ class load_lora_worker : public Napi::AsyncWorker {
     std::string             error_;
 };
 
+void free_adapter(llama_adapter_lora * adapter) {
+    std::unique_lock<std::shared_mutex> lock(adapter_set_mutex());
+    llama_adapter_lora_free(adapter);
+}
+
 }  // namespace
+
+std::shared_mutex & adapter_set_mutex() {
+    static auto * m = new std::shared_mutex();  // never destroyed: a free may run during exit
+    return *m;
+}
 
 lora_handle::lora_handle(llama_adapter_lora * a, llama_model_ptr m) : adapter(a), model(std::move(m)) {
     buffers = lora_buffers(a);
@@ -101,9 +105,20 @@ lora_handle::lora_handle(llama_adapter_lora * a, llama_model_ptr m) : adapter(a)
     }
 }
 
+// Frees the adapter before `model` is released. The last reference is often dropped on
+// the JS thread: when an adapter load elsewhere holds the lock, the free waits on its own
+// thread (with the model kept alive) instead of stalling the event loop.
 lora_handle::~lora_handle() {
-    std::lock_guard<std::mutex> lock(lora_set_mutex());
-    llama_adapter_lora_free(adapter);  // before `model` is released
+    std::unique_lock<std::shared_mutex> lock(adapter_set_mutex(), std::try_to_lock);
+    if (lock.owns_lock()) {
+        llama_adapter_lora_free(adapter);
+        return;
+    }
+    try {
+        std::thread([adapter = adapter, model = model]() { free_adapter(adapter); }).detach();
+    } catch (...) {
+        free_adapter(adapter);  // no thread to be had: wait here
+    }
 }
 
 Napi::Function lora_wrap::define(Napi::Env env) {
@@ -128,7 +143,21 @@ lora_wrap::lora_wrap(const Napi::CallbackInfo & info) : Napi::ObjectWrap<lora_wr
     if (handle == nullptr || !*handle) {
         throw_error(env, code::disposed, "the adapter handle was already taken");
     }
-    lora_ = std::move(*handle);
+    lora_           = std::move(*handle);
+    env_            = env;
+    external_bytes_ = static_cast<int64_t>(lora_->bytes);
+    Napi::MemoryManagement::AdjustExternalMemory(env, external_bytes_);
+}
+
+lora_wrap::~lora_wrap() {
+    release_external_memory();
+}
+
+void lora_wrap::release_external_memory() {
+    if (external_bytes_ != 0 && env_ != nullptr) {
+        napi_adjust_external_memory(env_, -external_bytes_, nullptr);
+    }
+    external_bytes_ = 0;
 }
 
 lora_ptr lora_wrap::lora(Napi::Env env) const {
@@ -143,7 +172,11 @@ lora_wrap * lora_wrap::unwrap(Napi::Env env, Napi::Value value) {
     if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(data->lora_ctor.Value())) {
         throw_error(env, code::invalid_argument, "expected a LoRA adapter from model.loadLora()");
     }
-    return lora_wrap::Unwrap(value.As<Napi::Object>());
+    lora_wrap * wrap = lora_wrap::Unwrap(value.As<Napi::Object>());
+    if (wrap == nullptr) {  // e.g. Object.create(NativeLora.prototype)
+        throw_error(env, code::invalid_argument, "expected a LoRA adapter from model.loadLora()");
+    }
+    return wrap;
 }
 
 // metadata() -> { alpha, sizeBytes, tensorPairs, invocationTokens, kv: { key: value } }
@@ -170,6 +203,7 @@ Napi::Value lora_wrap::metadata(const Napi::CallbackInfo & info) {
 // using it lets it go.
 Napi::Value lora_wrap::dispose(const Napi::CallbackInfo & info) {
     lora_.reset();
+    release_external_memory();
     return info.Env().Undefined();
 }
 

@@ -7,6 +7,7 @@
 #include <napi.h>
 
 #include <memory>
+#include <shared_mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,10 +31,17 @@ struct lora_handle {
 };
 using lora_ptr = std::shared_ptr<lora_handle>;
 
+// llama.cpp keeps a model's adapters in a set (model.loras) that llama_adapter_lora_init
+// and llama_adapter_lora_free change, and that a context reads when it reserves its
+// compute graph (at creation, and at the first decode after its adapters changed):
+// those take this lock shared, adapter load and free take it exclusive.
+std::shared_mutex & adapter_set_mutex();
+
 class lora_wrap : public Napi::ObjectWrap<lora_wrap> {
   public:
     static Napi::Function define(Napi::Env env);
     explicit lora_wrap(const Napi::CallbackInfo & info);
+    ~lora_wrap() override;
 
     // The adapter, or throws DISPOSED.
     lora_ptr          lora(Napi::Env env) const;
@@ -44,7 +52,11 @@ class lora_wrap : public Napi::ObjectWrap<lora_wrap> {
     Napi::Value dispose(const Napi::CallbackInfo & info);
     Napi::Value disposed(const Napi::CallbackInfo & info);
 
-    lora_ptr lora_;
+    void release_external_memory();
+
+    lora_ptr  lora_;
+    napi_env  env_            = nullptr;
+    int64_t   external_bytes_ = 0;  // reported to V8 while this wrapper holds the adapter
 };
 
 // JS: loadLora(model: NativeModel, path: string) -> Promise<NativeLora>

@@ -62,7 +62,11 @@ model_wrap * model_wrap::unwrap(Napi::Env env, Napi::Value value) {
     if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(data->model_ctor.Value())) {
         throw_error(env, code::invalid_argument, "expected a native model");
     }
-    return model_wrap::Unwrap(value.As<Napi::Object>());
+    model_wrap * wrap = model_wrap::Unwrap(value.As<Napi::Object>());
+    if (wrap == nullptr) {  // e.g. Object.create(NativeModel.prototype)
+        throw_error(env, code::invalid_argument, "expected a native model");
+    }
+    return wrap;
 }
 
 namespace {

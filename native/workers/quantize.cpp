@@ -66,14 +66,15 @@ class quantize_worker : public Napi::AsyncProgressWorker<float> {
 
         quantize_observer observer(progress, *abort_);
         log_capture_reset();
-        log_observer_set(&observer);
         uint32_t rc = 1;
         try {
+            log_observer_scope scope(&observer);
             rc = llama_model_quantize(params_.input.c_str(), params_.output.c_str(), &qp);
         } catch (const std::exception & e) {
             log_capture_append(e.what());
+        } catch (...) {
+            log_capture_append("unknown exception");
         }
-        log_observer_set(nullptr);
         const std::string log_tail = log_capture_take();
         if (abort_->load()) {
             fail_ = { code::aborted, "quantization was aborted" };

@@ -199,6 +199,27 @@ describe('LoRA adapters', () => {
         vocabOnly.dispose();
     });
 
+    it('loads, frees and swaps adapters while other contexts of the model are created and decode', async () => {
+        // Adapter load/free change the model's adapter set, which a context reads when it
+        // reserves its graph (creation, first decode after setLoras): they must not overlap.
+        const busy = async (round: number) => {
+            const ctx = model.createContext({ contextSize: 256 });
+            for (let i = 0; i < 6; i++) {
+                await ctx.setLoras(i % 2 === 0 ? [{ lora: attn, scale: 1 }] : [{ lora: ffn, scale: (round + i) / 10 }]);
+                await ctx.complete('Hi', { maxTokens: 2, temperature: 0 });
+            }
+            ctx.dispose();
+        };
+        const churn = async () => {
+            for (let i = 0; i < 6; i++) {
+                const loras = await Promise.all([model.loadLora(fixtures.loraAttn), model.loadLora(fixtures.loraFfn)]);
+                for (const l of loras) l.dispose();
+            }
+        };
+        await Promise.all([busy(1), busy(2), churn(), churn()]);
+        expect(model.disposed).toBe(false);
+    });
+
     it('disposing the model disposes its adapters', async () => {
         const other = await LlamaModel.load({ path: fixtures.f16, gpu: false });
         const lora = await other.loadLora(fixtures.loraFfn);
