@@ -34,6 +34,17 @@ export function resolveContextParams(
             ['ubatchSize', 'batchSize'],
         );
     }
+    // llama.cpp reserves one output row per sequence in a batch of min(contextSize,
+    // batchSize) and asserts (aborts the process) when there are more sequences than rows.
+    const sequences = opts.parallel ?? defaults.context.parallel;
+    if (sequences > Math.min(contextSize, batchSize)) {
+        throw new LlamaConfigError(
+            `Expected parallel <= batchSize and <= contextSize but received parallel ${sequences}, batchSize ${batchSize}, contextSize ${contextSize}; ` +
+                'raise batchSize (and contextSize) or lower parallel',
+            'INVALID_CONFIG',
+            ['parallel', 'batchSize', 'contextSize'],
+        );
+    }
     const kv = resolveKvConfig(opts, model, defaults.context);
     if (trained > 0 && contextSize > trained) {
         log('warn', `contextSize ${contextSize} is larger than the model's trained context (${trained}); quality may degrade past it`);
@@ -45,7 +56,7 @@ export function resolveContextParams(
             contextSize,
             batchSize,
             ubatchSize,
-            sequences: opts.parallel ?? defaults.context.parallel,
+            sequences,
             threads,
             threadsBatch: opts.threadsBatch ?? threads,
             cacheTypeK: KV_CACHE_TYPE_INFO[kv.cacheTypeK].ggmlType,

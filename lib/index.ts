@@ -37,3 +37,4 @@ export { LlamaLora, type LoraMetadata } from './lora.js';
 export type { LoraUse } from './options.js';
 export { quantizeModel, QUANTIZATION_TYPES, type QuantizationType, type QuantizeOptions, type QuantizeResult } from './quantize.js';
 export { ensureFixtureLora, type FixtureLoraName } from './fixtures/loras.js';
+export { inspectModel, type InspectModelOptions, type ModelInspection } from './isolation.js';

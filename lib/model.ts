@@ -13,6 +13,7 @@ import {
 } from './errors.js';
 import { LlamaContext } from './context.js';
 import { LlamaLora, loraFacts } from './lora.js';
+import { inspectModel } from './isolation.js';
 import { readGgufMetadata, type GgufValue } from './gguf.js';
 import { defaults, modelLoadOptionsSchema, parseOptions, tokenizeOptionsSchema, type ContextOptionsWithoutModel, type ModelLoadOptions, type TokenizeOptions } from './options.js';
 
@@ -100,6 +101,7 @@ export class LlamaModel {
         const stack = captureStack();
         const opts = parseOptions(modelLoadOptionsSchema, options, 'LlamaModel.load()');
         const gguf = await inspectFile(opts.path);
+        if (opts.isolation === 'process') await inspectModel(opts.path);
         if (opts.signal?.aborted) throw new LlamaAbortError('Model loading was aborted before it started');
         const placement = resolvePlacement(opts, gguf.kv);
         // ggml asserts that memory-mapped tensor data sits at 32-byte boundaries (a file

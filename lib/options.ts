@@ -36,6 +36,7 @@ export const modelLoadOptionsSchema = z.strictObject({
         pattern: z.string({ error: 'a regular expression (string)' }).min(1, { error: 'a non-empty regular expression' }),
         bufferType: z.string({ error: "a buffer type name, e.g. 'CPU' or 'CUDA0'" }).min(1, { error: "a buffer type name, e.g. 'CPU' or 'CUDA0'" }),
     }), { error: "an array of { pattern, bufferType }" }).optional(),
+    isolation: z.enum(['none', 'process'], { error: "'none' or 'process'" }).optional(),
     useMmap: bool().optional(),
     useMlock: bool().optional(),
     vocabOnly: bool().optional(),
@@ -83,6 +84,13 @@ export interface ModelLoadOptions {
      * Applied after `cpuMoeLayers`; the first match wins. Defaults to none.
      */
     tensorOverrides?: { pattern: string; bufferType: string }[];
+    /**
+     * `'process'` loads the file in a child process first ({@link inspectModel}): a file that
+     * would crash llama.cpp rejects with `MODEL_CRASHED` instead of taking this process
+     * down. For files from untrusted sources; it costs a process start and a second load.
+     * Defaults to `'none'`.
+     */
+    isolation?: 'none' | 'process';
     /** Memory-map the file instead of reading it (llama.cpp `--mmap`). Defaults to `true`. */
     useMmap?: boolean;
     /** Lock the weights in RAM (llama.cpp `--mlock`). Defaults to `false`. */

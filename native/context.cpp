@@ -8,6 +8,7 @@
 #include "workers/evaluate.h"
 #include "workers/generate.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -147,6 +148,13 @@ context_wrap::context_wrap(const Napi::CallbackInfo & info) : Napi::ObjectWrap<c
     const bool      offload_kqv    = read_bool(env, params, "offloadKqv");
     const bool      swa_full       = read_bool(env, params, "swaFull");
     check_kv_rules(env, model.get(), type_k, type_v, flash_attn);
+    // llama.cpp reserves an output row per sequence in a batch of min(n_ctx, n_batch) and
+    // asserts when there are more sequences (llama_context::output_reserve).
+    if (n_seq_max > std::min(n_ctx, n_batch)) {
+        throw_error(env, code::invalid_config,
+                    "parallel (" + std::to_string(n_seq_max) + ") must not exceed batchSize (" + std::to_string(n_batch) +
+                        ") or contextSize (" + std::to_string(n_ctx) + ")");
+    }
 
     auto state   = std::make_shared<context_state>();
     state->model = model;

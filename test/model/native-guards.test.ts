@@ -32,6 +32,20 @@ describe('native argument checks', () => {
         expect(() => ctx.generate({ ...request, [field]: value }, () => {})).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
     });
 
+    it('refuses more sequences than batch rows (llama.cpp asserts in output_reserve); found by the property tests', async () => {
+        const native = binding();
+        const params = {
+            contextSize: 256, batchSize: 4, ubatchSize: 4, sequences: 8, threads: 1, threadsBatch: 1,
+            cacheTypeK: 1, cacheTypeV: 1, flashAttention: -1, kvUnified: false, offloadKqv: true, swaFull: true,
+        };
+        expect(() => new native.NativeContext(model, params)).toThrow(expect.objectContaining({ code: 'INVALID_CONFIG', message: expect.stringContaining('parallel (8) must not exceed batchSize (4)') }));
+        expect(() => new native.NativeContext(model, { ...params, contextSize: 4, batchSize: 64 })).toThrow(expect.objectContaining({ code: 'INVALID_CONFIG' }));
+        const { LlamaModel } = await import('../../lib/index.js');
+        const m = await LlamaModel.load({ path: fixtures.f16, gpu: false });
+        expect(() => m.createContext({ parallel: 8, batchSize: 4, ubatchSize: 4 })).toThrow(/Expected parallel <= batchSize and <= contextSize but received parallel 8, batchSize 4/);
+        m.dispose();
+    });
+
     it('refuses a repetition window larger than the context instead of allocating it', async () => {
         await expect(ctx.generate({ ...request, repeatLastN: 2_000_000_000 }, () => {})).rejects.toMatchObject({
             code: 'INVALID_ARGUMENT',
