@@ -173,7 +173,10 @@ export class LlamaContext {
             try {
                 return await this.#requireNative().evaluate(ids);
             } catch (error) {
-                throw fromNative(error, stack);
+                const e = fromNative(error, stack);
+                // Aborted because the context (or its model) was disposed meanwhile.
+                if (e.code === 'ABORTED' && this.#native === null) throw new LlamaDisposedError('context');
+                throw e;
             }
         });
     }
@@ -339,6 +342,10 @@ export class LlamaContext {
                     } finally {
                         signal?.removeEventListener('abort', abort);
                     }
+                }
+                // Stopped because the context (or its model) was disposed, not by the caller.
+                if (raw.finishReason === 'abort' && this.#native === null && !signal?.aborted && !cancelled) {
+                    throw new LlamaDisposedError('context');
                 }
                 const tail = stream.finish(raw.stopOffset);
                 if (tail) {
