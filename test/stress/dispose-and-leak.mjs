@@ -95,7 +95,11 @@ for (let i = 0; i < cycles; i++) {
     if (i % 10 === 9) await new Promise((r) => setImmediate(r));
 }
 report.cycles.context = { n: cycles, before, after: rss() };
-for (let i = 0; i < 20; i++) (await LlamaModel.load({ path: modelPath, gpu: false })).dispose(); // warm-up
+// Warm-up: RSS climbs over the first ~100 loads (V8, the allocator), then stays flat.
+for (let i = 0; i < 100; i++) {
+    (await LlamaModel.load({ path: modelPath, gpu: false })).dispose();
+    await new Promise((r) => setImmediate(r));
+}
 before = rss();
 for (let i = 0; i < modelCycles; i++) {
     (await LlamaModel.load({ path: modelPath, gpu: false })).dispose();
