@@ -1,6 +1,8 @@
 // The shape of an abortable native operation: { promise, abort() }, with an optional
-// progress callback (a no-op function when JS gave none).
+// progress callback (a no-op function when JS gave none), and the worker behind it.
 #pragma once
+
+#include "../errors.h"
 
 #include <napi.h>
 
@@ -16,6 +18,37 @@ inline Napi::Function progress_callback_or_noop(const Napi::CallbackInfo & info,
     }
     return Napi::Function::New(info.Env(), [](const Napi::CallbackInfo &) {});
 }
+
+// A worker with progress, a promise and an abort flag: what loadModel and quantize share.
+// Subclasses do the work in Execute (setting fail_ on failure) and settle in OnOK.
+class abortable_progress_worker : public Napi::AsyncProgressWorker<float> {
+  public:
+    Napi::Promise promise() const { return deferred_.Promise(); }
+
+  protected:
+    abortable_progress_worker(Napi::Function on_progress, const char * name, std::shared_ptr<std::atomic<bool>> abort) :
+        Napi::AsyncProgressWorker<float>(on_progress, name),
+        deferred_(Napi::Promise::Deferred::New(on_progress.Env())),
+        abort_(std::move(abort)) {}
+
+    // The latest progress value to the JS callback; a call that fails means the
+    // environment is going away, which aborts the work.
+    void OnProgress(const float * data, size_t count) override {
+        if (count > 0 && !Callback().IsEmpty()) {
+            if (!outside_js([&] { Callback().Call({ Napi::Number::New(Env(), data[count - 1]) }); })) {
+                abort_->store(true);
+            }
+        }
+    }
+
+    void OnError(const Napi::Error & e) override {
+        outside_js([&] { deferred_.Reject(e.Value()); });
+    }
+
+    Napi::Promise::Deferred            deferred_;
+    std::shared_ptr<std::atomic<bool>> abort_;
+    failure                            fail_;
+};
 
 // { promise, abort() }: abort() sets the flag the worker polls.
 inline Napi::Object promise_with_abort(Napi::Env env, Napi::Promise promise, std::shared_ptr<std::atomic<bool>> abort) {

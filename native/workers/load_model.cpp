@@ -27,15 +27,11 @@ struct load_params {
     model_placement placement;
 };
 
-class load_model_worker : public Napi::AsyncProgressWorker<float> {
+class load_model_worker : public abortable_progress_worker {
   public:
     load_model_worker(Napi::Function on_progress, load_params params, std::shared_ptr<std::atomic<bool>> abort) :
-        Napi::AsyncProgressWorker<float>(on_progress, "llama-kv:loadModel"),
-        deferred_(Napi::Promise::Deferred::New(on_progress.Env())),
-        params_(std::move(params)),
-        abort_(std::move(abort)) {}
-
-    Napi::Promise promise() const { return deferred_.Promise(); }
+        abortable_progress_worker(on_progress, "llama-kv:loadModel", std::move(abort)),
+        params_(std::move(params)) {}
 
   protected:
     void Execute(const ExecutionProgress & progress) override {
@@ -89,14 +85,6 @@ class load_model_worker : public Napi::AsyncProgressWorker<float> {
         }
     }
 
-    void OnProgress(const float * data, size_t count) override {
-        if (count > 0 && !Callback().IsEmpty()) {
-            if (!outside_js([&] { Callback().Call({ Napi::Number::New(Env(), data[count - 1]) }); })) {
-                abort_->store(true);  // the environment is going away
-            }
-        }
-    }
-
     void OnOK() override {
         outside_js([&] { settle(); });
     }
@@ -117,16 +105,9 @@ class load_model_worker : public Napi::AsyncProgressWorker<float> {
         }
     }
 
-    void OnError(const Napi::Error & e) override {
-        outside_js([&] { deferred_.Reject(e.Value()); });
-    }
-
   private:
-    Napi::Promise::Deferred            deferred_;
-    load_params                        params_;
-    std::shared_ptr<std::atomic<bool>> abort_;
-    llama_model_ptr                    result_;
-    failure                            fail_;
+    load_params     params_;
+    llama_model_ptr result_;
 };
 
 template <typename T> T get_or(Napi::Object obj, const char * key, T fallback);

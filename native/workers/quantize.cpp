@@ -47,15 +47,11 @@ class quantize_observer : public log_observer {
     const std::atomic<bool> & abort_;
 };
 
-class quantize_worker : public Napi::AsyncProgressWorker<float> {
+class quantize_worker : public abortable_progress_worker {
   public:
     quantize_worker(Napi::Function on_progress, quantize_params params, std::shared_ptr<std::atomic<bool>> abort) :
-        Napi::AsyncProgressWorker<float>(on_progress, "llama-kv:quantize"),
-        deferred_(Napi::Promise::Deferred::New(on_progress.Env())),
-        params_(std::move(params)),
-        abort_(std::move(abort)) {}
-
-    Napi::Promise promise() const { return deferred_.Promise(); }
+        abortable_progress_worker(on_progress, "llama-kv:quantize", std::move(abort)),
+        params_(std::move(params)) {}
 
   protected:
     void Execute(const ExecutionProgress & progress) override {
@@ -86,14 +82,6 @@ class quantize_worker : public Napi::AsyncProgressWorker<float> {
         }
     }
 
-    void OnProgress(const float * data, size_t count) override {
-        if (count > 0 && !Callback().IsEmpty()) {
-            if (!outside_js([&] { Callback().Call({ Napi::Number::New(Env(), data[count - 1]) }); })) {
-                abort_->store(true);  // the environment is going away
-            }
-        }
-    }
-
     void OnOK() override {
         outside_js([&] {
             if (fail_) {
@@ -104,15 +92,8 @@ class quantize_worker : public Napi::AsyncProgressWorker<float> {
         });
     }
 
-    void OnError(const Napi::Error & e) override {
-        outside_js([&] { deferred_.Reject(e.Value()); });
-    }
-
   private:
-    Napi::Promise::Deferred            deferred_;
-    quantize_params                    params_;
-    std::shared_ptr<std::atomic<bool>> abort_;
-    failure                            fail_;
+    quantize_params params_;
 };
 
 }  // namespace
