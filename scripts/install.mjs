@@ -3,7 +3,10 @@
 // platform and loads; otherwise vendors llama.cpp (if missing) and builds from
 // source, incrementally when build/ already exists.
 //
-// LLAMA_KV_BUILD_FROM_SOURCE=1 skips the prebuilt check.
+// LLAMA_KV_BUILD_FROM_SOURCE=1 skips the prebuilt check. In a git checkout of llama-kv
+// itself the build from source is the default (it is what `npm test` runs against, with
+// its reference program), even when `npm run prebuild` left a prebuilds/ folder there;
+// LLAMA_KV_USE_PREBUILD=1 uses that prebuild instead.
 import { createRequire } from 'node:module';
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -36,7 +39,8 @@ function usablePrebuild() {
 }
 
 try {
-    const prebuilt = process.env.LLAMA_KV_BUILD_FROM_SOURCE === '1' ? null : usablePrebuild();
+    const checkout = existsSync(join(root, '.git')) && process.env.LLAMA_KV_USE_PREBUILD !== '1';
+    const prebuilt = process.env.LLAMA_KV_BUILD_FROM_SOURCE === '1' || checkout ? null : usablePrebuild();
     if (prebuilt) {
         log(`using prebuilt binary ${prebuilt}`);
     } else {
