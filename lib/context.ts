@@ -4,7 +4,10 @@ import { log } from './logger.js';
 import { resolveContextParams } from './context-params.js';
 import { flashAttentionBackendWarning, type KvCacheType } from './kv-cache.js';
 import { toMemoryReport, type MemoryReport } from './memory.js';
-import { adoptChild, modelGpuLayers, nativeModel, toTokenArray, type LlamaModel } from './model.js';
+import { adoptChild, modelGpuLayers, modelPlacement, nativeModel, toTokenArray, type LlamaModel } from './model.js';
+import { estimateResolved } from './estimate.js';
+import { checkContextMemory } from './memory-guard.js';
+import { modelFactsFromGguf } from './model-facts.js';
 import {
     contextOptionsSchema,
     loraListSchema,
@@ -101,7 +104,9 @@ export class LlamaContext {
         const opts = parseOptions(contextOptionsSchema, options, 'LlamaContext');
         const model = opts.model as LlamaModel;
         const native = nativeModel(model);
-        const { kv, native: params } = resolveContextParams(opts, model.metadata);
+        const resolved = resolveContextParams(opts, model.metadata);
+        const { kv, native: params } = resolved;
+        if (opts.checkMemory ?? defaults.context.checkMemory) checkContextFits(model, resolved);
         const warning = flashAttentionBackendWarning(kv, binding().backendInfo(false), params.offloadKqv && modelGpuLayers(model) !== 0);
         if (warning) log('warn', warning);
         let created: NativeContext | undefined;
@@ -395,3 +400,25 @@ export class LlamaContext {
     }
 }
 
+/**
+ * INSUFFICIENT_MEMORY before llama.cpp allocates, when the header-level estimate of
+ * this context exceeds the memory there is. Skipped where that estimate is not exact
+ * for the KV cache (sliding-window, MLA, recurrent models), so it never refuses a
+ * context on a guess.
+ */
+function checkContextFits(model: LlamaModel, resolved: ReturnType<typeof resolveContextParams>): void {
+    const placement = modelPlacement(model);
+    let facts;
+    try {
+        facts = modelFactsFromGguf(placement.header);
+    } catch {
+        return; // a header the estimator does not understand: llama.cpp loaded it, let it decide
+    }
+    if (!facts.denseKv) return;
+    checkContextMemory(estimateResolved(placement.header, facts, resolved), {
+        layerCount: facts.layerCount,
+        gpuLayers: placement.gpuLayers,
+        devices: placement.devices,
+        offloadKqv: resolved.native.offloadKqv,
+    });
+}

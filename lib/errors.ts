@@ -77,6 +77,30 @@ export class LlamaAbortError extends LlamaError {
     }
 }
 
+/** Where the memory that ran out is: host RAM (and swap), or a GPU device's memory. */
+export type MemoryLocation = 'host' | 'device';
+
+/**
+ * Code 'INSUFFICIENT_MEMORY': what was asked for does not fit in the memory there is.
+ * Thrown before the allocation when the estimate shows it (then `neededBytes` and
+ * `availableBytes` are set), or when llama.cpp's own allocation failed.
+ */
+export class LlamaMemoryError extends LlamaError {
+    /** Bytes the estimate says are needed; undefined when llama.cpp's allocation failed. */
+    readonly neededBytes?: number;
+    /** Bytes the tightest limit left at the time of the check. */
+    readonly availableBytes?: number;
+    /** Host memory or a GPU device's. */
+    readonly location?: MemoryLocation;
+
+    constructor(message: string, details: { neededBytes?: number; availableBytes?: number; location?: MemoryLocation } = {}, options: LlamaErrorOptions = {}) {
+        super('INSUFFICIENT_MEMORY', message, options);
+        if (details.neededBytes !== undefined) this.neededBytes = details.neededBytes;
+        if (details.availableBytes !== undefined) this.availableBytes = details.availableBytes;
+        if (details.location !== undefined) this.location = details.location;
+    }
+}
+
 /** A decode failed: the code tells why (CONTEXT_FULL, INVALID_BATCH, DECODE_FAILED). */
 export class LlamaDecodeError extends LlamaError {}
 
@@ -106,6 +130,7 @@ export function fromNative(error: unknown, callerStack?: string): LlamaError {
     else if (decodeCodes.has(code)) result = new LlamaDecodeError(code, message, { cause: error, status });
     else if (code === 'MODEL_LOAD_FAILED') result = new LlamaModelLoadError(code, message, { cause: error });
     else if (code === 'INVALID_ARGUMENT' || code === 'INVALID_CONFIG') result = new LlamaConfigError(message, code);
+    else if (code === 'INSUFFICIENT_MEMORY') result = new LlamaMemoryError(message, {}, { cause: error, status });
     else result = new LlamaError(code, message, { cause: error, status });
     if (callerStack) result.stack = `${result.name}: ${message}\n${callerStack}`;
     return result;

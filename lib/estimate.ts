@@ -14,7 +14,7 @@ import { modelFactsFromGguf, type HeaderModelFacts } from './model-facts.js';
 import { contextOptionsSchema, parseOptions, type ContextOptionsWithoutModel } from './options.js';
 
 /** Options of {@link estimateMemory}: the context options, and the model. */
-export interface EstimateOptions extends Omit<ContextOptionsWithoutModel, 'threads' | 'threadsBatch' | 'seed' | 'loras'> {
+export interface EstimateOptions extends Omit<ContextOptionsWithoutModel, 'threads' | 'threadsBatch' | 'seed' | 'loras' | 'checkMemory'> {
     /** A GGUF file path, or its header as returned by readGgufMetadata(). */
     model: string | GgufMetadata;
     /** LoRA adapter files the context would have active: their bytes are read from their headers. Defaults to none. */
@@ -61,7 +61,7 @@ export interface MemoryEstimate {
     notes: string[];
 }
 
-const estimateOptionsSchema = contextOptionsSchema.omit({ model: true, threads: true, threadsBatch: true, seed: true }).extend({
+const estimateOptionsSchema = contextOptionsSchema.omit({ model: true, threads: true, threadsBatch: true, seed: true, checkMemory: true }).extend({
     model: z.union([z.string().min(1), z.custom<GgufMetadata>((v) => typeof v === 'object' && v !== null && 'tensors' in v && 'kv' in v)], {
         error: 'a GGUF file path or the result of readGgufMetadata()',
     }),
@@ -136,6 +136,11 @@ export type EstimateContextOptions = Omit<EstimateOptions, 'model' | 'simulate' 
 /** Header-level estimate for already parsed options. Throws the same errors as LlamaContext. @internal */
 export function estimateFromHeader(gguf: GgufMetadata, facts: HeaderModelFacts, options: EstimateContextOptions): MemoryEstimate {
     const resolved = resolveContextParams(options, facts);
+    return headerEstimate(gguf, facts, resolved.native, resolved.kv);
+}
+
+/** Header-level estimate for parameters already resolved by resolveContextParams. @internal */
+export function estimateResolved(gguf: GgufMetadata, facts: HeaderModelFacts, resolved: ReturnType<typeof resolveContextParams>): MemoryEstimate {
     return headerEstimate(gguf, facts, resolved.native, resolved.kv);
 }
 

@@ -24,9 +24,12 @@ export {
     LlamaDisposedError,
     LlamaAbortError,
     LlamaDecodeError,
+    LlamaMemoryError,
     type LlamaErrorCode,
+    type MemoryLocation,
 } from './errors.js';
 export type { MemoryReport, MemoryComponent, DeviceMemory } from './memory.js';
+export { getHostMemory, type HostMemory, type HostMemoryLimit } from './host-memory.js';
 export { planFit, FIT_LADDER, type PlanFitOptions, type FitPlan, type FitPreference } from './plan-fit.js';
 export { estimateMemory, type EstimateOptions, type MemoryEstimate, type EstimateSource } from './estimate.js';
 export { setLogger, setLogLevel, type Logger, type LogLevel, type LoggerOptions } from './logger.js';

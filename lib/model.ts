@@ -14,7 +14,8 @@ import {
 import { LlamaContext } from './context.js';
 import { LlamaLora, loraFacts } from './lora.js';
 import { inspectModel } from './isolation.js';
-import { readGgufMetadata, type GgufValue } from './gguf.js';
+import { readGgufMetadata, type GgufMetadata, type GgufValue } from './gguf.js';
+import { checkModelMemory } from './memory-guard.js';
 import { defaults, modelLoadOptionsSchema, parseOptions, tokenizeOptionsSchema, type ContextOptionsWithoutModel, type ModelLoadOptions, type TokenizeOptions } from './options.js';
 
 /** What a model is, read from the loaded model by llama.cpp, plus the raw GGUF metadata. */
@@ -64,7 +65,7 @@ export interface ModelChild {
 }
 
 let nativeOf: (model: LlamaModel) => NativeModel;
-let gpuLayersOf: (model: LlamaModel) => number;
+let placementOf: (model: LlamaModel) => ModelPlacement;
 let childrenOf: (model: LlamaModel) => Set<ModelChild>;
 
 /**
@@ -74,7 +75,7 @@ let childrenOf: (model: LlamaModel) => Set<ModelChild>;
 export class LlamaModel {
     #native: NativeModel | null;
     readonly #children = new Set<ModelChild>();
-    readonly #gpuLayers: number;
+    readonly #placement: ModelPlacement;
     /** Path the model was loaded from. */
     readonly path: string;
     /** Metadata of the model. */
@@ -83,12 +84,12 @@ export class LlamaModel {
     static {
         nativeOf = (model) => model.#requireNative();
         childrenOf = (model) => model.#children;
-        gpuLayersOf = (model) => model.#gpuLayers;
+        placementOf = (model) => model.#placement;
     }
 
-    private constructor(native: NativeModel, path: string, gguf: Record<string, GgufValue>, gpuLayers: number) {
+    private constructor(native: NativeModel, path: string, gguf: Record<string, GgufValue>, placement: ModelPlacement) {
         this.#native = native;
-        this.#gpuLayers = gpuLayers;
+        this.#placement = placement;
         this.path = path;
         this.metadata = Object.freeze(toMetadata(native.metadata(), gguf));
     }
@@ -112,7 +113,16 @@ export class LlamaModel {
             useMmap = false;
             log('warn', `${opts.path}: tensor ${misaligned.name} is not at a ${MMAP_TENSOR_ALIGNMENT}-byte boundary of the file (general.alignment ${gguf.alignment}); loading without mmap`);
         }
-        const gpuLayers = placement.gpuLayers;
+        const vocabOnly = opts.vocabOnly ?? defaults.model.vocabOnly;
+        if (!vocabOnly && (opts.checkMemory ?? defaults.model.checkMemory)) {
+            checkModelMemory(gguf, {
+                layerCount: modelLayerCount(gguf.kv),
+                gpuLayers: placement.gpuLayers,
+                devices: placement.devices ?? [],
+                overrides: placement.tensorOverrides ?? [],
+                useMmap,
+            });
+        }
         const { promise, abort } = call(() =>
             binding().loadModel(
                 opts.path,
@@ -120,7 +130,7 @@ export class LlamaModel {
                     ...placement,
                     useMmap,
                     useMlock: opts.useMlock ?? defaults.model.useMlock,
-                    vocabOnly: opts.vocabOnly ?? defaults.model.vocabOnly,
+                    vocabOnly,
                     checkTensors: opts.checkTensors ?? defaults.model.checkTensors,
                 },
                 opts.onProgress ? safeCallback(opts.onProgress) : undefined,
@@ -129,7 +139,7 @@ export class LlamaModel {
         const onAbort = () => abort();
         opts.signal?.addEventListener('abort', onAbort, { once: true });
         try {
-            return new LlamaModel(await promise, opts.path, gguf.kv, gpuLayers);
+            return new LlamaModel(await promise, opts.path, gguf.kv, { gpuLayers: placement.gpuLayers, devices: placement.devices ?? [], header: gguf });
         } catch (error) {
             throw fromNative(error, stack);
         } finally {
@@ -279,17 +289,36 @@ export function resolvePlacement(opts: ModelLoadOptions, gguf: Record<string, Gg
 /** llama.cpp's --n-cpu-moe: the expert tensors of layers [0, n) to the CPU buffer type. */
 function cpuMoeOverrides(n: number, gguf: Record<string, GgufValue>): { pattern: string; bufferType: string }[] {
     if (n <= 0) return [];
-    const arch = gguf['general.architecture'];
-    const blocks = typeof arch === 'string' ? gguf[`${arch}.block_count`] : undefined;
     // Layers beyond the model's match nothing; without a block count, no model has more than this.
-    const layers = Math.min(n, typeof blocks === 'number' && blocks > 0 ? blocks : 1024);
+    const layers = Math.min(n, modelLayerCount(gguf) || 1024);
     const ids = Array.from({ length: layers }, (_, i) => i).join('|');
     return [{ pattern: `^blk\\.(${ids})\\.ffn_(up|down|gate|gate_up)_(ch|)exps`, bufferType: 'CPU' }];
 }
 
+/** Where a model's layers went, and its GGUF header (for the memory checks of its contexts). @internal */
+export interface ModelPlacement {
+    /** Layers requested on a GPU (-1: all; 0 when no GPU is used). */
+    gpuLayers: number;
+    /** The GPU devices offloaded to ([] on the CPU). */
+    devices: readonly string[];
+    header: GgufMetadata;
+}
+
+/** @internal */
+export function modelPlacement(model: LlamaModel): ModelPlacement {
+    return placementOf(model);
+}
+
+/** `<arch>.block_count` of a GGUF header, 0 when absent. @internal */
+export function modelLayerCount(kv: Record<string, GgufValue>): number {
+    const arch = kv['general.architecture'];
+    const blocks = typeof arch === 'string' ? kv[`${arch}.block_count`] : undefined;
+    return typeof blocks === 'number' ? blocks : typeof blocks === 'bigint' ? Number(blocks) : 0;
+}
+
 /** Layers requested on a GPU at load (-1: all). @internal */
 export function modelGpuLayers(model: LlamaModel): number {
-    return gpuLayersOf(model);
+    return placementOf(model).gpuLayers;
 }
 
 /** Registers a child (a context) that the model disposes first. @internal */

@@ -41,6 +41,7 @@ export const modelLoadOptionsSchema = z.strictObject({
     useMlock: bool().optional(),
     vocabOnly: bool().optional(),
     checkTensors: bool().optional(),
+    checkMemory: bool().optional(),
     onProgress: fn<(progress: number) => void>().optional(),
     signal: signal().optional(),
 });
@@ -99,6 +100,14 @@ export interface ModelLoadOptions {
     vocabOnly?: boolean;
     /** Validate tensor data while loading (llama.cpp `--check-tensors`). Defaults to `false`. */
     checkTensors?: boolean;
+    /**
+     * Refuse the load with `INSUFFICIENT_MEMORY` (a {@link LlamaMemoryError}) before llama.cpp
+     * allocates, when the weights do not fit: read into host memory (`useMmap: false`)
+     * against available RAM and swap, the cgroup limit and the process's ulimits
+     * ({@link getHostMemory}); a memory-mapped file against the address-space limit;
+     * offloaded layers against the GPU devices' free memory. Defaults to `true`.
+     */
+    checkMemory?: boolean;
     /** Called with the load progress in [0, 1]. Defaults to none. */
     onProgress?: (progress: number) => void;
     /** Aborts the load; the promise then rejects with an ABORTED error. Defaults to none. */
@@ -143,6 +152,7 @@ export const contextOptionsSchema = z.strictObject({
     kvUnified: bool().optional(),
     offloadKqv: bool().optional(),
     swaFull: bool().optional(),
+    checkMemory: bool().optional(),
     loras: loraListSchema.optional(),
 });
 
@@ -185,6 +195,15 @@ export interface ContextOptionsWithoutModel {
     offloadKqv?: boolean;
     /** Full-size cache for sliding-window layers (llama.cpp `--swa-full`). Defaults to `true`. */
     swaFull?: boolean;
+    /**
+     * Refuse the context with `INSUFFICIENT_MEMORY` (a {@link LlamaMemoryError}) before
+     * llama.cpp allocates, when its KV cache, compute and output buffers (the header-level
+     * estimate of {@link estimateMemory}) exceed the host memory available
+     * ({@link getHostMemory}: RAM and swap, the cgroup limit, the process's ulimits) or, for
+     * offloaded layers, the GPU devices' free memory. Skipped for models whose KV cache the
+     * header level cannot compute exactly (sliding-window, MLA, recurrent). Defaults to `true`.
+     */
+    checkMemory?: boolean;
     /**
      * LoRA adapters applied from the start, each with a scale (1 is the adapter as trained,
      * 0 is the base model). Same as calling `ctx.setLoras()` right after creation. Defaults to none.
@@ -258,7 +277,7 @@ export const tokenizeOptionsSchema = z.strictObject({
 
 /** Defaults, in one place. */
 export const defaults = {
-    model: { gpu: 'auto' as const, gpuLayers: 'auto' as const, cpuMoeLayers: 0, useMmap: true, useMlock: false, vocabOnly: false, checkTensors: false },
+    model: { gpu: 'auto' as const, gpuLayers: 'auto' as const, cpuMoeLayers: 0, useMmap: true, useMlock: false, vocabOnly: false, checkTensors: false, checkMemory: true },
     context: {
         contextSize: 4096,
         batchSize: 512,
@@ -271,6 +290,7 @@ export const defaults = {
         kvUnified: false,
         offloadKqv: true,
         swaFull: true,
+        checkMemory: true,
     },
     generate: {
         maxTokens: 256,

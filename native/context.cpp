@@ -111,11 +111,11 @@ void check_kv_rules(Napi::Env env, const llama_model * model, ggml_type type_k, 
 
 int read_flash_attn(Napi::Env env, Napi::Object params) {
     Napi::Value v = params.Get("flashAttention");
-    const int   fa = v.IsNumber() ? v.As<Napi::Number>().Int32Value() : 99;
-    if (fa != LLAMA_FLASH_ATTN_TYPE_AUTO && fa != LLAMA_FLASH_ATTN_TYPE_DISABLED && fa != LLAMA_FLASH_ATTN_TYPE_ENABLED) {
+    if (!v.IsNumber()) {
         throw_error(env, code::invalid_argument, "context parameter flashAttention must be -1 (auto), 0 (off) or 1 (on)");
     }
-    return fa;
+    return static_cast<int>(checked_integer(env, v.As<Napi::Number>().DoubleValue(), LLAMA_FLASH_ATTN_TYPE_AUTO,
+                                            LLAMA_FLASH_ATTN_TYPE_ENABLED, "context parameter flashAttention"));
 }
 
 }  // namespace
@@ -183,10 +183,13 @@ context_wrap::context_wrap(const Napi::CallbackInfo & info) : Napi::ObjectWrap<c
         ctx = llama_init_from_model(model.get(), cp);
     } catch (const std::exception & e) {
         log_capture_append(e.what());
+    } catch (...) {
+        log_capture_append("unknown C++ exception");
     }
     if (ctx == nullptr) {
-        throw_error(env, code::context_create_failed,
-                    with_log("llama.cpp could not create the context", log_capture_take()));
+        const std::string log_tail = log_capture_take();
+        throw_error(env, failure_code(code::context_create_failed, log_tail),
+                    with_log("llama.cpp could not create the context", log_tail));
     }
     state->ctx.reset(ctx);
     if (llama_get_memory(ctx) == nullptr) {
@@ -377,6 +380,9 @@ Napi::Value context_wrap::generate(const Napi::CallbackInfo & info) {
     generate_request request = read_generate_request(env, info[0].As<Napi::Object>());
     auto             state   = acquire(env);
     try {
+        if (!vocab_has_tokenizer(llama_model_get_vocab(state->model.get()))) {
+            throw_error(env, code::tokenize_failed, no_tokenizer_message);  // every sampled token is turned into text
+        }
         return queue_generate(env, state, std::move(request), info[1].As<Napi::Function>());
     } catch (...) {
         state->busy.store(false);  // no worker took the context over

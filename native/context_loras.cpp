@@ -5,6 +5,7 @@
 #include "lora.h"
 
 #include <cmath>
+#include <limits>
 #include <mutex>
 #include <string>
 #include <utility>
@@ -15,15 +16,14 @@ namespace llama_kv {
 // setLoras([{ lora: NativeLora, scale: number }]): [] returns to the base model.
 Napi::Value context_wrap::set_loras(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
-    if (!state_) {
+    // Reading the list runs JS (getters) that may dispose this context or start an
+    // operation on it: hold the state, and check both again once the list is read.
+    const std::shared_ptr<context_state> state = state_;
+    if (!state) {
         throw_error(env, code::disposed, "the context has been disposed");
     }
     if (info.Length() < 1 || !info[0].IsArray()) {
         throw_error(env, code::invalid_argument, "setLoras(adapters: { lora, scale }[])");
-    }
-    // The context holds raw pointers to its adapters while it decodes.
-    if (state_->busy.load()) {
-        throw_error(env, code::busy, "setLoras() cannot change the adapters while an operation runs on the context; call it when the operation has finished");
     }
     Napi::Array                             list = info[0].As<Napi::Array>();
     std::vector<std::pair<lora_ptr, float>> next;
@@ -34,11 +34,12 @@ Napi::Value context_wrap::set_loras(const Napi::CallbackInfo & info) {
             throw_error(env, code::invalid_argument, what + " must be { lora, scale }");
         }
         Napi::Value scale = item.As<Napi::Object>().Get("scale");
-        if (!scale.IsNumber() || !std::isfinite(scale.As<Napi::Number>().DoubleValue())) {
-            throw_error(env, code::invalid_argument, what + ".scale must be a finite number");
+        if (!scale.IsNumber() || !std::isfinite(scale.As<Napi::Number>().DoubleValue()) ||
+            std::fabs(scale.As<Napi::Number>().DoubleValue()) > std::numeric_limits<float>::max()) {
+            throw_error(env, code::invalid_argument, what + ".scale must be a finite number within float range");
         }
         lora_ptr lora = lora_wrap::unwrap(env, item.As<Napi::Object>().Get("lora"))->lora(env);
-        if (lora->model.get() != state_->model.get()) {
+        if (lora->model.get() != state->model.get()) {
             throw_error(env, code::invalid_argument, what + ": this adapter was loaded for another model; load it with this context's model");
         }
         for (const auto & [other, s] : next) {
@@ -48,7 +49,14 @@ Napi::Value context_wrap::set_loras(const Napi::CallbackInfo & info) {
         }
         next.emplace_back(std::move(lora), static_cast<float>(scale.As<Napi::Number>().DoubleValue()));
     }
-    if (next == state_->loras) {
+    if (state_ != state) {
+        throw_error(env, code::disposed, "the context was disposed while its adapters were being read");
+    }
+    // The context holds raw pointers to its adapters while it decodes.
+    if (state->busy.load()) {
+        throw_error(env, code::busy, "setLoras() cannot change the adapters while an operation runs on the context; call it when the operation has finished");
+    }
+    if (next == state->loras) {
         return env.Undefined();  // same adapters, same scales: keep the cache
     }
     std::vector<llama_adapter_lora *> adapters;
@@ -58,13 +66,13 @@ Napi::Value context_wrap::set_loras(const Napi::CallbackInfo & info) {
         scales.push_back(scale);
     }
     {
-        std::lock_guard<std::mutex> lock(state_->mutex);
-        llama_set_adapters_lora(state_->ctx.get(), adapters.empty() ? nullptr : adapters.data(), adapters.size(),
+        std::lock_guard<std::mutex> lock(state->mutex);
+        llama_set_adapters_lora(state->ctx.get(), adapters.empty() ? nullptr : adapters.data(), adapters.size(),
                                 scales.empty() ? nullptr : scales.data());
-        state_->reserve_pending = true;
+        state->reserve_pending = true;
         // The KV cache was computed with the previous adapters: a prompt must not reuse it.
-        state_->clear_memory();
-        state_->loras.swap(next);
+        state->clear_memory();
+        state->loras.swap(next);
     }
     return env.Undefined();  // the previous set is released here, after the context let it go
 }

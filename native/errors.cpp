@@ -40,6 +40,25 @@ std::string with_log(const std::string & message, const std::string & log_tail) 
     return message + " (llama.cpp: " + log_tail + ")";
 }
 
+std::string failure_code(const char * fallback, const std::string & log_tail) {
+    // The phrases of llama.cpp's and ggml's allocation failures (ggml-backend, ggml-alloc,
+    // llama-model "unable to allocate <buft> buffer", llama-kv-cache, llama-context), of
+    // ENOMEM through strerror (mmap) and of std::bad_alloc.
+    static const char * const phrases[] = { "failed to allocate", "unable to allocate", "Cannot allocate memory",
+                                            "bad_alloc", "out of memory" };
+    for (const char * p : phrases) {
+        if (log_tail.find(p) != std::string::npos) {
+            return code::insufficient_memory;
+        }
+    }
+    return fallback;
+}
+
+Napi::Error escaped_error(Napi::Env env, const Napi::Error & e) {
+    const std::string what = e.Message();
+    return make_error(env, failure_code(code::internal, what), "native operation failed: " + what);
+}
+
 failure decode_failure(int32_t rc, const std::string & log_tail) {
     failure f;
     f.status     = rc;
@@ -55,7 +74,7 @@ failure decode_failure(int32_t rc, const std::string & log_tail) {
         f.code    = code::invalid_batch;
         f.message = "llama_decode rejected the batch as invalid (return code -1)";
     } else {
-        f.code    = code::decode_failed;
+        f.code    = failure_code(code::decode_failed, log_tail);
         f.message = "llama_decode failed with fatal return code " + std::to_string(rc);
     }
     f.message = with_log(f.message, log_tail);

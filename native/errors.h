@@ -25,6 +25,7 @@ constexpr const char * tokenize_failed       = "TOKENIZE_FAILED";
 constexpr const char * backend_unavailable   = "BACKEND_UNAVAILABLE";
 constexpr const char * lora_load_failed      = "LORA_LOAD_FAILED";
 constexpr const char * quantize_failed       = "QUANTIZE_FAILED";
+constexpr const char * insufficient_memory   = "INSUFFICIENT_MEMORY";
 constexpr const char * internal              = "INTERNAL";
 }  // namespace code
 
@@ -68,6 +69,15 @@ template <typename F> bool outside_js(F && fn) noexcept {
         return false;
     }
 }
+
+// `fallback`, or INSUFFICIENT_MEMORY when the log lines say that an allocation failed
+// (llama.cpp and ggml return such failures as errors: a NULL buffer, an exception).
+std::string failure_code(const char * fallback, const std::string & log_tail);
+
+// A C++ exception that escaped a worker's Execute(), which node-addon-api turned into `e`
+// (a plain Error): the same message with a code, INSUFFICIENT_MEMORY for std::bad_alloc and
+// INTERNAL otherwise, so that no rejection reaches JS without one.
+Napi::Error escaped_error(Napi::Env env, const Napi::Error & e);
 
 // Appends ": <log lines>" to a message when llama.cpp said something.
 std::string with_log(const std::string & message, const std::string & log_tail);

@@ -14,6 +14,9 @@ namespace llama_kv {
 namespace {
 
 const napi_type_tag lora_handle_tag = { 0x6c6c616d614b5601ULL, 0x6c6f726100000001ULL };
+// Marks the JS objects that a lora_wrap constructor completed on: unwrap trusts this tag,
+// not the prototype chain, which JS can change (Object.setPrototypeOf).
+const napi_type_tag lora_instance_tag = { 0x6c6c616d614b5601ULL, 0x6c6f726100000002ULL };
 
 
 std::string meta_by_index(const llama_adapter_lora * a, int32_t i, bool key) {
@@ -51,9 +54,13 @@ class load_lora_worker : public Napi::AsyncWorker {
             adapter = llama_adapter_lora_init(model_.get(), path_.c_str());
         } catch (const std::exception & e) {
             log_capture_append(e.what());
+        } catch (...) {
+            log_capture_append("unknown C++ exception");
         }
         if (adapter == nullptr) {
-            error_ = with_log("llama.cpp could not load the LoRA adapter " + path_, log_capture_take());
+            const std::string log_tail = log_capture_take();
+            code_  = failure_code(code::lora_load_failed, log_tail);
+            error_ = with_log("llama.cpp could not load the LoRA adapter " + path_, log_tail);
             SetError(error_);
             return;
         }
@@ -74,8 +81,8 @@ class load_lora_worker : public Napi::AsyncWorker {
         });
     }
 
-    void OnError(const Napi::Error &) override {
-        outside_js([&] { deferred_.Reject(make_error(Env(), code::lora_load_failed, error_).Value()); });
+    void OnError(const Napi::Error & e) override {
+        outside_js([&] { deferred_.Reject((error_.empty() ? escaped_error(Env(), e) : make_error(Env(), code_, error_)).Value()); });
     }
 
   private:
@@ -83,6 +90,7 @@ class load_lora_worker : public Napi::AsyncWorker {
     llama_model_ptr         model_;
     std::string             path_;
     lora_ptr                result_;
+    std::string             code_ = code::lora_load_failed;
     std::string             error_;
 };
 
@@ -147,6 +155,7 @@ lora_wrap::lora_wrap(const Napi::CallbackInfo & info) : Napi::ObjectWrap<lora_wr
     env_            = env;
     external_bytes_ = static_cast<int64_t>(lora_->bytes);
     Napi::MemoryManagement::AdjustExternalMemory(env, external_bytes_);
+    napi_type_tag_object(env, info.This(), &lora_instance_tag);
 }
 
 lora_wrap::~lora_wrap() {
@@ -168,15 +177,14 @@ lora_ptr lora_wrap::lora(Napi::Env env) const {
 }
 
 lora_wrap * lora_wrap::unwrap(Napi::Env env, Napi::Value value) {
-    auto * data = addon_data::of(env);
-    if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(data->lora_ctor.Value())) {
+    bool tagged = false;
+    if (value.IsObject()) {
+        napi_check_object_type_tag(env, value, &lora_instance_tag, &tagged);
+    }
+    if (!tagged) {  // not one of ours, e.g. Object.create(NativeLora.prototype) or another class's object
         throw_error(env, code::invalid_argument, "expected a LoRA adapter from model.loadLora()");
     }
-    lora_wrap * wrap = lora_wrap::Unwrap(value.As<Napi::Object>());
-    if (wrap == nullptr) {  // e.g. Object.create(NativeLora.prototype)
-        throw_error(env, code::invalid_argument, "expected a LoRA adapter from model.loadLora()");
-    }
-    return wrap;
+    return lora_wrap::Unwrap(value.As<Napi::Object>());
 }
 
 // metadata() -> { alpha, sizeBytes, tensorPairs, invocationTokens, kv: { key: value } }

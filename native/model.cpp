@@ -5,12 +5,16 @@
 #include "llama_internals.h"
 #include "workers/tokenize.h"
 
+#include <cstdlib>
 #include <string>
 #include <vector>
 
 namespace llama_kv {
 
 const napi_type_tag model_handle_tag = { 0x6c6c616d614b5601ULL, 0x6d6f64656c000001ULL };
+// Marks the JS objects that a model_wrap constructor completed on: unwrap trusts this tag,
+// not the prototype chain, which JS can change (Object.setPrototypeOf).
+const napi_type_tag model_instance_tag = { 0x6c6c616d614b5601ULL, 0x6d6f64656c000002ULL };
 
 Napi::Function model_wrap::define(Napi::Env env) {
     return DefineClass(env, "NativeModel",
@@ -42,6 +46,7 @@ model_wrap::model_wrap(const Napi::CallbackInfo & info) : Napi::ObjectWrap<model
     // A dry-run (no_alloc) model holds no weights in memory: nothing to report to the GC.
     external_bytes_ = model_is_dry_run(model_.get()) ? 0 : static_cast<int64_t>(llama_model_size(model_.get()));
     Napi::MemoryManagement::AdjustExternalMemory(env, external_bytes_);
+    napi_type_tag_object(env, info.This(), &model_instance_tag);
 }
 
 model_wrap::~model_wrap() {
@@ -58,15 +63,14 @@ llama_model_ptr model_wrap::model(Napi::Env env) const {
 }
 
 model_wrap * model_wrap::unwrap(Napi::Env env, Napi::Value value) {
-    auto * data = addon_data::of(env);
-    if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(data->model_ctor.Value())) {
+    bool tagged = false;
+    if (value.IsObject()) {
+        napi_check_object_type_tag(env, value, &model_instance_tag, &tagged);
+    }
+    if (!tagged) {  // not one of ours, e.g. Object.create(NativeModel.prototype) or a context
         throw_error(env, code::invalid_argument, "expected a native model");
     }
-    model_wrap * wrap = model_wrap::Unwrap(value.As<Napi::Object>());
-    if (wrap == nullptr) {  // e.g. Object.create(NativeModel.prototype)
-        throw_error(env, code::invalid_argument, "expected a native model");
-    }
-    return wrap;
+    return model_wrap::Unwrap(value.As<Napi::Object>());
 }
 
 namespace {
@@ -143,10 +147,27 @@ bool model_has_weights(const llama_model * model) {
     return llama_model_n_layer(model) > 0;
 }
 
+bool vocab_has_tokenizer(const llama_vocab * vocab) {
+    return llama_vocab_type(vocab) != LLAMA_VOCAB_TYPE_NONE;
+}
+
+const char * const no_tokenizer_message =
+    "this model has no tokenizer (its tokenizer.ggml.model is 'none'): its tokens have no text, so it can only "
+    "evaluate token ids";
+
+// llama.cpp's tokenizers take about 60 bytes of memory per byte of text (measured on an
+// SPM vocabulary): larger inputs risk the process being killed for memory.
+constexpr size_t max_tokenize_bytes = size_t(64) << 20;
+
 bool tokenize_text(const llama_vocab * vocab, const std::string & text, bool add_special, bool parse_special,
                    std::vector<llama_token> & out, std::string & error) {
-    if (text.size() > static_cast<size_t>(INT32_MAX / 2)) {
-        error = "text is too long to tokenize (" + std::to_string(text.size()) + " bytes)";
+    if (!vocab_has_tokenizer(vocab)) {
+        error = no_tokenizer_message;
+        return false;
+    }
+    if (text.size() > max_tokenize_bytes) {
+        error = "text is too long to tokenize in one call (" + std::to_string(text.size()) +
+                " bytes, at most 64 MiB): split it";
         return false;
     }
     const int32_t len = static_cast<int32_t>(text.size());
@@ -244,16 +265,26 @@ Napi::Value model_wrap::detokenize(const Napi::CallbackInfo & info) {
                     "token id " + std::to_string(tokens[static_cast<size_t>(bad)]) + " at index " + std::to_string(bad) +
                         " is outside the vocabulary [0, " + std::to_string(llama_vocab_n_tokens(vocab)) + ")");
     }
-    if (tokens.size() > static_cast<size_t>(INT32_MAX / 64)) {
-        throw_error(env, code::invalid_argument, "too many tokens");
+    if (!vocab_has_tokenizer(vocab)) {
+        throw_error(env, code::tokenize_failed, no_tokenizer_message);
     }
-    const bool        remove_special  = info[1].As<Napi::Boolean>().Value();
-    const bool        unparse_special = info[2].As<Napi::Boolean>().Value();
-    std::vector<char> text(tokens.size() * 8 + 16);
+    const bool remove_special  = info[1].As<Napi::Boolean>().Value();
+    const bool unparse_special = info[2].As<Napi::Boolean>().Value();
+    // llama_detokenize sums the text length in an int32: size the text first (pieces only
+    // ever add bytes, and the SPM leading-space rule removes one) and refuse what would overflow.
+    int64_t need = 16;
+    for (llama_token t : tokens) {
+        need += std::abs(static_cast<int64_t>(llama_token_to_piece(vocab, t, nullptr, 0, 0, unparse_special)));
+        if (need > INT32_MAX) {
+            throw_error(env, code::invalid_argument,
+                        "the text of these " + std::to_string(tokens.size()) + " tokens would exceed 2 GiB: detokenize fewer at a time");
+        }
+    }
+    std::vector<char> text(static_cast<size_t>(need));
     int32_t n = llama_detokenize(vocab, tokens.data(), static_cast<int32_t>(tokens.size()), text.data(),
                                  static_cast<int32_t>(text.size()), remove_special, unparse_special);
-    if (n < 0) {
-        text.resize(static_cast<size_t>(-n));
+    if (n < 0 && n != INT32_MIN) {
+        text.resize(static_cast<size_t>(-static_cast<int64_t>(n)));
         n = llama_detokenize(vocab, tokens.data(), static_cast<int32_t>(tokens.size()), text.data(),
                              static_cast<int32_t>(text.size()), remove_special, unparse_special);
     }
@@ -274,6 +305,9 @@ Napi::Value model_wrap::token_to_piece(const Napi::CallbackInfo & info) {
         checked_integer(env, info[0].As<Napi::Number>().DoubleValue(), INT32_MIN, INT32_MAX, "token"));
     if (find_invalid_token(vocab, &token, 1) >= 0) {
         throw_error(env, code::invalid_argument, "token id is outside the vocabulary");
+    }
+    if (!vocab_has_tokenizer(vocab)) {
+        throw_error(env, code::tokenize_failed, no_tokenizer_message);
     }
     const bool        special = info[1].As<Napi::Boolean>().Value();
     std::vector<char> buf(256);

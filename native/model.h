@@ -38,6 +38,11 @@ class model_wrap : public Napi::ObjectWrap<model_wrap> {
 bool model_has_weights(const llama_model * model);
 
 // Shared by the sync method and the tokenize worker. Returns false and sets `error`.
+// Whether the model has a tokenizer (tokenizer.ggml.model is not 'none'). Without one,
+// llama.cpp's tokenize and token-to-piece calls GGML_ASSERT: check this before them.
+bool vocab_has_tokenizer(const llama_vocab * vocab);
+extern const char * const no_tokenizer_message;
+
 bool tokenize_text(const llama_vocab * vocab, const std::string & text, bool add_special, bool parse_special,
                    std::vector<llama_token> & out, std::string & error);
 // Checks every id is in [0, n_vocab). Returns the index of the first bad one, or -1.

@@ -58,6 +58,79 @@ ggml_backend_buffer_type_t buffer_type_by_name(Napi::Env env, const std::string 
                     "'; the loaded backends offer: " + known);
 }
 
+
+// Why std::regex, a backtracking matcher that nothing can interrupt, could take
+// exponential time on `p` while llama.cpp matches it against every tensor name (a load
+// that never ends), or "" when it cannot: a quantified group that itself holds a
+// quantifier or an alternation ((a+)+, (a|aa)*), more than 3 unbounded quantifiers
+// (.*.*.*.*x) or more than 8 quantifiers in all (a?a?a?...). Tensor names are short
+// (GGML_MAX_NAME), so what is left matches in bounded time.
+std::string backtracking_hazard(const std::string & p) {
+    struct group {
+        bool quantified_inside = false;
+        bool alternation       = false;
+    };
+    std::vector<group> groups;
+    int                unbounded = 0, quantifiers = 0;
+    bool               after_risky_group = false, after_quantifier = false;
+    for (size_t i = 0; i < p.size(); ++i) {
+        const char c = p[i];
+        if (c == '\\') {
+            ++i;
+            after_risky_group = after_quantifier = false;
+            continue;
+        }
+        if (c == '[') {  // a class: its characters are literals
+            size_t j = i + 1;
+            if (j < p.size() && p[j] == '^') ++j;
+            for (; j < p.size() && p[j] != ']'; ++j) {
+                if (p[j] == '\\') ++j;
+            }
+            i                 = j;
+            after_risky_group = after_quantifier = false;
+            continue;
+        }
+        const bool is_quantifier = c == '*' || c == '+' || c == '{' || (c == '?' && !after_quantifier);
+        if (is_quantifier) {
+            bool open_ended = c == '*' || c == '+';
+            if (c == '{') {
+                const size_t end = p.find('}', i);
+                if (end == std::string::npos) break;  // not a quantifier; std::regex decides
+                open_ended = p.compare(end - 1, 1, ",") == 0;
+                i          = end;
+            }
+            if (after_risky_group) {
+                return "a quantified group holds another quantifier or an alternation, e.g. (a+)+ or (a|ab)*";
+            }
+            unbounded += open_ended ? 1 : 0;
+            if (++quantifiers > 8 || unbounded > 3) {
+                return "it has more than 3 unbounded quantifiers (*, +, {n,}) or more than 8 quantifiers";
+            }
+            if (!groups.empty()) groups.back().quantified_inside = true;
+            after_risky_group = false;
+            after_quantifier  = true;
+            continue;
+        }
+        after_quantifier = false;
+        bool risky       = false;
+        if (c == '(') {
+            groups.push_back({});
+            if (i + 2 < p.size() && p[i + 1] == '?') i += 2;  // (?: (?= (?!
+        } else if (c == ')' && !groups.empty()) {
+            const group g = groups.back();
+            groups.pop_back();
+            risky = g.quantified_inside || g.alternation;
+            if (!groups.empty()) {
+                groups.back().quantified_inside |= g.quantified_inside;
+            }
+        } else if (c == '|' && !groups.empty()) {
+            groups.back().alternation = true;
+        }
+        after_risky_group = risky;
+    }
+    return "";
+}
+
 }  // namespace
 
 model_placement model_placement::parse(Napi::Env env, Napi::Object params) {
@@ -73,7 +146,7 @@ model_placement model_placement::parse(Napi::Env env, Napi::Object params) {
                 throw_error(env, code::invalid_config, "devices[" + std::to_string(i) + "] must be a device name");
             }
             const std::string  name = v.As<Napi::String>().Utf8Value();
-            ggml_backend_dev_t dev  = ggml_backend_dev_by_name(name.c_str());
+            ggml_backend_dev_t dev  = name.find('\0') == std::string::npos ? ggml_backend_dev_by_name(name.c_str()) : nullptr;
             if (dev == nullptr) {
                 throw_error(env, code::invalid_config,
                             "devices[" + std::to_string(i) + "]: no device named '" + name + "'; available: " + device_names());
@@ -135,6 +208,14 @@ model_placement model_placement::parse(Napi::Env env, Napi::Object params) {
             } catch (const std::regex_error & e) {
                 throw_error(env, code::invalid_config,
                             "tensorOverrides[" + std::to_string(i) + "].pattern is not a valid regular expression: " + e.what());
+            }
+            if (p.find('\0') != std::string::npos) {
+                throw_error(env, code::invalid_config, "tensorOverrides[" + std::to_string(i) + "].pattern contains a NUL character");
+            }
+            if (const std::string why = backtracking_hazard(p); !why.empty()) {
+                throw_error(env, code::invalid_config,
+                            "tensorOverrides[" + std::to_string(i) + "].pattern could take exponential time to match (" + why +
+                                "): write it without nested or repeated quantifiers, e.g. 'blk\\.[0-9]+\\.ffn_(up|down|gate)_exps'");
             }
             out.override_types.push_back(buffer_type_by_name(env, type.As<Napi::String>().Utf8Value(), i));
             out.override_patterns.push_back(std::move(p));

@@ -33,19 +33,40 @@ class abortable_progress_worker : public Napi::AsyncProgressWorker<float> {
 
     // The latest progress value to the JS callback; a call that fails means the
     // environment is going away, which aborts the work.
+    // A callback that throws aborts the work, and the promise rejects with its error.
     void OnProgress(const float * data, size_t count) override {
         if (count > 0 && !Callback().IsEmpty()) {
-            if (!outside_js([&] { Callback().Call({ Napi::Number::New(Env(), data[count - 1]) }); })) {
+            const bool delivered = outside_js([&] {
+                try {
+                    Callback().Call({ Napi::Number::New(Env(), data[count - 1]) });
+                } catch (const Napi::Error & e) {
+                    if (callback_error_.IsEmpty()) {
+                        callback_error_ = Napi::Reference<Napi::Value>::New(e.Value(), 1);
+                    }
+                    abort_->store(true);
+                }
+            });
+            if (!delivered) {
                 abort_->store(true);
             }
         }
     }
 
+    // Rejects with the progress callback's error when it threw; returns whether it did.
+    bool reject_with_callback_error() {
+        if (callback_error_.IsEmpty()) {
+            return false;
+        }
+        deferred_.Reject(callback_error_.Value());
+        return true;
+    }
+
     void OnError(const Napi::Error & e) override {
-        outside_js([&] { deferred_.Reject(e.Value()); });
+        outside_js([&] { deferred_.Reject(escaped_error(Env(), e).Value()); });
     }
 
     Napi::Promise::Deferred            deferred_;
+    Napi::Reference<Napi::Value>       callback_error_;
     std::shared_ptr<std::atomic<bool>> abort_;
     failure                            fail_;
 };

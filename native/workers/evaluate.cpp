@@ -59,7 +59,7 @@ class evaluate_worker : public Napi::AsyncProgressQueueWorker<char> {
     }
 
     void OnError(const Napi::Error & e) override {
-        outside_js([&] { deferred_.Reject(e.Value()); });
+        outside_js([&] { deferred_.Reject(escaped_error(Env(), e).Value()); });
     }
 
   private:

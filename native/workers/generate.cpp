@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <limits>
 
 namespace llama_kv {
 
@@ -182,7 +183,15 @@ class generate_worker : public Napi::AsyncProgressQueueWorker<token_event> {
                 pieces.Set(static_cast<uint32_t>(j++),
                            Napi::Buffer<char>::Copy(env, events[i].piece.data(), events[i].piece.size()));
             }
-            Callback().Call({ tokens, pieces });
+            try {
+                Callback().Call({ tokens, pieces });
+            } catch (const Napi::Error & e) {
+                // The callback threw: stop, and reject with its error rather than lose it.
+                if (callback_error_.IsEmpty()) {
+                    callback_error_ = Napi::Reference<Napi::Value>::New(e.Value(), 1);
+                }
+                state_->abort.store(true);
+            }
         });
         if (!delivered) {
             state_->abort.store(true);  // nobody is listening any more
@@ -195,6 +204,10 @@ class generate_worker : public Napi::AsyncProgressQueueWorker<token_event> {
 
     void settle() {
         Napi::Env env = Env();
+        if (!callback_error_.IsEmpty()) {
+            deferred_.Reject(callback_error_.Value());
+            return;
+        }
         if (fail_) {
             deferred_.Reject(make_error(env, fail_).Value());
             return;
@@ -211,7 +224,7 @@ class generate_worker : public Napi::AsyncProgressQueueWorker<token_event> {
     }
 
     void OnError(const Napi::Error & e) override {
-        outside_js([&] { deferred_.Reject(e.Value()); });
+        outside_js([&] { deferred_.Reject(escaped_error(Env(), e).Value()); });
     }
 
   private:
@@ -232,6 +245,7 @@ class generate_worker : public Napi::AsyncProgressQueueWorker<token_event> {
     }
 
     Napi::Promise::Deferred        deferred_;
+    Napi::Reference<Napi::Value>   callback_error_;
     std::shared_ptr<context_state> state_;
     generate_request               req_;
     failure                        fail_;
@@ -252,6 +266,15 @@ double read_number(Napi::Env env, Napi::Object obj, const char * key) {
     return v.As<Napi::Number>().DoubleValue();
 }
 
+// A sampler parameter: converting a double outside float's range to float is undefined behaviour.
+float read_float(Napi::Env env, Napi::Object obj, const char * key) {
+    const double d = read_number(env, obj, key);
+    if (std::fabs(d) > std::numeric_limits<float>::max()) {
+        throw_error(env, code::invalid_argument, std::string("generate: ") + key + " is outside the range of a float");
+    }
+    return static_cast<float>(d);
+}
+
 }  // namespace
 
 generate_request read_generate_request(Napi::Env env, Napi::Object obj) {
@@ -268,11 +291,11 @@ generate_request read_generate_request(Napi::Env env, Napi::Object obj) {
 
     const double max_tokens = read_number(env, obj, "maxTokens");
     r.max_tokens     = static_cast<uint32_t>(checked_integer(env, max_tokens, 0, UINT32_MAX, "generate: maxTokens"));
-    r.temperature    = static_cast<float>(read_number(env, obj, "temperature"));
+    r.temperature    = read_float(env, obj, "temperature");
     r.top_k          = static_cast<int32_t>(checked_integer(env, read_number(env, obj, "topK"), 0, INT32_MAX, "generate: topK"));
-    r.top_p          = static_cast<float>(read_number(env, obj, "topP"));
-    r.min_p          = static_cast<float>(read_number(env, obj, "minP"));
-    r.repeat_penalty = static_cast<float>(read_number(env, obj, "repeatPenalty"));
+    r.top_p          = read_float(env, obj, "topP");
+    r.min_p          = read_float(env, obj, "minP");
+    r.repeat_penalty = read_float(env, obj, "repeatPenalty");
     // Bounded by the context later (the penalty sampler allocates a ring of this size).
     r.repeat_last_n  = static_cast<int32_t>(checked_integer(env, read_number(env, obj, "repeatLastN"), 0, INT32_MAX, "generate: repeatLastN"));
     r.seed           = static_cast<uint32_t>(checked_integer(env, read_number(env, obj, "seed"), 0, UINT32_MAX, "generate: seed"));

@@ -73,6 +73,8 @@ class load_model_worker : public abortable_progress_worker {
             model = llama_model_load_from_file(params_.path.c_str(), mp);
         } catch (const std::exception & e) {
             log_capture_append(e.what());
+        } catch (...) {
+            log_capture_append("unknown C++ exception");
         }
         const std::string log_tail = log_capture_take();
         if (model != nullptr) {
@@ -80,7 +82,7 @@ class load_model_worker : public abortable_progress_worker {
         } else if (abort_->load()) {
             fail_ = { code::aborted, "model loading was aborted" };
         } else {
-            fail_ = { code::model_load_failed,
+            fail_ = { failure_code(code::model_load_failed, log_tail),
                       with_log("llama.cpp could not load the model from " + params_.path, log_tail) };
         }
     }
@@ -91,6 +93,9 @@ class load_model_worker : public abortable_progress_worker {
 
     void settle() {
         Napi::Env env = Env();
+        if (reject_with_callback_error()) {
+            return;  // a model that loaded anyway is freed with result_
+        }
         if (fail_) {
             deferred_.Reject(make_error(env, fail_).Value());
             return;
@@ -110,16 +115,28 @@ class load_model_worker : public abortable_progress_worker {
     llama_model_ptr result_;
 };
 
-template <typename T> T get_or(Napi::Object obj, const char * key, T fallback);
-
-template <> bool get_or<bool>(Napi::Object obj, const char * key, bool fallback) {
+// An optional parameter: `fallback` when absent, an INVALID_ARGUMENT error when present
+// with the wrong type or out of range (never a silent default or a wrapped integer).
+bool get_or(Napi::Env env, Napi::Object obj, const char * key, bool fallback) {
     Napi::Value v = obj.Get(key);
-    return v.IsBoolean() ? v.As<Napi::Boolean>().Value() : fallback;
+    if (v.IsUndefined()) {
+        return fallback;
+    }
+    if (!v.IsBoolean()) {
+        throw_error(env, code::invalid_argument, std::string("load parameter ") + key + " must be a boolean");
+    }
+    return v.As<Napi::Boolean>().Value();
 }
 
-template <> int32_t get_or<int32_t>(Napi::Object obj, const char * key, int32_t fallback) {
+int32_t get_or(Napi::Env env, Napi::Object obj, const char * key, int32_t fallback, int32_t min, int32_t max) {
     Napi::Value v = obj.Get(key);
-    return v.IsNumber() ? v.As<Napi::Number>().Int32Value() : fallback;
+    if (v.IsUndefined()) {
+        return fallback;
+    }
+    if (!v.IsNumber()) {
+        throw_error(env, code::invalid_argument, std::string("load parameter ") + key + " must be a number");
+    }
+    return static_cast<int32_t>(checked_integer(env, v.As<Napi::Number>().DoubleValue(), min, max, std::string("load parameter ") + key));
 }
 
 }  // namespace
@@ -132,12 +149,12 @@ Napi::Value load_model(const Napi::CallbackInfo & info) {
     load_params  params;
     Napi::Object obj     = info[1].As<Napi::Object>();
     params.path          = info[0].As<Napi::String>().Utf8Value();
-    params.n_gpu_layers  = get_or<int32_t>(obj, "gpuLayers", 0);
-    params.use_mmap      = get_or<bool>(obj, "useMmap", true);
-    params.use_mlock     = get_or<bool>(obj, "useMlock", false);
-    params.vocab_only    = get_or<bool>(obj, "vocabOnly", false);
-    params.check_tensors = get_or<bool>(obj, "checkTensors", false);
-    params.no_alloc      = get_or<bool>(obj, "noAlloc", false);
+    params.n_gpu_layers  = get_or(env, obj, "gpuLayers", 0, -1, INT32_MAX);
+    params.use_mmap      = get_or(env, obj, "useMmap", true);
+    params.use_mlock     = get_or(env, obj, "useMlock", false);
+    params.vocab_only    = get_or(env, obj, "vocabOnly", false);
+    params.check_tensors = get_or(env, obj, "checkTensors", false);
+    params.no_alloc      = get_or(env, obj, "noAlloc", false);
     backends_load({});
     if (!backends_have_cpu()) {
         throw_error(env, code::backend_unavailable,

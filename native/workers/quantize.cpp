@@ -7,6 +7,8 @@
 
 #include <atomic>
 #include <cstdio>
+#include <filesystem>
+#include <system_error>
 #include <memory>
 #include <string>
 
@@ -84,7 +86,9 @@ class quantize_worker : public abortable_progress_worker {
 
     void OnOK() override {
         outside_js([&] {
-            if (fail_) {
+            if (reject_with_callback_error()) {
+                // The output may be complete: the caller's error wins all the same.
+            } else if (fail_) {
                 deferred_.Reject(make_error(Env(), fail_).Value());
             } else {
                 deferred_.Resolve(Env().Undefined());
@@ -119,6 +123,12 @@ Napi::Value quantize_model(const Napi::CallbackInfo & info) {
         if (p->empty() || p->find('\0') != std::string::npos) {
             throw_error(env, code::invalid_argument, "quantize: paths must be non-empty strings without NUL bytes");
         }
+    }
+    // llama.cpp truncates the output while it reads the memory-mapped input: the same file
+    // under two names (or a hard link) would fault (SIGBUS) as it is read.
+    std::error_code same_error;
+    if (std::filesystem::equivalent(std::filesystem::u8path(params.input), std::filesystem::u8path(params.output), same_error)) {
+        throw_error(env, code::invalid_argument, "quantize: the output is the input file; write the output to another path");
     }
     Napi::Function on_progress = progress_callback_or_noop(info, 3);
     auto   abort  = std::make_shared<std::atomic<bool>>(false);

@@ -38,8 +38,10 @@ class tokenize_worker : public Napi::AsyncWorker {
         });
     }
 
-    void OnError(const Napi::Error &) override {
-        outside_js([&] { deferred_.Reject(make_error(Env(), code::tokenize_failed, error_).Value()); });
+    void OnError(const Napi::Error & e) override {
+        outside_js([&] {
+            deferred_.Reject((error_.empty() ? escaped_error(Env(), e) : make_error(Env(), code::tokenize_failed, error_)).Value());
+        });
     }
 
   private:

@@ -228,6 +228,14 @@ export function corpusCases(original: Buffer): CorpusCase[] {
     }
     rewrite('general.architecture=unknown', (kv) => kv.map((e) => (e.key === 'general.architecture' ? { ...e, value: 'no-such-architecture' } : e)));
     rewrite('tokenizer.ggml.model=unknown', (kv) => kv.map((e) => (e.key === 'tokenizer.ggml.model' ? { ...e, value: 'no-such-tokenizer' } : e)));
+    // No tokenizer: it loads, and llama.cpp's tokenize and token-to-piece GGML_ASSERT on it.
+    const noTokenizer = (keep: (key: string) => boolean) => (kv: GgufKvEntry[]) => [
+        ...kv.filter((e) => keep(e.key) && e.key !== 'tokenizer.ggml.model' && e.key !== 'llama.vocab_size'),
+        { key: 'tokenizer.ggml.model', type: T.STRING, value: 'none' },
+        { key: 'llama.vocab_size', type: T.UINT32, value: 32000 },
+    ] as GgufKvEntry[];
+    rewrite('tokenizer.ggml.model=none, no vocabulary', noTokenizer((key) => !key.startsWith('tokenizer.')));
+    rewrite('tokenizer.ggml.model=none, vocabulary kept', noTokenizer(() => true));
     return cases;
 }
 

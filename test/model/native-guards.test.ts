@@ -1,7 +1,12 @@
 // The native layer is the second line behind TypeScript's validation: called directly
 // with bad values it must return errors, never abort, allocate absurd amounts or hit UB.
+import { linkSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { binding, type NativeContext, type NativeGenerateRequest, type NativeModel } from '../../lib/binding.js';
+import { binding, type NativeContext, type NativeContextParams, type NativeGenerateRequest, type NativeModel } from '../../lib/binding.js';
+import { ensureFixtureModel } from '../../lib/fixtures/models.js';
+import { corpusCases } from '../corpus/corpus.js';
 import { fixtures } from '../helpers/fixtures.js';
 
 describe('native argument checks', () => {
@@ -61,5 +66,112 @@ describe('native argument checks', () => {
         expect(() => model.tokenToPiece(NaN, false)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
         expect(() => model.tokenToPiece(40000, false)).toThrow(/outside the vocabulary/);
         expect(model.tokenToPiece(1, true).toString()).toBe('<s>');
+    });
+
+    const loadParams = { gpuLayers: 0, useMmap: true, useMlock: false, vocabOnly: false, checkTensors: false };
+    const contextParams: NativeContextParams = {
+        contextSize: 256, batchSize: 64, ubatchSize: 64, sequences: 1, threads: 1, threadsBatch: 1,
+        cacheTypeK: 1, cacheTypeV: 1, flashAttention: -1, kvUnified: false, offloadKqv: true, swaFull: true,
+    };
+    const code = (c: string) => expect.objectContaining({ code: c });
+
+    it('unwraps only objects its own constructor made, whatever their prototype (found in review: type confusion)', () => {
+        const native = binding();
+        const impostor = Object.setPrototypeOf(new native.NativeContext(model, contextParams), native.NativeModel.prototype) as NativeModel;
+        expect(() => new native.NativeContext(impostor, contextParams)).toThrow(code('INVALID_ARGUMENT'));
+        expect(() => new native.NativeContext(Object.create(native.NativeModel.prototype) as NativeModel, contextParams)).toThrow(/expected a native model/);
+        expect(() => ctx.setLoras([{ lora: Object.setPrototypeOf({}, Object.getPrototypeOf(model)) as never, scale: 1 }])).toThrow(/expected a LoRA adapter/);
+        native.NativeContext.prototype.dispose.call(impostor);
+    });
+
+    it('setLoras survives getters that dispose the context while the list is read (found in review: a null dereference)', async () => {
+        const native = binding();
+        const lora = await native.loadLora(model, fixtures.loraAttn);
+        for (const key of ['scale', 'lora'] as const) {
+            const victim = new native.NativeContext(model, contextParams);
+            const entry = { lora, scale: 1 };
+            Object.defineProperty(entry, key, { get: () => (victim.dispose(), key === 'scale' ? 1 : lora) });
+            expect(() => victim.setLoras([entry])).toThrow(code('DISPOSED'));
+        }
+        expect(() => ctx.setLoras([{ lora, scale: 1e300 }])).toThrow(code('INVALID_ARGUMENT')); // not a float: UB to convert
+        lora.dispose();
+    });
+
+    it('reads numbers exactly: no wrapped, truncated or defaulted values (found in review)', async () => {
+        const native = binding();
+        for (const flashAttention of [1.5, 2 ** 32 + 1, NaN]) {
+            expect(() => new native.NativeContext(model, { ...contextParams, flashAttention })).toThrow(code('INVALID_ARGUMENT'));
+        }
+        for (const bad of [{ gpuLayers: 1e12 }, { gpuLayers: 2.7 }, { gpuLayers: NaN }, { useMmap: 'no' }]) {
+            expect(() => native.loadModel(fixtures.f16, { ...loadParams, ...bad } as never)).toThrow(code('INVALID_ARGUMENT'));
+        }
+        for (const field of ['temperature', 'topP', 'minP', 'repeatPenalty'] as const) {
+            expect(() => ctx.generate({ ...request, [field]: 1e300 }, () => {})).toThrow(code('INVALID_ARGUMENT'));
+        }
+    });
+
+    it('refuses tensorOverrides patterns that std::regex could match for ever (found in review: a load that never ends)', async () => {
+        const native = binding();
+        for (const pattern of ['(?:.*)*(?:.*)*Z$', '(a+)+b', '(a|aa)*c', '.*.*.*.*Z', 'a?a?a?a?a?a?a?a?a?aaaaaaaaa', 'ffn\0exps']) {
+            expect(() => native.loadModel(fixtures.f16, { ...loadParams, tensorOverrides: [{ pattern, bufferType: 'CPU' }] }), pattern).toThrow(code('INVALID_CONFIG'));
+        }
+        // What people write still loads: cpuMoeLayers' own pattern, classes, one or two wildcards.
+        for (const pattern of ['^blk\\.(0|1|2)\\.ffn_(up|down|gate|gate_up)_(ch|)exps', 'blk\\.[0-9]+\\.ffn_.*_exps', '(?:attn_q|attn_k)\\.weight$', 'blk\\.\\d{1,2}\\.']) {
+            const m = await native.loadModel(fixtures.f16, { ...loadParams, tensorOverrides: [{ pattern, bufferType: 'CPU' }] }).promise;
+            m.dispose();
+        }
+    });
+
+    it('rejects with the error a JS callback threw instead of losing it (found in review)', async () => {
+        const native = binding();
+        const thrown = new Error('from onTokens');
+        await expect(ctx.generate({ ...request, maxTokens: 8 }, () => { throw thrown; })).rejects.toBe(thrown);
+        const fromProgress = new Error('from onProgress');
+        await expect(native.loadModel(fixtures.f16, loadParams, () => { throw fromProgress; }).promise).rejects.toBe(fromProgress);
+        expect((await ctx.generate(request, () => {})).generatedTokens).toBe(2); // the context is free again
+    });
+
+    it('detokenize sizes its text from the pieces (llama.cpp sums the length in an int32)', () => {
+        const tokens = Int32Array.from({ length: 20_000 }, (_, i) => 3 + (i % 5000));
+        const pieces = [...tokens].reduce((n, t) => n + model.tokenToPiece(t, false).length, 0);
+        const text = model.detokenize(tokens, false, false);
+        expect(text.length).toBeGreaterThan(20_000);
+        expect(text.length).toBeLessThanOrEqual(pieces);
+    });
+
+    it('refuses to quantize a file onto itself under another name (a hard link: SIGBUS while it is read)', () => {
+        const dir = mkdtempSync(join(tmpdir(), 'llama-kv-guard-'));
+        try {
+            const input = join(dir, 'in.gguf');
+            linkSync(fixtures.f16, input);
+            const link = join(dir, 'out.gguf');
+            linkSync(fixtures.f16, link);
+            expect(() => binding().quantize(input, link, { ftype: 7, threads: 1, allowRequantize: true })).toThrow(code('INVALID_ARGUMENT'));
+        } finally {
+            rmSync(dir, { recursive: true, force: true });
+        }
+    });
+
+    it('a model without a tokenizer evaluates token ids, and refuses text instead of asserting (found in review: SIGABRT)', async () => {
+        const native = binding();
+        const dir = mkdtempSync(join(tmpdir(), 'llama-kv-guard-'));
+        try {
+            const original = readFileSync(await ensureFixtureModel('micro-f16', { dir: fixtures.cacheDir }));
+            const path = join(dir, 'none.gguf');
+            await corpusCases(original).find((c) => c.name === 'tokenizer.ggml.model=none, vocabulary kept')!.write(path);
+            const m = await native.loadModel(path, loadParams).promise;
+            const c = new native.NativeContext(m, contextParams);
+            expect((await c.evaluate(Int32Array.of(5, 6))).length).toBe(32000);
+            expect(() => m.tokenize('hi', true, false)).toThrow(code('TOKENIZE_FAILED'));
+            await expect(m.tokenizeAsync('hi', true, false)).rejects.toMatchObject({ code: 'TOKENIZE_FAILED', message: expect.stringContaining("tokenizer.ggml.model is 'none'") });
+            expect(() => m.detokenize(Int32Array.of(5), false, false)).toThrow(code('TOKENIZE_FAILED'));
+            expect(() => m.tokenToPiece(5, false)).toThrow(code('TOKENIZE_FAILED'));
+            expect(() => c.generate({ ...request, prompt: Int32Array.of(5, 6) }, () => {})).toThrow(code('TOKENIZE_FAILED'));
+            expect(() => c.generate(request, () => {})).toThrow(code('TOKENIZE_FAILED'));
+            c.dispose();
+            m.dispose();
+        } finally {
+            rmSync(dir, { recursive: true, force: true });
+        }
     });
 });
