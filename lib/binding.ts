@@ -5,7 +5,7 @@
  */
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { backendSearchDirs } from './backends.js';
 import { LlamaError } from './errors.js';
@@ -198,6 +198,8 @@ export interface NativeBinding {
         supportsGpuOffload: boolean;
         maxParallelSequences: number;
     };
+    /** glibc's malloc_trim(0): the allocator's free memory back to the OS (for leak measurements); false where there is none. */
+    trimHeap(): boolean;
     /** Loads ggml's backend libraries, once per process (later calls do nothing). */
     loadBackends(extraDirs: string[]): void;
     /** With `withMemory`, each device's free and total memory (a GPU backend may create a driver context to answer); 0 otherwise. */
@@ -222,14 +224,19 @@ let cached: NativeBinding | undefined;
  * Loads the addon once (build/Release, or prebuilds/<platform>-<arch> via
  * node-gyp-build), then ggml's backends: from the addon's folder, the GPU packages and
  * LLAMA_KV_BACKEND_PATH.
+ *
+ * For testing, `LLAMA_KV_ADDON_PATH` names another llama_kv.node to load instead (e.g.
+ * build-asan/Release/llama_kv.node of scripts/test-asan.mjs); its folder must hold its
+ * own ggml libraries, since the CPU backend is loaded from beside the addon.
  */
 export function binding(): NativeBinding {
     if (cached) return cached;
     const require = createRequire(import.meta.url);
     const root = packageRoot();
     try {
+        const override = process.env.LLAMA_KV_ADDON_PATH;
         const load = require('node-gyp-build') as { path(dir: string): string };
-        const native = require(load.path(root)) as NativeBinding;
+        const native = require(override ? resolve(override) : load.path(root)) as NativeBinding;
         native.loadBackends(backendSearchDirs(root));
         cached = native;
     } catch (error) {

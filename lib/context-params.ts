@@ -4,6 +4,7 @@
  * an estimate is made for exactly what a context would get, with the same errors.
  * @internal
  */
+import { availableParallelism } from 'node:os';
 import type { NativeContextParams } from './binding.js';
 import { LlamaConfigError } from './errors.js';
 import { KV_CACHE_TYPE_INFO, resolveKvConfig, type KvModelFacts, type ResolvedKvConfig } from './kv-cache.js';
@@ -50,6 +51,10 @@ export function resolveContextParams(
         log('warn', `contextSize ${contextSize} is larger than the model's trained context (${trained}); quality may degrade past it`);
     }
     const threads = opts.threads ?? defaults.context.threads();
+    const cpus = availableParallelism();
+    for (const [name, n] of [['threads', threads], ['threadsBatch', opts.threadsBatch ?? threads]] as const) {
+        if (n > cpus) log('warn', `${name} ${n} is more than the ${cpus} CPUs available: ggml's threads wait on each other at every step, so decoding will be slower, not faster; use at most ${cpus}`);
+    }
     return {
         kv,
         native: {

@@ -5,12 +5,16 @@
  * figures change as other processes run.
  */
 import { readFileSync } from 'node:fs';
-import { freemem } from 'node:os';
+import { freemem, totalmem } from 'node:os';
 
 /** One limit on host allocations, and the bytes left under it. */
 export interface HostMemoryLimit {
-    /** 'system': available RAM (MemAvailable) plus free swap; 'cgroup': the container's memory limit; 'address-space' / 'data-size': this process's RLIMIT_AS / RLIMIT_DATA. */
-    source: 'system' | 'cgroup' | 'address-space' | 'data-size';
+    /**
+     * 'system': available RAM (MemAvailable) plus free swap (Linux); 'physical': the machine's RAM
+     * (elsewhere: see {@link getHostMemory}); 'cgroup': the container's memory limit;
+     * 'address-space' / 'data-size': this process's RLIMIT_AS / RLIMIT_DATA.
+     */
+    source: 'system' | 'physical' | 'cgroup' | 'address-space' | 'data-size';
     /** Bytes an allocation can still take under this limit. */
     availableBytes: number;
 }
@@ -73,7 +77,7 @@ function cgroupAvailable(): number | null {
 /**
  * The host memory a new allocation can get now: what LlamaModel.load and LlamaContext
  * check their estimate against. On Linux: MemAvailable plus free swap, the cgroup's
- * limit, RLIMIT_AS and RLIMIT_DATA; on other systems os.freemem().
+ * limit, RLIMIT_AS and RLIMIT_DATA; on other systems the machine's RAM (os.totalmem()).
  *
  * @example
  * const { availableBytes, limits } = getHostMemory();
@@ -95,7 +99,10 @@ export function getHostMemory(): HostMemory {
         const vmData = kbField(status, 'VmData');
         if (data !== null && vmData !== null) limits.push({ source: 'data-size', availableBytes: Math.max(0, data - vmData) });
     } else {
-        limits.push({ source: 'system', availableBytes: freemem() });
+        // os.freemem() is no measure there: macOS counts only never-used pages (a few hundred
+        // MiB while gigabytes are reclaimable), and Windows fails an allocation past its commit
+        // limit cleanly, without an overcommit killer. Only what exceeds the RAM is refused.
+        limits.push({ source: 'physical', availableBytes: totalmem() });
     }
     limits.sort((a, b) => a.availableBytes - b.availableBytes);
     return { availableBytes: limits[0].availableBytes, limits };
@@ -106,6 +113,8 @@ export function describeLimit(source: HostMemoryLimit['source']): string {
     switch (source) {
         case 'system':
             return 'available RAM and swap';
+        case 'physical':
+            return "the machine's RAM";
         case 'cgroup':
             return "the cgroup's (container's) memory limit";
         case 'address-space':
