@@ -120,6 +120,7 @@ export class LlamaContext {
             throw fromNative(error, captureStack());
         }
         this.#native = created;
+        trackForExit(created);
         this.#loras = Object.freeze((opts.loras ?? []).map(({ lora, scale }) => Object.freeze({ lora, scale })));
         this.#model = model;
         this.#seed = opts.seed ?? randomSeed();
@@ -267,6 +268,7 @@ export class LlamaContext {
         const native = this.#native;
         this.#native = null;
         this.#release();
+        liveContexts.delete(native);
         native.dispose();
     }
 
@@ -420,5 +422,22 @@ function checkContextFits(model: LlamaModel, resolved: ReturnType<typeof resolve
         gpuLayers: placement.gpuLayers,
         devices: placement.devices,
         offloadKqv: resolved.native.offloadKqv,
+    });
+}
+
+/**
+ * Contexts not yet disposed. On process.exit() Node joins its threadpool, which waits for
+ * every native decode in flight, and runs no cleanup hook that would abort them first: a
+ * generation would hold the exit until it ended. The 'exit' handler aborts them instead.
+ */
+const liveContexts = new Set<NativeContext>();
+let exitHook = false;
+
+function trackForExit(native: NativeContext): void {
+    liveContexts.add(native);
+    if (exitHook) return;
+    exitHook = true;
+    process.once('exit', () => {
+        for (const c of liveContexts) c.abort();
     });
 }

@@ -60,16 +60,17 @@ describe('isolation', () => {
         const script = `
             import { LlamaModel } from ${JSON.stringify(pathToFileURL(join(root, 'dist', 'index.js')).href)};
             const model = await LlamaModel.load({ path: ${JSON.stringify(fixtures.f16)}, gpu: false });
-            const ctxs = [model.createContext({ contextSize: 256 }), model.createContext({ contextSize: 256 })];
+            const ctxs = [model.createContext({ contextSize: 8192 }), model.createContext({ contextSize: 8192 })];
             const lora = await model.loadLora(${JSON.stringify(fixtures.loraAttn)});
             await ctxs[1].setLoras([{ lora, scale: 1 }]);
-            for (const ctx of ctxs) ctx.complete('Once upon a time', { maxTokens: 2000 }).catch(() => {});
+            for (const ctx of ctxs) ctx.complete('Once upon a time', { maxTokens: 8000 }).catch(() => {});
             setTimeout(() => process.exit(0), 50);
         `;
         const started = performance.now();
         const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
         expect(r.signal).toBeNull();
         expect(r.status).toBe(0);
-        expect(performance.now() - started).toBeLessThan(20_000);
+        // Measured: 0.6 s; 17-36 s before the exit handler aborted the decodes in flight.
+        expect(performance.now() - started).toBeLessThan(10_000);
     });
 });
