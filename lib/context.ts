@@ -7,7 +7,6 @@ import { toMemoryReport, type MemoryReport } from './memory.js';
 import { adoptChild, modelGpuLayers, modelPlacement, nativeModel, toTokenArray, type LlamaModel } from './model.js';
 import { estimateResolved } from './estimate.js';
 import { checkContextMemory } from './memory-guard.js';
-import { modelFactsFromGguf } from './model-facts.js';
 import {
     contextOptionsSchema,
     loraListSchema,
@@ -410,13 +409,9 @@ export class LlamaContext {
  */
 function checkContextFits(model: LlamaModel, resolved: ReturnType<typeof resolveContextParams>): void {
     const placement = modelPlacement(model);
-    let facts;
-    try {
-        facts = modelFactsFromGguf(placement.header);
-    } catch {
-        return; // a header the estimator does not understand: llama.cpp loaded it, let it decide
-    }
-    if (!facts.denseKv) return;
+    const facts = placement.facts;
+    // A header the estimator does not understand (llama.cpp loaded it: let it decide), or a KV layout it only approximates.
+    if (facts === null || !facts.denseKv) return;
     checkContextMemory(estimateResolved(placement.header, facts, resolved), {
         layerCount: facts.layerCount,
         gpuLayers: placement.gpuLayers,

@@ -88,18 +88,23 @@ export function offloadedLayers(gpuLayers: number, layerCount: number): { repeat
     return { repeating: Math.max(0, Math.min(layerCount, requested - 1)), output: requested >= 1 };
 }
 
-/** Whether a tensor stays in host memory because a tensor override sends it to a CPU buffer type. */
-function overriddenToHost(name: string, overrides: readonly { pattern: string; bufferType: string }[]): boolean {
-    for (const o of overrides) {
-        let re: RegExp;
+/** The tensor overrides that keep tensors in host memory (a CPU buffer type), each compiled once. */
+function hostOverrides(overrides: readonly { pattern: string; bufferType: string }[]): { re: RegExp | null; host: boolean }[] {
+    return overrides.map((o) => {
+        let re: RegExp | null = null;
         try {
             re = new RegExp(o.pattern);
         } catch {
-            continue; // a std::regex that JavaScript does not parse: llama.cpp decides
+            // a std::regex that JavaScript does not parse: llama.cpp decides
         }
-        if (re.test(name)) return /^CPU/i.test(o.bufferType);
-    }
-    return false;
+        return { re, host: /^CPU/i.test(o.bufferType) };
+    });
+}
+
+/** Whether the first override that matches `name` (the one llama.cpp applies) sends it to host memory. */
+function overriddenToHost(name: string, overrides: readonly { re: RegExp | null; host: boolean }[]): boolean {
+    const match = overrides.find((o) => o.re?.test(name));
+    return match?.host ?? false;
 }
 
 /**
@@ -115,6 +120,7 @@ export function modelWeightPlacement(
 ): { hostBytes: number; deviceBytes: number; layersOnDevice: number; outputOnDevice: boolean } {
     const offload = onGpu ? offloadedLayers(gpuLayers, layerCount) : { repeating: 0, output: false };
     const firstOffloaded = layerCount - offload.repeating;
+    const compiled = hostOverrides(overrides);
     let hostBytes = 0;
     let deviceBytes = 0;
     for (const t of gguf.tensors) {
@@ -123,7 +129,7 @@ export function modelWeightPlacement(
         const onDevice = layer
             ? Number(layer[1]) >= firstOffloaded
             : /^output(_norm)?\./.test(t.name) && offload.output;
-        if (onDevice && !overriddenToHost(t.name, overrides)) deviceBytes += bytes;
+        if (onDevice && !overriddenToHost(t.name, compiled)) deviceBytes += bytes;
         else hostBytes += bytes;
     }
     return { hostBytes, deviceBytes, layersOnDevice: offload.repeating, outputOnDevice: offload.output };

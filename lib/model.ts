@@ -16,6 +16,7 @@ import { LlamaLora, loraFacts } from './lora.js';
 import { inspectModel } from './isolation.js';
 import { readGgufMetadata, type GgufMetadata, type GgufValue } from './gguf.js';
 import { checkModelMemory } from './memory-guard.js';
+import { modelFactsFromGguf, type HeaderModelFacts } from './model-facts.js';
 import { defaults, modelLoadOptionsSchema, parseOptions, tokenizeOptionsSchema, type ContextOptionsWithoutModel, type ModelLoadOptions, type TokenizeOptions } from './options.js';
 
 /** What a model is, read from the loaded model by llama.cpp, plus the raw GGUF metadata. */
@@ -139,7 +140,7 @@ export class LlamaModel {
         const onAbort = () => abort();
         opts.signal?.addEventListener('abort', onAbort, { once: true });
         try {
-            return new LlamaModel(await promise, opts.path, gguf.kv, { gpuLayers: placement.gpuLayers, devices: placement.devices ?? [], header: gguf });
+            return new LlamaModel(await promise, opts.path, gguf.kv, { gpuLayers: placement.gpuLayers, devices: placement.devices ?? [], header: gguf, facts: headerFacts(gguf) });
         } catch (error) {
             throw fromNative(error, stack);
         } finally {
@@ -302,6 +303,16 @@ export interface ModelPlacement {
     /** The GPU devices offloaded to ([] on the CPU). */
     devices: readonly string[];
     header: GgufMetadata;
+    /** The estimator's facts from the header, read once; null when it does not understand the header. */
+    facts: HeaderModelFacts | null;
+}
+
+function headerFacts(gguf: GgufMetadata): HeaderModelFacts | null {
+    try {
+        return modelFactsFromGguf(gguf);
+    } catch {
+        return null;
+    }
 }
 
 /** @internal */
