@@ -139,10 +139,18 @@ export interface NativeLora {
     readonly disposed: boolean;
 }
 
+/** Per position i: ln p(tokens[i + 1]) and the argmax; with a reference, its own and KL(reference || this). */
+export interface NativeScores {
+    logProbs: Float64Array;
+    topTokens: Int32Array;
+    reference?: { logProbs: Float64Array; topTokens: Int32Array; kl: Float64Array };
+}
+
 export interface NativeContext {
     config(): NativeContextConfig;
     memoryReport(): NativeMemoryReport;
     evaluate(tokens: Int32Array): Promise<Float32Array>;
+    score(tokens: Int32Array, reference?: NativeContext): Promise<NativeScores>;
     generate(request: NativeGenerateRequest, onTokens: (tokens: Int32Array, pieces: Buffer[]) => void): Promise<NativeGenerateResult>;
     abort(): void;
     setLoras(adapters: { lora: NativeLora; scale: number }[]): void;

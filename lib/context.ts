@@ -1,5 +1,5 @@
 import { binding, type NativeContext, type NativeGenerateResult } from './binding.js';
-import { captureStack, fromNative, LlamaConfigError, LlamaDisposedError } from './errors.js';
+import { captureStack, fromNative, LlamaAbortError, LlamaConfigError, LlamaDisposedError } from './errors.js';
 import { log } from './logger.js';
 import { resolveContextParams } from './context-params.js';
 import { flashAttentionBackendWarning, type KvCacheType } from './kv-cache.js';
@@ -82,6 +82,40 @@ export interface CompletionResult {
 
 type Prompt = string | ArrayLike<number>;
 
+/**
+ * Per-position scores of a token sequence from {@link LlamaContext.scoreTokens}: entry i
+ * is about position i predicting `tokens[i + 1]`, so each array has `tokens.length - 1`
+ * entries.
+ */
+export interface TokenScores {
+    /** ln p(tokens[i + 1] | tokens[0..i]) under this context, in nats. */
+    logProbs: Float64Array;
+    /** The most likely next token at each position (argmax of the logits; the lowest id on a tie). */
+    topTokens: Int32Array;
+    /** With a reference context: its log-probabilities and top tokens, and the divergence from it. */
+    reference?: {
+        logProbs: Float64Array;
+        topTokens: Int32Array;
+        /** KL(reference ‖ this) of the next-token distributions, in nats (0 when they are identical). */
+        kl: Float64Array;
+    };
+}
+
+/** Options of {@link LlamaContext.scoreTokens}. */
+export interface ScoreOptions {
+    /**
+     * Another context to compare with, e.g. the same model with an f16 cache: it decodes
+     * the same tokens in step, and each position gets the KL divergence of this
+     * context's next-token distribution from the reference's. Its model may differ
+     * (e.g. f16 weights against a quantized file) but must have the same vocabulary size.
+     */
+    reference?: LlamaContext;
+    /** Aborts the scoring: the promise rejects with a {@link LlamaAbortError} (code `ABORTED`). */
+    signal?: AbortSignal;
+}
+
+let nextContextId = 0;
+
 
 /**
  * A llama.cpp context (KV cache, compute buffers, a persistent threadpool) on a
@@ -98,6 +132,8 @@ export class LlamaContext {
     readonly #release: () => void;
     #queue: Promise<unknown> = Promise.resolve();
     #loras: readonly Readonly<LoraUse>[] = Object.freeze([]);
+    /** Creation order: two contexts' queues are always entered in this order (see scoreTokens). */
+    readonly #id = nextContextId++;
 
     constructor(options: LlamaContextOptions) {
         const opts = parseOptions(contextOptionsSchema, options, 'LlamaContext');
@@ -184,6 +220,57 @@ export class LlamaContext {
                 throw e;
             }
         });
+    }
+
+    /**
+     * Scores a token sequence position by position: the log-probability of each next token
+     * (for perplexity), the most likely token, and with `reference`, the KL divergence
+     * from the reference context's distribution. The sequence is decoded from an empty
+     * cache with logits at every position (in chunks of at most `batchSize` positions,
+     * fewer for large vocabularies) and is in the cache afterwards. With a reference,
+     * both contexts are held for the call: it runs after the operations queued on either.
+     *
+     * @example
+     * const scores = await ctx.scoreTokens(model.tokenize(text), { reference: f16Ctx });
+     * const meanKl = scores.reference!.kl.reduce((a, b) => a + b, 0) / scores.reference!.kl.length;
+     */
+    scoreTokens(tokens: ArrayLike<number>, options: ScoreOptions = {}): Promise<TokenScores> {
+        const stack = captureStack();
+        const ids = toTokenArray(tokens);
+        const reference = options.reference;
+        if (reference !== undefined && !(reference instanceof LlamaContext)) {
+            return Promise.reject(new LlamaConfigError('scoreTokens(): expected a LlamaContext for options.reference', 'INVALID_ARGUMENT', ['reference']));
+        }
+        const signal = options.signal;
+        if (signal !== undefined && !(signal instanceof AbortSignal)) {
+            return Promise.reject(new LlamaConfigError('scoreTokens(): expected an AbortSignal for options.signal', 'INVALID_ARGUMENT', ['signal']));
+        }
+        const task = async () => {
+            if (signal?.aborted) throw new LlamaAbortError();
+            const native = this.#requireNative();
+            const other = reference === undefined ? undefined : reference.#requireNative();
+            const abort = () => {
+                native.abort();
+                other?.abort();
+            };
+            signal?.addEventListener('abort', abort, { once: true });
+            try {
+                return await native.score(ids, other);
+            } catch (error) {
+                const e = fromNative(error, stack);
+                if (e.code === 'ABORTED' && signal?.aborted) throw new LlamaAbortError(undefined, { cause: e });
+                if (e.code === 'ABORTED' && (this.#native === null || (reference !== undefined && reference.#native === null))) {
+                    throw new LlamaDisposedError(this.#native === null ? 'context' : 'reference context');
+                }
+                throw e;
+            } finally {
+                signal?.removeEventListener('abort', abort);
+            }
+        };
+        if (reference === undefined || reference === this) return this.#enqueue(task);
+        // Entered in creation order, so that two scores with their contexts swapped cannot wait on each other.
+        const [first, second] = this.#id < reference.#id ? [this, reference] : [reference, this];
+        return first.#enqueue(() => second.#enqueue(task));
     }
 
     /**

@@ -6,6 +6,8 @@ export {
     type GeneratedToken,
     type CompletionResult,
     type FinishReason,
+    type TokenScores,
+    type ScoreOptions,
 } from './context.js';
 export {
     KV_CACHE_TYPES,
@@ -41,3 +43,21 @@ export type { LoraUse } from './options.js';
 export { quantizeModel, QUANTIZATION_TYPES, type QuantizationType, type QuantizeOptions, type QuantizeResult } from './quantize.js';
 export { ensureFixtureLora, type FixtureLoraName } from './fixtures/loras.js';
 export { inspectModel, type InspectModelOptions, type ModelInspection } from './isolation.js';
+export {
+    calibrate,
+    compareCalibration,
+    readPromptFile,
+    builtInPrompts,
+    CALIBRATION_REPORT_VERSION,
+    LONG_PROMPT_TOKENS,
+    type CalibrateOptions,
+    type CalibrationConfig,
+    type CalibrationProgress,
+    type CalibrationReport,
+    type CalibrationResult,
+    type CalibrationComparison,
+    type CalibrationRegression,
+    type CalibrationPrompt,
+    type BucketScore,
+    type KlSummary,
+} from './calibration.js';

@@ -275,6 +275,38 @@ export const tokenizeOptionsSchema = z.strictObject({
     parseSpecial: bool().optional(),
 });
 
+const kvPair = () =>
+    z.strictObject({
+        cacheTypeK: cacheType(),
+        cacheTypeV: cacheType(),
+    }, { error: `a preset name (${oneOf(Object.keys(KV_PRESETS))}) or { cacheTypeK, cacheTypeV }` });
+const kvConfiguration = () =>
+    z.union([z.enum(Object.keys(KV_PRESETS) as [KvPreset, ...KvPreset[]]), kvPair()], {
+        error: `a preset name (${oneOf(Object.keys(KV_PRESETS))}) or { cacheTypeK, cacheTypeV }`,
+    });
+
+export const calibrateOptionsSchema = z.strictObject({
+    model: z.custom<object>((v) => typeof v === 'object' && v !== null, { error: 'a LlamaModel' }),
+    prompts: z.array(z.strictObject({
+        name: z.string({ error: 'a prompt name (string)' }).min(1, { error: 'a non-empty prompt name' }),
+        category: z.string({ error: 'a category (string)' }).optional(),
+        text: z.string({ error: 'the prompt text (string)' }).min(1, { error: 'a non-empty prompt text' }),
+    }), { error: 'an array of { name, category?, text }' }).min(1, { error: 'at least one prompt' }).optional(),
+    configurations: z.array(kvConfiguration(), { error: 'an array of presets or { cacheTypeK, cacheTypeV }' }).min(1, { error: 'at least one configuration' }).optional(),
+    reference: kvConfiguration().optional(),
+    contextSize: positiveInt().refine((n) => n >= 16, { error: 'an integer >= 16' }).optional(),
+    threads: positiveInt().optional(),
+    flashAttention: z
+        .union([z.enum(FLASH_ATTENTION), z.boolean()], { error: `${oneOf(FLASH_ATTENTION)} (or true/false)` })
+        .transform((v): FlashAttention => (v === true ? 'on' : v === false ? 'off' : v))
+        .optional(),
+    generationTokens: nonNegativeInt().optional(),
+    baseline: z.custom<object>((v) => typeof v === 'object' && v !== null && Array.isArray((v as { results?: unknown }).results), { error: 'a saved calibration report (an object with results)' }).optional(),
+    maxKlIncrease: z.number({ error: 'a number >= 0' }).min(0, { error: 'a number >= 0' }).finite({ error: 'a number >= 0' }).optional(),
+    onProgress: fn<(progress: unknown) => void>().optional(),
+    signal: signal().optional(),
+});
+
 /** Defaults, in one place. */
 export const defaults = {
     model: { gpu: 'auto' as const, gpuLayers: 'auto' as const, cpuMoeLayers: 0, useMmap: true, useMlock: false, vocabOnly: false, checkTensors: false, checkMemory: true },
@@ -304,6 +336,14 @@ export const defaults = {
         parseSpecial: false,
     },
     tokenize: { addSpecial: true, parseSpecial: false },
+    calibrate: {
+        configurations: ['conservative', 'balanced', 'aggressive', 'extreme'] as const satisfies readonly KvPreset[],
+        reference: 'conservative' as KvPreset,
+        contextSize: 2048,
+        flashAttention: 'auto' as FlashAttention,
+        generationTokens: 32,
+        maxKlIncrease: 0,
+    },
 } as const;
 
 /** A random 32-bit seed. */

@@ -7,6 +7,7 @@
 #include "model.h"
 #include "workers/evaluate.h"
 #include "workers/generate.h"
+#include "workers/score.h"
 
 #include <algorithm>
 #include <cmath>
@@ -21,6 +22,7 @@ Napi::Function context_wrap::define(Napi::Env env) {
                            InstanceMethod<&context_wrap::memory_report>("memoryReport"),
                            InstanceMethod<&context_wrap::evaluate>("evaluate"),
                            InstanceMethod<&context_wrap::generate>("generate"),
+                           InstanceMethod<&context_wrap::score>("score"),
                            InstanceMethod<&context_wrap::abort>("abort"),
                            InstanceMethod<&context_wrap::set_loras>("setLoras"),
                            InstanceMethod<&context_wrap::dispose>("dispose"),
@@ -29,6 +31,10 @@ Napi::Function context_wrap::define(Napi::Env env) {
 }
 
 namespace {
+
+// Marks the JS objects that a context_wrap constructor completed on: unwrap trusts this
+// tag, not the prototype chain.
+const napi_type_tag context_instance_tag = { 0x6c6c616d614b5601ULL, 0x636f6e7465780002ULL };
 
 // Reads a required integer parameter in [min, max]; TypeScript has already applied
 // defaults and validated, this is the second line.
@@ -220,6 +226,18 @@ context_wrap::context_wrap(const Napi::CallbackInfo & info) : Napi::ObjectWrap<c
 
     addon_data::of(env)->track(state);
     state_ = std::move(state);
+    napi_type_tag_object(env, info.This(), &context_instance_tag);
+}
+
+context_wrap * context_wrap::unwrap(Napi::Env env, Napi::Value value) {
+    bool tagged = false;
+    if (value.IsObject()) {
+        napi_check_object_type_tag(env, value, &context_instance_tag, &tagged);
+    }
+    if (!tagged) {
+        throw_error(env, code::invalid_argument, "expected a native context");
+    }
+    return context_wrap::Unwrap(value.As<Napi::Object>());
 }
 
 context_wrap::~context_wrap() {
@@ -368,6 +386,73 @@ Napi::Value context_wrap::evaluate(const Napi::CallbackInfo & info) {
         return queue_evaluate(env, state, std::move(tokens));
     } catch (...) {
         state->busy.store(false);  // no worker took the context over
+        throw;
+    }
+}
+
+namespace {
+
+// What llama.cpp would assert on or index out of bounds with, for one of the contexts of a score.
+void check_score_tokens(Napi::Env env, const context_state & s, const std::vector<llama_token> & tokens, const char * which) {
+    const llama_vocab * vocab = llama_model_get_vocab(s.model.get());
+    const int64_t       bad   = find_invalid_token(vocab, tokens.data(), tokens.size());
+    if (bad >= 0) {
+        throw_error(env, code::invalid_argument,
+                    "token id " + std::to_string(tokens[static_cast<size_t>(bad)]) + " at index " + std::to_string(bad) +
+                        " is outside the vocabulary of the " + which + " [0, " + std::to_string(llama_vocab_n_tokens(vocab)) + ")");
+    }
+    const uint32_t n_ctx = llama_n_ctx_seq(s.ctx.get());
+    if (tokens.size() > n_ctx) {
+        throw_error(env, code::context_full,
+                    "the sequence has " + std::to_string(tokens.size()) + " tokens but the " + which + " holds " +
+                        std::to_string(n_ctx) + ": use a larger contextSize or a shorter sequence");
+    }
+}
+
+}  // namespace
+
+Napi::Value context_wrap::score(const Napi::CallbackInfo & info) {
+    Napi::Env                env    = info.Env();
+    std::vector<llama_token> tokens = read_tokens(env, info.Length() > 0 ? info[0] : env.Undefined(), "tokens");
+    if (tokens.size() < 2) {
+        throw_error(env, code::invalid_argument, "score() needs at least 2 tokens: position i is scored on token i + 1");
+    }
+    context_wrap * other = nullptr;
+    if (info.Length() > 1 && !info[1].IsUndefined() && !info[1].IsNull()) {
+        other = unwrap(env, info[1]);
+        if (other == this) {
+            throw_error(env, code::invalid_argument, "the reference must be another context, not this one");
+        }
+    }
+    if (!state_) {
+        throw_error(env, code::disposed, "the context has been disposed");
+    }
+    check_score_tokens(env, *state_, tokens, "context");
+    if (other != nullptr) {
+        if (!other->state_) {
+            throw_error(env, code::disposed, "the reference context has been disposed");
+        }
+        const int32_t n_vocab     = llama_vocab_n_tokens(llama_model_get_vocab(state_->model.get()));
+        const int32_t n_vocab_ref = llama_vocab_n_tokens(llama_model_get_vocab(other->state_->model.get()));
+        if (n_vocab != n_vocab_ref) {
+            throw_error(env, code::invalid_argument,
+                        "the reference context's model has " + std::to_string(n_vocab_ref) + " tokens in its vocabulary and this one " +
+                            std::to_string(n_vocab) + ": distributions over different vocabularies cannot be compared");
+        }
+        check_score_tokens(env, *other->state_, tokens, "reference context");
+    }
+    auto state = acquire(env);
+    std::shared_ptr<context_state> reference;
+    try {
+        if (other != nullptr) {
+            reference = other->acquire(env);
+        }
+        return queue_score(env, state, reference, std::move(tokens));
+    } catch (...) {
+        state->busy.store(false);  // no worker took the contexts over
+        if (reference) {
+            reference->busy.store(false);
+        }
         throw;
     }
 }

@@ -19,12 +19,15 @@ class context_wrap : public Napi::ObjectWrap<context_wrap> {
 
     // The live state, or a DISPOSED error. Marks it busy (BUSY error if it already is).
     std::shared_ptr<context_state> acquire(Napi::Env env);
+    // The context_wrap of a NativeContext instance, or INVALID_ARGUMENT.
+    static context_wrap * unwrap(Napi::Env env, Napi::Value value);
 
   private:
     Napi::Value config(const Napi::CallbackInfo & info);
     Napi::Value memory_report(const Napi::CallbackInfo & info);
     Napi::Value evaluate(const Napi::CallbackInfo & info);
     Napi::Value generate(const Napi::CallbackInfo & info);
+    Napi::Value score(const Napi::CallbackInfo & info);
     Napi::Value abort(const Napi::CallbackInfo & info);
     Napi::Value set_loras(const Napi::CallbackInfo & info);  // context_loras.cpp
     Napi::Value dispose(const Napi::CallbackInfo & info);

@@ -14,28 +14,28 @@ export interface KvChartOptions {
     budget?: { bytes: number; label: string };
 }
 
-const COLORS = ['#1b7837', '#2166ac', '#e08214', '#b2182b', '#762a83', '#4d4d4d'];
-const escape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+export const COLORS = ['#1b7837', '#2166ac', '#e08214', '#b2182b', '#762a83', '#4d4d4d'];
+export const escape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 /** Round, readable axis ticks. */
-function ticks(max: number, count: number): number[] {
+export function ticks(max: number, count: number): number[] {
     const raw = max / count;
     const magnitude = 10 ** Math.floor(Math.log10(raw));
     const step = [1, 2, 2.5, 5, 10].map((f) => f * magnitude).find((s) => s >= raw) ?? raw;
     return Array.from({ length: Math.floor(max / step) + 1 }, (_, i) => i * step);
 }
 
-function byteUnit(max: number): [number, string] {
+export function byteUnit(max: number): [number, string] {
     return max >= 2 ** 30 ? [2 ** 30, 'GiB'] : max >= 2 ** 20 ? [2 ** 20, 'MiB'] : [2 ** 10, 'KiB'];
 }
 
-function byteTicks(max: number): number[] {
+export function byteTicks(max: number): number[] {
     const [unit] = byteUnit(max);
     return ticks(max / unit, 6).map((t) => t * unit);
 }
 
 /** A tick label in one unit for the whole axis, without needless decimals: "0.25 GiB", "1 GiB". */
-function tickLabel(bytes: number, axisMax: number): string {
+export function tickLabel(bytes: number, axisMax: number): string {
     const [unit, name] = byteUnit(axisMax);
     return `${Number((bytes / unit).toFixed(2))} ${name}`;
 }

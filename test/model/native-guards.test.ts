@@ -84,6 +84,24 @@ describe('native argument checks', () => {
         native.NativeContext.prototype.dispose.call(impostor);
     });
 
+    it('score takes only a context of its own as the reference, and two tokens at least', async () => {
+        const native = binding();
+        const ids = Int32Array.from([1, 2, 3]);
+        expect(() => ctx.score(ids, model as unknown as NativeContext)).toThrow(/expected a native context/);
+        expect(() => ctx.score(ids, Object.create(native.NativeContext.prototype) as NativeContext)).toThrow(/expected a native context/);
+        expect(() => ctx.score(ids, ctx)).toThrow(/another context/);
+        expect(() => ctx.score(Int32Array.from([1]))).toThrow(code('INVALID_ARGUMENT'));
+        expect(() => ctx.score([1.5, 2] as unknown as Int32Array)).toThrow(code('INVALID_ARGUMENT'));
+        const other = new native.NativeContext(model, contextParams);
+        const pending = ctx.score(ids, other);
+        // Both contexts are held while the score runs.
+        expect(() => other.evaluate(ids)).toThrow(code('BUSY'));
+        expect(() => ctx.evaluate(ids)).toThrow(code('BUSY'));
+        expect((await pending).reference!.kl).toEqual(new Float64Array([0, 0]));
+        other.dispose();
+        expect(() => ctx.score(ids, other)).toThrow(code('DISPOSED'));
+    });
+
     it('setLoras survives getters that dispose the context while the list is read (found in review: a null dereference)', async () => {
         const native = binding();
         const lora = await native.loadLora(model, fixtures.loraAttn);
