@@ -3,6 +3,7 @@ import { LlamaConfigError, LlamaError } from '../errors.js';
 import { UsageError } from './args.js';
 import { backends, backendsUsage } from './backends.js';
 import { calibrate, calibrateUsage } from './calibrate.js';
+import { bench, benchUsage } from './bench.js';
 import { fit, fitUsage } from './fit.js';
 import { info, infoUsage } from './info.js';
 import { memory, memoryUsage } from './memory.js';
@@ -17,15 +18,16 @@ const commands: Record<string, { main: (argv: readonly string[]) => Promise<numb
     backends: { main: backends, usage: backendsUsage },
     quantize: { main: quantize, usage: quantizeUsage },
     calibrate: { main: calibrate, usage: calibrateUsage },
+    bench: { main: bench, usage: benchUsage },
 };
 
 const usage =
     'usage: llama-kv <command> [flags]\n\ncommands:\n  run     generate text from a prompt\n  info    print a model\'s metadata\n' +
     '  memory  estimate (and measure) the memory of a context\n  fit     choose context size and K/V types for a memory budget\n' +
     '  backends  list the compute backends (CPU variant, GPUs) and why any is unavailable\n' +
-    '  quantize  quantize a model (Q8_0, Q4_K_M, ...)\n' +
+    '  quantize  quantize a model (Q8_0, Q4_K_M, ...)\n  bench   tokens/s against llama.cpp\'s llama-bench, TTFT, event-loop lag, memory, load time\n' +
     '  calibrate  what each K/V cache type costs in quality (KL divergence, top-1, perplexity) against f16\n\n' +
-    `${runUsage}\n\n${infoUsage}\n\n${memoryUsage}\n\n${fitUsage}\n\n${backendsUsage}\n\n${quantizeUsage}\n\n${calibrateUsage}\n`;
+    `${runUsage}\n\n${infoUsage}\n\n${memoryUsage}\n\n${fitUsage}\n\n${backendsUsage}\n\n${quantizeUsage}\n\n${benchUsage}\n\n${calibrateUsage}\n`;
 
 async function main(argv: string[]): Promise<number> {
     const [name, ...rest] = argv;

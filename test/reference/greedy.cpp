@@ -1,7 +1,8 @@
 // Test-only reference: greedy generation straight against libllama, following
 // llama.cpp's examples/simple, with none of llama-kv's code. Prints the generated
 // token ids, space separated, on one line, and on stderr the generation time per
-// token (the baseline for llama-kv's token loop, see scripts/bench-token-loop.mjs).
+// token (the baseline for llama-kv's token loop, see scripts/bench-token-loop.mjs), and
+// before it the time llama_model_load_from_file took (`load: X ms`, for scripts/bench.mjs).
 // Like llama-bench it attaches one persistent ggml threadpool.
 //
 //   llama-kv-reference MODEL PROMPT N_PREDICT [THREADS [LORA SCALE]]
@@ -37,11 +38,14 @@ int main(int argc, char ** argv) {
 
     llama_model_params mparams = llama_model_default_params();
     mparams.n_gpu_layers       = 0;
+    const auto    t_load       = std::chrono::steady_clock::now();
     llama_model * model        = llama_model_load_from_file(path.c_str(), mparams);
     if (model == nullptr) {
         fprintf(stderr, "failed to load %s\n", path.c_str());
         return 1;
     }
+    fprintf(stderr, "load: %.3f ms\n",
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_load).count());
     const llama_vocab * vocab = llama_model_get_vocab(model);
 
     const int n_prompt = -llama_tokenize(vocab, prompt.c_str(), prompt.size(), nullptr, 0, true, false);

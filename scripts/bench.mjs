@@ -1,0 +1,101 @@
+#!/usr/bin/env node
+// llama-kv against llama.cpp's own llama-bench, on the generated bench model (npm run bench).
+//
+//   npm run bench [-- FLAGS]
+//
+// Builds llama-bench and the reference program in build-bench/ when they are missing (our
+// CMakeLists.txt with LLAMA_KV_BENCH=ON: the addon's ggml/llama settings; see
+// scripts/bench/build-llama-bench.mjs), generates the bench model into the fixture cache,
+// then runs `llama-kv bench` (lib/cli/bench.ts) with these defaults, each overridden by
+// the flags given:
+//   -m bench-f16   -t 1,2   --kv f16/f16,q8_0/q8_0,q8_0/q4_0   -fa on   -p 512 -n 128 -r 5
+//   --out bench-results/bench-<date>.json
+// `-m bench-q8_0` is the bench model quantized to Q8_0 (made once, into the cache).
+// --quick: -p 64 -n 16 -r 2 -t 1 (the test suite's smoke run). --compare prev.json exits 1
+// when a figure got more than 5% (--threshold) worse. The full flag list: --help.
+// Needs the addon (npm install) and dist/ (npm run build:ts; `npm run bench` does it).
+import { existsSync } from 'node:fs';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { buildLlamaBench, compareFlags, compareLibraries } from './bench/build-llama-bench.mjs';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const log = (line) => process.stderr.write(`[llama-kv bench] ${line}\n`);
+const dist = join(root, 'dist');
+const has = (argv, ...names) => argv.some((a) => names.includes(a) || names.some((n) => a.startsWith(`${n}=`)));
+
+async function main(argv) {
+    if (!existsSync(join(dist, 'cli', 'bench.js'))) {
+        log('dist/ is not built: run `npm run build:ts` first (npm run bench does)');
+        return 1;
+    }
+    const { bench, benchUsage } = await import(pathToFileURL(join(dist, 'cli', 'bench.js')).href);
+    const { UsageError } = await import(pathToFileURL(join(dist, 'cli', 'args.js')).href);
+    const { LlamaConfigError, LlamaError } = await import(pathToFileURL(join(dist, 'index.js')).href);
+    if (has(argv, '-h', '--help')) {
+        process.stdout.write(`npm run bench -- [flags]: llama-kv bench with llama-bench built in build-bench/ and these defaults:\n` +
+            '  -m bench-f16 -t 1,2 --out bench-results/bench-<date>.json (-m bench-q8_0: the bench model in Q8_0)\n\n' + benchUsage + '\n');
+        return 0;
+    }
+    const args = [...argv];
+    const notes = [];
+    const comparingOnly = has(argv, '--current');
+    if (!comparingOnly) {
+        if (!has(argv, '--ours-only', '--llama-bench')) {
+            const built = buildLlamaBench(root, log);
+            args.push('--llama-bench', built.llamaBench);
+            if (!has(argv, '--reference')) args.push('--reference', built.reference);
+            const flags = compareFlags(root);
+            const note = flags === null
+                ? 'the compile flags of build-bench/ were not compared with the addon\'s (build/ has no build.ninja)'
+                : flags.differing.length > 0
+                  ? `WARNING: ${flags.differing.length} of ${flags.compared} ggml/llama objects of llama-bench are compiled with other flags than the addon's build/, e.g. ${flags.differing[0]}`
+                  : `llama-bench's ggml/llama objects are compiled with the same flags as the addon's build/ (${flags.compared} objects compared)`;
+            log(note);
+            notes.push(note);
+            const libs = compareLibraries(root);
+            if (libs !== null) {
+                const libNote = libs.differing.length === 0
+                    ? `the ggml libraries of build/ and build-bench/ are byte-identical (${libs.identical.join(', ')})`
+                    : `the ggml libraries of build/ and build-bench/ differ: ${libs.differing.join(', ')} (build/ built from other sources or at another time?)`;
+                log(libNote);
+                notes.push(libNote);
+            }
+        }
+        if (!has(argv, '-m', '--model')) args.push('-m', 'bench-f16');
+        if (!has(argv, '-t', '--threads') && !has(argv, '--quick')) args.push('-t', '1,2');
+        if (!has(argv, '--out')) args.push('--out', join(root, 'bench-results', `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`));
+        // bench-q8_0: the bench model quantized once into the fixture cache.
+        for (let i = 0; i < args.length; i++) {
+            if ((args[i] === '-m' || args[i] === '--model') && args[i + 1] === 'bench-q8_0' && !existsSync('bench-q8_0')) {
+                args[i + 1] = await benchQ8(dist);
+            }
+        }
+    }
+    try {
+        return await bench(args, { notes });
+    } catch (error) {
+        if (error instanceof UsageError || error instanceof LlamaConfigError) {
+            process.stderr.write(`npm run bench: ${error.message}\n${benchUsage}\n`);
+            return 2;
+        }
+        if (error instanceof LlamaError) {
+            process.stderr.write(`npm run bench: ${error.message} [${error.code}]\n`);
+            return 1;
+        }
+        throw error;
+    }
+}
+
+async function benchQ8(distDir) {
+    const { ensureFixtureModel, quantizeModel } = await import(pathToFileURL(join(distDir, 'index.js')).href);
+    const f16 = await ensureFixtureModel('bench-f16');
+    const out = f16.replace(/bench-f16/, 'bench-q8_0');
+    if (!existsSync(out)) {
+        log(`quantizing the bench model to Q8_0: ${out}`);
+        await quantizeModel({ input: f16, output: out, type: 'Q8_0' });
+    }
+    return out;
+}
+
+process.exitCode = await main(process.argv.slice(2));

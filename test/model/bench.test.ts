@@ -1,0 +1,127 @@
+// The benchmark's quick mode end to end: builds llama.cpp's llama-bench in build-bench/
+// when it is not there yet (minutes on 2 cores; reused afterwards), runs it and llama-kv
+// on a tiny fixture model, and checks the table, the JSON report and --compare. No
+// timing targets: only that every figure is there and sane.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { BenchReport } from '../../lib/bench/report.js';
+import { ensureFixtureModel } from '../../lib/fixtures/models.js';
+
+const root = join(import.meta.dirname, '..', '..');
+const cacheDir = join(root, '.cache', 'models');
+const dir = mkdtempSync(join(tmpdir(), 'llama-kv-bench-'));
+const reportFile = join(dir, 'quick.json');
+let model = '';
+
+function node(args: string[], timeout: number) {
+    const r = spawnSync(process.execPath, args, { encoding: 'utf8', timeout, env: { ...process.env, LLAMA_KV_CACHE_DIR: cacheDir } });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const bench = (...args: string[]) => node([join(root, 'scripts', 'bench.mjs'), ...args], 60 * 60_000);
+const cli = (...args: string[]) => node([join(root, 'dist', 'cli', 'index.js'), 'bench', ...args], 10 * 60_000);
+
+beforeAll(async () => {
+    model = await ensureFixtureModel('tiny-f16', { dir: cacheDir });
+});
+
+describe('npm run bench (quick mode)', () => {
+    it('builds llama-bench, runs both sides interleaved and prints the table and the JSON report', () => {
+        const r = bench('--quick', '-m', model, '--out', reportFile);
+        expect(r.code, r.stderr).toBe(0);
+        // The table: one row per K/V pair, both sides and the ratio.
+        const header = ['model', 'threads', 'K/V', 'pp64 ours t/s', 'pp64 llama.cpp t/s', 'ratio', 'tg16 ours t/s', 'tg16 llama.cpp t/s', 'ratio'];
+        expect(r.stdout).toMatch(new RegExp(`^\\|${header.map((h) => ` *${h.replace(/[./]/g, '\\$&')} *`).join('\\|')}\\|$`, 'm'));
+        for (const kv of ['f16/f16', 'q8_0/q8_0', 'q8_0/q4_0']) {
+            expect(r.stdout).toMatch(new RegExp(`\\| ${kv.replace('/', '\\/')} +\\| +[\\d.]+ \\| +[\\d.]+ \\| +[\\d.]+( \\*)? \\| +[\\d.]+ \\| +[\\d.]+ \\| +[\\d.]+( \\*)? \\|`));
+        }
+        expect(r.stdout).toMatch(/TTFT 64-token prompt ms/);
+        expect(r.stdout).toMatch(/peak RSS .*ours [\d.]+ MiB, llama-bench [\d.]+ MiB, ratio [\d.]+/);
+        expect(r.stdout).toMatch(/model load, mmap .*ours [\d.]+ ms, llama\.cpp [\d.]+ ms, ratio [\d.]+/);
+
+        const report = JSON.parse(readFileSync(reportFile, 'utf8')) as BenchReport;
+        expect(report.version).toBe(1);
+        expect(report.settings).toMatchObject({ promptTokens: 64, generatedTokens: 16, reps: 2, threads: [1], flashAttention: 'on', batchSize: 2048, ubatchSize: 512 });
+        expect(report.rows.map((row) => `${row.cacheTypeK}/${row.cacheTypeV}`)).toEqual(['f16/f16', 'q8_0/q8_0', 'q8_0/q4_0']);
+        for (const row of report.rows) {
+            expect(row.flashAttention).toBe('on');
+            expect(row.threads).toBe(1);
+            // llama-bench's pp context: n_ctx = the prompt, which llama.cpp pads to 256 and to
+            // which it lowers n_batch (and n_ubatch to n_batch).
+            expect(row.context).toEqual({ contextSize: 256, batchSize: 64, ubatchSize: 64 });
+            for (const side of [row.pp, row.tg]) {
+                expect(side.ours.samples).toHaveLength(2);
+                expect(side.llamaCpp?.samples).toHaveLength(2);
+                for (const x of [...side.ours.samples, ...side.llamaCpp!.samples]) expect(x).toBeGreaterThan(0);
+                expect(Number.isFinite(side.ratio)).toBe(true);
+                expect(side.ratio).toBeGreaterThan(0);
+                expect(side.ratio).toBeCloseTo(side.ours.median / side.llamaCpp!.median, 10);
+            }
+            // The native timings lie inside the wall-clock span around generate().
+            row.tgNative.samples.forEach((x, i) => expect(x).toBeGreaterThanOrEqual(row.tg.ours.samples[i]));
+            expect(row.ttftMs.samples).toHaveLength(2);
+            expect(row.ttftMs.median).toBeGreaterThan(0);
+            const lag = row.eventLoopLagMs;
+            expect(lag.count).toBeGreaterThan(0);
+            expect(lag.p50).toBeGreaterThanOrEqual(0);
+            expect(lag.p50).toBeLessThanOrEqual(lag.p99);
+            expect(lag.p99).toBeLessThanOrEqual(lag.max);
+            if (row.contention !== null) expect(row.contention.otherPercent).toBeGreaterThanOrEqual(0);
+        }
+        expect(r.stdout).toMatch(/CPU taken by others %/);
+        const [mem] = report.memory;
+        expect(mem.ours.median).toBeGreaterThan(mem.nodeBaseline!);
+        expect(mem.llamaBench!.median).toBeGreaterThan(0);
+        expect(mem.ratio).toBeGreaterThan(0);
+        const [load] = report.load;
+        expect(load.ours.median).toBeGreaterThan(0);
+        expect(load.llamaCpp!.median).toBeGreaterThan(0);
+        expect(load.ratio).toBeGreaterThan(0);
+        // Each side's CPU backend module, from its own folder.
+        expect(report.llamaCpp.cpuBackend).toMatch(/build-bench\/Release\/libggml-cpu[^/]*\.so$/);
+        expect(report.ours.cpuBackend).toMatch(/libggml-cpu[^/]*\.so$/);
+        expect(report.llamaCpp.llamaBench).toBe(join(root, 'build-bench', 'Release', 'llama-bench'));
+        expect(existsSync(report.llamaCpp.llamaBench!)).toBe(true);
+    }, 60 * 60_000);
+
+    it('--compare: exit 0 against the same report, 1 against one with a figure more than 5% better', () => {
+        const same = bench('--compare', reportFile, '--current', reportFile);
+        expect(same.code, same.stderr).toBe(0);
+        expect(same.stdout).toMatch(/no regression over 5% \(\d+ figures compared\)/);
+
+        const previous = JSON.parse(readFileSync(reportFile, 'utf8')) as BenchReport;
+        previous.rows[1].tg.ours.median *= 1.2; // the current run is 17% slower there
+        const doctored = join(dir, 'better.json');
+        writeFileSync(doctored, JSON.stringify(previous));
+        const worse = bench('--compare', doctored, '--current', reportFile);
+        expect(worse.code).toBe(1);
+        expect(worse.stdout).toMatch(/q8_0\/q8_0 tg ours t\/s +\| .*-16\.7% \| REGRESSION/);
+        expect(worse.stdout).toMatch(/1 regression\(s\) over 5%/);
+
+        // 4% better before: within the threshold; lower figures (TTFT) count the other way.
+        const within = JSON.parse(readFileSync(reportFile, 'utf8')) as BenchReport;
+        within.rows[0].pp.ours.median *= 1.04;
+        within.rows[0].ttftMs.median *= 0.9;
+        writeFileSync(doctored, JSON.stringify(within));
+        const close = bench('--compare', doctored, '--current', reportFile);
+        expect(close.code).toBe(1);
+        expect(close.stdout).toMatch(/f16\/f16 TTFT ms .*REGRESSION/);
+        expect(close.stdout).not.toMatch(/f16\/f16 pp ours t\/s .*REGRESSION/);
+    });
+
+    it('llama-kv bench runs one pair against a given llama-bench; bad flags exit 2', () => {
+        const llamaBench = join(root, 'build-bench', 'Release', 'llama-bench');
+        const r = cli('-m', model, '--quick', '--kv', 'q8_0/q4_0', '--llama-bench', llamaBench, '--no-memory', '--no-load', '-q');
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.stdout).toMatch(/\| q8_0\/q4_0 +\| +[\d.]+ \| +[\d.]+ \| +[\d.]+/);
+        expect(r.stdout).not.toMatch(/f16\/f16/);
+        for (const args of [['-m', model, '--kv', 'q8_0'], ['-m', model, '-t', 'two'], ['--compare', join(dir, 'missing.json')], []]) {
+            const bad = cli(...args);
+            expect(bad.code, args.join(' ')).toBe(2);
+            expect(bad.stderr).toContain('usage: llama-kv bench');
+        }
+    });
+});
