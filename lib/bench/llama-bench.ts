@@ -6,24 +6,12 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../binding.js';
-import type { KvCacheType } from '../kv-cache.js';
+import type { BenchContextSettings } from './ours.js';
 
 /** One llama-bench invocation: the settings llama-bench takes, named as our options are. */
-export interface LlamaBenchArgs {
+export interface LlamaBenchArgs extends BenchContextSettings {
     /** GGUF model file (`-m`). */
     model: string;
-    /** Threads for prompt and generation (`-t`). */
-    threads: number;
-    /** K cache type (`-ctk`). */
-    cacheTypeK: KvCacheType;
-    /** V cache type (`-ctv`). */
-    cacheTypeV: KvCacheType;
-    /** Flash attention (`-fa`). */
-    flashAttention: 'on' | 'off' | 'auto';
-    /** Logical batch size (`-b`). */
-    batchSize: number;
-    /** Physical micro-batch size (`-ub`). */
-    ubatchSize: number;
     /** Prompt tokens of the pp test (`-p`); 0 for none. */
     promptTokens: number;
     /** Generated tokens of the tg test (`-n`); 0 for none. */

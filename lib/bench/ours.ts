@@ -9,11 +9,17 @@ import { LlamaModel } from '../model.js';
 
 /** The context settings of one benchmark configuration (llama-bench's flags, our names). */
 export interface BenchContextSettings {
+    /** Threads for prompt and generation (llama-bench `-t`). */
     threads: number;
+    /** K cache type (`-ctk`). */
     cacheTypeK: KvCacheType;
+    /** V cache type (`-ctv`). */
     cacheTypeV: KvCacheType;
+    /** Flash attention (`-fa`). */
     flashAttention: 'on' | 'off' | 'auto';
+    /** Logical batch size (`-b`). */
     batchSize: number;
+    /** Physical micro-batch size (`-ub`). */
     ubatchSize: number;
 }
 

@@ -4,6 +4,7 @@ import type { CpuContention } from './cpu-meter.js';
 import type { EventLoopLag } from './ours.js';
 import type { PeakRssMethod } from './peak-rss.js';
 import type { Series } from './stats.js';
+import { textTable } from '../cli/table.js';
 
 /** Version of the report's JSON shape. */
 export const BENCH_REPORT_VERSION = 1;
@@ -143,13 +144,7 @@ export interface BenchReport {
 const f = (x: number | null | undefined, digits = 2) => (x === null || x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(digits));
 const mib = (bytes: number | null | undefined) => (bytes === null || bytes === undefined ? '-' : (bytes / 2 ** 20).toFixed(1));
 
-/** A Markdown table; the first `left` columns are text (left-aligned), the others figures. */
-function table(header: string[], rows: string[][], left = 3): string {
-    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-    const line = (cells: string[]) => `| ${cells.map((c, i) => (i < left ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ')} |`;
-    const rule = `|${widths.map((w, i) => `${'-'.repeat(w + 1)}${i < left ? '-' : ':'}`).join('|')}|`;
-    return [line(header), rule, ...rows.map(line)].join('\n');
-}
+const table = (header: string[], rows: string[][], left = 3) => textTable(header, rows, { left, markdown: true });
 
 const mark = (r: number | null) => (r === null ? '' : r >= RATIO_TARGET ? '' : ' *');
 

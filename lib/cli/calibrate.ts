@@ -1,6 +1,6 @@
 /** `llama-kv calibrate`: what each K/V cache setting costs in quality, against f16/f16. */
 import { readFile, writeFile } from 'node:fs/promises';
-import { calibrate as runCalibration, readPromptFile, type CalibrationConfig, type CalibrationReport } from '../calibration.js';
+import { calibrate as runCalibration, LONG_PROMPT_TOKENS, readPromptFile, type CalibrationConfig, type CalibrationReport } from '../calibration.js';
 import { ensureFixtureModel } from '../fixtures/models.js';
 import { KV_PRESETS, type FlashAttention, type KvCacheType, type KvPreset } from '../kv-cache.js';
 import { setLogger } from '../logger.js';
@@ -8,6 +8,7 @@ import { LlamaModel } from '../model.js';
 import { flagHelp, parseFlags, UsageError, type FlagSpec } from './args.js';
 import { formatBytes } from './bytes.js';
 import { calibrationChartSvg } from './calibration-chart.js';
+import { textTable } from './table.js';
 import { modelFlags, modelOptionsFromFlags } from './model-flags.js';
 
 export const calibrateFlags: FlagSpec[] = [
@@ -49,12 +50,6 @@ const pct = (f: number) => `${(f * 100).toFixed(1)}%`;
 const kl = (v: number) => (v === 0 ? '0' : v < 1e-4 ? v.toExponential(2) : v.toFixed(4));
 const signedPct = (f: number) => `${f >= 0 ? '+' : ''}${(f * 100).toFixed(2)}%`;
 
-function table(headers: string[], rows: string[][]): string {
-    const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-    const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
-    return [line(headers), ...rows.map(line)].join('\n') + '\n';
-}
-
 /** The report as the table `llama-kv calibrate` prints. */
 export function formatCalibration(report: CalibrationReport): string {
     const ref = `${report.reference.cacheTypeK}/${report.reference.cacheTypeV}`;
@@ -65,7 +60,7 @@ export function formatCalibration(report: CalibrationReport): string {
             `reference ${ref}: perplexity ${report.reference.perplexity.toPrecision(5)}, KV ${formatBytes(report.reference.kvBytes)}\n\n`,
     );
     out.push(
-        table(
+        textTable(
             ['K/V', 'KV bytes', 'vs ref', 'KL mean', 'KL p95', 'KL max', 'top-1', 'perplexity', 'Δ ppl', 'gen t/s'],
             report.results.map((r) => [
                 `${r.cacheTypeK}/${r.cacheTypeV}`,
@@ -79,16 +74,16 @@ export function formatCalibration(report: CalibrationReport): string {
                 signedPct(r.perplexityChange),
                 r.generationTokensPerSecond === null ? '-' : r.generationTokensPerSecond.toFixed(1),
             ]),
-        ),
+        ) + '\n',
     );
     const long = report.results.filter((r) => r.byPosition !== null);
     if (long.length > 0) {
-        out.push(`\nlong prompts (>= 256 tokens) by position: ${long[0].byPosition!.first.positions} positions per quarter\n`);
+        out.push(`\nlong prompts (>= ${LONG_PROMPT_TOKENS} tokens) by position: ${long[0].byPosition!.first.positions} positions per quarter\n`);
         out.push(
-            table(
+            textTable(
                 ['K/V', 'KL first quarter', 'KL last quarter', 'top-1 first', 'top-1 last'],
                 long.map((r) => [`${r.cacheTypeK}/${r.cacheTypeV}`, kl(r.byPosition!.first.klMean), kl(r.byPosition!.last.klMean), pct(r.byPosition!.first.top1Agreement), pct(r.byPosition!.last.top1Agreement)]),
-            ),
+            ) + '\n',
         );
     }
     out.push(`\nKL: divergence of each next-token distribution from ${ref}'s, in nats; top-1: positions whose most likely token is ${ref}'s.\n`);
@@ -142,7 +137,6 @@ export async function calibrate(argv: readonly string[]): Promise<number> {
             signal: controller.signal,
             onProgress: flags.verbose ? (p) => process.stderr.write(`[${p.done}/${p.total}] ${p.configuration} ${p.prompt}\n`) : undefined,
         });
-        // Leave unset options out: undefined values are dropped by JSON.stringify anyway.
         if (typeof flags.out === 'string') await writeFile(flags.out, JSON.stringify(report, null, 2) + '\n');
         if (typeof flags.chart === 'string') await writeFile(flags.chart, calibrationChartSvg(report));
         process.stdout.write(flags.json ? JSON.stringify(report, null, 2) + '\n' : formatCalibration(report));

@@ -1,6 +1,6 @@
 /** The SVG chart of `llama-kv calibrate --chart`: quality loss against KV cache bytes, one labelled point per configuration. */
 import type { CalibrationReport } from '../calibration.js';
-import { byteUnit, COLORS, escape, tickLabel, ticks } from './chart.js';
+import { byteUnit, COLORS, escape, svgOpening, tickLabel, ticks } from './chart.js';
 
 /** Round ticks from 0 up to the first one at or above `max` (which may be 0: the reference alone). */
 function coveringTicks(max: number, count: number): number[] {
@@ -27,14 +27,12 @@ export function calibrationChartSvg(report: CalibrationReport): string {
     const x = (v: number) => m.left + (v / xMax) * plotW;
     const y = (v: number) => m.top + plotH - (v / yMax) * plotH;
     const model = report.modelName || report.model.replace(/^.*[\\/]/, '');
-    const out: string[] = [];
-    out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="13">`);
-    out.push(`<rect width="${width}" height="${height}" fill="#ffffff"/>`);
-    out.push(`<text x="${m.left}" y="28" font-size="18" font-weight="bold">${escape(`KV cache quality loss against size: ${model}`)}</text>`);
-    out.push(
-        `<text x="${m.left}" y="50" fill="#555">${escape(
-            `mean KL divergence from ${report.reference.cacheTypeK}/${report.reference.cacheTypeV} over ${report.positions.toLocaleString('en-US')} positions of ${report.prompts.length} prompts; context ${report.contextSize}; lower left is better`,
-        )}</text>`,
+    const out = svgOpening(
+        width,
+        height,
+        m.left,
+        `KV cache quality loss against size: ${model}`,
+        `mean KL divergence from ${report.reference.cacheTypeK}/${report.reference.cacheTypeV} over ${report.positions.toLocaleString('en-US')} positions of ${report.prompts.length} prompts; context ${report.contextSize}; lower left is better`,
     );
     for (const t of yTicks) {
         out.push(`<line x1="${m.left}" x2="${m.left + plotW}" y1="${y(t).toFixed(1)}" y2="${y(t).toFixed(1)}" stroke="#e5e5e5"/>`);

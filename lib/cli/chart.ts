@@ -40,6 +40,17 @@ export function tickLabel(bytes: number, axisMax: number): string {
     return `${Number((bytes / unit).toFixed(2))} ${name}`;
 }
 
+/** The opening of a chart: the <svg> element, a white background, the title and the subtitle at `x`. */
+export function svgOpening(width: number, height: number, x: number, title: string, subtitle?: string): string[] {
+    const out = [
+        `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="13">`,
+        `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
+        `<text x="${x}" y="28" font-size="18" font-weight="bold">${escape(title)}</text>`,
+    ];
+    if (subtitle) out.push(`<text x="${x}" y="50" fill="#555">${escape(subtitle)}</text>`);
+    return out;
+}
+
 export function kvChartSvg(options: KvChartOptions): string {
     const width = 860;
     const height = 520;
@@ -52,11 +63,7 @@ export function kvChartSvg(options: KvChartOptions): string {
     const yMax = Math.max(yTicks.at(-1)!, yData);
     const x = (v: number) => m.left + (v / xMax) * plotW;
     const y = (v: number) => m.top + plotH - (v / yMax) * plotH;
-    const out: string[] = [];
-    out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="13">`);
-    out.push(`<rect width="${width}" height="${height}" fill="#ffffff"/>`);
-    out.push(`<text x="${m.left}" y="28" font-size="18" font-weight="bold">${escape(options.title)}</text>`);
-    if (options.subtitle) out.push(`<text x="${m.left}" y="50" fill="#555">${escape(options.subtitle)}</text>`);
+    const out = svgOpening(width, height, m.left, options.title, options.subtitle);
     for (const t of yTicks) {
         out.push(`<line x1="${m.left}" x2="${m.left + plotW}" y1="${y(t).toFixed(1)}" y2="${y(t).toFixed(1)}" stroke="#e5e5e5"/>`);
         out.push(`<text x="${m.left - 8}" y="${(y(t) + 4).toFixed(1)}" text-anchor="end">${escape(tickLabel(t, yMax))}</text>`);
