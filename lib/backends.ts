@@ -32,6 +32,12 @@ export interface BackendDevice {
     type: 'cpu' | 'gpu' | 'igpu' | 'accel' | 'other';
     totalBytes: number;
     freeBytes: number;
+    /**
+     * CPU only: the CPU backend's extra buffer types on this CPU (e.g. `'AMX'`, `'CPU_REPACK'`),
+     * where llama.cpp puts copies of the weights they have faster kernels for (unless
+     * `repack: false`). Empty for other devices.
+     */
+    extraBufferTypes: string[];
 }
 
 /** One backend: available (loaded, with devices) or not, with the reason and the fix. */
@@ -186,6 +192,7 @@ export function describeBackends(info: NativeBackendInfo): BackendInfo[] {
             type: deviceType(d.type),
             totalBytes: d.totalBytes,
             freeBytes: d.freeBytes,
+            extraBufferTypes: [...(d.extraBufferTypes ?? [])],
         }));
         const entry: BackendInfo = { name: r.name, kind, available: devices.length > 0, devices, features: r.features };
         if (r.path) entry.path = r.path;
@@ -318,6 +325,12 @@ function chooseDevices(backends: BackendInfo[], gpu: GpuBackendKind | 'auto' | f
         );
     }
     return { backend: offload[0]?.backend ?? null, devices: offload.map((x) => x.device.name), warning: null };
+}
+
+/** The extra buffer types of the loaded CPU backend (e.g. ['AMX', 'CPU_REPACK']), from the native layer. @internal */
+export function cpuExtraBufferTypes(info: NativeBackendInfo = binding().backendInfo(false)): string[] {
+    const cpu = info.registries.flatMap((r) => r.devices).find((d) => d.type === 'cpu');
+    return [...(cpu?.extraBufferTypes ?? [])];
 }
 
 /**

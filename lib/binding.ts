@@ -39,8 +39,16 @@ export interface NativeModelMetadata {
     hasEncoder: boolean;
 }
 
+/** Each weight tensor, the buffer type llama.cpp placed it in ('' for none) and its bytes. */
+export interface NativeWeightPlacement {
+    names: string[];
+    buffers: string[];
+    bytes: number[];
+}
+
 export interface NativeModel {
     metadata(): NativeModelMetadata;
+    weightPlacement(): NativeWeightPlacement;
     tokenize(text: string, addSpecial: boolean, parseSpecial: boolean): Int32Array;
     tokenizeAsync(text: string, addSpecial: boolean, parseSpecial: boolean): Promise<Int32Array>;
     detokenize(tokens: Int32Array, removeSpecial: boolean, unparseSpecial: boolean): Buffer;
@@ -166,7 +174,8 @@ export interface NativeBackendInfo {
         name: string;
         path: string;
         features: Record<string, string>;
-        devices: { name: string; description: string; type: string; freeBytes: number; totalBytes: number }[];
+        /** extraBufferTypes: the CPU backend's extra buffer types (e.g. 'AMX', 'CPU_REPACK'); empty elsewhere. */
+        devices: { name: string; description: string; type: string; freeBytes: number; totalBytes: number; extraBufferTypes: string[] }[];
     }[];
     attempts: { name: string; path: string; error: string | null }[];
 }
@@ -183,6 +192,8 @@ export interface NativeLoadParams {
     checkTensors: boolean;
     /** Memory dry run: llama.cpp simulates the allocations and reads no weights. */
     noAlloc?: boolean;
+    /** llama.cpp's use_extra_bufts: weights may go to the CPU backend's extra buffer types (AMX, CPU_REPACK). Default true. */
+    extraBufferTypes?: boolean;
 }
 
 export interface NativeBinding {

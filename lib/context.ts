@@ -4,8 +4,8 @@ import { log } from './logger.js';
 import { resolveContextParams } from './context-params.js';
 import { flashAttentionBackendWarning, type KvCacheType } from './kv-cache.js';
 import { toMemoryReport, type MemoryReport } from './memory.js';
-import { adoptChild, modelGpuLayers, modelPlacement, nativeModel, toTokenArray, type LlamaModel } from './model.js';
-import { estimateResolved } from './estimate.js';
+import { adoptChild, modelGpuLayers, modelPlacement, modelWeightPlacement, nativeModel, toTokenArray, type LlamaModel } from './model.js';
+import { estimateResolved, KV_ONLY_LOAD } from './estimate.js';
 import { checkContextMemory } from './memory-guard.js';
 import {
     contextOptionsSchema,
@@ -197,7 +197,8 @@ export class LlamaContext {
      */
     memoryReport(): MemoryReport {
         try {
-            return toMemoryReport(this.#requireNative().memoryReport());
+            const native = this.#requireNative().memoryReport();
+            return toMemoryReport(native, { placement: modelWeightPlacement(this.#model), gguf: modelPlacement(this.#model).header });
         } catch (error) {
             throw fromNative(error, captureStack());
         }
@@ -499,7 +500,7 @@ function checkContextFits(model: LlamaModel, resolved: ReturnType<typeof resolve
     const facts = placement.facts;
     // A header the estimator does not understand (llama.cpp loaded it: let it decide), or a KV layout it only approximates.
     if (facts === null || !facts.denseKv) return;
-    checkContextMemory(estimateResolved(placement.header, facts, resolved), {
+    checkContextMemory(estimateResolved(placement.header, facts, resolved, KV_ONLY_LOAD), {
         layerCount: facts.layerCount,
         gpuLayers: placement.gpuLayers,
         devices: placement.devices,

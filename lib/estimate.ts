@@ -9,9 +9,11 @@ import { resolveContextParams } from './context-params.js';
 import { captureStack, fromNative, LlamaConfigError } from './errors.js';
 import { readGgufMetadata, type GgufMetadata } from './gguf.js';
 import { KV_CACHE_TYPE_INFO, type FlashAttention, type KvCacheType, type ResolvedKvConfig } from './kv-cache.js';
+import { cpuExtraBufferTypes } from './backends.js';
 import { isExpertTensor, toMemoryReport, type DeviceMemory, type MemoryComponent, type MemoryReport } from './memory.js';
 import { modelFactsFromGguf, type HeaderModelFacts } from './model-facts.js';
-import { contextOptionsSchema, parseOptions, type ContextOptionsWithoutModel } from './options.js';
+import { contextOptionsSchema, defaults, modelLoadOptionsSchema, parseOptions, type ContextOptionsWithoutModel } from './options.js';
+import { CPU_BUFFER_TYPE, CPU_MAPPED_BUFFER_TYPE, mappedFromDryRun, summarize, weightCopyCandidates, type WeightBuffer, type WeightsMemory } from './weight-buffers.js';
 
 /** Options of {@link estimateMemory}: the context options, and the model. */
 export interface EstimateOptions extends Omit<ContextOptionsWithoutModel, 'threads' | 'threadsBatch' | 'seed' | 'loras' | 'checkMemory'> {
@@ -24,6 +26,16 @@ export interface EstimateOptions extends Omit<ContextOptionsWithoutModel, 'threa
      * are never read). Exact for every component; needs a file path. Defaults to `false`.
      */
     simulate?: boolean;
+    /** The model load's `useMmap` ({@link ModelLoadOptions.useMmap}): a mapped file's weights are one view of its range. Defaults to `true`. */
+    useMmap?: boolean;
+    /** The model load's `repack` ({@link ModelLoadOptions.repack}): whether the CPU's extra buffer types may copy weights. Defaults to `true`. */
+    repack?: boolean;
+    /**
+     * The model load's `tensorOverrides` ({@link ModelLoadOptions.tensorOverrides}), for
+     * `simulate` only: llama.cpp's dry run places the matching weights in the named CPU
+     * buffer types (e.g. `'CPU_REPACK'`). Defaults to none.
+     */
+    tensorOverrides?: { pattern: string; bufferType: string }[];
 }
 
 /** Which level produced a figure. */
@@ -45,7 +57,8 @@ export interface MemoryEstimate {
         kvUnified: boolean;
     };
     kv: MemoryReport['kv'];
-    weights: MemoryComponent;
+    /** The weights per buffer type (see {@link MemoryReport.weights}); at the header level the CPU's extra buffer types are a guess, flagged in `exact` and `notes`. */
+    weights: WeightsMemory;
     /** The LoRA adapters of the `loras` option (their tensors, as llama.cpp allocates them in CPU memory; GPU buffers may align them differently). */
     loras: MemoryComponent;
     compute: MemoryComponent;
@@ -66,6 +79,9 @@ const estimateOptionsSchema = contextOptionsSchema.omit({ model: true, threads: 
         error: 'a GGUF file path or the result of readGgufMetadata()',
     }),
     simulate: z.boolean({ error: 'a boolean' }).optional(),
+    useMmap: z.boolean({ error: 'a boolean' }).optional(),
+    repack: z.boolean({ error: 'a boolean' }).optional(),
+    tensorOverrides: modelLoadOptionsSchema.shape.tensorOverrides,
     loras: z.array(z.string({ error: 'a LoRA adapter file path' }).min(1, { error: 'a LoRA adapter file path' }), { error: 'an array of LoRA adapter file paths' }).optional(),
 });
 
@@ -87,7 +103,11 @@ export async function estimateMemory(options: EstimateOptions): Promise<MemoryEs
     const gguf = typeof opts.model === 'string' ? await readGgufMetadata(opts.model) : opts.model;
     const facts = modelFactsFromGguf(gguf);
     const loraBytes = await loraFileBytes(opts.loras ?? []);
-    if (!opts.simulate) return withLoras(estimateFromHeader(gguf, facts, opts), loraBytes);
+    const load = { useMmap: opts.useMmap ?? defaults.model.useMmap, repack: opts.repack ?? defaults.model.repack };
+    if (!opts.simulate && opts.tensorOverrides?.length) {
+        throw new LlamaConfigError('tensorOverrides needs simulate: true (the header level does not place weights)', 'INVALID_CONFIG', ['tensorOverrides', 'simulate']);
+    }
+    if (!opts.simulate) return withLoras(estimateFromHeader(gguf, facts, opts, weightLoad(load)), loraBytes);
     if (typeof opts.model !== 'string') {
         throw new LlamaConfigError(
             'simulate: true needs the model as a GGUF file path (llama.cpp dry-runs the load), not a parsed header',
@@ -95,9 +115,9 @@ export async function estimateMemory(options: EstimateOptions): Promise<MemoryEs
             ['model', 'simulate'],
         );
     }
-    const simulator = await openSimulator(opts.model, stack);
+    const simulator = await openSimulator(opts.model, { repack: load.repack, tensorOverrides: opts.tensorOverrides }, stack);
     try {
-        return withLoras(simulator.run(opts, facts), loraBytes);
+        return withLoras(simulator.run(opts, facts, { useMmap: load.useMmap }), loraBytes);
     } finally {
         simulator.dispose();
     }
@@ -131,39 +151,76 @@ function withLoras(estimate: MemoryEstimate, bytes: number): MemoryEstimate {
 }
 
 /** The context options an estimate is made for (validated). @internal */
-export type EstimateContextOptions = Omit<EstimateOptions, 'model' | 'simulate' | 'flashAttention' | 'loras'> & { flashAttention?: FlashAttention };
+export type EstimateContextOptions = Omit<EstimateOptions, 'model' | 'simulate' | 'flashAttention' | 'loras' | 'useMmap' | 'repack' | 'tensorOverrides'> & { flashAttention?: FlashAttention };
+
+/**
+ * How the weights would be loaded, for the header level: mapped or read, and the CPU
+ * backend's extra buffer types that may take copies of them ([] with repack: false).
+ * @internal
+ */
+export interface WeightLoad {
+    useMmap: boolean;
+    extraBufferTypes: readonly string[];
+}
+
+/** A WeightLoad for estimates whose weight figures are not used (KV cache, compute). @internal */
+export const KV_ONLY_LOAD: WeightLoad = { useMmap: true, extraBufferTypes: [] };
+
+/** The header level's WeightLoad for a load's options, asking the native layer for this CPU's extra buffer types. @internal */
+export function weightLoad(load: { useMmap: boolean; repack: boolean }): WeightLoad {
+    return { useMmap: load.useMmap, extraBufferTypes: load.repack ? cpuExtraBufferTypes() : [] };
+}
 
 /** Header-level estimate for already parsed options. Throws the same errors as LlamaContext. @internal */
-export function estimateFromHeader(gguf: GgufMetadata, facts: HeaderModelFacts, options: EstimateContextOptions): MemoryEstimate {
+export function estimateFromHeader(gguf: GgufMetadata, facts: HeaderModelFacts, options: EstimateContextOptions, load: WeightLoad): MemoryEstimate {
     const resolved = resolveContextParams(options, facts);
-    return headerEstimate(gguf, facts, resolved.native, resolved.kv);
+    return headerEstimate(gguf, facts, resolved.native, resolved.kv, load);
 }
 
 /** Header-level estimate for parameters already resolved by resolveContextParams. @internal */
-export function estimateResolved(gguf: GgufMetadata, facts: HeaderModelFacts, resolved: ReturnType<typeof resolveContextParams>): MemoryEstimate {
-    return headerEstimate(gguf, facts, resolved.native, resolved.kv);
+export function estimateResolved(gguf: GgufMetadata, facts: HeaderModelFacts, resolved: ReturnType<typeof resolveContextParams>, load: WeightLoad): MemoryEstimate {
+    return headerEstimate(gguf, facts, resolved.native, resolved.kv, load);
 }
 
 /** A model loaded by llama.cpp for dry runs (no weights read), for many estimates. @internal */
 export interface Simulator {
-    run(options: EstimateContextOptions, facts: HeaderModelFacts): MemoryEstimate;
+    /** `useMmap`: the weights as a memory-mapped load would place them (default true). */
+    run(options: EstimateContextOptions, facts: HeaderModelFacts, load?: { useMmap?: boolean }): MemoryEstimate;
     dispose(): void;
 }
 
-/** Loads `path` with no_alloc: llama.cpp simulates every allocation and reads no weights. @internal */
-export async function openSimulator(path: string, stack = captureStack()): Promise<Simulator> {
+/**
+ * Loads `path` with no_alloc: llama.cpp simulates every allocation and reads no weights.
+ * `repack` as for LlamaModel.load (the placement of weights in extra buffer types).
+ * @internal
+ */
+export async function openSimulator(
+    path: string,
+    load: { repack?: boolean; tensorOverrides?: { pattern: string; bufferType: string }[] } = {},
+    stack = captureStack(),
+): Promise<Simulator> {
     const native = binding();
     let model: NativeModel;
+    let gguf: GgufMetadata;
     try {
-        model = await native.loadModel(path, { gpuLayers: 0, useMmap: false, useMlock: false, vocabOnly: false, checkTensors: false, noAlloc: true }).promise;
+        gguf = await readGgufMetadata(path);
+        model = await native.loadModel(path, {
+            gpuLayers: 0, useMmap: false, useMlock: false, vocabOnly: false, checkTensors: false, noAlloc: true,
+            extraBufferTypes: load.repack ?? defaults.model.repack,
+            ...(load.tensorOverrides?.length ? { tensorOverrides: load.tensorOverrides } : {}),
+        }).promise;
     } catch (error) {
         throw fromNative(error, stack);
     }
+    const placement = model.weightPlacement();
+    // LlamaModel.load reads a file whose tensors are off 32-byte boundaries instead of mapping it.
+    const mappable = !gguf.tensors.some((t) => (gguf.dataOffset + t.offset) % CPU_TENSOR_ALIGNMENT !== 0);
     return {
-        run(options, facts) {
+        run(options, facts, run = {}) {
             const params = resolveContextParams(options, facts).native;
             try {
-                return simulateEstimate(native, model, params);
+                const estimate = simulateEstimate(native, model, params, { placement, gguf });
+                return (run.useMmap ?? defaults.model.useMmap) && mappable ? asMapped(estimate, placement, gguf) : estimate;
             } catch (error) {
                 throw fromNative(error, stack);
             }
@@ -176,6 +233,21 @@ export async function openSimulator(path: string, stack = captureStack()): Promi
 
 type NativeParams = ReturnType<typeof resolveContextParams>['native'];
 
+/** ggml's CPU buffer alignment (TENSOR_ALIGNMENT): tensors in an allocated CPU buffer start at multiples of it. */
+const CPU_TENSOR_ALIGNMENT = 32;
+
+/**
+ * A dry run's estimate as a memory-mapped load would allocate it: the default-CPU weights
+ * become one CPU_Mapped view of their file range (llama.cpp maps nothing in a dry run).
+ */
+function asMapped(estimate: MemoryEstimate, placement: ReturnType<NativeModel['weightPlacement']>, gguf: GgufMetadata): MemoryEstimate {
+    const weights = mappedFromDryRun(estimate.weights, placement, gguf);
+    const delta = weights.bytes - estimate.weights.bytes;
+    const cpu = estimate.devices.find((d) => d.name === 'CPU');
+    if (cpu) cpu.weightsBytes += delta;
+    return { ...estimate, weights, total: { bytes: estimate.total.bytes + delta } };
+}
+
 /** llama.cpp pads the context to a multiple of this many cells (per sequence unless kvUnified). */
 export const CONTEXT_PADDING = 256;
 
@@ -187,14 +259,47 @@ export function paddedContext(contextSize: number, parallel: number, kvUnified: 
     return { total: perStream * parallel, perStream };
 }
 
-function headerEstimate(gguf: GgufMetadata, facts: HeaderModelFacts, p: NativeParams, kv: ResolvedKvConfig): MemoryEstimate {
+/**
+ * The weights at the header level. Exact when no extra buffer type of this CPU can take any
+ * of the model's weights: a mapped file is one CPU_Mapped view of its tensors' range, a read
+ * one a CPU buffer of the tensors at ggml's alignment. Otherwise the weights that such a
+ * type may take are counted twice, in the mapping (or the CPU buffer) and as copies at
+ * their file size (usually above what llama.cpp allocates), and flagged approximate.
+ */
+function headerWeights(gguf: GgufMetadata, load: WeightLoad): { weights: WeightsMemory; exact: boolean; note: string | null } {
+    const mappable = load.useMmap && !gguf.tensors.some((t) => (gguf.dataOffset + t.offset) % CPU_TENSOR_ALIGNMENT !== 0);
+    const copies = weightCopyCandidates(gguf, load.extraBufferTypes);
+    const buffers: WeightBuffer[] = [];
+    if (gguf.tensors.length > 0) {
+        const first = Math.min(...gguf.tensors.map((t) => t.offset));
+        const last = Math.max(...gguf.tensors.map((t) => t.offset + t.byteSize));
+        buffers.push({
+            bufferType: mappable ? CPU_MAPPED_BUFFER_TYPE : CPU_BUFFER_TYPE,
+            device: 'CPU',
+            bytes: mappable ? last - first : gguf.tensors.reduce((s, t) => s + pad(t.byteSize, CPU_TENSOR_ALIGNMENT), 0),
+            mapped: mappable,
+            tensors: gguf.tensors.length,
+            elsewhereBytes: 0,
+        });
+    }
+    if (copies.tensors === 0) return { weights: summarize(buffers), exact: true, note: null };
+    buffers.push({ bufferType: copies.bufferTypes.join('/'), device: 'CPU', bytes: copies.bytes, mapped: false, tensors: copies.tensors, elsewhereBytes: 0 });
+    const note =
+        `weights are approximate (counted both in the file and as copies, usually above the live figure): this CPU's extra buffer types (${copies.bufferTypes.join(', ')}) may take copies of ` +
+        `${copies.tensors} ${copies.types.join('/')} tensors (${copies.bytes} bytes) in their own layout, which the header cannot tell; ` +
+        'use simulate: true for the exact figure, or repack: false to keep every weight in the mapped file';
+    return { weights: summarize(buffers), exact: false, note };
+}
+
+function headerEstimate(gguf: GgufMetadata, facts: HeaderModelFacts, p: NativeParams, kv: ResolvedKvConfig, load: WeightLoad): MemoryEstimate {
     const ctx = paddedContext(p.contextSize, p.sequences, p.kvUnified);
     const { cacheTypeK: typeK, cacheTypeV: typeV } = kv;
     // On the CPU every K/V type has a flash-attention kernel, so llama.cpp's 'auto' resolves to on.
     const flashAttention = kv.flashAttention === 'off' ? 'off' : 'on';
     const kBytes = facts.layerHeadDimK.reduce((s, dim, il) => s + ctx.total * rowBytes(typeK, dim * facts.layerHeadCountKv[il]), 0);
     const vBytes = facts.layerHeadDimV.reduce((s, dim, il) => s + ctx.total * rowBytes(typeV, dim * facts.layerHeadCountKv[il]), 0);
-    const weights = gguf.tensors.reduce((s, t) => s + pad(t.byteSize, gguf.alignment), 0);
+    const placed = headerWeights(gguf, load);
+    const weights = placed.weights.bytes;
     const experts = gguf.tensors.reduce((s, t) => s + (isExpertTensor(t.name) ? t.byteSize : 0), 0);
     const output = facts.vocabSize * 4 * p.sequences;
     // Compute buffers (approximate): the graph reserved for one micro-batch keeps either the
@@ -208,6 +313,7 @@ function headerEstimate(gguf: GgufMetadata, facts: HeaderModelFacts, p: NativePa
     const scores = flashAttention === 'off' ? 4 * tokens * ctx.perStream * heads * (1 + 1 / heads) : 0;
     const compute = Math.round(Math.max(logits, scores) + 4 * tokens * 4 * facts.embeddingSize);
     const notes = ['compute is approximate at the header level (within 15% on the CPU for the fixture models); use simulate: true for the exact figure'];
+    if (placed.note) notes.push(placed.note);
     if (!facts.denseKv) notes.push(`the KV cache is approximate: this model has ${facts.notDenseReason}, which the header level computes as dense attention; use simulate: true`);
     const kvBytes = kBytes + vBytes;
     return {
@@ -222,23 +328,23 @@ function headerEstimate(gguf: GgufMetadata, facts: HeaderModelFacts, p: NativePa
             kvUnified: p.kvUnified,
         },
         kv: { k: { type: typeK, bytes: kBytes }, v: { type: typeV, bytes: vBytes }, bytes: kvBytes, cells: ctx.total, layers: facts.layerCount, sequences: p.kvUnified ? 1 : p.sequences, recurrentBytes: 0 },
-        weights: { bytes: weights },
+        weights: placed.weights,
         loras: { bytes: 0 },
         compute: { bytes: compute },
         output: { bytes: output },
         total: { bytes: weights + kvBytes + compute + output },
-        exact: { kv: facts.denseKv, weights: true, loras: true, compute: false, output: true },
+        exact: { kv: facts.denseKv, weights: placed.exact, loras: true, compute: false, output: true },
         source: { kv: 'header', weights: 'header', loras: 'header', compute: 'header', output: 'header' },
         devices: [{ name: 'CPU', kind: 'cpu', weightsBytes: weights, expertWeightsBytes: experts, kvBytes, loraBytes: 0, computeBytes: compute, outputBytes: output }],
         notes,
     };
 }
 
-function simulateEstimate(native: NativeBinding, model: NativeModel, p: NativeParams): MemoryEstimate {
+function simulateEstimate(native: NativeBinding, model: NativeModel, p: NativeParams, header: Parameters<typeof toMemoryReport>[1]): MemoryEstimate {
     const ctx = new native.NativeContext(model, p);
     try {
         const config = ctx.config();
-        const report = toMemoryReport(ctx.memoryReport());
+        const report = toMemoryReport(ctx.memoryReport(), header);
         return {
             config: {
                 contextSize: config.contextSize,

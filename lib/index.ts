@@ -30,7 +30,7 @@ export {
     type LlamaErrorCode,
     type MemoryLocation,
 } from './errors.js';
-export type { MemoryReport, MemoryComponent, DeviceMemory } from './memory.js';
+export type { MemoryReport, MemoryComponent, DeviceMemory, WeightBuffer, WeightsMemory } from './memory.js';
 export { getHostMemory, type HostMemory, type HostMemoryLimit } from './host-memory.js';
 export { planFit, FIT_LADDER, type PlanFitOptions, type FitPlan, type FitPreference } from './plan-fit.js';
 export { estimateMemory, type EstimateOptions, type MemoryEstimate, type EstimateSource } from './estimate.js';

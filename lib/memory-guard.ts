@@ -13,6 +13,7 @@ import { describeLimit, getHostMemory, type HostMemory, type HostMemoryLimit } f
 import type { GgufMetadata } from './gguf.js';
 import type { MemoryEstimate } from './estimate.js';
 import { pad } from './estimate.js';
+import { weightCopyCandidates } from './weight-buffers.js';
 
 /** A need, by component. */
 export interface MemoryNeed {
@@ -176,11 +177,21 @@ const MODEL_ADVICE = 'use a smaller or more quantized model';
 /**
  * Checks a model load against the memory there is: weights read into host memory (no
  * mmap) against the host limits, a memory-mapped file against the address-space limit,
- * and the offloaded weights against the devices' free memory.
+ * the copies that the CPU backend's extra buffer types (AMX, CPU_REPACK) may make of
+ * mapped weights against the host limits, and the offloaded weights against the
+ * devices' free memory.
  */
 export function checkModelMemory(
     gguf: GgufMetadata,
-    load: { layerCount: number; gpuLayers: number; devices: readonly string[]; overrides: readonly { pattern: string; bufferType: string }[]; useMmap: boolean },
+    load: {
+        layerCount: number;
+        gpuLayers: number;
+        devices: readonly string[];
+        overrides: readonly { pattern: string; bufferType: string }[];
+        useMmap: boolean;
+        /** The CPU backend's extra buffer types in force ([] with repack: false). */
+        extraBufferTypes: readonly string[];
+    },
     host: HostMemory = getHostMemory(),
     free: (names: readonly string[]) => DeviceFree = devicesFree,
 ): void {
@@ -191,6 +202,18 @@ export function checkModelMemory(
         // address space is taken, by the whole mapping.
         const fileBytes = gguf.tensors.reduce((end, t) => Math.max(end, gguf.dataOffset + t.offset + t.byteSize), gguf.dataOffset);
         requireHostFit({ what: 'Memory-mapping this model', resource: 'address space', parts: [{ name: 'file', bytes: fileBytes }] }, host, `raise the limit or ${MODEL_ADVICE}`, ['address-space']);
+        // Weights an extra buffer type takes are copied out of the mapping into allocated
+        // memory: those count against RAM (an upper bound: which of them it takes depends
+        // on the CPU and the shapes, and only those staying on the CPU are copied).
+        const copies = weightCopyCandidates(gguf, load.extraBufferTypes);
+        const copiedHere = Math.min(copies.bytes, placed.hostBytes);
+        if (copiedHere > 0) {
+            requireHostFit(
+                { what: 'Loading this model', parts: [{ name: `weight copies in ${copies.bufferTypes.join(', ')}`, bytes: copiedHere }] },
+                host,
+                `load it with repack: false (the weights then stay in the mapped file), or ${MODEL_ADVICE}`,
+            );
+        }
     } else {
         requireHostFit(
             { what: 'Loading this model without mmap', parts: [{ name: 'weights', bytes: placed.hostBytes }] },

@@ -3,7 +3,11 @@
  * and KV cache tensors (never recomputed from a formula).
  */
 import type { NativeMemoryReport } from './binding.js';
+import type { GgufMetadata } from './gguf.js';
 import type { KvCacheType } from './kv-cache.js';
+import { describeWeightBuffers, type WeightPlacement, type WeightsMemory } from './weight-buffers.js';
+
+export type { WeightBuffer, WeightsMemory } from './weight-buffers.js';
 
 /** Bytes of one component. */
 export interface MemoryComponent {
@@ -46,8 +50,11 @@ export interface MemoryReport {
         /** Present when the figures need a word of explanation (recurrent state, no KV cache). */
         note?: string;
     };
-    /** The model's tensors, on every device. */
-    weights: MemoryComponent;
+    /**
+     * The model's tensors, on every device, per buffer type: what maps the file
+     * (`CPU_Mapped`) and what holds copies (`AMX`, `CPU_REPACK`, `CPU` without mmap, GPU buffers).
+     */
+    weights: WeightsMemory;
     /** The LoRA adapters active on the context (each counted once), on every device. */
     loras: MemoryComponent;
     /** The scheduler's compute buffers. */
@@ -64,8 +71,12 @@ export function isExpertTensor(name: string): boolean {
     return /\.ffn_(up|down|gate|gate_up)_(ch|)exps\b/.test(name);
 }
 
-/** Builds the public report from the native figures. @internal */
-export function toMemoryReport(native: NativeMemoryReport): MemoryReport {
+/**
+ * Builds the public report from the native figures; `model` (the weight placement and the
+ * file's header) adds tensor counts and the mapped bytes that hold tensors placed elsewhere.
+ * @internal
+ */
+export function toMemoryReport(native: NativeMemoryReport, model: { placement: WeightPlacement; gguf: GgufMetadata } | null = null): MemoryReport {
     const devices = new Map<string, DeviceMemory>();
     const device = (place: { device: string; kind: DeviceMemory['kind']; freeBytes?: number; totalBytes?: number }) => {
         let d = devices.get(place.device);
@@ -99,7 +110,11 @@ export function toMemoryReport(native: NativeMemoryReport): MemoryReport {
             sequences: kv.streams,
             recurrentBytes: kv.recurrentBytes,
         },
-        weights: { bytes: sum('weightsBytes') },
+        weights: describeWeightBuffers(
+            native.buffers.map((b) => ({ bufferType: b.buffer, device: b.device, bytes: b.model })),
+            model?.placement ?? null,
+            model?.gguf ?? null,
+        ),
         loras: { bytes: sum('loraBytes') },
         compute: { bytes: sum('computeBytes') },
         output: { bytes: sum('outputBytes') },

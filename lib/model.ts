@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { binding, type NativeLoadParams, type NativeModel, type NativeModelMetadata } from './binding.js';
-import { chooseGpu, listBackends } from './backends.js';
+import { chooseGpu, cpuExtraBufferTypes, listBackends } from './backends.js';
 import { log } from './logger.js';
 import {
     captureStack,
@@ -16,6 +16,7 @@ import { LlamaLora, loraFacts } from './lora.js';
 import { inspectModel } from './isolation.js';
 import { readGgufMetadata, type GgufMetadata, type GgufValue } from './gguf.js';
 import { checkModelMemory } from './memory-guard.js';
+import type { WeightPlacement } from './weight-buffers.js';
 import { modelFactsFromGguf, type HeaderModelFacts } from './model-facts.js';
 import { defaults, modelLoadOptionsSchema, parseOptions, tokenizeOptionsSchema, type ContextOptionsWithoutModel, type ModelLoadOptions, type TokenizeOptions } from './options.js';
 
@@ -115,6 +116,7 @@ export class LlamaModel {
             log('warn', `${opts.path}: tensor ${misaligned.name} is not at a ${MMAP_TENSOR_ALIGNMENT}-byte boundary of the file (general.alignment ${gguf.alignment}); loading without mmap`);
         }
         const vocabOnly = opts.vocabOnly ?? defaults.model.vocabOnly;
+        const repack = opts.repack ?? defaults.model.repack;
         if (!vocabOnly && (opts.checkMemory ?? defaults.model.checkMemory)) {
             checkModelMemory(gguf, {
                 layerCount: modelLayerCount(gguf.kv),
@@ -122,6 +124,7 @@ export class LlamaModel {
                 devices: placement.devices ?? [],
                 overrides: placement.tensorOverrides ?? [],
                 useMmap,
+                extraBufferTypes: repack ? cpuExtraBufferTypes() : [],
             });
         }
         const { promise, abort } = call(() =>
@@ -130,6 +133,7 @@ export class LlamaModel {
                 {
                     ...placement,
                     useMmap,
+                    extraBufferTypes: repack,
                     useMlock: opts.useMlock ?? defaults.model.useMlock,
                     vocabOnly,
                     checkTensors: opts.checkTensors ?? defaults.model.checkTensors,
@@ -140,7 +144,15 @@ export class LlamaModel {
         const onAbort = () => abort();
         opts.signal?.addEventListener('abort', onAbort, { once: true });
         try {
-            return new LlamaModel(await promise, opts.path, gguf.kv, { gpuLayers: placement.gpuLayers, devices: placement.devices ?? [], header: gguf, facts: headerFacts(gguf) });
+            return new LlamaModel(await promise, opts.path, gguf.kv, {
+                gpuLayers: placement.gpuLayers,
+                devices: placement.devices ?? [],
+                header: gguf,
+                facts: headerFacts(gguf),
+                useMmap,
+                repack,
+                weights: null,
+            });
         } catch (error) {
             throw fromNative(error, stack);
         } finally {
@@ -305,6 +317,12 @@ export interface ModelPlacement {
     header: GgufMetadata;
     /** The estimator's facts from the header, read once; null when it does not understand the header. */
     facts: HeaderModelFacts | null;
+    /** Whether the file is memory-mapped (after the alignment fallback). */
+    useMmap: boolean;
+    /** Whether the CPU backend's extra buffer types may take weights. */
+    repack: boolean;
+    /** Where each weight went, read from llama.cpp on first use (it does not change after the load). */
+    weights: WeightPlacement | null;
 }
 
 function headerFacts(gguf: GgufMetadata): HeaderModelFacts | null {
@@ -318,6 +336,13 @@ function headerFacts(gguf: GgufMetadata): HeaderModelFacts | null {
 /** @internal */
 export function modelPlacement(model: LlamaModel): ModelPlacement {
     return placementOf(model);
+}
+
+/** Where each weight of the model went (buffer type per tensor), read once. @internal */
+export function modelWeightPlacement(model: LlamaModel): WeightPlacement {
+    const placement = placementOf(model);
+    placement.weights ??= nativeOf(model).weightPlacement();
+    return placement.weights;
 }
 
 /** `<arch>.block_count` of a GGUF header, 0 when absent. @internal */

@@ -38,6 +38,7 @@ export const modelLoadOptionsSchema = z.strictObject({
     }), { error: "an array of { pattern, bufferType }" }).optional(),
     isolation: z.enum(['none', 'process'], { error: "'none' or 'process'" }).optional(),
     useMmap: bool().optional(),
+    repack: bool().optional(),
     useMlock: bool().optional(),
     vocabOnly: bool().optional(),
     checkTensors: bool().optional(),
@@ -94,6 +95,16 @@ export interface ModelLoadOptions {
     isolation?: 'none' | 'process';
     /** Memory-map the file instead of reading it (llama.cpp `--mmap`). Defaults to `true`. */
     useMmap?: boolean;
+    /**
+     * Let the CPU backend put weights it has faster kernels for into its extra buffer types
+     * (`AMX` on Intel CPUs with AMX, `CPU_REPACK` for Q4_0, IQ4_NL, Q4_K and other types on
+     * AVX2/AVX-512 and ARM): llama.cpp's default, `use_extra_bufts`. Those weights are then
+     * copies in allocated memory, in another layout, instead of pages of the mapped file
+     * shared with other processes; `memoryReport().weights.byBufferType` shows where each
+     * went. `false` is llama.cpp's `--no-repack`: every CPU weight stays mapped, at some
+     * speed cost (README, "Memory"). Defaults to `true`.
+     */
+    repack?: boolean;
     /** Lock the weights in RAM (llama.cpp `--mlock`). Defaults to `false`. */
     useMlock?: boolean;
     /** Load only the vocabulary, no weights (tokenize/detokenize only). Defaults to `false`. */
@@ -309,7 +320,7 @@ export const calibrateOptionsSchema = z.strictObject({
 
 /** Defaults, in one place. */
 export const defaults = {
-    model: { gpu: 'auto' as const, gpuLayers: 'auto' as const, cpuMoeLayers: 0, useMmap: true, useMlock: false, vocabOnly: false, checkTensors: false, checkMemory: true },
+    model: { gpu: 'auto' as const, gpuLayers: 'auto' as const, cpuMoeLayers: 0, useMmap: true, repack: true, useMlock: false, vocabOnly: false, checkTensors: false, checkMemory: true },
     context: {
         contextSize: 4096,
         batchSize: 512,

@@ -7,7 +7,9 @@ import { z } from 'zod';
 import {
     CONTEXT_PADDING,
     estimateFromHeader,
+    KV_ONLY_LOAD,
     openSimulator,
+    weightLoad,
     pad,
     type EstimateContextOptions,
     type MemoryEstimate,
@@ -40,6 +42,10 @@ export interface PlanFitOptions {
     /** Passed on to the estimate. Defaults as for LlamaContext. */
     batchSize?: number;
     ubatchSize?: number;
+    /** The model load's `useMmap` (the weights' buffers depend on it). Defaults to `true`. */
+    useMmap?: boolean;
+    /** The model load's `repack` (whether the CPU's extra buffer types copy weights). Defaults to `true`. */
+    repack?: boolean;
 }
 
 /** The chosen settings: pass them to `new LlamaContext({ model, ...plan.settings })`. */
@@ -70,6 +76,8 @@ const planFitSchema = z.strictObject({
     parallel: z.number().int().positive({ error: 'a positive integer' }).max(256, { error: 'a positive integer up to 256' }).optional(),
     batchSize: z.number().int().positive({ error: 'a positive integer' }).optional(),
     ubatchSize: z.number().int().positive({ error: 'a positive integer' }).optional(),
+    useMmap: z.boolean({ error: 'a boolean' }).optional(),
+    repack: z.boolean({ error: 'a boolean' }).optional(),
 });
 
 const STEP = CONTEXT_PADDING;
@@ -91,7 +99,7 @@ export async function planFit(options: PlanFitOptions): Promise<FitPlan> {
     // With a file path every candidate is measured by llama.cpp's own dry run (exact);
     // with only a header, by the header-level estimate with a margin on its approximate
     // compute figure.
-    const simulator = typeof opts.model === 'string' ? await openSimulator(opts.model) : null;
+    const simulator = typeof opts.model === 'string' ? await openSimulator(opts.model, { repack: opts.repack ?? defaults.model.repack }) : null;
     try {
         return await plan(opts, simulator);
     } finally {
@@ -110,14 +118,16 @@ async function plan(opts: z.output<typeof planFitSchema>, simulator: Simulator |
     const extra = { batchSize: opts.batchSize, ubatchSize: opts.ubatchSize };
 
     const margin = 1.15;
-    const estimate = (o: EstimateContextOptions) => (simulator ? simulator.run(o, facts) : estimateFromHeader(gguf, facts, o));
+    const useMmap = opts.useMmap ?? defaults.model.useMmap;
+    const load = simulator ? KV_ONLY_LOAD : weightLoad({ useMmap, repack: opts.repack ?? defaults.model.repack });
+    const estimate = (o: EstimateContextOptions) => (simulator ? simulator.run(o, facts, { useMmap }) : estimateFromHeader(gguf, facts, o, load));
     const planned = (contextSize: number, np: number, k: KvCacheType, v: KvCacheType) => {
         const e = estimate({ contextSize, parallel: np, cacheTypeK: k, cacheTypeV: v, ...extra });
         return e.total.bytes + (e.exact.compute ? 0 : e.compute.bytes * (margin - 1));
     };
     const valid = (k: KvCacheType, v: KvCacheType) => {
         try {
-            estimateFromHeader(gguf, facts, { contextSize: STEP, cacheTypeK: k, cacheTypeV: v, ...extra });
+            estimateFromHeader(gguf, facts, { contextSize: STEP, cacheTypeK: k, cacheTypeV: v, ...extra }, KV_ONLY_LOAD);
             return true;
         } catch (error) {
             if (error instanceof LlamaConfigError) return false; // e.g. head dimension not a multiple of 32
@@ -174,7 +184,7 @@ async function plan(opts: z.output<typeof planFitSchema>, simulator: Simulator |
     if (!choice) {
         const needed = planned(minContext * parallel, parallel, ...smallest);
         const how = simulator ? '' : ' (header estimate, with a 15% margin on its approximate compute figure; give the model as a file path for an exact dry run)';
-        const weights = estimateFromHeader(gguf, facts, { contextSize: STEP, ...extra }).weights.bytes;
+        const weights = estimate({ contextSize: STEP, ...extra }).weights.bytes;
         throw new LlamaError(
             'INSUFFICIENT_MEMORY',
             weights > budget

@@ -125,7 +125,7 @@ Napi::Value load_backends(const Napi::CallbackInfo & info) {
 }
 
 // backendInfo(withMemory: boolean) -> { addonDir, hasCpu,
-//   registries: [{ name, path, features: {k: v}, devices: [{ name, description, type, freeBytes, totalBytes }] }],
+//   registries: [{ name, path, features: {k: v}, devices: [{ name, description, type, freeBytes, totalBytes, extraBufferTypes }] }],
 //   attempts: [{ name, path, error }] }
 Napi::Value backend_info(const Napi::CallbackInfo & info) {
     Napi::Env  env         = info.Env();
@@ -159,6 +159,17 @@ Napi::Value backend_info(const Napi::CallbackInfo & info) {
             d.Set("type", device_type_name(ggml_backend_dev_type(dev)));
             d.Set("freeBytes", static_cast<double>(free_bytes));
             d.Set("totalBytes", static_cast<double>(total_bytes));
+            // The CPU backend's extra buffer types (repacked weight layouts, AMX): where
+            // llama.cpp puts a copy of the weights they support, unless use_extra_bufts is off.
+            Napi::Array extra = Napi::Array::New(env);
+            auto *      get_extra = reinterpret_cast<ggml_backend_dev_get_extra_bufts_t>(
+                ggml_backend_reg_get_proc_address(reg, "ggml_backend_dev_get_extra_bufts"));
+            if (get_extra != nullptr && ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_CPU) {
+                for (ggml_backend_buffer_type_t * t = get_extra(dev); t != nullptr && *t != nullptr; ++t) {
+                    extra.Set(extra.Length(), ggml_backend_buft_name(*t));
+                }
+            }
+            d.Set("extraBufferTypes", extra);
             devices.Set(static_cast<uint32_t>(j), d);
         }
         r.Set("devices", devices);

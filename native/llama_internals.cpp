@@ -171,6 +171,18 @@ context_kv_facts context_facts(const llama_context * ctx) {
     return facts;
 }
 
+std::vector<tensor_place> model_tensor_placement(const llama_model * model) {
+    std::vector<tensor_place> out;
+    out.reserve(model->tensors_by_name.size());
+    for (const auto & [name, t] : model->tensors_by_name) {
+        if (t == nullptr) {
+            continue;
+        }
+        out.push_back({ name, t->buffer != nullptr ? ggml_backend_buffer_get_type(t->buffer) : nullptr, ggml_nbytes(t) });
+    }
+    return out;
+}
+
 std::vector<std::pair<ggml_backend_buffer_type_t, size_t>> lora_buffers(const llama_adapter_lora * adapter) {
     std::vector<std::pair<ggml_backend_buffer_type_t, size_t>> out;
     for (const auto & buf : adapter->bufs) {

@@ -71,6 +71,15 @@ struct context_memory {
 
 context_memory context_memory_report(const llama_context * ctx);
 
+// Where each weight of a model was placed: its name, the buffer type of its buffer (in a
+// dry run, llama.cpp's zero-size placeholder buffer of the chosen type) and its bytes.
+struct tensor_place {
+    std::string                name;
+    ggml_backend_buffer_type_t buft  = nullptr;
+    size_t                     bytes = 0;
+};
+std::vector<tensor_place> model_tensor_placement(const llama_model * model);
+
 // LoRA adapters: the tensor buffers (type and bytes), and what llama.cpp read from the file.
 std::vector<std::pair<ggml_backend_buffer_type_t, size_t>> lora_buffers(const llama_adapter_lora * adapter);
 struct lora_counts {

@@ -20,6 +20,7 @@ Napi::Function model_wrap::define(Napi::Env env) {
     return DefineClass(env, "NativeModel",
                        {
                            InstanceMethod<&model_wrap::metadata>("metadata"),
+                           InstanceMethod<&model_wrap::weight_placement>("weightPlacement"),
                            InstanceMethod<&model_wrap::tokenize>("tokenize"),
                            InstanceMethod<&model_wrap::tokenize_async>("tokenizeAsync"),
                            InstanceMethod<&model_wrap::detokenize>("detokenize"),
@@ -140,6 +141,28 @@ Napi::Value model_wrap::metadata(const Napi::CallbackInfo & info) {
     out.Set("addBos", llama_vocab_get_add_bos(vocab));
     out.Set("isRecurrent", llama_model_is_recurrent(model));
     out.Set("hasEncoder", llama_model_has_encoder(model));
+    return out;
+}
+
+// weightPlacement() -> { names: string[], buffers: string[], bytes: number[] }: each weight
+// tensor, the buffer type llama.cpp placed it in ('' for none) and its bytes.
+Napi::Value model_wrap::weight_placement(const Napi::CallbackInfo & info) {
+    Napi::Env                       env    = info.Env();
+    llama_model_ptr                 m      = model(env);
+    const std::vector<tensor_place> places = model_tensor_placement(m.get());
+    Napi::Array                     names  = Napi::Array::New(env, places.size());
+    Napi::Array                     bufts  = Napi::Array::New(env, places.size());
+    Napi::Array                     bytes  = Napi::Array::New(env, places.size());
+    for (size_t i = 0; i < places.size(); ++i) {
+        const auto idx = static_cast<uint32_t>(i);
+        names.Set(idx, places[i].name);
+        bufts.Set(idx, places[i].buft != nullptr ? ggml_backend_buft_name(places[i].buft) : "");
+        bytes.Set(idx, static_cast<double>(places[i].bytes));
+    }
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("names", names);
+    out.Set("buffers", bufts);
+    out.Set("bytes", bytes);
     return out;
 }
 

@@ -21,6 +21,7 @@ class model_wrap : public Napi::ObjectWrap<model_wrap> {
 
   private:
     Napi::Value metadata(const Napi::CallbackInfo & info);
+    Napi::Value weight_placement(const Napi::CallbackInfo & info);
     Napi::Value tokenize(const Napi::CallbackInfo & info);
     Napi::Value tokenize_async(const Napi::CallbackInfo & info);
     Napi::Value detokenize(const Napi::CallbackInfo & info);

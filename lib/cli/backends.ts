@@ -11,7 +11,10 @@ function describe(b: BackendInfo): string[] {
     const lines = [head];
     for (const d of b.devices) {
         lines.push(`          ${d.name}: ${d.description}, ${formatBytes(d.freeBytes)} free of ${formatBytes(d.totalBytes)}`);
+        if (d.extraBufferTypes.length > 0) lines.push(`          extra buffer types (weight copies unless --no-repack): ${d.extraBufferTypes.join(', ')}`);
     }
+    const features = Object.entries(b.features).map(([k, v]) => (v === '1' ? k : `${k}=${v}`));
+    if (features.length > 0) lines.push(`          features: ${features.join(' ')}`);
     if (b.path) lines.push(`          from ${b.path}`);
     if (b.reason) lines.push(`          why: ${b.reason}`);
     if (b.fix) lines.push(`          fix: ${b.fix}`);

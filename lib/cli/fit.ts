@@ -1,6 +1,7 @@
 import { planFit, type FitPreference } from '../plan-fit.js';
 import { flagHelp, parseFlags, UsageError, type FlagSpec } from './args.js';
 import { formatBytes, parseBytes } from './bytes.js';
+import { weightFlags, weightOptionsFromFlags } from './model-flags.js';
 
 export const fitFlags: FlagSpec[] = [
     { names: ['-m', '--model'], key: 'model', type: 'string', help: 'GGUF model file (required)' },
@@ -9,10 +10,11 @@ export const fitFlags: FlagSpec[] = [
     { names: ['--min-ctx'], key: 'minContextSize', type: 'int', help: 'tokens each sequence needs at least (default 4096 or the trained size)' },
     { names: ['-np', '--parallel'], key: 'parallel', type: 'int', help: "sequences, for 'context' and 'quality' (default 1)" },
     { names: ['-ub', '--ubatch-size'], key: 'ubatchSize', type: 'int', help: 'micro-batch size (default 512)' },
+    ...weightFlags,
     { names: ['--json'], key: 'json', type: 'bool', help: 'print JSON' },
 ];
 
-export const fitUsage = `usage: llama-kv fit -m model.gguf --budget 6GiB [--prefer context|parallel|quality] [--min-ctx 4096] [-np 1] [--json]\n${flagHelp(fitFlags)}`;
+export const fitUsage = `usage: llama-kv fit -m model.gguf --budget 6GiB [--prefer context|parallel|quality] [--min-ctx 4096] [-np 1] [--no-mmap] [--no-repack] [--json]\n${flagHelp(fitFlags)}`;
 
 export async function fit(argv: readonly string[]): Promise<number> {
     const { flags, positional } = parseFlags(argv, fitFlags);
@@ -26,6 +28,7 @@ export async function fit(argv: readonly string[]): Promise<number> {
         minContextSize: flags.minContextSize as number | undefined,
         parallel: flags.parallel as number | undefined,
         ubatchSize: flags.ubatchSize as number | undefined,
+        ...weightOptionsFromFlags(flags),
     });
     if (flags.json) {
         process.stdout.write(JSON.stringify({ model: path, ...plan }) + '\n');
@@ -37,7 +40,7 @@ export async function fit(argv: readonly string[]): Promise<number> {
             `total ${formatBytes(plan.estimate.total.bytes)} (KV ${formatBytes(plan.estimate.kv.bytes)}, weights ${formatBytes(plan.estimate.weights.bytes)}, ` +
             `compute ${formatBytes(plan.estimate.compute.bytes)}, output ${formatBytes(plan.estimate.output.bytes)})\n` +
             `why: ${plan.reason}\n` +
-            `run: llama-kv run -m ${path} -c ${s.contextSize} -np ${s.parallel} -ctk ${s.cacheTypeK} -ctv ${s.cacheTypeV}${flags.ubatchSize ? ` -ub ${flags.ubatchSize}` : ''} -p "..."\n`,
+            `run: llama-kv run -m ${path}${flags.noMmap ? ' --no-mmap' : ''}${flags.noRepack ? ' --no-repack' : ''} -c ${s.contextSize} -np ${s.parallel} -ctk ${s.cacheTypeK} -ctv ${s.cacheTypeV}${flags.ubatchSize ? ` -ub ${flags.ubatchSize}` : ''} -p "..."\n`,
     );
     return 0;
 }

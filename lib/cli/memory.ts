@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { LlamaContext } from '../context.js';
-import { estimateFromHeader, estimateMemory, type MemoryEstimate } from '../estimate.js';
+import { estimateFromHeader, estimateMemory, KV_ONLY_LOAD, type MemoryEstimate } from '../estimate.js';
 import { readGgufMetadata, type GgufMetadata } from '../gguf.js';
 import { KV_PRESETS, type KvPreset } from '../kv-cache.js';
 import { LlamaModel } from '../model.js';
@@ -10,10 +10,12 @@ import { flagHelp, parseFlags, UsageError, type FlagSpec } from './args.js';
 import { formatBytes, parseBytes } from './bytes.js';
 import { kvChartSvg } from './chart.js';
 import { contextFlags, contextOptionsFromFlags } from './context-flags.js';
+import { weightFlags, weightOptionsFromFlags } from './model-flags.js';
 
 export const memoryFlags: FlagSpec[] = [
     { names: ['-m', '--model'], key: 'model', type: 'string', help: 'GGUF model file (required)' },
     ...contextFlags,
+    ...weightFlags,
     { names: ['--simulate'], key: 'simulate', type: 'bool', help: "estimate with llama.cpp's dry run (exact compute) instead of the header" },
     { names: ['--live'], key: 'live', type: 'bool', help: 'also create the context and show the measured figures and the difference' },
     { names: ['--budget'], key: 'budget', type: 'string', help: 'memory budget (e.g. 6GiB): drawn on the chart' },
@@ -21,7 +23,7 @@ export const memoryFlags: FlagSpec[] = [
     { names: ['--json'], key: 'json', type: 'bool', help: 'print JSON' },
 ];
 
-export const memoryUsage = `usage: llama-kv memory -m model.gguf [-c 32768] [-np 2] [-ctk q8_0 -ctv q4_0] [--simulate] [--live] [--json] [--chart kv.svg [--budget 6GiB]]\n${flagHelp(memoryFlags)}`;
+export const memoryUsage = `usage: llama-kv memory -m model.gguf [-c 32768] [-np 2] [-ctk q8_0 -ctv q4_0] [--no-mmap] [--no-repack] [--simulate] [--live] [--json] [--chart kv.svg [--budget 6GiB]]\n${flagHelp(memoryFlags)}`;
 
 type Row = [name: string, estimate: number, live?: number];
 
@@ -45,11 +47,12 @@ export async function memory(argv: readonly string[]): Promise<number> {
     const options = contextOptionsFromFlags(flags);
     const gguf = await readGgufMetadata(path); // read once: for the header estimate and the chart
     const simulate = flags.simulate === true;
-    const estimate = await estimateMemory({ model: simulate ? path : gguf, ...options, simulate });
+    const load = weightOptionsFromFlags(flags);
+    const estimate = await estimateMemory({ model: simulate ? path : gguf, ...options, ...load, simulate });
 
     let live: MemoryReport | undefined;
     if (flags.live) {
-        const model = await LlamaModel.load({ path });
+        const model = await LlamaModel.load({ path, ...load });
         try {
             const ctx = new LlamaContext({ model, ...options });
             live = ctx.memoryReport();
@@ -82,9 +85,21 @@ export async function memory(argv: readonly string[]): Promise<number> {
     });
     const header = ['component'.padEnd(30), 'estimate'.padStart(12), ''.padEnd(7), ...(live ? ['live'.padStart(12), 'difference'.padStart(12)] : [])];
     for (const line of [header, ...table]) process.stdout.write(line.join('  ').trimEnd() + '\n');
+    process.stdout.write(`\nweights by buffer type (estimate): ${weightBuffersText(estimate.weights)}\n`);
+    if (live) process.stdout.write(`weights by buffer type (live): ${weightBuffersText(live.weights)}\n`);
     for (const note of estimate.notes) process.stdout.write(`\nnote: ${note}\n`);
     if (typeof flags.chart === 'string') process.stdout.write(`\nchart written to ${flags.chart}\n`);
     return 0;
+}
+
+/** `CPU_Mapped 17.88 MiB mapped (2.25 MiB of it holds tensors placed elsewhere), AMX 17.88 MiB allocated`. */
+function weightBuffersText(w: MemoryReport['weights']): string {
+    return w.byBufferType
+        .map((b) => {
+            const elsewhere = b.mapped && b.elsewhereBytes ? ` (${formatBytes(b.elsewhereBytes)} of it holds tensors placed elsewhere)` : '';
+            return `${b.bufferType} ${formatBytes(b.bytes)} ${b.mapped ? 'mapped' : 'allocated'}${elsewhere}`;
+        })
+        .join(', ');
 }
 
 function exactness(e: MemoryEstimate, row: string): string {
@@ -103,7 +118,7 @@ function writeChart(file: string, path: string, gguf: GgufMetadata, estimate: Me
         try {
             series.push({
                 name: `${preset} (${KV_PRESETS[preset].cacheTypeK}/${KV_PRESETS[preset].cacheTypeV})`,
-                points: xs.map((x): [number, number] => [x, estimateFromHeader(gguf, facts, { contextSize: x, parallel: c.parallel, kvPreset: preset }).kv.bytes]),
+                points: xs.map((x): [number, number] => [x, estimateFromHeader(gguf, facts, { contextSize: x, parallel: c.parallel, kvPreset: preset }, KV_ONLY_LOAD).kv.bytes]),
             });
         } catch {
             // a preset this model cannot use (e.g. head dimension not a multiple of 32) is left out

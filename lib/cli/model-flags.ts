@@ -2,7 +2,19 @@
 import type { ModelLoadOptions } from '../options.js';
 import { UsageError, type FlagSpec, type ParsedFlags } from './args.js';
 
+/** How the weights are loaded: the flags of `run`, `memory`, `fit` and `calibrate`. */
+export const weightFlags: FlagSpec[] = [
+    { names: ['--no-mmap'], key: 'noMmap', type: 'bool', help: 'read the weights into memory instead of memory-mapping the file' },
+    { names: ['--no-repack'], key: 'noRepack', type: 'bool', help: "keep every CPU weight in the mapped file: no copies in the CPU's extra buffer types (AMX, CPU_REPACK)" },
+];
+
+/** The weight-loading options given on the command line. */
+export function weightOptionsFromFlags(flags: ParsedFlags): { useMmap?: boolean; repack?: boolean } {
+    return { ...(flags.noMmap === true ? { useMmap: false } : {}), ...(flags.noRepack === true ? { repack: false } : {}) };
+}
+
 export const modelFlags: FlagSpec[] = [
+    ...weightFlags,
     { names: ['--gpu'], key: 'gpu', type: 'string', help: 'auto | cuda | rocm | vulkan | metal | none (default auto)' },
     { names: ['-ngl', '--gpu-layers'], key: 'gpuLayers', type: 'string', help: "layers on the GPU: a number, 'auto' or 'all' (default auto)" },
     { names: ['-dev', '--device'], key: 'devices', type: 'string', help: 'comma-separated devices to offload to, e.g. CUDA0,CUDA1' },
@@ -38,5 +50,5 @@ export function modelOptionsFromFlags(flags: ParsedFlags): Omit<ModelLoadOptions
         });
     }
     if (typeof flags.cpuMoeLayers === 'number') options.cpuMoeLayers = flags.cpuMoeLayers;
-    return options;
+    return { ...options, ...weightOptionsFromFlags(flags) };
 }

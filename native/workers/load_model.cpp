@@ -24,6 +24,7 @@ struct load_params {
     bool        vocab_only    = false;
     bool        check_tensors = false;
     bool        no_alloc      = false;  // dry run: read metadata, simulate allocations, no weights
+    bool        extra_bufts   = true;   // the CPU backend's extra buffer types (repacked layouts, AMX)
     model_placement placement;
 };
 
@@ -48,6 +49,7 @@ class load_model_worker : public abortable_progress_worker {
         mp.vocab_only                  = params_.vocab_only;
         mp.check_tensors               = params_.check_tensors;
         mp.no_alloc                    = params_.no_alloc;
+        mp.use_extra_bufts             = params_.extra_bufts;
         params_.placement.apply(mp);
         if (params_.no_alloc) {
             mp.load_mode = LLAMA_LOAD_MODE_NONE;  // as llama.cpp's own fit does: nothing is mapped or read
@@ -155,6 +157,7 @@ Napi::Value load_model(const Napi::CallbackInfo & info) {
     params.vocab_only    = get_or(env, obj, "vocabOnly", false);
     params.check_tensors = get_or(env, obj, "checkTensors", false);
     params.no_alloc      = get_or(env, obj, "noAlloc", false);
+    params.extra_bufts   = get_or(env, obj, "extraBufferTypes", true);
     backends_load({});
     if (!backends_have_cpu()) {
         throw_error(env, code::backend_unavailable,

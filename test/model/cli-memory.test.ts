@@ -18,7 +18,20 @@ describe('llama-kv memory', () => {
         expect(r.code).toBe(0);
         expect(r.stdout).toContain('contextSize 1024, parallel 2, K q8_0 / V q4_0, flash attention on');
         expect(r.stdout).toMatch(/kv cache \(K q8_0 \/ V q4_0\)\s+416\.00 KiB\s+exact\s+416\.00 KiB\s+same/);
+        // The header is exact for the weights where this CPU's extra buffer types take none of them.
+        expect(r.stdout).toMatch(/weights\s+[\d.]+ MiB\s+(exact|approx)\s+[\d.]+ MiB/);
+        expect(r.stdout).toMatch(/weights by buffer type \(live\): CPU_Mapped [\d.]+ MiB mapped/);
+    });
+
+    it('--no-repack: every weight stays in the mapped file, exact at the header level on any CPU', () => {
+        const r = llamaKv('memory', '-m', fixtures.f16, '-c', '1024', '--no-repack', '--live');
+        expect(r.code).toBe(0);
         expect(r.stdout).toMatch(/weights\s+33\.50 MiB\s+exact\s+33\.50 MiB\s+same/);
+        expect(r.stdout).toContain('weights by buffer type (live): CPU_Mapped 33.50 MiB mapped\n');
+        const read = llamaKv('memory', '-m', fixtures.f16, '-c', '1024', '--no-repack', '--no-mmap', '--simulate', '--live', '--json');
+        const { estimate, live } = JSON.parse(read.stdout);
+        expect(live.weights.byBufferType.map((b: { bufferType: string }) => b.bufferType)).toEqual(['CPU']);
+        expect(estimate.weights).toEqual(live.weights);
         expect(r.stdout).toMatch(/compute buffers\s+[\d.]+ MiB\s+approx\s+[\d.]+ MiB/);
     });
 

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { estimateMemory, LlamaContext, LlamaModel, readGgufMetadata, type GgufMetadata, type KvCacheType } from '../../lib/index.js';
+import { cpuExtraBufferTypes } from '../../lib/backends.js';
+import { estimateMemory, LlamaContext, LlamaModel, readGgufMetadata, type GgufMetadata, type KvCacheType, type MemoryReport } from '../../lib/index.js';
 import { fixtures } from '../helpers/fixtures.js';
 
 const pairs: [KvCacheType, KvCacheType][] = [
@@ -9,9 +10,24 @@ const pairs: [KvCacheType, KvCacheType][] = [
 const contextSizes = [256, 1000, 3000, 8192];
 const parallels = [1, 2, 3, 4];
 
+/**
+ * The header-level weights: equal to the live figure where the header says exact (no extra
+ * buffer type of this CPU can take a weight of the model), else above it with the reason.
+ */
+function expectHeaderWeights(est: Awaited<ReturnType<typeof estimateMemory>>, live: MemoryReport, where: string): void {
+    if (est.exact.weights) {
+        expect(est.weights.bytes, where).toBe(live.weights.bytes);
+        expect(live.weights.allocatedBytes === 0 || live.weights.mappedBytes === 0, `${where}: exact, so nothing was both mapped and copied`).toBe(true);
+    } else {
+        expect(est.weights.bytes, where).toBeGreaterThanOrEqual(live.weights.bytes);
+        expect(est.notes.join('\n'), where).toMatch(/weights are approximate .*extra buffer types/);
+    }
+}
+
 describe.each([
     ['f16', () => fixtures.f16],
     ['q8_0', () => fixtures.q8_0],
+    ['q4_0', () => fixtures.q4_0],
 ])('estimateMemory on the %s fixture', (_name, path) => {
     let model: LlamaModel;
     let header: GgufMetadata;
@@ -21,7 +37,7 @@ describe.each([
     });
     afterAll(() => model.dispose());
 
-    it.each(pairs)('K %s / V %s: header KV and weights, and simulated compute, equal the live context to the byte', async (k, v) => {
+    it.each(pairs)('K %s / V %s: header KV, simulated weights, compute and total equal the live context to the byte', async (k, v) => {
         const worstCompute: number[] = [];
         for (const contextSize of contextSizes) {
             for (const parallel of parallels) {
@@ -37,12 +53,13 @@ describe.each([
                 expect(est.kv.v.bytes, where).toBe(live.kv.v.bytes);
                 expect(est.kv.bytes, where).toBe(live.kv.bytes);
                 expect(est.kv.cells, where).toBe(live.kv.cells);
-                expect(est.weights.bytes, where).toBe(live.weights.bytes);
+                expectHeaderWeights(est, live, where);
                 expect(est.output.bytes, where).toBe(live.output.bytes);
-                expect(est.exact).toEqual({ kv: true, weights: true, loras: true, compute: false, output: true });
+                expect(est.exact).toEqual({ kv: true, weights: est.exact.weights, loras: true, compute: false, output: true });
                 expect(sim.compute.bytes, where).toBe(live.compute.bytes);
                 expect(sim.kv.bytes, where).toBe(live.kv.bytes);
-                expect(sim.weights.bytes, where).toBe(live.weights.bytes);
+                expect(sim.weights, where).toEqual(live.weights);
+                expect(sim.output.bytes, where).toBe(live.output.bytes);
                 expect(sim.total.bytes, where).toBe(live.total.bytes);
                 expect(sim.source.compute).toBe('simulate');
                 worstCompute.push(Math.abs(est.compute.bytes - live.compute.bytes) / live.compute.bytes);
@@ -68,6 +85,73 @@ describe.each([
     });
 });
 
+describe.each([
+    ['f16', () => fixtures.f16],
+    ['q8_0', () => fixtures.q8_0],
+    ['q4_0', () => fixtures.q4_0],
+])('weights of the %s fixture per buffer type, on whatever CPU this is', (_name, path) => {
+    it.each([
+        ['mapped', { useMmap: true, repack: true }],
+        ['read', { useMmap: false, repack: true }],
+        ['mapped, repack: false', { useMmap: true, repack: false }],
+        ['read, repack: false', { useMmap: false, repack: false }],
+    ] as const)('%s: simulate equals the live buffers to the byte; the header is exact or says why not', async (_label, load) => {
+        const model = await LlamaModel.load({ path: path(), ...load });
+        try {
+            const ctx = model.createContext({ contextSize: 512, threads: 1 });
+            const live = ctx.memoryReport();
+            const sim = await estimateMemory({ model: path(), contextSize: 512, simulate: true, ...load });
+            const est = await estimateMemory({ model: path(), contextSize: 512, ...load });
+            expect(sim.weights).toEqual(live.weights);
+            expect(sim.total.bytes).toBe(live.total.bytes);
+            expectHeaderWeights(est, live, _label);
+            const file = (await readGgufMetadata(path())).tensors;
+            const tensorBytes = file.reduce((s, t) => s + t.byteSize, 0);
+            // Each tensor is in exactly one buffer.
+            expect(live.weights.byBufferType.reduce((s, b) => s + (b.tensors ?? 0), 0)).toBe(file.length);
+            const mapped = live.weights.byBufferType.filter((b) => b.mapped);
+            expect(mapped.map((b) => b.bufferType)).toEqual(load.useMmap ? ['CPU_Mapped'] : []);
+            if (!load.repack) {
+                // No extra buffer type: every weight in the one mapped (or read) CPU buffer, the header exact.
+                expect(live.weights.byBufferType.map((b) => b.bufferType)).toEqual([load.useMmap ? 'CPU_Mapped' : 'CPU']);
+                expect(est.exact.weights).toBe(true);
+                expect(live.weights.bytes - tensorBytes).toBeLessThan(32 * file.length);
+            } else {
+                // The mapped range also spans the tensors that went to another buffer between its own.
+                for (const b of mapped) expect(b.bytes).toBeGreaterThanOrEqual(b.elsewhereBytes ?? 0);
+                const copies = live.weights.byBufferType.filter((b) => !b.mapped && b.bufferType !== 'CPU');
+                expect(copies.every((b) => cpuExtraBufferTypes().includes(b.bufferType))).toBe(true);
+            }
+            ctx.dispose();
+        } finally {
+            model.dispose();
+        }
+    });
+});
+
+describe.runIf(cpuExtraBufferTypes().includes('CPU_REPACK'))('weights placed in CPU_REPACK by a tensor override', () => {
+    it('show in the report as allocated copies, and simulate with the same override equals the live figures', async () => {
+        const tensorOverrides = [{ pattern: 'ffn_(up|down|gate)', bufferType: 'CPU_REPACK' }];
+        const model = await LlamaModel.load({ path: fixtures.q4_0, tensorOverrides });
+        try {
+            const ctx = model.createContext({ contextSize: 512, threads: 1 });
+            const live = ctx.memoryReport();
+            const repack = live.weights.byBufferType.find((b) => b.bufferType === 'CPU_REPACK');
+            // 2 layers x 3 feed-forward matrices of 256 x 512 Q4_0 values (18 bytes per 32).
+            expect(repack).toMatchObject({ mapped: false, tensors: 6, device: 'CPU' });
+            expect(repack!.bytes).toBe(6 * ((256 * 512) / 32) * 18);
+            const sim = await estimateMemory({ model: fixtures.q4_0, contextSize: 512, simulate: true, tensorOverrides });
+            expect(sim.weights).toEqual(live.weights);
+            expect(sim.total.bytes).toBe(live.total.bytes);
+            const r = await ctx.complete('Once upon a time', { maxTokens: 4, temperature: 0 });
+            expect(r.tokens).toHaveLength(4);
+            ctx.dispose();
+        } finally {
+            model.dispose();
+        }
+    });
+});
+
 describe('estimateMemory validation', () => {
     it('gives the same errors as LlamaContext', async () => {
         await expect(estimateMemory({ model: fixtures.f16, cacheTypeV: 'q4_0', flashAttention: 'off' })).rejects.toMatchObject({
@@ -77,6 +161,8 @@ describe('estimateMemory validation', () => {
         await expect(estimateMemory({ model: fixtures.hd48, cacheTypeK: 'q8_0' })).rejects.toThrow(/head dimension 48/);
         await expect(estimateMemory({ model: fixtures.f16, contextsize: 5 } as never)).rejects.toThrow(/did you mean "contextSize"/);
         await expect(estimateMemory({ model: await readGgufMetadata(fixtures.f16), simulate: true })).rejects.toMatchObject({ path: ['model', 'simulate'] });
+        await expect(estimateMemory({ model: fixtures.f16, tensorOverrides: [{ pattern: 'ffn', bufferType: 'CPU' }] })).rejects.toMatchObject({ path: ['tensorOverrides', 'simulate'] });
+        await expect(estimateMemory({ model: fixtures.f16, repack: 'no' as never })).rejects.toThrow(/repack/);
     });
 
     it('reads only the header of the model file', async () => {

@@ -7,11 +7,13 @@ const PROMPT = 'Once upon a time';
 describe.each([
     ['f16', () => fixtures.f16],
     ['q8_0', () => fixtures.q8_0],
+    ['q4_0', () => fixtures.q4_0],
 ])('generation on the %s fixture', (_name, path) => {
     let model: LlamaModel;
     let ctx: LlamaContext;
     beforeAll(async () => {
-        model = await LlamaModel.load({ path: path() });
+        // checkTensors: llama.cpp validates every block the fixture generator wrote.
+        model = await LlamaModel.load({ path: path(), checkTensors: true });
         ctx = new LlamaContext({ model, contextSize: 1024, threads: 2 });
     });
     afterAll(() => model.dispose());

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { chooseGpu, describeBackends, type BackendDevice, type BackendInfo } from '../../lib/backends.js';
 import { LlamaConfigError, LlamaError } from '../../lib/errors.js';
 
-const device = (name: string, type: BackendDevice['type']): BackendDevice => ({ name, description: name, type, totalBytes: 8 << 30, freeBytes: 4 << 30 });
+const device = (name: string, type: BackendDevice['type']): BackendDevice => ({ name, description: name, type, totalBytes: 8 << 30, freeBytes: 4 << 30, extraBufferTypes: [] });
 const backend = (name: string, kind: BackendInfo['kind'], devices: BackendDevice[]): BackendInfo => ({ name, kind, available: devices.length > 0, devices, features: {} });
 
 const cpu = backend('CPU', 'cpu', [device('CPU', 'cpu')]);
@@ -57,7 +57,7 @@ describe('chooseGpu', () => {
 describe.runIf(process.platform === 'linux' && process.arch === 'x64')('describeBackends', () => {
     const info = (registries: Parameters<typeof describeBackends>[0]['registries'], attempts: Parameters<typeof describeBackends>[0]['attempts'] = []) =>
         describeBackends({ addonDir: '/pkg/prebuilds/linux-x64', hasCpu: registries.some((r) => r.name === 'CPU'), registries, attempts });
-    const cpuRegistry = (path: string) => ({ name: 'CPU', path, features: { AVX2: '1' }, devices: [{ name: 'CPU', description: 'x', type: 'cpu', freeBytes: 1, totalBytes: 2 }] });
+    const cpuRegistry = (path: string) => ({ name: 'CPU', path, features: { AVX2: '1' }, devices: [{ name: 'CPU', description: 'x', type: 'cpu', freeBytes: 1, totalBytes: 2, extraBufferTypes: ['AMX'] }] });
 
     it('names the CPU variant from the library that was loaded', () => {
         expect(info([cpuRegistry('/pkg/prebuilds/linux-x64/libggml-cpu-haswell.so')])[0].variant).toBe('haswell');

@@ -11,6 +11,7 @@ import {
     f32ToBytes,
     f32ToF16Bits,
     f32ToF16Bytes,
+    quantizeQ4_0,
     quantizeQ8_0,
     serializeGguf,
     writeGguf,
@@ -148,6 +149,21 @@ describe('quantizeQ8_0', () => {
 
     it('rejects lengths that are not a multiple of 32', () => {
         expect(() => quantizeQ8_0(new Float32Array(33))).toThrow(/multiple of 32/);
+    });
+});
+
+describe('quantizeQ4_0', () => {
+    it('follows ggml quantize_row_q4_0_ref: d = max / -8, nibbles min(15, trunc(x/d + 8.5)), j low and j + 16 high', () => {
+        const x = new Float32Array(64);
+        for (let j = 0; j < 32; j++) x[j] = (j - 16) / 4; // max -4: d = 0.5, so x/d + 8.5 = j/2 + 0.5 (low) and j/2 + 8.5 (high)
+        const q = quantizeQ4_0(x);
+        expect(q.length).toBe(2 * 18);
+        // fp16 0.5 = 0x3800; then q(j) | q(j + 16) << 4; a block of zeros has d = -0 (0x8000, as in C) and every nibble 8.
+        expect(Buffer.from(q).toString('hex')).toBe('0038' + '8091' + '91a2a2b3b3c4c4d5d5e6e6f7f7f8' + '0080' + '88'.repeat(16));
+    });
+
+    it('rejects lengths that are not a multiple of 32', () => {
+        expect(() => quantizeQ4_0(new Float32Array(48))).toThrow(/multiple of 32/);
     });
 });
 

@@ -37,12 +37,12 @@ const header = (): GgufMetadata => ({
     kv: {},
     kvTypes: {},
     tensors: [
-        { name: 'token_embd.weight', type: 1, typeName: 'F16', dims: [1], offset: 0, byteSize: 4 * MIB },
-        { name: 'blk.0.attn_q.weight', type: 1, typeName: 'F16', dims: [1], offset: 4 * MIB, byteSize: 6 * MIB },
-        { name: 'blk.0.ffn_up_exps.weight', type: 1, typeName: 'F16', dims: [1], offset: 10 * MIB, byteSize: 4 * MIB },
-        { name: 'blk.1.attn_q.weight', type: 1, typeName: 'F16', dims: [1], offset: 14 * MIB, byteSize: 10 * MIB },
-        { name: 'output_norm.weight', type: 0, typeName: 'F32', dims: [1], offset: 24 * MIB, byteSize: 2 * MIB },
-        { name: 'output.weight', type: 1, typeName: 'F16', dims: [1], offset: 26 * MIB, byteSize: 4 * MIB },
+        { name: 'token_embd.weight', type: 1, typeName: 'F16', shape: [256, 256], offset: 0, byteSize: 4 * MIB },
+        { name: 'blk.0.attn_q.weight', type: 1, typeName: 'F16', shape: [256, 256], offset: 4 * MIB, byteSize: 6 * MIB },
+        { name: 'blk.0.ffn_up_exps.weight', type: 1, typeName: 'F16', shape: [256, 256], offset: 10 * MIB, byteSize: 4 * MIB },
+        { name: 'blk.1.attn_q.weight', type: 1, typeName: 'F16', shape: [256, 256], offset: 14 * MIB, byteSize: 10 * MIB },
+        { name: 'output_norm.weight', type: 0, typeName: 'F32', shape: [256, 256], offset: 24 * MIB, byteSize: 2 * MIB },
+        { name: 'output.weight', type: 1, typeName: 'F16', shape: [256, 256], offset: 26 * MIB, byteSize: 4 * MIB },
     ],
 }) as unknown as GgufMetadata;
 
@@ -82,19 +82,32 @@ describe('memory checks before allocation', () => {
 
     it('checks a model load: weights without mmap against RAM, a mapped file against the address space, offload against the devices', () => {
         const gguf = header();
-        const cpu = { layerCount: 2, gpuLayers: 0, devices: [], overrides: [] };
+        const cpu = { layerCount: 2, gpuLayers: 0, devices: [], overrides: [], extraBufferTypes: [] };
         expect(() => checkModelMemory(gguf, { ...cpu, useMmap: true }, host(1 * MIB))).not.toThrow();
         expect(catchError(() => checkModelMemory(gguf, { ...cpu, useMmap: false }, host(20 * MIB))).message).toMatch(/^Loading this model without mmap needs about 30\.0 MiB of host memory \(weights 30\.0 MiB\)/);
         expect(catchError(() => checkModelMemory(gguf, { ...cpu, useMmap: true }, host(1e12, [{ source: 'address-space', availableBytes: 20 * MIB }]))).message).toMatch(
             /^Memory-mapping this model needs about 30\.0 MiB of address space \(file 30\.0 MiB\)/,
         );
-        const gpu = { layerCount: 2, gpuLayers: -1, devices: ['CUDA0'], overrides: [], useMmap: true };
+        const gpu = { layerCount: 2, gpuLayers: -1, devices: ['CUDA0'], overrides: [], useMmap: true, extraBufferTypes: [] };
         const free = (bytes: number | null) => () => ({ names: ['CUDA0'], freeBytes: bytes });
         expect(() => checkModelMemory(gguf, gpu, host(1e12), free(26 * MIB))).not.toThrow();
         expect(() => checkModelMemory(gguf, gpu, host(1e12), free(null))).not.toThrow(); // the device does not say
         const e = catchError(() => checkModelMemory(gguf, gpu, host(1e12), free(25 * MIB)));
         expect(e).toMatchObject({ location: 'device', neededBytes: 26 * MIB, availableBytes: 25 * MIB });
         expect(e.message).toMatch(/^Offloading this model needs about 26\.0 MiB of memory on CUDA0 \(weights of 2 layers and the output layer 26\.0 MiB\) but it has 25\.0 MiB free: lower gpuLayers/);
+    });
+
+    it("counts the copies that the CPU's extra buffer types may make of mapped weights as host memory", () => {
+        const gguf = header();
+        const load = { layerCount: 2, gpuLayers: 0, devices: [], overrides: [], useMmap: true };
+        // AMX may take the F16 matrix weights (not the token embedding, not F32): 6 + 4 + 10 + 4 MiB.
+        expect(() => checkModelMemory(gguf, { ...load, extraBufferTypes: ['AMX'] }, host(24 * MIB))).not.toThrow();
+        const e = catchError(() => checkModelMemory(gguf, { ...load, extraBufferTypes: ['AMX'] }, host(23 * MIB)));
+        expect(e).toMatchObject({ code: 'INSUFFICIENT_MEMORY', neededBytes: 24 * MIB, location: 'host' });
+        expect(e.message).toMatch(/^Loading this model needs about 24\.0 MiB of host memory \(weight copies in AMX 24\.0 MiB\).*repack: false/);
+        // CPU_REPACK takes no F16 weights; repack: false (no extra types) copies nothing.
+        expect(() => checkModelMemory(gguf, { ...load, extraBufferTypes: ['CPU_REPACK'] }, host(1 * MIB))).not.toThrow();
+        expect(() => checkModelMemory(gguf, { ...load, extraBufferTypes: [] }, host(1 * MIB))).not.toThrow();
     });
 
     it('checks a context: on the CPU everything is host memory; offloaded, the KV cache of GPU layers and compute go to the device', () => {
