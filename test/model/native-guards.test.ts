@@ -140,6 +140,26 @@ describe('native argument checks', () => {
         }
     });
 
+    it("refuses a tensor override into one of the CPU's extra buffer types for a weight it has no kernel for (found in review: a GGML_ASSERT in the scheduler at context creation, vendor/patches/0003)", async () => {
+        const extra = binding().backendInfo(false).registries.flatMap((r) => r.devices).flatMap((d) => d.extraBufferTypes);
+        for (const bufferType of extra) {
+            // A norm (used by MUL) or the token embedding (GET_ROWS): no extra buffer type has a kernel for those.
+            for (const pattern of ['attn_norm', 'token_embd']) {
+                const error = await binding().loadModel(fixtures.f16, { ...loadParams, tensorOverrides: [{ pattern, bufferType }] }).promise.catch((e: unknown) => e);
+                expect(error, `${pattern} -> ${bufferType}`).toMatchObject({ code: 'MODEL_LOAD_FAILED', message: expect.stringContaining(`cannot be placed in buffer type ${bufferType}`) });
+            }
+        }
+        // What the CPU backend takes still loads and runs (AMX or CPU_REPACK for the Q4_0 fixture's matrices).
+        const native = binding();
+        for (const bufferType of extra) {
+            const m = await native.loadModel(fixtures.q4_0, { ...loadParams, tensorOverrides: [{ pattern: 'ffn_(up|down|gate)', bufferType }] }).promise;
+            const c = new native.NativeContext(m, contextParams);
+            expect((await c.evaluate(new Int32Array([1, 2, 3]))).length).toBeGreaterThan(0);
+            c.dispose();
+            m.dispose();
+        }
+    });
+
     it('rejects with the error a JS callback threw instead of losing it (found in review)', async () => {
         const native = binding();
         const thrown = new Error('from onTokens');

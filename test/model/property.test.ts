@@ -152,10 +152,11 @@ describe('property tests over the public API', () => {
                 tensorSplit: mostly(fc.array(wildNumber(-1, 10), { maxLength: 3 }), wildValue),
                 cpuMoeLayers: wildNumber(-2, 5000),
                 tensorOverrides: fc.oneof(
-                    fc.array(fc.record({ pattern: fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom('ffn_.*', '(', '[a-', '\\\\', '.*')), bufferType: fc.constantFrom('CPU', 'CUDA0', 'cpu', '') }), { maxLength: 2 }),
+                    fc.array(fc.record({ pattern: fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom('ffn_.*', '(', '[a-', '\\\\', '.*', 'norm')), bufferType: fc.constantFrom('CPU', 'CUDA0', 'cpu', '', 'AMX', 'CPU_REPACK') }), { maxLength: 2 }),
                     wildValue,
                 ),
                 useMmap: mostly(fc.boolean(), wildValue),
+                repack: mostly(fc.boolean(), wildValue),
                 vocabOnly: mostly(fc.boolean(), wildValue),
             },
             { requiredKeys: [] },
