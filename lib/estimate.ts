@@ -271,8 +271,8 @@ function headerWeights(gguf: GgufMetadata, load: WeightLoad): { weights: Weights
     const copies = weightCopyCandidates(gguf, load.extraBufferTypes);
     const buffers: WeightBuffer[] = [];
     if (gguf.tensors.length > 0) {
-        const first = Math.min(...gguf.tensors.map((t) => t.offset));
-        const last = Math.max(...gguf.tensors.map((t) => t.offset + t.byteSize));
+        const first = gguf.tensors.reduce((m, t) => Math.min(m, t.offset), Infinity);
+        const last = gguf.tensors.reduce((m, t) => Math.max(m, t.offset + t.byteSize), 0);
         buffers.push({
             bufferType: mappable ? CPU_MAPPED_BUFFER_TYPE : CPU_BUFFER_TYPE,
             device: 'CPU',

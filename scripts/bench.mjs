@@ -12,19 +12,49 @@
 //   --out bench-results/bench-<date>.json
 // `-m bench-q8_0` is the bench model quantized to Q8_0 (made once, into the cache).
 // --quick: -p 64 -n 16 -r 2 -t 1 (the test suite's smoke run). --compare prev.json exits 1
-// when a figure got more than 5% (--threshold) worse. The full flag list: --help.
+// when a figure got more than 5% (--threshold) worse. --addon PATH runs our side from
+// another built addon (a .node file, or a folder holding one with its ggml libraries:
+// prebuilds/linux-x64, build-prebuild/cpu/Release) instead of build/'s, e.g. to compare a
+// build from source with the prebuilt package. The full flag list: --help.
 // Needs the addon (npm install) and dist/ (npm run build:ts; `npm run bench` does it).
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { buildLlamaBench, compareFlags, compareLibraries } from './bench/build-llama-bench.mjs';
+import { buildLlamaBench, builtCpuVariant, compareFlags, compareLibraries } from './bench/build-llama-bench.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const log = (line) => process.stderr.write(`[llama-kv bench] ${line}\n`);
 const dist = join(root, 'dist');
 const has = (argv, ...names) => argv.some((a) => names.includes(a) || names.some((n) => a.startsWith(`${n}=`)));
 
-async function main(argv) {
+/** --addon PATH: the .node file itself, or the one .node file of a folder. */
+function addonFile(path) {
+    const full = resolve(path);
+    if (!existsSync(full)) throw new Error(`--addon: ${path} does not exist`);
+    if (!statSync(full).isDirectory()) return full;
+    const nodes = readdirSync(full).filter((f) => f.endsWith('.node'));
+    if (nodes.length !== 1) throw new Error(`--addon: ${path} holds ${nodes.length} .node files; name one`);
+    return join(full, nodes[0]);
+}
+
+/** Takes `--addon PATH` (or --addon=PATH) out of argv: [the path or null, the other arguments]. */
+function takeAddon(argv) {
+    const rest = [];
+    let addon = null;
+    for (let i = 0; i < argv.length; i++) {
+        if (argv[i] === '--addon') addon = argv[++i] ?? '';
+        else if (argv[i].startsWith('--addon=')) addon = argv[i].slice(8);
+        else rest.push(argv[i]);
+    }
+    return [addon, rest];
+}
+
+async function main(argvIn) {
+    const [addonArg, argv] = takeAddon(argvIn);
+    const addon = addonArg === null ? null : addonFile(addonArg);
+    // Read by lib/binding.ts when the addon is first loaded (below, not yet), and inherited
+    // by the child processes of the peak-RSS measurement.
+    if (addon !== null) process.env.LLAMA_KV_ADDON_PATH = addon;
     if (!existsSync(join(dist, 'cli', 'bench.js'))) {
         log('dist/ is not built: run `npm run build:ts` first (npm run bench does)');
         return 1;
@@ -34,13 +64,20 @@ async function main(argv) {
     const { LlamaConfigError, LlamaError } = await import(pathToFileURL(join(dist, 'index.js')).href);
     if (has(argv, '-h', '--help')) {
         process.stdout.write(`npm run bench -- [flags]: llama-kv bench with llama-bench built in build-bench/ and these defaults:\n` +
-            '  -m bench-f16 -t 1,2 --out bench-results/bench-<date>.json (-m bench-q8_0: the bench model in Q8_0)\n\n' + benchUsage + '\n');
+            '  -m bench-f16 -t 1,2 --out bench-results/bench-<date>.json (-m bench-q8_0: the bench model in Q8_0)\n' +
+            '  --addon PATH: our side from another built addon (a .node file or its folder, e.g. prebuilds/linux-x64) instead of build/\n\n' + benchUsage + '\n');
         return 0;
     }
     const args = [...argv];
     const notes = [];
     const comparingOnly = has(argv, '--current');
     if (!comparingOnly) {
+        if (addon !== null) {
+            notes.push(`ours: the addon ${addon} (--addon), not build/'s`);
+        } else {
+            const variant = builtCpuVariant(root);
+            if (variant !== null) notes.push(`ours: build/ compiles its one CPU backend (libggml-cpu) as ggml's ${variant} CPU variant`);
+        }
         if (!has(argv, '--ours-only', '--llama-bench')) {
             const built = buildLlamaBench(root, log);
             args.push('--llama-bench', built.llamaBench);
@@ -49,8 +86,8 @@ async function main(argv) {
             const note = flags === null
                 ? 'the compile flags of build-bench/ were not compared with the addon\'s (build/ has no build.ninja)'
                 : flags.differing.length > 0
-                  ? `WARNING: ${flags.differing.length} of ${flags.compared} ggml/llama objects of llama-bench are compiled with other flags than the addon's build/, e.g. ${flags.differing[0]}`
-                  : `llama-bench's ggml/llama objects are compiled with the same flags as the addon's build/ (${flags.compared} objects compared)`;
+                  ? `WARNING: ${flags.differing.length} of ${flags.compared} objects of build-bench/ are compiled with other flags than in the addon's build/, e.g. ${flags.differing[0]}`
+                  : `build-bench/ compiles with the same defines, include directories and flags as the addon's build/ (${flags.compared} objects compared: ${flags.compared - flags.addon} ggml/llama, ${flags.addon} of the addon)`;
             log(note);
             notes.push(note);
             const libs = compareLibraries(root);

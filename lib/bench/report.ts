@@ -115,7 +115,16 @@ export interface BenchSettings {
 export interface BenchReport {
     version: typeof BENCH_REPORT_VERSION;
     createdAt: string;
-    machine: { cpu: string; cpus: number; memoryBytes: number; os: string; node: string };
+    machine: {
+        /** The CPU's brand string (os.cpus()). */
+        cpu: string;
+        /** Vendor, family, model and stepping (/proc/cpuinfo), e.g. `GenuineIntel family 6 model 143 stepping 8`; null where unknown. */
+        cpuId: string | null;
+        cpus: number;
+        memoryBytes: number;
+        os: string;
+        node: string;
+    };
     llamaCpp: {
         /** The llama-bench binary, or null when the comparison did not run. */
         llamaBench: string | null;
@@ -128,7 +137,15 @@ export interface BenchReport {
         /** The reference program that timed llama.cpp's model load, or null. */
         reference: string | null;
     };
-    ours: { version: string; cpuBackend: string | null; cpuVariant: string | null };
+    ours: {
+        version: string;
+        /** The CPU backend library our side loaded. */
+        cpuBackend: string | null;
+        /** Its variant (getBackends()' `variant`: `'haswell'`, `'sapphirerapids'`, ...; `'native'` for a build from source). */
+        cpuVariant: string | null;
+        /** The features that CPU backend was compiled with and reports (AVX2, AVX512, AMX_INT8, REPACK, ...). */
+        cpuFeatures: string[];
+    };
     settings: BenchSettings;
     rows: BenchRow[];
     memory: MemoryRow[];
@@ -200,9 +217,11 @@ export function formatReport(report: BenchReport): string {
         out.push(`model load, mmap (${l.model}): ours ${f(l.ours.median, 1)} ms, llama.cpp ${f(l.llamaCpp?.median, 1)} ms, ratio ${f(l.ratio, 3)} (time; above 1 is slower)`);
     }
     out.push('');
+    const m = report.machine;
+    out.push(`CPU: ${m.cpu}${m.cpuId ? ` (${m.cpuId})` : ''}, ${m.cpus} CPUs | ${(report.durationMs / 1000).toFixed(0)} s`);
     out.push(
-        `CPU backend: ours ${report.ours.cpuBackend ?? '-'} (${report.ours.cpuVariant ?? '-'}); llama-bench ${report.llamaCpp.cpuBackend ?? '-'}` +
-            ` | ${report.machine.cpu}, ${report.machine.cpus} CPUs | ${(report.durationMs / 1000).toFixed(0)} s`,
+        `CPU backend: ours ${report.ours.cpuBackend ?? '-'} (variant ${report.ours.cpuVariant ?? '-'}; ` +
+            `features ${(report.ours.cpuFeatures ?? []).join(' ') || '-'}); llama-bench ${report.llamaCpp.cpuBackend ?? '-'}`,
     );
     const busy = report.rows.filter((r) => (r.contention?.otherPercent ?? 0) >= CONTENTION_WARNING_PERCENT);
     if (busy.length > 0) {

@@ -10,6 +10,7 @@ import { basename, join } from 'node:path';
 import { getBackends } from '../backends.js';
 import { packageRoot } from '../binding.js';
 import { LlamaModel } from '../model.js';
+import { cpuIdentity, featureList } from './cpu-facts.js';
 import { startCpuMeter } from './cpu-meter.js';
 import { measureLoad, measureMemory } from './measure-extras.js';
 import { measureRow, type LlamaBenchFacts } from './measure-row.js';
@@ -127,13 +128,14 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
         createdAt: new Date().toISOString(),
         machine: {
             cpu: cpus()[0]?.model?.trim() ?? 'unknown',
+            cpuId: cpuIdentity(),
             cpus: availableParallelism(),
             memoryBytes: totalmem(),
             os: `${platform()} ${release()}`,
             node: process.version,
         },
         llamaCpp: { llamaBench, commit: facts.commit, pinnedCommit: pinnedCommit(), cpuBackend: facts.cpuBackend, reference },
-        ours: { version: ownVersion(), cpuBackend: cpu?.path ?? null, cpuVariant: cpu?.variant ?? null },
+        ours: { version: ownVersion(), cpuBackend: cpu?.path ?? null, cpuVariant: cpu?.variant ?? null, cpuFeatures: cpu ? featureList(cpu.features) : [] },
         settings: { promptTokens: P, generatedTokens: N, batchSize, ubatchSize, flashAttention: fa, reps, threads: threadList, configs: [...configs] },
         rows,
         memory,

@@ -7,18 +7,45 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
-// What build/ was configured with that changes the code generated: the options of our
-// CMakeLists.txt, the compilers and their flags.
+// What build/ was configured with, mirrored into build-bench/ so that it is configured as
+// build/ is: the options of our CMakeLists.txt, the compilers and their flags (cmake-js's
+// -DBUILDING_NODE_EXTENSION in CMAKE_CXX_FLAGS included), and what cmake-js passes for the
+// addon target: node's headers (CMAKE_JS_INC: the node-api-headers package, not a system
+// include folder, which a machine may not have), its sources and libraries, the runtime.
+// Not CMAKE_LIBRARY_OUTPUT_DIRECTORY: build-bench/ has its own output folder.
 const MIRRORED = [
     'CMAKE_BUILD_TYPE', 'CMAKE_C_COMPILER', 'CMAKE_CXX_COMPILER', 'CMAKE_C_FLAGS', 'CMAKE_CXX_FLAGS',
-    'LLAMA_KV_NATIVE', 'LLAMA_KV_CPU_ALL_VARIANTS', 'LLAMA_KV_GPU_BACKENDS',
+    'CMAKE_SHARED_LINKER_FLAGS', 'CMAKE_OSX_ARCHITECTURES', 'CMAKE_OSX_DEPLOYMENT_TARGET', 'CMAKE_MSVC_RUNTIME_LIBRARY',
+    'CMAKE_JS_INC', 'CMAKE_JS_SRC', 'CMAKE_JS_LIB', 'CMAKE_JS_VERSION', 'NODE_RUNTIME', 'NODE_RUNTIMEVERSION', 'NODE_ARCH',
+    'LLAMA_KV_NATIVE', 'LLAMA_KV_CPU_VARIANT', 'LLAMA_KV_CPU_ALL_VARIANTS', 'LLAMA_KV_GPU_BACKENDS',
 ];
 
-// cmake-js adds -DBUILDING_NODE_EXTENSION to CMAKE_CXX_FLAGS: a macro for node's headers
-// that nothing in llama.cpp or ggml reads. Left out of build-bench/ and of the comparison.
-const withoutNodeDefine = (flags) => flags.replace(/(^|\s)-DBUILDING_NODE_EXTENSION(?=\s|$)/g, '').trim();
+/**
+ * The CMake -D options that configure build-bench/ as build/ was configured (its
+ * CMakeCache.txt), plus LLAMA_KV_BENCH. Throws when build/ has not been configured by
+ * cmake-js (no CMAKE_JS_INC): without node's headers build-bench/ would differ from it.
+ */
+export function mirroredDefines(root) {
+    const addon = cacheEntries(join(root, 'build', 'CMakeCache.txt'));
+    if (!addon.has('CMAKE_JS_INC')) {
+        throw new Error('build/ is not configured by cmake-js (its CMakeCache.txt has no CMAKE_JS_INC): run `npm run build` first');
+    }
+    const wanted = ['-DLLAMA_KV_BENCH=ON'];
+    for (const name of MIRRORED) {
+        const entry = addon.get(name);
+        if (!entry) continue;
+        wanted.push(`-D${name}:${entry.type === 'UNINITIALIZED' ? 'STRING' : entry.type}=${entry.value}`);
+    }
+    if (!addon.has('CMAKE_BUILD_TYPE')) wanted.push('-DCMAKE_BUILD_TYPE=Release');
+    return wanted;
+}
+
+/** The ggml CPU variant build/ compiles its one CPU backend as (e.g. sapphirerapids), or null (all variants, not x86, not configured). */
+export function builtCpuVariant(root) {
+    return cacheEntries(join(root, 'build', 'CMakeCache.txt')).get('LLAMA_KV_CPU_VARIANT_IN_FORCE')?.value || null;
+}
 
 function cacheEntries(file) {
     const out = new Map();
@@ -34,29 +61,38 @@ function which(name) {
     return spawnSync(name, ['--version'], { stdio: 'ignore' }).status === 0;
 }
 
-/** The DEFINES and FLAGS of every ggml and libllama object in a build.ninja, by object path. */
+/**
+ * The DEFINES, INCLUDES and FLAGS of every ggml, libllama and addon object in a
+ * build.ninja, by object path, with the build folder itself (in the include directories of
+ * generated headers) written as <build>. build-bench/ builds no addon, but its build.ninja
+ * has the addon's compile commands: where they match build/'s, so do node's headers and the
+ * defines.
+ */
 function objectFlags(ninjaFile) {
     const out = new Map();
     if (!existsSync(ninjaFile)) return out;
+    const buildDir = dirname(ninjaFile);
+    const includes = (list) => list.split(' ').map((i) => (i === `-I${buildDir}` || i.startsWith(`-I${buildDir}/`) ? `-I<build>${i.slice(2 + buildDir.length)}` : i)).join(' ');
     let current = null;
     for (const line of readFileSync(ninjaFile, 'utf8').split('\n')) {
-        const b = /^build (llama\.cpp\/(?:ggml\/src|src)\/CMakeFiles\/(?:ggml[^/]*|llama)\.dir\/\S+\.o):/.exec(line);
+        const b = /^build ((?:llama\.cpp\/(?:ggml\/src|src)\/CMakeFiles\/(?:ggml[^/]*|llama)|CMakeFiles\/llama_kv)\.dir\/\S+\.o):/.exec(line);
         if (b) {
-            current = { defines: '', flags: '' };
+            current = { defines: '', includes: '', flags: '' };
             out.set(b[1], current);
             continue;
         }
-        if (current && line.startsWith('  DEFINES = ')) current.defines = withoutNodeDefine(line.slice(12));
-        else if (current && line.startsWith('  FLAGS = ')) current.flags = withoutNodeDefine(line.slice(10));
+        if (current && line.startsWith('  DEFINES = ')) current.defines = line.slice(12);
+        else if (current && line.startsWith('  INCLUDES = ')) current.includes = includes(line.slice(13));
+        else if (current && line.startsWith('  FLAGS = ')) current.flags = line.slice(10);
         else if (!line.startsWith('  ')) current = null;
     }
     return out;
 }
 
 /**
- * Compares the compile flags of ggml and libllama in build/ (the addon's) and
- * build-bench/: { compared, differing: [object paths] }, or null when build/ has no
- * build.ninja to compare with.
+ * Compares the compile flags (defines, include directories, flags) of ggml, libllama and
+ * the addon in build/ and build-bench/: { compared, addon (of them, the addon's objects),
+ * differing: [object paths] }, or null when build/ has no build.ninja to compare with.
  */
 export function compareFlags(root) {
     const ours = objectFlags(join(root, 'build', 'build.ninja'));
@@ -64,13 +100,15 @@ export function compareFlags(root) {
     if (ours.size === 0 || bench.size === 0) return null;
     const differing = [];
     let compared = 0;
+    let addon = 0;
     for (const [object, a] of bench) {
         const b = ours.get(object);
         if (!b) continue;
         compared++;
-        if (a.defines !== b.defines || a.flags !== b.flags) differing.push(object);
+        if (object.startsWith('CMakeFiles/llama_kv.dir/')) addon++;
+        if (a.defines !== b.defines || a.includes !== b.includes || a.flags !== b.flags) differing.push(object);
     }
-    return { compared, differing };
+    return { compared, addon, differing };
 }
 
 /**
@@ -98,15 +136,7 @@ export function buildLlamaBench(root, log) {
     const out = join(buildDir, 'Release');
     const llamaBench = join(out, 'llama-bench');
     const reference = join(out, 'llama-kv-reference');
-    const addon = cacheEntries(join(root, 'build', 'CMakeCache.txt'));
-    const wanted = ['-DLLAMA_KV_BENCH=ON'];
-    for (const name of MIRRORED) {
-        const entry = addon.get(name);
-        if (!entry) continue;
-        const value = name === 'CMAKE_CXX_FLAGS' ? withoutNodeDefine(entry.value) : entry.value;
-        wanted.push(`-D${name}:${entry.type === 'UNINITIALIZED' ? 'STRING' : entry.type}=${value}`);
-    }
-    if (!addon.has('CMAKE_BUILD_TYPE')) wanted.push('-DCMAKE_BUILD_TYPE=Release');
+    const wanted = mirroredDefines(root);
     // The executables land in build-bench/Release (our CMakeLists.txt's layout, as cmake-js's
     // build/Release) beside ggml's libraries and the CPU backend modules, which
     // ggml_backend_load_all() looks for in the executable's folder.
@@ -125,8 +155,17 @@ export function buildLlamaBench(root, log) {
     const jobs = process.env.LLAMA_KV_BUILD_JOBS || String(availableParallelism());
     if (missing) log('building llama.cpp\'s llama-bench and the reference program in build-bench/ (the first build takes several minutes)');
     const started = Date.now();
-    const r = spawnSync('cmake', ['--build', buildDir, '--target', 'llama-bench', 'llama-kv-reference', '--parallel', jobs], { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`building llama-bench failed:\n${(r.stdout + r.stderr).trim().split('\n').slice(-30).join('\n')}`);
+    // A first build prints megabytes of compiler warnings (GCC 12 on ggml's AMX code):
+    // spawnSync's default 1 MiB output limit would kill it part way.
+    const r = spawnSync('cmake', ['--build', buildDir, '--target', 'llama-bench', 'llama-kv-reference', '--parallel', jobs], { encoding: 'utf8', maxBuffer: 1 << 30 });
+    if (r.error) throw new Error(`building llama-bench failed: ${r.error.message}`);
+    if (r.status !== 0) {
+        // From the first failed step on: the tail alone is often the warnings of another job.
+        const lines = `${r.stdout}\n${r.stderr}`.trim().split('\n');
+        const failed = lines.findIndex((l) => l.startsWith('FAILED:'));
+        const shown = failed >= 0 ? lines.slice(failed, failed + 30) : lines.slice(-30);
+        throw new Error(`building llama-bench failed:\n${shown.join('\n')}`);
+    }
     if (missing) log(`built in ${((Date.now() - started) / 1000).toFixed(0)} s`);
     return { llamaBench, reference };
 }

@@ -83,6 +83,17 @@ describe('npm run bench (quick mode)', () => {
         // Each side's CPU backend module, from its own folder.
         expect(report.llamaCpp.cpuBackend).toMatch(/build-bench\/Release\/libggml-cpu[^/]*\.so$/);
         expect(report.ours.cpuBackend).toMatch(/libggml-cpu[^/]*\.so$/);
+        // The CPU a figure comes from: its identity, and the features and variant of our CPU backend.
+        expect(report.machine.cpu.length).toBeGreaterThan(0);
+        if (process.platform === 'linux') expect(report.machine.cpuId).not.toBeNull();
+        for (const feature of report.ours.cpuFeatures) expect(feature).toMatch(/^[A-Z0-9_]+(=\S+)?$/);
+        expect(report.ours.cpuVariant).not.toBeNull();
+        expect(r.stdout).toContain(`(variant ${report.ours.cpuVariant}; features ${report.ours.cpuFeatures.join(' ') || '-'})`);
+        // build-bench/ is configured as build/ is, node's headers (cmake-js's CMAKE_JS_INC) included:
+        // the addon's compile commands there are build/'s.
+        expect(report.notes).toContainEqual(
+            expect.stringMatching(/same defines, include directories and flags as the addon's build\/ \(\d+ objects compared: [1-9]\d* ggml\/llama, [1-9]\d* of the addon\)/),
+        );
         expect(report.llamaCpp.llamaBench).toBe(join(root, 'build-bench', 'Release', 'llama-bench'));
         expect(existsSync(report.llamaCpp.llamaBench!)).toBe(true);
     }, 60 * 60_000);
