@@ -47,7 +47,11 @@ export interface BackendInfo {
     kind: BackendKind;
     /** Loaded and has at least one device. */
     available: boolean;
-    /** The CPU variant chosen for this CPU (e.g. `'haswell'`, `'zen4'`; `'native'` for a build from source). */
+    /**
+     * The CPU variant chosen for this CPU (e.g. `'haswell'`, `'zen4'`); for a build from source
+     * `'native (<variant>)'`, the ggml variant it was compiled as for the build machine (e.g.
+     * `'native (sapphirerapids)'`), or `'native'` where the build did not say.
+     */
     variant?: string;
     /** The library it was loaded from. */
     path?: string;
@@ -146,11 +150,12 @@ function deviceType(type: string): BackendDevice['type'] {
     return type === 'cpu' || type === 'gpu' || type === 'igpu' || type === 'accel' ? type : 'other';
 }
 
-function cpuVariant(path: string): string | undefined {
+function cpuVariant(path: string, built: string | null | undefined): string | undefined {
     const file = basename(path).replace(/\.(so|dll|dylib)(\.\d+)*$/, '');
     const match = /^(?:lib)?ggml-cpu(?:-(.+))?$/.exec(file);
     if (!match) return undefined;
-    return match[1] ?? 'native';
+    // A build from source compiles one libggml-cpu as the ggml variant that suits the build machine.
+    return match[1] ?? (built ? `native (${built})` : 'native');
 }
 
 /** The loader's message without ggml's prefixes that repeat the path. */
@@ -196,7 +201,7 @@ export function describeBackends(info: NativeBackendInfo): BackendInfo[] {
         }));
         const entry: BackendInfo = { name: r.name, kind, available: devices.length > 0, devices, features: r.features };
         if (r.path) entry.path = r.path;
-        if (kind === 'cpu' && r.path) entry.variant = cpuVariant(r.path);
+        if (kind === 'cpu' && r.path) entry.variant = cpuVariant(r.path, info.cpuVariantBuilt);
         const gpuKind = GPU_BACKEND_KINDS.find((k) => k === kind);
         if (gpuKind) {
             const pkg = gpuPackageName(gpuKind);

@@ -170,6 +170,8 @@ export interface NativeContext {
 export interface NativeBackendInfo {
     addonDir: string;
     hasCpu: boolean;
+    /** x86 builds from source: the ggml CPU variant libggml-cpu was compiled as (CMake's LLAMA_KV_CPU_VARIANT_IN_FORCE). */
+    cpuVariantBuilt?: string | null;
     registries: {
         name: string;
         path: string;

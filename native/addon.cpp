@@ -186,6 +186,11 @@ Napi::Value backend_info(const Napi::CallbackInfo & info) {
     Napi::Object out = Napi::Object::New(env);
     out.Set("addonDir", backends_addon_dir());
     out.Set("hasCpu", backends_have_cpu());
+#ifdef LLAMA_KV_CPU_VARIANT_NAME
+    out.Set("cpuVariantBuilt", LLAMA_KV_CPU_VARIANT_NAME);  // the ggml variant a single libggml-cpu was compiled as
+#else
+    out.Set("cpuVariantBuilt", env.Null());
+#endif
     out.Set("registries", registries);
     out.Set("attempts", attempts);
     return out;

@@ -145,6 +145,8 @@ export interface BenchReport {
         cpuVariant: string | null;
         /** The features that CPU backend was compiled with and reports (AVX2, AVX512, AMX_INT8, REPACK, ...). */
         cpuFeatures: string[];
+        /** The CPU backend's extra buffer types in force (AMX, CPU_REPACK): where weights it has kernels for were copied. Absent in older reports. */
+        extraBufferTypes?: string[];
     };
     settings: BenchSettings;
     rows: BenchRow[];
@@ -221,7 +223,7 @@ export function formatReport(report: BenchReport): string {
     out.push(`CPU: ${m.cpu}${m.cpuId ? ` (${m.cpuId})` : ''}, ${m.cpus} CPUs | ${(report.durationMs / 1000).toFixed(0)} s`);
     out.push(
         `CPU backend: ours ${report.ours.cpuBackend ?? '-'} (variant ${report.ours.cpuVariant ?? '-'}; ` +
-            `features ${(report.ours.cpuFeatures ?? []).join(' ') || '-'}); llama-bench ${report.llamaCpp.cpuBackend ?? '-'}`,
+            `features ${(report.ours.cpuFeatures ?? []).join(' ') || '-'}; extra buffer types ${(report.ours.extraBufferTypes ?? []).join(', ') || '-'}); llama-bench ${report.llamaCpp.cpuBackend ?? '-'}`,
     );
     const busy = report.rows.filter((r) => (r.contention?.otherPercent ?? 0) >= CONTENTION_WARNING_PERCENT);
     if (busy.length > 0) {

@@ -135,7 +135,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
             node: process.version,
         },
         llamaCpp: { llamaBench, commit: facts.commit, pinnedCommit: pinnedCommit(), cpuBackend: facts.cpuBackend, reference },
-        ours: { version: ownVersion(), cpuBackend: cpu?.path ?? null, cpuVariant: cpu?.variant ?? null, cpuFeatures: cpu ? featureList(cpu.features) : [] },
+        ours: { version: ownVersion(), cpuBackend: cpu?.path ?? null, cpuVariant: cpu?.variant ?? null, cpuFeatures: cpu ? featureList(cpu.features) : [], extraBufferTypes: cpu?.devices[0]?.extraBufferTypes ?? [] },
         settings: { promptTokens: P, generatedTokens: N, batchSize, ubatchSize, flashAttention: fa, reps, threads: threadList, configs: [...configs] },
         rows,
         memory,

@@ -62,6 +62,9 @@ describe.runIf(process.platform === 'linux' && process.arch === 'x64')('describe
     it('names the CPU variant from the library that was loaded', () => {
         expect(info([cpuRegistry('/pkg/prebuilds/linux-x64/libggml-cpu-haswell.so')])[0].variant).toBe('haswell');
         expect(info([cpuRegistry('/w/build/Release/libggml-cpu.so')])[0].variant).toBe('native');
+        // A build from source says which ggml variant it compiled the one CPU backend as.
+        const built = describeBackends({ addonDir: '/w/build/Release', hasCpu: true, cpuVariantBuilt: 'sapphirerapids', registries: [cpuRegistry('/w/build/Release/libggml-cpu.so')], attempts: [] });
+        expect(built[0].variant).toBe('native (sapphirerapids)');
     });
 
     it("turns the loader's message into a reason and a fix", () => {
