@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { BenchReport } from '../../lib/bench/report.js';
 import { ensureFixtureModel } from '../../lib/fixtures/models.js';
+import { getBackends } from '../../lib/index.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const cacheDir = join(root, '.cache', 'models');
@@ -88,7 +89,10 @@ describe('npm run bench (quick mode)', () => {
         if (process.platform === 'linux') expect(report.machine.cpuId).not.toBeNull();
         for (const feature of report.ours.cpuFeatures) expect(feature).toMatch(/^[A-Z0-9_]+(=\S+)?$/);
         expect(report.ours.cpuVariant).not.toBeNull();
-        expect(r.stdout).toContain(`(variant ${report.ours.cpuVariant}; features ${report.ours.cpuFeatures.join(' ') || '-'})`);
+        expect(r.stdout).toContain(
+            `(variant ${report.ours.cpuVariant}; features ${report.ours.cpuFeatures.join(' ') || '-'}; extra buffer types ${report.ours.extraBufferTypes?.join(', ') || '-'})`,
+        );
+        expect(report.ours.extraBufferTypes).toEqual(getBackends().find((b) => b.kind === 'cpu')?.devices[0]?.extraBufferTypes);
         // build-bench/ is configured as build/ is, node's headers (cmake-js's CMAKE_JS_INC) included:
         // the addon's compile commands there are build/'s.
         expect(report.notes).toContainEqual(

@@ -6,7 +6,7 @@ describe('llama-kv backends and the run placement flags', () => {
     it('backends prints each backend, available or with the reason and the fix', () => {
         const r = llamaKv('backends');
         expect(r.code).toBe(0);
-        expect(r.stdout).toMatch(/^cpu +available +CPU \(variant native\)$/m);
+        expect(r.stdout).toMatch(/^cpu +available +CPU \(variant native( \(\w+\))?\)$/m);
         expect(r.stdout).toMatch(/^ +CPU: .*free of/m);
         if (process.platform === 'linux' && process.arch === 'x64') {
             expect(r.stdout).toMatch(/^cuda +unavailable CUDA\n +why: the package @llama-kv\/linux-x64-cuda is not installed\n +fix: npm install @llama-kv\/linux-x64-cuda$/m);

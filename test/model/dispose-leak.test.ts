@@ -43,10 +43,13 @@ describe('dispose during work, and create/dispose cycles', () => {
         for (const [kind, m] of Object.entries(report.cycles)) lines.push(`${m.n} ${kind} cycles: ${mib(m.before)} -> ${mib(m.after)} (${mib(m.after - m.before)})`);
         process.stdout.write(`[stress] outcomes ${JSON.stringify(outcomes)}\n[stress] RSS ${lines.join('; ')}\n`);
         // After the warm-up each loop's RSS (after GC and malloc_trim; median of the first and of
-        // the last 5 samples) stays within 10% (measured: within 1%). The cycles are bounded at
-        // 64 MiB (measured: under 8 MiB either way): a leaked context or compute buffer per cycle
-        // would be GiBs here.
-        for (const [op, m] of Object.entries(report.dispose)) expect(m.after, op).toBeLessThanOrEqual(m.before * 1.1);
+        // the last 5 samples) stays within 10% or 32 MiB, whichever is more (measured: within 1%
+        // where weights stay in the mapped file; on a CPU with AMX each load also mallocs copies
+        // of the weights, and the 'generate' loop, which loads a model half the time, reached its
+        // plateau later in some runs: +0.3% and +11.7% on the same machine, ending at 147-156 MiB
+        // both times). The cycles are bounded at 64 MiB (measured: under 8 MiB either way): a
+        // leaked context or compute buffer per cycle would be GiBs here.
+        for (const [op, m] of Object.entries(report.dispose)) expect(m.after, op).toBeLessThanOrEqual(Math.max(m.before * 1.1, m.before + 32 * 2 ** 20));
         for (const m of Object.values(report.cycles)) expect(m.after - m.before).toBeLessThan(64 * 2 ** 20);
         for (const [op, byCode] of Object.entries(outcomes)) {
             for (const code of Object.keys(byCode)) expect(op.startsWith('load') || op === 'quantize' ? ['ok', 'ABORTED', 'DISPOSED'] : ['ok', 'DISPOSED'], `${op}: ${code}`).toContain(code);
