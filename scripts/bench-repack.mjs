@@ -7,7 +7,7 @@
 //
 //   node scripts/bench-repack.mjs [--model PATH|fixture-name ...] [-p 512] [-n 128] [-r 5] [-t 2]
 //
-// Needs `npm run build:ts`. Default models: the bench fixture (F16) and the Q4_0 fixture.
+// npm run bench:repack [-- flags]. Default models: the two bench fixtures (F16 and Q8_0 weights).
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,7 +25,7 @@ const N = value('-n', 128);
 const reps = value('-r', 5);
 const threads = value('-t', 2);
 const models = values('--model');
-const paths = await Promise.all((models.length > 0 ? models : ['bench-f16', 'tiny-q4_0']).map((m) => (m.endsWith('.gguf') ? m : ensureFixtureModel(m))));
+const paths = await Promise.all((models.length > 0 ? models : ['bench-f16', 'bench-small-q8_0']).map((m) => (m.endsWith('.gguf') ? m : ensureFixtureModel(m))));
 
 const cpu = getBackends().find((b) => b.kind === 'cpu' && b.available);
 process.stdout.write(
