@@ -13,7 +13,7 @@ import { cpuExtraBufferTypes } from './backends.js';
 import { isExpertTensor, toMemoryReport, type DeviceMemory, type MemoryComponent, type MemoryReport } from './memory.js';
 import { modelFactsFromGguf, type HeaderModelFacts } from './model-facts.js';
 import { contextOptionsSchema, defaults, modelLoadOptionsSchema, parseOptions, type ContextOptionsWithoutModel } from './options.js';
-import { CPU_BUFFER_TYPE, CPU_MAPPED_BUFFER_TYPE, mappedFromDryRun, summarize, weightCopyCandidates, type WeightBuffer, type WeightsMemory } from './weight-buffers.js';
+import { CPU_BUFFER_TYPE, CPU_MAPPED_BUFFER_TYPE, CPU_TENSOR_ALIGNMENT, firstMisalignedTensor, mappedFromDryRun, mappedRange, summarize, weightCopyCandidates, type WeightBuffer, type WeightsMemory } from './weight-buffers.js';
 
 /** Options of {@link estimateMemory}: the context options, and the model. */
 export interface EstimateOptions extends Omit<ContextOptionsWithoutModel, 'threads' | 'threadsBatch' | 'seed' | 'loras' | 'checkMemory'> {
@@ -135,13 +135,11 @@ async function loraFileBytes(paths: readonly string[]): Promise<number> {
             throw new LlamaConfigError(`loras: ${path} is not a LoRA adapter (general.type '${String(gguf.kv['general.type'])}')`, 'INVALID_CONFIG', ['loras']);
         }
         // llama.cpp loads the lora_a / lora_b pairs and nothing else of the file.
-        bytes += gguf.tensors.filter((t) => /\.lora_[ab]$/.test(t.name)).reduce((s, t) => s + pad(t.byteSize, LORA_TENSOR_ALIGNMENT), 0);
+        bytes += gguf.tensors.filter((t) => /\.lora_[ab]$/.test(t.name)).reduce((s, t) => s + pad(t.byteSize, CPU_TENSOR_ALIGNMENT), 0);
     }
     return bytes;
 }
 
-/** ggml's CPU buffer alignment (TENSOR_ALIGNMENT), used for the adapter tensors. */
-const LORA_TENSOR_ALIGNMENT = 32;
 
 function withLoras(estimate: MemoryEstimate, bytes: number): MemoryEstimate {
     estimate.loras.bytes = bytes;
@@ -214,7 +212,7 @@ export async function openSimulator(
     }
     const placement = model.weightPlacement();
     // LlamaModel.load reads a file whose tensors are off 32-byte boundaries instead of mapping it.
-    const mappable = !gguf.tensors.some((t) => (gguf.dataOffset + t.offset) % CPU_TENSOR_ALIGNMENT !== 0);
+    const mappable = firstMisalignedTensor(gguf) === undefined;
     return {
         run(options, facts, run = {}) {
             const params = resolveContextParams(options, facts).native;
@@ -232,9 +230,6 @@ export async function openSimulator(
 }
 
 type NativeParams = ReturnType<typeof resolveContextParams>['native'];
-
-/** ggml's CPU buffer alignment (TENSOR_ALIGNMENT): tensors in an allocated CPU buffer start at multiples of it. */
-const CPU_TENSOR_ALIGNMENT = 32;
 
 /**
  * A dry run's estimate as a memory-mapped load would allocate it: the default-CPU weights
@@ -267,16 +262,15 @@ export function paddedContext(contextSize: number, parallel: number, kvUnified: 
  * their file size (usually above what llama.cpp allocates), and flagged approximate.
  */
 function headerWeights(gguf: GgufMetadata, load: WeightLoad): { weights: WeightsMemory; exact: boolean; note: string | null } {
-    const mappable = load.useMmap && !gguf.tensors.some((t) => (gguf.dataOffset + t.offset) % CPU_TENSOR_ALIGNMENT !== 0);
+    const mappable = load.useMmap && firstMisalignedTensor(gguf) === undefined;
     const copies = weightCopyCandidates(gguf, load.extraBufferTypes);
     const buffers: WeightBuffer[] = [];
-    if (gguf.tensors.length > 0) {
-        const first = gguf.tensors.reduce((m, t) => Math.min(m, t.offset), Infinity);
-        const last = gguf.tensors.reduce((m, t) => Math.max(m, t.offset + t.byteSize), 0);
+    const span = mappedRange(gguf, gguf.tensors.map((t) => t.name));
+    if (span) {
         buffers.push({
             bufferType: mappable ? CPU_MAPPED_BUFFER_TYPE : CPU_BUFFER_TYPE,
             device: 'CPU',
-            bytes: mappable ? last - first : gguf.tensors.reduce((s, t) => s + pad(t.byteSize, CPU_TENSOR_ALIGNMENT), 0),
+            bytes: mappable ? span.last - span.first : gguf.tensors.reduce((s, t) => s + pad(t.byteSize, CPU_TENSOR_ALIGNMENT), 0),
             mapped: mappable,
             tensors: gguf.tensors.length,
             elsewhereBytes: 0,

@@ -16,7 +16,7 @@ import { LlamaLora, loraFacts } from './lora.js';
 import { inspectModel } from './isolation.js';
 import { readGgufMetadata, type GgufMetadata, type GgufValue } from './gguf.js';
 import { checkModelMemory } from './memory-guard.js';
-import type { WeightPlacement } from './weight-buffers.js';
+import { CPU_TENSOR_ALIGNMENT, firstMisalignedTensor, type WeightPlacement } from './weight-buffers.js';
 import { modelFactsFromGguf, type HeaderModelFacts } from './model-facts.js';
 import { defaults, modelLoadOptionsSchema, parseOptions, tokenizeOptionsSchema, type ContextOptionsWithoutModel, type ModelLoadOptions, type TokenizeOptions } from './options.js';
 
@@ -110,10 +110,10 @@ export class LlamaModel {
         // ggml asserts that memory-mapped tensor data sits at 32-byte boundaries (a file
         // whose general.alignment is 1 or 8 would abort the process): read such a file.
         let useMmap = opts.useMmap ?? defaults.model.useMmap;
-        const misaligned = gguf.tensors.find((t) => (gguf.dataOffset + t.offset) % MMAP_TENSOR_ALIGNMENT !== 0);
+        const misaligned = firstMisalignedTensor(gguf);
         if (useMmap && misaligned) {
             useMmap = false;
-            log('warn', `${opts.path}: tensor ${misaligned.name} is not at a ${MMAP_TENSOR_ALIGNMENT}-byte boundary of the file (general.alignment ${gguf.alignment}); loading without mmap`);
+            log('warn', `${opts.path}: tensor ${misaligned.name} is not at a ${CPU_TENSOR_ALIGNMENT}-byte boundary of the file (general.alignment ${gguf.alignment}); loading without mmap`);
         }
         const vocabOnly = opts.vocabOnly ?? defaults.model.vocabOnly;
         const repack = opts.repack ?? defaults.model.repack;
@@ -265,8 +265,6 @@ export function nativeModel(model: LlamaModel): NativeModel {
 
 let warnedNoGpu = false;
 
-/** ggml's TENSOR_ALIGNMENT: what a memory-mapped tensor's address must be a multiple of. */
-const MMAP_TENSOR_ALIGNMENT = 32;
 
 /**
  * The devices, layers and tensor overrides of a load, from its gpu options: see

@@ -12,7 +12,11 @@ import type { GgufMetadata, GgufTensorInfo } from './gguf.js';
 
 /** One buffer type holding weights. */
 export interface WeightBuffer {
-    /** ggml's buffer type name: `'CPU_Mapped'`, `'CPU'`, `'AMX'`, `'CPU_REPACK'`, `'CUDA0'`, ... */
+    /**
+     * ggml's buffer type name: `'CPU_Mapped'`, `'CPU'`, `'AMX'`, `'CPU_REPACK'`, `'CUDA0'`, ...
+     * At the header level the copies are one entry named after the extra buffer types that
+     * may take them, joined by `/` (e.g. `'AMX/CPU_REPACK'`).
+     */
     bufferType: string;
     /** The device whose memory it is, e.g. `'CPU'`. */
     device: string;
@@ -54,6 +58,21 @@ export interface WeightPlacement {
 /** Whether a buffer type name is one of ggml's views of host memory that it did not allocate (a mapped file). */
 export function isMappedBufferType(name: string): boolean {
     return /_Mapped$/.test(name);
+}
+
+/**
+ * ggml's CPU buffer alignment (TENSOR_ALIGNMENT): tensors in an allocated CPU buffer start
+ * at multiples of it, and a memory-mapped tensor's address must be one (ggml asserts).
+ */
+export const CPU_TENSOR_ALIGNMENT = 32;
+
+/**
+ * The first tensor off a CPU_TENSOR_ALIGNMENT boundary of the file, if any: such a file
+ * cannot be memory-mapped (a general.alignment of 1 or 8 can do it), so LlamaModel.load
+ * reads it instead.
+ */
+export function firstMisalignedTensor(gguf: GgufMetadata): GgufTensorInfo | undefined {
+    return gguf.tensors.find((t) => (gguf.dataOffset + t.offset) % CPU_TENSOR_ALIGNMENT !== 0);
 }
 
 /** ggml's name of the CPU's default buffer type: where a weight goes when no other type takes it. */
@@ -117,23 +136,39 @@ export function describeWeightBuffers(
         byType.set(b.bufferType, { bufferType: b.bufferType, device: b.device, bytes: b.bytes, mapped, tensors: null, elsewhereBytes: mapped ? null : 0 });
     }
     if (placement) {
-        const names = new Map<string, Set<string>>();
-        placement.names.forEach((name, i) => {
-            const type = placement.buffers[i];
-            let set = names.get(type);
-            if (!set) names.set(type, (set = new Set()));
-            set.add(name);
-        });
+        const facts = placementFacts(placement, gguf);
         for (const entry of byType.values()) {
-            const inside = names.get(entry.bufferType) ?? new Set<string>();
-            entry.tensors = inside.size;
-            if (entry.mapped && gguf) {
-                const range = mappedRange(gguf, inside);
-                entry.elsewhereBytes = range ? elsewhereInRange(gguf, range, inside) : 0;
-            }
+            const f = facts.get(entry.bufferType);
+            entry.tensors = f?.tensors ?? 0;
+            if (entry.mapped && gguf) entry.elsewhereBytes = f?.elsewhereBytes ?? 0;
         }
     }
     return summarize([...byType.values()]);
+}
+
+/**
+ * Per buffer type of a placement: its tensors, and (with the header) the bytes of its file
+ * range that hold other tensors. A model's placement never changes after the load, so this
+ * is worked out once per placement and header, not on every memoryReport().
+ */
+const factsCache = new WeakMap<WeightPlacement, { gguf: GgufMetadata | null; facts: Map<string, { tensors: number; elsewhereBytes: number }> }>();
+function placementFacts(placement: WeightPlacement, gguf: GgufMetadata | null): Map<string, { tensors: number; elsewhereBytes: number }> {
+    const cached = factsCache.get(placement);
+    if (cached && cached.gguf === gguf) return cached.facts;
+    const names = new Map<string, Set<string>>();
+    placement.names.forEach((name, i) => {
+        const type = placement.buffers[i];
+        let set = names.get(type);
+        if (!set) names.set(type, (set = new Set()));
+        set.add(name);
+    });
+    const facts = new Map<string, { tensors: number; elsewhereBytes: number }>();
+    for (const [type, inside] of names) {
+        const range = gguf ? mappedRange(gguf, inside) : null;
+        facts.set(type, { tensors: inside.size, elsewhereBytes: range && gguf ? elsewhereInRange(gguf, range, inside) : 0 });
+    }
+    factsCache.set(placement, { gguf, facts });
+    return facts;
 }
 
 /** Totals of a list of weight buffers, sorted largest first. */
