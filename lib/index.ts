@@ -1,4 +1,5 @@
-export { LlamaModel, type ModelMetadata } from './model.js';
+export { LlamaModel } from './model/model.js';
+export type { ModelMetadata } from './model/metadata.js';
 export {
     LlamaContext,
     type LlamaContextOptions,
@@ -8,7 +9,7 @@ export {
     type FinishReason,
     type TokenScores,
     type ScoreOptions,
-} from './context.js';
+} from './context/context.js';
 export {
     KV_CACHE_TYPES,
     KV_CACHE_TYPE_INFO,
@@ -17,8 +18,11 @@ export {
     type KvCacheTypeInfo,
     type KvPreset,
     type FlashAttention,
-} from './kv-cache.js';
-export type { ModelLoadOptions, ContextOptionsWithoutModel, GenerateOptions, TokenizeOptions } from './options.js';
+} from './options/kv-cache.js';
+export type { ModelLoadOptions, TokenizeOptions } from './options/model-options.js';
+export type { ContextSettings } from './options/context-options.js';
+export type { ContextOptionsWithoutModel, LoraUse } from './context/options.js';
+export type { GenerateOptions } from './options/generate-options.js';
 export {
     LlamaError,
     LlamaConfigError,
@@ -30,19 +34,22 @@ export {
     type LlamaErrorCode,
     type MemoryLocation,
 } from './errors.js';
-export type { MemoryReport, MemoryComponent, DeviceMemory, WeightBuffer, WeightsMemory } from './memory.js';
-export { getHostMemory, type HostMemory, type HostMemoryLimit } from './host-memory.js';
-export { planFit, FIT_LADDER, type PlanFitOptions, type FitPlan, type FitPreference } from './plan-fit.js';
-export { estimateMemory, type EstimateOptions, type MemoryEstimate, type EstimateSource } from './estimate.js';
+export type { MemoryReport, MemoryComponent, DeviceMemory, WeightBuffer, WeightsMemory } from './memory/report.js';
+export { getHostMemory, type HostMemory, type HostMemoryLimit } from './memory/host-memory.js';
+export { planFit, FIT_LADDER, type FitPlan } from './memory/plan-fit.js';
+export type { PlanFitOptions, FitPreference } from './options/plan-fit-options.js';
+export { estimateMemory, type MemoryEstimate, type EstimateSource } from './memory/estimate.js';
+export type { EstimateOptions } from './options/estimate-options.js';
 export { setLogger, setLogLevel, type Logger, type LogLevel, type LoggerOptions } from './logger.js';
-export { readGgufMetadata, type GgufMetadata, type GgufTensorInfo, type GgufValue } from './gguf.js';
-export { ensureFixtureModel, type FixtureModelName } from './fixtures/models.js';
-export { getBackends, GPU_BACKEND_KINDS, type BackendInfo, type BackendDevice, type BackendKind, type GpuBackendKind } from './backends.js';
-export { LlamaLora, type LoraMetadata } from './lora.js';
-export type { LoraUse } from './options.js';
-export { quantizeModel, QUANTIZATION_TYPES, type QuantizationType, type QuantizeOptions, type QuantizeResult } from './quantize.js';
-export { ensureFixtureLora, type FixtureLoraName } from './fixtures/loras.js';
-export { inspectModel, type InspectModelOptions, type ModelInspection } from './isolation.js';
+export { readGgufMetadata } from './gguf/reader.js';
+export type { GgufMetadata, GgufTensorInfo, GgufValue } from './gguf/types.js';
+export { ensureFixtureModel, type FixtureModelName } from './demo/models.js';
+export { getBackends, GPU_BACKEND_KINDS, type BackendInfo, type BackendDevice, type BackendKind, type GpuBackendKind } from './backends/backends.js';
+export { LlamaLora, type LoraMetadata } from './model/lora.js';
+export { quantizeModel, type QuantizeResult } from './model/quantize.js';
+export { QUANTIZATION_TYPES, type QuantizationType, type QuantizeOptions } from './options/quantize-options.js';
+export { ensureFixtureLora, type FixtureLoraName } from './demo/loras.js';
+export { inspectModel, type InspectModelOptions, type ModelInspection } from './model/inspect-model.js';
 export {
     calibrate,
     compareCalibration,
@@ -60,4 +67,4 @@ export {
     type CalibrationPrompt,
     type BucketScore,
     type KlSummary,
-} from './calibration.js';
+} from './calibrate/index.js';

@@ -3,7 +3,8 @@
  * application sets. With no logger set nothing is written anywhere: the library
  * never prints by itself. Failures still carry llama.cpp's explanation in the error.
  */
-import { binding } from './binding.js';
+import { binding } from './native/binding.js';
+import { defaults } from './options/defaults.js';
 
 /** Log levels, most verbose first. `'none'` silences the logger. */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'none';
@@ -39,7 +40,7 @@ export function setLogger(logger: Logger | null, options: LoggerOptions = {}): v
     if (logger !== null && typeof logger !== 'function') {
         throw new TypeError(`Expected a function or null for logger but received ${typeof logger}`);
     }
-    currentLevel = checkLevel(options.level ?? 'warn');
+    currentLevel = checkLevel(options.level ?? defaults.logger.level);
     current = logger;
     const native = binding();
     if (logger === null) {

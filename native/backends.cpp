@@ -1,4 +1,8 @@
 #include "backends.h"
+#include "errors.h"
+#include "ggml.h"
+#include "llama.h"
+#include "logger.h"
 
 #include "errors.h"
 
@@ -232,6 +236,145 @@ bool backends_have_cpu() {
 
 std::string backend_module_path(ggml_backend_reg_t reg) {
     return reg != nullptr ? module_of(reg) : std::string();
+}
+
+namespace {
+
+const char * device_type_name(enum ggml_backend_dev_type type) {
+    switch (type) {
+        case GGML_BACKEND_DEVICE_TYPE_CPU:
+            return "cpu";
+        case GGML_BACKEND_DEVICE_TYPE_GPU:
+            return "gpu";
+        case GGML_BACKEND_DEVICE_TYPE_IGPU:
+            return "igpu";
+        case GGML_BACKEND_DEVICE_TYPE_ACCEL:
+            return "accel";
+        default:
+            return "other";
+    }
+}
+
+}  // namespace
+
+Napi::Value system_info(const Napi::CallbackInfo & info) {
+    Napi::Env    env = info.Env();
+    Napi::Object out = Napi::Object::New(env);
+    backends_load({});
+    {
+        // llama_print_system_info() rebuilds a static string: serialize callers from all environments.
+        static std::mutex           mutex;
+        std::lock_guard<std::mutex> lock(mutex);
+        out.Set("llamaSystemInfo", std::string(llama_print_system_info()));
+    }
+    out.Set("supportsMmap", llama_supports_mmap());
+    out.Set("supportsMlock", llama_supports_mlock());
+    // llama_supports_gpu_offload() would load backends from the current directory when
+    // none is registered: ours are loaded above; do not ask when none loaded.
+    out.Set("supportsGpuOffload", ggml_backend_reg_count() > 0 && llama_supports_gpu_offload());
+    out.Set("maxParallelSequences", static_cast<double>(llama_max_parallel_sequences()));
+    return out;
+}
+
+// loadBackends(extraDirs: string[]): loads ggml's backends, once per process (see
+// backends.h). Later calls, from any environment, change nothing.
+Napi::Value load_backends(const Napi::CallbackInfo & info) {
+    std::vector<std::string> dirs;
+    if (info.Length() >= 1 && info[0].IsArray()) {
+        Napi::Array list = info[0].As<Napi::Array>();
+        for (uint32_t i = 0; i < list.Length(); ++i) {
+            Napi::Value v = list.Get(i);
+            if (v.IsString()) {
+                dirs.push_back(v.As<Napi::String>().Utf8Value());
+            }
+        }
+    }
+    backends_load(dirs);
+    return info.Env().Undefined();
+}
+
+// backendInfo(withMemory: boolean) -> { addonDir, hasCpu,
+//   registries: [{ name, path, features: {k: v}, devices: [{ name, description, type, freeBytes, totalBytes, extraBufferTypes }] }],
+//   attempts: [{ name, path, error }] }
+Napi::Value backend_info(const Napi::CallbackInfo & info) {
+    Napi::Env  env         = info.Env();
+    const bool with_memory = info.Length() >= 1 && info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value();
+    backends_load({});
+    Napi::Array registries = Napi::Array::New(env);
+    for (size_t i = 0; i < ggml_backend_reg_count(); ++i) {
+        ggml_backend_reg_t reg = ggml_backend_reg_get(i);
+        Napi::Object       r   = Napi::Object::New(env);
+        Napi::Object       f   = Napi::Object::New(env);
+        r.Set("name", ggml_backend_reg_name(reg));
+        r.Set("path", backend_module_path(reg));
+        auto * get_features = reinterpret_cast<ggml_backend_get_features_t>(
+            ggml_backend_reg_get_proc_address(reg, "ggml_backend_get_features"));
+        if (get_features != nullptr) {
+            for (ggml_backend_feature * feat = get_features(reg); feat != nullptr && feat->name != nullptr; ++feat) {
+                f.Set(feat->name, feat->value != nullptr ? feat->value : "");
+            }
+        }
+        r.Set("features", f);
+        Napi::Array devices = Napi::Array::New(env);
+        for (size_t j = 0; j < ggml_backend_reg_dev_count(reg); ++j) {
+            ggml_backend_dev_t dev = ggml_backend_reg_dev_get(reg, j);
+            Napi::Object       d   = Napi::Object::New(env);
+            size_t             free_bytes = 0, total_bytes = 0;
+            if (with_memory) {  // a GPU backend may create a driver context on the device to answer
+                ggml_backend_dev_memory(dev, &free_bytes, &total_bytes);
+            }
+            d.Set("name", ggml_backend_dev_name(dev));
+            d.Set("description", ggml_backend_dev_description(dev));
+            d.Set("type", device_type_name(ggml_backend_dev_type(dev)));
+            d.Set("freeBytes", static_cast<double>(free_bytes));
+            d.Set("totalBytes", static_cast<double>(total_bytes));
+            // The CPU backend's extra buffer types (repacked weight layouts, AMX): where
+            // llama.cpp puts a copy of the weights they support, unless use_extra_bufts is off.
+            Napi::Array extra = Napi::Array::New(env);
+            auto *      get_extra = reinterpret_cast<ggml_backend_dev_get_extra_bufts_t>(
+                ggml_backend_reg_get_proc_address(reg, "ggml_backend_dev_get_extra_bufts"));
+            if (get_extra != nullptr && ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_CPU) {
+                for (ggml_backend_buffer_type_t * t = get_extra(dev); t != nullptr && *t != nullptr; ++t) {
+                    extra.Set(extra.Length(), ggml_backend_buft_name(*t));
+                }
+            }
+            d.Set("extraBufferTypes", extra);
+            devices.Set(static_cast<uint32_t>(j), d);
+        }
+        r.Set("devices", devices);
+        registries.Set(static_cast<uint32_t>(i), r);
+    }
+    Napi::Array attempts = Napi::Array::New(env);
+    for (const backend_attempt & a : backends_attempts()) {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("name", a.name);
+        o.Set("path", a.path);
+        o.Set("error", a.error.empty() ? env.Null() : Napi::String::New(env, a.error));
+        attempts.Set(attempts.Length(), o);
+    }
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("addonDir", backends_addon_dir());
+    out.Set("hasCpu", backends_have_cpu());
+#ifdef LLAMA_KV_CPU_VARIANT_NAME
+    out.Set("cpuVariantBuilt", LLAMA_KV_CPU_VARIANT_NAME);  // the ggml variant a single libggml-cpu was compiled as
+#else
+    out.Set("cpuVariantBuilt", env.Null());
+#endif
+    out.Set("registries", registries);
+    out.Set("attempts", attempts);
+    return out;
+}
+
+void backends_init_once() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        logger_install();  // before anything can log
+        // llama_backend_init() without its last step: with no backend registered yet it
+        // would call ggml_backend_load_all(), which loads libggml-*.so from node's folder
+        // and the current directory. Backends come from backends_load() only.
+        ggml_time_init();
+        ggml_free(ggml_init({ 0, nullptr, false }));  // fills ggml's f16 tables
+    });
 }
 
 }  // namespace llama_kv

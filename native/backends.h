@@ -10,6 +10,8 @@
 
 #include "ggml-backend.h"
 
+#include <napi.h>
+
 #include <string>
 #include <vector>
 
@@ -34,5 +36,14 @@ bool                                 backends_have_cpu();
 
 // The file a loaded backend registry came from ("" when it is not known).
 std::string backend_module_path(ggml_backend_reg_t reg);
+
+// Once per process, before any backend or model: installs the log hook and does
+// llama_backend_init()'s work except loading backends (that is backends_load()'s).
+void backends_init_once();
+
+// JS: loadBackends(extraDirs), backendInfo(withMemory) and systemInfo() (see lib/native/types.ts).
+Napi::Value load_backends(const Napi::CallbackInfo & info);
+Napi::Value backend_info(const Napi::CallbackInfo & info);
+Napi::Value system_info(const Napi::CallbackInfo & info);
 
 }  // namespace llama_kv

@@ -1,4 +1,5 @@
 #include "logger.h"
+#include "addon_data.h"
 
 #include "errors.h"
 #include "llama.h"
@@ -150,6 +151,48 @@ void logger_remove(const std::shared_ptr<log_sink> & sink) {
     auto & sinks = registry().sinks;
     sinks.erase(std::remove(sinks.begin(), sinks.end(), sink), sinks.end());
     sink->release();
+}
+
+namespace {
+
+// Node finalizes a thread-safe function in its own env cleanup hook. Hooks run newest
+// first, so one registered after the function is created runs before it, while the
+// function is still valid: take the sink out of the process-wide registry there.
+void release_sink(void * arg) {
+    auto * data = static_cast<addon_data *>(arg);
+    data->sink_hook = false;
+    if (data->sink) {
+        logger_remove(data->sink);
+        data->sink.reset();
+    }
+}
+
+}  // namespace
+
+// setLogger(fn: (level, message) => void, minLevel: number) | setLogger(null)
+Napi::Value set_logger(const Napi::CallbackInfo & info) {
+    Napi::Env    env  = info.Env();
+    addon_data * data = addon_data::of(env);
+    if (data->sink_hook) {
+        napi_remove_env_cleanup_hook(env, release_sink, data);
+    }
+    release_sink(data);
+    if (info.Length() >= 2 && info[0].IsFunction() && info[1].IsNumber()) {
+        data->sink = std::make_shared<log_sink>(env, info[0].As<Napi::Function>(), info[1].As<Napi::Number>().Int32Value());
+        logger_add(data->sink);
+        if (napi_add_env_cleanup_hook(env, release_sink, data) == napi_ok) {
+            data->sink_hook = true;
+        }
+    }
+    return env.Undefined();
+}
+
+Napi::Value set_log_level(const Napi::CallbackInfo & info) {
+    addon_data * data = addon_data::of(info.Env());
+    if (data->sink && info.Length() >= 1 && info[0].IsNumber()) {
+        data->sink->set_level(info[0].As<Napi::Number>().Int32Value());
+    }
+    return info.Env().Undefined();
 }
 
 }  // namespace llama_kv

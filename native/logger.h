@@ -54,6 +54,11 @@ class log_observer_scope {
 
 // Installs the process-wide llama.cpp log callback (idempotent).
 void logger_install();
+
+// JS: setLogger(fn: (level, message) => void, minLevel: number) | setLogger(null), and
+// setLogLevel(minLevel): this environment's sink (one per environment, in its instance data).
+Napi::Value set_logger(const Napi::CallbackInfo & info);
+Napi::Value set_log_level(const Napi::CallbackInfo & info);
 // Registers / unregisters an environment's sink. The sink is released on removal.
 void logger_add(const std::shared_ptr<log_sink> & sink);
 void logger_remove(const std::shared_ptr<log_sink> & sink);

@@ -2,7 +2,7 @@
 // What `repack: false` costs: prompt processing (pp) and generation (tg) with the CPU
 // backend's extra buffer types (AMX, CPU_REPACK: llama.cpp's default) and without them
 // (llama.cpp's --no-repack), through the public API, with the benchmark's own timing
-// functions (lib/bench/ours.ts). Both models stay loaded; the runs alternate on / off;
+// functions (lib/cli/bench/ours.ts). Both models stay loaded; the runs alternate on / off;
 // medians and the ratio off / on. Also prints where the weights went.
 //
 //   node scripts/bench-repack.mjs [--model PATH|fixture-name ...] [-p 512] [-n 128] [-r 5] [-t 2]
@@ -14,8 +14,8 @@ import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { LlamaModel, ensureFixtureModel, getBackends } = await import(join(root, 'dist', 'index.js'));
-const ours = await import(join(root, 'dist', 'bench', 'ours.js'));
-const { median } = await import(join(root, 'dist', 'bench', 'stats.js'));
+const ours = await import(join(root, 'dist', 'cli', 'bench', 'ours.js'));
+const { median } = await import(join(root, 'dist', 'cli', 'bench', 'stats.js'));
 
 const argv = process.argv.slice(2);
 const values = (flag) => argv.flatMap((a, i) => (a === flag && i + 1 < argv.length ? [argv[i + 1]] : []));

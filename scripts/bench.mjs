@@ -6,7 +6,7 @@
 // Builds llama-bench and the reference program in build-bench/ when they are missing (our
 // CMakeLists.txt with LLAMA_KV_BENCH=ON: the addon's ggml/llama settings; see
 // scripts/bench/build-llama-bench.mjs), generates the bench model into the fixture cache,
-// then runs `llama-kv bench` (lib/cli/bench.ts) with these defaults, each overridden by
+// then runs `llama-kv bench` (lib/cli/commands/bench.ts) with these defaults, each overridden by
 // the flags given:
 //   -m bench-f16   -t 1,2   --kv f16/f16,q8_0/q8_0,q8_0/q4_0   -fa on   -p 512 -n 128 -r 5
 //   --out bench-results/bench-<date>.json
@@ -52,15 +52,15 @@ function takeAddon(argv) {
 async function main(argvIn) {
     const [addonArg, argv] = takeAddon(argvIn);
     const addon = addonArg === null ? null : addonFile(addonArg);
-    // Read by lib/binding.ts when the addon is first loaded (below, not yet), and inherited
+    // Read by lib/native/binding.ts when the addon is first loaded (below, not yet), and inherited
     // by the child processes of the peak-RSS measurement.
     if (addon !== null) process.env.LLAMA_KV_ADDON_PATH = addon;
-    if (!existsSync(join(dist, 'cli', 'bench.js'))) {
+    if (!existsSync(join(dist, 'cli', 'commands', 'bench.js'))) {
         log('dist/ is not built: run `npm run build:ts` first (npm run bench does)');
         return 1;
     }
-    const { bench, benchUsage } = await import(pathToFileURL(join(dist, 'cli', 'bench.js')).href);
-    const { UsageError } = await import(pathToFileURL(join(dist, 'cli', 'args.js')).href);
+    const { bench, benchUsage } = await import(pathToFileURL(join(dist, 'cli', 'commands', 'bench.js')).href);
+    const { UsageError } = await import(pathToFileURL(join(dist, 'cli', 'flags', 'args.js')).href);
     const { LlamaConfigError, LlamaError } = await import(pathToFileURL(join(dist, 'index.js')).href);
     if (has(argv, '-h', '--help')) {
         process.stdout.write(`npm run bench -- [flags]: llama-kv bench with llama-bench built in build-bench/ and these defaults:\n` +

@@ -25,7 +25,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
 const buildDir = join(root, 'build-asan');
 const reportDir = join(buildDir, 'sanitizer-reports');
-const suppressions = join(root, 'test', 'asan');
+const suppressions = join(root, 'test', 'support', 'asan');
 
 function log(message) {
     process.stderr.write(`[llama-kv test:asan] ${message}\n`);
@@ -85,11 +85,11 @@ function findClang() {
 // off and on: vptr (dynamic types of polymorphic objects; node-addon-api's ObjectWrap,
 // llama.cpp's classes) reports nothing here although our classes are hidden; function
 // (indirect calls against the callee's type, C++ only in clang 14) reports one deliberate
-// cast in ggml's type-traits tables, suppressed in test/asan/ubsan.supp with the two
+// cast in ggml's type-traits tables, suppressed in test/support/asan/ubsan.supp with the two
 // other known benign reports inside llama.cpp.
 // The UBSan checks are compiled recoverable (clang's default) and UBSAN_OPTIONS has
 // halt_on_error=1, so the first report still ends the process, as ASan's does: unlike
-// -fno-sanitize-recover=all this lets test/asan/ubsan.supp suppress a known benign report
+// -fno-sanitize-recover=all this lets test/support/asan/ubsan.supp suppress a known benign report
 // (runtime suppressions apply to recoverable checks only), and --keep-going collect every
 // report of a run at once.
 const SANITIZE = '-fsanitize=address,undefined';
@@ -203,7 +203,7 @@ function sanitizerEnv(clang, addon, keepGoing = false) {
 const EXCLUDED_FILES = {
     'dispose-leak.test.ts':
         'asserts RSS within 10% after each loop, which ASan\'s shadow memory and quarantine (256 MiB of freed memory held back) ' +
-        'make meaningless, and runs ~5,000 iterations; its child (test/stress/dispose-and-leak.mjs) runs after the tests instead, ' +
+        'make meaningless, and runs ~5,000 iterations; its child (test/support/stress/dispose-and-leak.mjs) runs after the tests instead, ' +
         'fewer iterations, no RSS bounds',
     'memory-exhaustion.test.ts':
         'lowers RLIMIT_AS and expects failed allocations to come back as errors: under ASan a failing C++ `new` reports ' +
@@ -234,8 +234,8 @@ function vitest(env, filters) {
 // The dispose-during-work stress of dispose-leak.test.ts, without its RSS bounds: a
 // use-after-free there is what ASan is for.
 async function stress(env) {
-    const { ensureFixtureModel } = await import(pathToFileURL(join(root, 'dist', 'fixtures', 'models.js')).href);
-    const { ensureFixtureLora } = await import(pathToFileURL(join(root, 'dist', 'fixtures', 'loras.js')).href);
+    const { ensureFixtureModel } = await import(pathToFileURL(join(root, 'dist', 'demo', 'models.js')).href);
+    const { ensureFixtureLora } = await import(pathToFileURL(join(root, 'dist', 'demo', 'loras.js')).href);
     const dir = join(root, '.cache', 'models');
     const model = await ensureFixtureModel('micro-f16', { dir });
     const lora = await ensureFixtureLora('micro-lora-r4-attn', { dir });
@@ -245,7 +245,7 @@ async function stress(env) {
     for (const only of ['load', 'evaluate', 'generate', 'quantize', 'lora', 'cycles']) {
         const config = { model, lora, work, iterations: 100, cycles: 300, modelCycles: 30, only };
         const started = Date.now();
-        const r = spawnSync(process.execPath, ['--expose-gc', join(root, 'test', 'stress', 'dispose-and-leak.mjs')], {
+        const r = spawnSync(process.execPath, ['--expose-gc', join(root, 'test', 'support', 'stress', 'dispose-and-leak.mjs')], {
             encoding: 'utf8',
             env: { ...env, LLAMA_KV_DIST: pathToFileURL(join(root, 'dist', 'index.js')).href, LLAMA_KV_STRESS: JSON.stringify(config) },
             timeout: 900_000,

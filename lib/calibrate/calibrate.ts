@@ -2,27 +2,18 @@
  * calibrate(): what each K/V cache setting costs in quality on a model, measured
  * against a reference setting (f16/f16) on the same token sequences.
  */
-import { binding } from '../binding.js';
-import { LlamaContext } from '../context.js';
+import { binding } from '../native/binding.js';
+import { LlamaContext } from '../context/context.js';
 import { LlamaAbortError, LlamaConfigError } from '../errors.js';
-import { KV_PRESETS, type FlashAttention, type KvCacheType, type KvPreset } from '../kv-cache.js';
-import { LlamaModel } from '../model.js';
-import { calibrateOptionsSchema, defaults, parseOptions } from '../options.js';
-import { compareCalibration, type CalibrationComparison } from './compare.js';
+import { KV_PRESETS, type FlashAttention, type KvPreset } from '../options/kv-cache.js';
+import { LlamaModel } from '../model/model.js';
+import { calibrateOptionsSchema } from '../options/calibrate-options.js';
+import { defaults } from '../options/defaults.js';
+import { parseOptions } from '../options/validate.js';
+import { compareCalibration } from './compare.js';
+import { CALIBRATION_REPORT_VERSION, configLabel, LONG_PROMPT_TOKENS, type BucketScore, type CalibrationConfig, type CalibrationProgress, type CalibrationReport, type CalibrationResult } from './report.js';
 import { builtInPrompts, type CalibrationPrompt } from './prompts.js';
-import { agreement, klSummary, mean, perplexity, quarters, type KlSummary } from './stats.js';
-
-/** A K/V cache configuration to calibrate. */
-export interface CalibrationConfig {
-    cacheTypeK: KvCacheType;
-    cacheTypeV: KvCacheType;
-}
-
-/** Prompts at least this long (in tokens) are also scored by position: first and last quarter. */
-export const LONG_PROMPT_TOKENS = 256;
-
-/** The `version` of the reports {@link calibrate} writes. */
-export const CALIBRATION_REPORT_VERSION = 1;
+import { agreement, klSummary, mean, perplexity, quarters } from './stats.js';
 
 /** Options of {@link calibrate}. */
 export interface CalibrateOptions {
@@ -50,74 +41,6 @@ export interface CalibrateOptions {
     onProgress?: (progress: CalibrationProgress) => void;
     /** Aborts the calibration: it rejects with a LlamaAbortError. Defaults to none. */
     signal?: AbortSignal;
-}
-
-/** Where {@link calibrate} is. */
-export interface CalibrationProgress {
-    /** e.g. 'q8_0/q4_0'. */
-    configuration: string;
-    prompt: string;
-    /** Steps done (one per configuration and prompt) and in all. */
-    done: number;
-    total: number;
-}
-
-/** Quality of one position bucket. */
-export interface BucketScore {
-    klMean: number;
-    /** Fraction of positions (0..1) whose most likely token is the reference's. */
-    top1Agreement: number;
-    positions: number;
-}
-
-/** What one configuration scored. */
-export interface CalibrationResult {
-    cacheTypeK: KvCacheType;
-    cacheTypeV: KvCacheType;
-    /** Flash attention as llama.cpp resolved it. */
-    flashAttention: 'on' | 'off';
-    /** KL(reference ‖ this) of the next-token distributions over every scored position, in nats. */
-    kl: KlSummary;
-    /** Fraction of positions (0..1) whose most likely next token is the reference's. */
-    top1Agreement: number;
-    /** Perplexity of the prompts' own next tokens under this configuration. */
-    perplexity: number;
-    /** perplexity / reference perplexity - 1 (0.01 = 1% higher). */
-    perplexityChange: number;
-    /** K and V cache bytes, from the live context's memory report. */
-    kvBytes: number;
-    /** Greedy generation speed (tokens/s), or null when `generationTokens` is 0. */
-    generationTokensPerSecond: number | null;
-    /** First and last quarter of the long prompts' positions (>= LONG_PROMPT_TOKENS tokens), or null when there is none. */
-    byPosition: { first: BucketScore; last: BucketScore } | null;
-    /** Per prompt, in prompt order. */
-    byPrompt: { name: string; klMean: number; top1Agreement: number }[];
-}
-
-/** The report {@link calibrate} returns; `JSON.stringify` writes it as saved and read back by `--baseline`. */
-export interface CalibrationReport {
-    version: number;
-    /** The model file. */
-    model: string;
-    /** `general.name` of the model, or ''. */
-    modelName: string;
-    contextSize: number;
-    threads: number;
-    /** llama.cpp's version string. */
-    llamaCpp: string;
-    createdAt: string;
-    reference: CalibrationConfig & { perplexity: number; kvBytes: number };
-    prompts: { name: string; category: string | null; tokens: number; truncated: boolean }[];
-    /** Positions scored per configuration (each prompt's tokens minus one). */
-    positions: number;
-    results: CalibrationResult[];
-    /** Against `baseline`, when one was given. */
-    comparison?: CalibrationComparison;
-}
-
-/** 'q8_0/q4_0'. */
-export function configLabel(c: CalibrationConfig): string {
-    return `${c.cacheTypeK}/${c.cacheTypeV}`;
 }
 
 function resolveConfig(c: KvPreset | CalibrationConfig): CalibrationConfig {

@@ -1,27 +1,6 @@
 /** Checking a calibration against a saved one: the regression check for users' CI. */
 import { LlamaConfigError } from '../errors.js';
-import type { CalibrationReport } from './calibrate.js';
-
-/** A configuration whose mean KL rose by more than the threshold. */
-export interface CalibrationRegression {
-    /** e.g. 'q8_0/q4_0'. */
-    configuration: string;
-    savedKlMean: number;
-    klMean: number;
-    /** klMean - savedKlMean, in nats. */
-    increase: number;
-}
-
-/** The outcome of {@link compareCalibration}. */
-export interface CalibrationComparison {
-    /** The threshold used: the largest mean-KL increase (nats) that is not a regression. */
-    maxKlIncrease: number;
-    regressions: CalibrationRegression[];
-    /** Configurations of the saved report that this run did not measure. */
-    missing: string[];
-    /** Differences that make the comparison weaker: another model file, context size or prompt set. */
-    warnings: string[];
-}
+import type { CalibrationComparison, CalibrationRegression, CalibrationReport } from './report.js';
 
 type ResultLike = { cacheTypeK: string; cacheTypeV: string; kl: { mean: number } };
 

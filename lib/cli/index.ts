@@ -1,14 +1,14 @@
 #!/usr/bin/env node
 import { LlamaConfigError, LlamaError } from '../errors.js';
-import { UsageError } from './args.js';
-import { backends, backendsUsage } from './backends.js';
-import { calibrate, calibrateUsage } from './calibrate.js';
-import { bench, benchUsage } from './bench.js';
-import { fit, fitUsage } from './fit.js';
-import { info, infoUsage } from './info.js';
-import { memory, memoryUsage } from './memory.js';
-import { quantize, quantizeUsage } from './quantize.js';
-import { run, runUsage } from './run.js';
+import { UsageError } from './flags/args.js';
+import { backends, backendsUsage } from './commands/backends.js';
+import { calibrate, calibrateUsage } from './commands/calibrate.js';
+import { bench, benchUsage } from './commands/bench.js';
+import { fit, fitUsage } from './commands/fit.js';
+import { info, infoUsage } from './commands/info.js';
+import { memory, memoryUsage } from './commands/memory.js';
+import { quantize, quantizeUsage } from './commands/quantize.js';
+import { run, runUsage } from './commands/run.js';
 
 const commands: Record<string, { main: (argv: readonly string[]) => Promise<number>; usage: string }> = {
     run: { main: run, usage: runUsage },

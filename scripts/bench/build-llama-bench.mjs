@@ -1,4 +1,4 @@
-// Builds llama.cpp's llama-bench and the reference program (test/reference/greedy.cpp)
+// Builds llama.cpp's llama-bench and the reference program (test/support/reference/greedy.cpp)
 // in build-bench/, from our own CMakeLists.txt with LLAMA_KV_BENCH=ON: the same ggml
 // and llama targets as the addon's, so the same compile flags by construction. The
 // addon's build/ is only read (its CMakeCache.txt, for the options and compilers it was

@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { getBackends, LlamaConfigError, LlamaError, LlamaModel } from '../../lib/index.js';
-import { root } from '../fixtures/global-setup.js';
-import { fixtures } from '../helpers/fixtures.js';
+import { root } from '../support/global-setup.js';
+import { fixtures } from '../support/fixtures.js';
 
 const dist = join(root, 'dist', 'index.js');
 

@@ -7,8 +7,8 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { BenchReport } from '../../lib/bench/report.js';
-import { ensureFixtureModel } from '../../lib/fixtures/models.js';
+import type { BenchReport } from '../../lib/cli/bench/report.js';
+import { ensureFixtureModel } from '../../lib/demo/models.js';
 import { getBackends } from '../../lib/index.js';
 
 const root = join(import.meta.dirname, '..', '..');

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { calibrate, compareCalibration, LlamaModel, type CalibrationReport } from '../../lib/index.js';
-import { fixtures } from '../helpers/fixtures.js';
-import { llamaKv } from '../helpers/cli.js';
+import { fixtures } from '../support/fixtures.js';
+import { llamaKv } from '../support/cli.js';
 
 // tiny-f16: 2 layers, 2 KV heads of dimension 64 (128 values per token and layer).
 const kvBytes = (k: number, v: number, cells: number) => 2 * cells * 128 * (k + v);

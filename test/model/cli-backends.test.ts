@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { llamaKv } from '../helpers/cli.js';
-import { fixtures } from '../helpers/fixtures.js';
+import { llamaKv } from '../support/cli.js';
+import { fixtures } from '../support/fixtures.js';
 
 describe('llama-kv backends and the run placement flags', () => {
     it('backends prints each backend, available or with the reason and the fix', () => {

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LlamaModel } from '../../lib/index.js';
-import { cli, llamaKv } from '../helpers/cli.js';
-import { fixtures, referenceGreedy } from '../helpers/fixtures.js';
+import { cli, llamaKv } from '../support/cli.js';
+import { fixtures, referenceGreedy } from '../support/fixtures.js';
 
 describe('llama-kv run --lora and llama-kv quantize', () => {
     const work = mkdtempSync(join(tmpdir(), 'llama-kv-cli-lora-'));

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { fixtures } from '../helpers/fixtures.js';
+import { fixtures } from '../support/fixtures.js';
 
 const root = join(import.meta.dirname, '..', '..');
 

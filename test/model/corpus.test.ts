@@ -1,4 +1,4 @@
-// The corrupted-model corpus (test/corpus/corpus.ts): every file loads (and generates a
+// The corrupted-model corpus (test/support/corpus/corpus.ts): every file loads (and generates a
 // token) or gives a LlamaError; zero crashes, zero hangs. Files are loaded in child
 // processes, a batch per child, so a crash is counted instead of killing the runner;
 // a batch that dies is re-run a file per child to name the file.
@@ -8,12 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ensureFixtureModel } from '../../lib/fixtures/models.js';
-import { corpusCases } from '../corpus/corpus.js';
-import { root } from '../fixtures/global-setup.js';
-import { fixtures } from '../helpers/fixtures.js';
+import { ensureFixtureModel } from '../../lib/demo/models.js';
+import { corpusCases } from '../support/corpus/corpus.js';
+import { root } from '../support/global-setup.js';
+import { fixtures } from '../support/fixtures.js';
 
-const runner = join(root, 'test', 'corpus', 'load-files.mjs');
+const runner = join(root, 'test', 'support', 'corpus', 'load-files.mjs');
 const dist = pathToFileURL(join(root, 'dist', 'index.js')).href;
 
 interface ChildRun {

@@ -8,10 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ensureFixtureLora } from '../../lib/fixtures/loras.js';
-import { ensureFixtureModel } from '../../lib/fixtures/models.js';
-import { root } from '../fixtures/global-setup.js';
-import { fixtures } from '../helpers/fixtures.js';
+import { ensureFixtureLora } from '../../lib/demo/loras.js';
+import { ensureFixtureModel } from '../../lib/demo/models.js';
+import { root } from '../support/global-setup.js';
+import { fixtures } from '../support/fixtures.js';
 
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
 
@@ -26,7 +26,7 @@ describe('dispose during work, and create/dispose cycles', () => {
         const report: { dispose: Record<string, { before: number; after: number; max: number }>; cycles: Record<string, { n: number; before: number; after: number }> } = { dispose: {}, cycles: {} };
         for (const only of ['load', 'evaluate', 'generate', 'quantize', 'lora', 'cycles']) {
             const config = { model, lora, work, iterations: 500, cycles: 2000, modelCycles: 200, only };
-            const r = spawnSync(process.execPath, ['--expose-gc', join(root, 'test', 'stress', 'dispose-and-leak.mjs')], {
+            const r = spawnSync(process.execPath, ['--expose-gc', join(root, 'test', 'support', 'stress', 'dispose-and-leak.mjs')], {
                 encoding: 'utf8',
                 env: { ...process.env, LLAMA_KV_DIST: pathToFileURL(join(root, 'dist', 'index.js')).href, LLAMA_KV_STRESS: JSON.stringify(config) },
                 timeout: 600_000,

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cpuExtraBufferTypes } from '../../lib/backends.js';
+import { cpuExtraBufferTypes } from '../../lib/backends/backends.js';
 import { estimateMemory, LlamaContext, LlamaModel, readGgufMetadata, type GgufMetadata, type KvCacheType, type MemoryReport } from '../../lib/index.js';
-import { fixtures } from '../helpers/fixtures.js';
+import { fixtures } from '../support/fixtures.js';
 
 const pairs: [KvCacheType, KvCacheType][] = [
     ['f16', 'f16'], ['q8_0', 'q8_0'], ['q8_0', 'q4_0'], ['q4_0', 'q4_0'],

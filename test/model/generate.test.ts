@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LlamaContext, LlamaModel } from '../../lib/index.js';
-import { fixtures, referenceGreedy, ticksDuring } from '../helpers/fixtures.js';
+import { fixtures, referenceGreedy, ticksDuring } from '../support/fixtures.js';
 
 const PROMPT = 'Once upon a time';
 

@@ -6,11 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureFixtureModel } from '../../lib/fixtures/models.js';
+import { ensureFixtureModel } from '../../lib/demo/models.js';
 import { inspectModel, LlamaError, LlamaModel } from '../../lib/index.js';
-import { corpusCases } from '../corpus/corpus.js';
-import { root } from '../fixtures/global-setup.js';
-import { fixtures } from '../helpers/fixtures.js';
+import { corpusCases } from '../support/corpus/corpus.js';
+import { root } from '../support/global-setup.js';
+import { fixtures } from '../support/fixtures.js';
 
 describe('isolation', () => {
     const work = mkdtempSync(join(tmpdir(), 'llama-kv-isolation-'));

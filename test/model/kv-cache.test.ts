@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { binding } from '../../lib/binding.js';
-import { KV_CACHE_TYPE_INFO, KV_CACHE_TYPES, type KvCacheType } from '../../lib/kv-cache.js';
-import { nativeModel } from '../../lib/model.js';
+import { binding } from '../../lib/native/binding.js';
+import { KV_CACHE_TYPE_INFO, KV_CACHE_TYPES, type KvCacheType } from '../../lib/options/kv-cache.js';
+import { nativeModel } from '../../lib/model/model.js';
 import { LlamaConfigError, LlamaContext, LlamaModel, setLogger } from '../../lib/index.js';
-import { fixtures } from '../helpers/fixtures.js';
+import { fixtures } from '../support/fixtures.js';
 
 const PROMPT = 'Once upon a time';
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LlamaModel, setLogger, type LogLevel } from '../../lib/index.js';
-import { fixtures } from '../helpers/fixtures.js';
+import { fixtures } from '../support/fixtures.js';
 
 /** A copy of the f16 fixture whose general.architecture says `arch` (same length as "llama"). */
 function withArchitecture(arch: string): string {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { estimateMemory, LlamaError, LlamaLora, LlamaModel, quantizeModel, readGgufMetadata } from '../../lib/index.js';
-import { fixtures, referenceGreedy } from '../helpers/fixtures.js';
+import { fixtures, referenceGreedy } from '../support/fixtures.js';
 
 const prompt = 'Once upon a time';
 

@@ -7,14 +7,14 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { root } from '../fixtures/global-setup.js';
-import { fixtures } from '../helpers/fixtures.js';
+import { root } from '../support/global-setup.js';
+import { fixtures } from '../support/fixtures.js';
 
 type Step = { code: string; memoryError?: boolean; neededBytes?: number | null; availableBytes?: number | null; location?: string | null; message?: string };
 
 describe.runIf(process.platform === 'linux')('memory exhaustion', () => {
     it('refuses what does not fit, turns llama.cpp allocation failures into errors, and survives', () => {
-        const r = spawnSync(process.execPath, ['--max-semi-space-size=1', join(root, 'test', 'memory', 'exhaustion-child.mjs')], {
+        const r = spawnSync(process.execPath, ['--max-semi-space-size=1', join(root, 'test', 'support', 'memory', 'exhaustion-child.mjs')], {
             encoding: 'utf8',
             env: {
                 ...process.env,

@@ -1,7 +1,7 @@
-import { readGgufMetadata } from '../../lib/gguf.js';
+import { readGgufMetadata } from '../../lib/gguf/reader.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KV_CACHE_TYPE_INFO, LlamaContext, LlamaModel, setLogger, type KvCacheType, type MemoryReport } from '../../lib/index.js';
-import { fixtures } from '../helpers/fixtures.js';
+import { fixtures } from '../support/fixtures.js';
 
 const MIB = 1024 * 1024;
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LlamaContext, LlamaError, LlamaModel } from '../../lib/index.js';
-import { fixtures, ticksDuring } from '../helpers/fixtures.js';
+import { fixtures, ticksDuring } from '../support/fixtures.js';
 
 describe('LlamaModel', () => {
     let model: LlamaModel;

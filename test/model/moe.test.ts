@@ -3,7 +3,7 @@
 // shows where the expert weights are, and the model still generates.
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { estimateMemory, LlamaModel, readGgufMetadata, setLogger } from '../../lib/index.js';
-import { fixtures } from '../helpers/fixtures.js';
+import { fixtures } from '../support/fixtures.js';
 
 const overridden = /tensor (\S+) \(.*\) buffer type overridden to (\S+)/;
 

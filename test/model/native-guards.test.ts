@@ -4,10 +4,10 @@ import { linkSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { binding, type NativeContext, type NativeContextParams, type NativeGenerateRequest, type NativeModel } from '../../lib/binding.js';
-import { ensureFixtureModel } from '../../lib/fixtures/models.js';
-import { corpusCases } from '../corpus/corpus.js';
-import { fixtures } from '../helpers/fixtures.js';
+import { binding, type NativeContext, type NativeContextParams, type NativeGenerateRequest, type NativeModel } from '../../lib/native/binding.js';
+import { ensureFixtureModel } from '../../lib/demo/models.js';
+import { corpusCases } from '../support/corpus/corpus.js';
+import { fixtures } from '../support/fixtures.js';
 
 describe('native argument checks', () => {
     let model: NativeModel;

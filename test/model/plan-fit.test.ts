@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { estimateMemory, FIT_LADDER, LlamaContext, LlamaModel, planFit, readGgufMetadata, type FitPreference } from '../../lib/index.js';
-import { fixtures } from '../helpers/fixtures.js';
+import { fixtures } from '../support/fixtures.js';
 
 const MIB = 1024 * 1024;
 // A small micro-batch keeps the compute buffer (logits of 32000 tokens) from dwarfing the KV cache.

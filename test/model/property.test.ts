@@ -3,9 +3,9 @@
 // a LlamaError whose code is documented (and is not INTERNAL); the process survives.
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureFixtureModel } from '../../lib/fixtures/models.js';
+import { ensureFixtureModel } from '../../lib/demo/models.js';
 import { LlamaContext, LlamaError, LlamaModel, type LlamaErrorCode } from '../../lib/index.js';
-import { fixtures } from '../helpers/fixtures.js';
+import { fixtures } from '../support/fixtures.js';
 
 const DOCUMENTED: ReadonlySet<LlamaErrorCode> = new Set([
     'INVALID_CONFIG', 'INVALID_ARGUMENT', 'MODEL_NOT_FOUND', 'INVALID_MODEL_FILE', 'MODEL_LOAD_FAILED', 'CONTEXT_CREATE_FAILED',

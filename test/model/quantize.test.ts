@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LlamaError, LlamaModel, quantizeModel, readGgufMetadata, type QuantizationType } from '../../lib/index.js';
-import { fixtures } from '../helpers/fixtures.js';
+import { fixtures } from '../support/fixtures.js';
 
 describe('quantizeModel', () => {
     const work = mkdtempSync(join(tmpdir(), 'llama-kv-quantize-'));

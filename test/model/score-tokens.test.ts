@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LlamaContext, LlamaModel } from '../../lib/index.js';
-import { fixtures } from '../helpers/fixtures.js';
+import { fixtures } from '../support/fixtures.js';
 
 const text = 'The quick brown fox jumps over the lazy dog. A stitch in time saves nine. '.repeat(6);
 

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureFixtureModel } from '../../lib/fixtures/models.js';
+import { ensureFixtureModel } from '../../lib/demo/models.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
 const platformKey = `${process.platform}-${process.arch}`;

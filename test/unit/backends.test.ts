@@ -2,7 +2,7 @@
 // cases this CPU-only machine cannot produce (several backends, integrated GPUs,
 // accelerators).
 import { describe, expect, it } from 'vitest';
-import { chooseGpu, describeBackends, type BackendDevice, type BackendInfo } from '../../lib/backends.js';
+import { chooseGpu, describeBackends, type BackendDevice, type BackendInfo } from '../../lib/backends/backends.js';
 import { LlamaConfigError, LlamaError } from '../../lib/errors.js';
 
 const device = (name: string, type: BackendDevice['type']): BackendDevice => ({ name, description: name, type, totalBytes: 8 << 30, freeBytes: 4 << 30, extraBufferTypes: [] });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cpuIdentity, featureList } from '../../lib/bench/cpu-facts.js';
+import { cpuIdentity, featureList } from '../../lib/cli/bench/cpu-facts.js';
 
 describe('bench CPU facts', () => {
     it('names vendor, family, model and stepping from /proc/cpuinfo (the first processor)', () => {

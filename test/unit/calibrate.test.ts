@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { builtInPrompts, readPromptFile, type CalibrationReport } from '../../lib/index.js';
-import { retrievalPrompt } from '../../lib/calibration.js';
+import { retrievalPrompt } from '../../lib/calibrate/index.js';
 import { agreement, klSummary, percentile, perplexity, quarters } from '../../lib/calibrate/stats.js';
-import { calibrationChartSvg } from '../../lib/cli/calibration-chart.js';
+import { calibrationChartSvg } from '../../lib/cli/format/calibration-chart.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'llama-kv-prompts-'));
 const file = (name: string, content: string) => {

@@ -1,8 +1,6 @@
-import { existsSync } from 'node:fs';
 import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -17,19 +15,10 @@ import {
     writeGguf,
     type GgufKvEntry,
     type GgufTensorEntry,
-} from '../../lib/fixtures/gguf-writer.js';
-import {
-    GGML_TYPES,
-    ggmlTensorByteSize,
-    ggmlTypeName,
-    GGUF_VALUE_TYPE as T,
-    parseGguf,
-    readGgufMetadata,
-} from '../../lib/gguf.js';
+} from '../../lib/gguf/writer.js';
+import { GGML_TYPES, ggmlTensorByteSize, ggmlTypeName, GGUF_VALUE_TYPE as T } from '../../lib/gguf/types.js';
+import { parseGguf, readGgufMetadata } from '../../lib/gguf/reader.js';
 
-const VOCAB = fileURLToPath(
-    new URL('../../vendor/llama.cpp/models/ggml-vocab-llama-spm.gguf', import.meta.url),
-);
 
 let tmp: string;
 
@@ -415,20 +404,6 @@ describe('readGgufMetadata', () => {
         );
     });
 
-    it.skipIf(!existsSync(VOCAB))('reads the llama.cpp SPM vocab file', async () => {
-        const meta = await readGgufMetadata(VOCAB);
-        expect(meta.version).toBe(3);
-        expect(meta.tensors).toEqual([]);
-        expect(meta.kv['general.architecture']).toBe('llama');
-        expect(meta.kv['tokenizer.ggml.model']).toBe('llama');
-        expect(meta.kvTypes['tokenizer.ggml.tokens']).toEqual({ type: T.ARRAY, arrayType: T.STRING });
-        expect(meta.kvTypes['tokenizer.ggml.scores']).toEqual({ type: T.ARRAY, arrayType: T.FLOAT32 });
-        expect(meta.kvTypes['tokenizer.ggml.token_type']).toEqual({ type: T.ARRAY, arrayType: T.INT32 });
-        const tokens = meta.kv['tokenizer.ggml.tokens'] as string[];
-        expect(tokens).toHaveLength(32000);
-        expect(tokens.slice(0, 4)).toEqual(['<unk>', '<s>', '</s>', '<0x00>']);
-        expect(meta.dataOffset).toBe((await readFile(VOCAB)).length);
-    });
 });
 
 /** Index of the first occurrence of `needle` in `haystack` (-1 when absent). */

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { LlamaMemoryError } from '../../lib/errors.js';
-import type { MemoryEstimate } from '../../lib/estimate.js';
-import type { GgufMetadata } from '../../lib/gguf.js';
-import { getHostMemory, type HostMemory } from '../../lib/host-memory.js';
+import type { MemoryEstimate } from '../../lib/memory/estimate.js';
+import type { GgufMetadata } from '../../lib/gguf/types.js';
+import { getHostMemory, type HostMemory } from '../../lib/memory/host-memory.js';
 import {
     checkContextMemory,
     checkModelMemory,
@@ -12,7 +12,7 @@ import {
     modelWeightPlacement,
     offloadedLayers,
     requireHostFit,
-} from '../../lib/memory-guard.js';
+} from '../../lib/memory/guard.js';
 
 const MIB = 2 ** 20;
 const host = (system: number, extra: HostMemory['limits'] = []): HostMemory => {

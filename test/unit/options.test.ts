@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { LlamaConfigError } from '../../lib/errors.js';
-import { contextOptionsSchema, generateOptionsSchema, modelLoadOptionsSchema, parseOptions, suggest } from '../../lib/options.js';
+import { contextOptionsSchema } from '../../lib/context/options.js';
+import { generateOptionsSchema } from '../../lib/options/generate-options.js';
+import { modelLoadOptionsSchema } from '../../lib/options/model-options.js';
+import { parseOptions, suggest } from '../../lib/options/validate.js';
 
 function message(fn: () => unknown): string {
     try {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TextStream } from '../../lib/text-stream.js';
+import { TextStream } from '../../lib/context/text-stream.js';
 
 const bytes = (s: string) => new Uint8Array(Buffer.from(s, 'utf8'));
 

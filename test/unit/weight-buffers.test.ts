@@ -1,7 +1,7 @@
 // Where the weights live, on synthetic placements: the logic for the CPU's extra buffer
 // types (AMX, CPU_REPACK) that this machine's CPU may or may not exercise.
 import { describe, expect, it } from 'vitest';
-import type { GgufMetadata } from '../../lib/gguf.js';
+import type { GgufMetadata } from '../../lib/gguf/types.js';
 import {
     describeWeightBuffers,
     extraBufferTypeWeights,
@@ -11,7 +11,7 @@ import {
     summarize,
     weightCopyCandidates,
     type WeightPlacement,
-} from '../../lib/weight-buffers.js';
+} from '../../lib/memory/weight-buffers.js';
 
 const KIB = 1024;
 

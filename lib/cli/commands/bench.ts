@@ -1,0 +1,182 @@
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { packageRoot } from '../../native/binding.js';
+import { findLlamaBench } from '../bench/llama-bench.js';
+import { BENCH_REPORT_VERSION, compareReports, formatComparison, formatReport, type BenchReport, type KvPair } from '../bench/report.js';
+import { DEFAULT_BENCH_CONFIGS, runBench } from '../bench/run.js';
+import { ensureFixtureModel, FIXTURE_MODELS, type FixtureModelName } from '../../demo/models.js';
+import { KV_CACHE_TYPES, type KvCacheType } from '../../options/kv-cache.js';
+import { flagHelp, parseFlags, UsageError, type FlagSpec } from '../flags/args.js';
+
+/** The flags of `llama-kv bench`, named as llama-bench names them where it has them. */
+export const benchFlags: FlagSpec[] = [
+    { names: ['-m', '--model'], key: 'model', type: 'list', help: 'GGUF model file, or a fixture name such as bench-f16 (repeatable; required)' },
+    { names: ['-t', '--threads'], key: 'threads', type: 'string', help: 'comma-separated thread counts (default: the number of CPUs)' },
+    { names: ['--kv'], key: 'kv', type: 'string', help: 'K/V cache pairs, e.g. f16/f16,q8_0/q4_0 (default f16/f16,q8_0/q8_0,q8_0/q4_0)' },
+    { names: ['-ctk', '--cache-type-k'], key: 'cacheTypeK', type: 'string', help: 'one K cache type (with -ctv: a single pair instead of --kv)' },
+    { names: ['-ctv', '--cache-type-v'], key: 'cacheTypeV', type: 'string', help: 'one V cache type' },
+    { names: ['-fa', '--flash-attn'], key: 'flashAttention', type: 'string', help: 'on | off | auto, both sides (default on)' },
+    { names: ['-p', '--n-prompt'], key: 'promptTokens', type: 'int', help: 'prompt tokens of the pp test (default 512)' },
+    { names: ['-n', '--n-gen'], key: 'generatedTokens', type: 'int', help: 'generated tokens of the tg test (default 128)' },
+    { names: ['-b', '--batch-size'], key: 'batchSize', type: 'int', help: "batch size (default 2048, llama-bench's)" },
+    { names: ['-ub', '--ubatch-size'], key: 'ubatchSize', type: 'int', help: "micro-batch size (default 512, llama-bench's)" },
+    { names: ['-r', '--repetitions'], key: 'reps', type: 'int', help: 'interleaved repetitions per configuration (default 5)' },
+    { names: ['--quick'], key: 'quick', type: 'bool', help: 'a smoke run: -p 64 -n 16 -r 2 -t 1 unless given' },
+    { names: ['--llama-bench'], key: 'llamaBench', type: 'string', help: "llama.cpp's llama-bench to compare with (default: build-bench/'s of a clone, if built)" },
+    { names: ['--reference'], key: 'reference', type: 'string', help: "program that times llama.cpp's model load (default: build-bench/'s llama-kv-reference, if built)" },
+    { names: ['--ours-only'], key: 'oursOnly', type: 'bool', help: 'measure llama-kv only, no llama.cpp comparison' },
+    { names: ['--no-memory'], key: 'noMemory', type: 'bool', help: 'skip the peak RSS comparison' },
+    { names: ['--no-load'], key: 'noLoad', type: 'bool', help: 'skip the model load time comparison' },
+    { names: ['--out'], key: 'out', type: 'string', help: 'write the report as JSON to this file' },
+    { names: ['--compare'], key: 'compare', type: 'string', help: 'previous report (JSON): flag figures more than --threshold % worse; exit 1 if any' },
+    { names: ['--current'], key: 'current', type: 'string', help: 'with --compare: compare this saved report instead of running' },
+    { names: ['--threshold'], key: 'threshold', type: 'float', help: 'regression threshold in percent (default 5)' },
+    { names: ['-q', '--quiet'], key: 'quiet', type: 'bool', help: 'no progress lines on stderr' },
+];
+
+/** The usage text of `llama-kv bench`. */
+export const benchUsage =
+    'usage: llama-kv bench -m model.gguf [-t 1,2] [--kv f16/f16,q8_0/q4_0] [-p 512] [-n 128] [-r 5] [--llama-bench PATH] [--out r.json] [--compare prev.json]\n' +
+    '  Prompt processing and generation tokens/s of llama-kv against llama.cpp\'s llama-bench on the same model and settings\n' +
+    '  (interleaved, medians, ratio ours/llama.cpp), time to first token, event-loop lag, peak RSS and load time.\n' +
+    '  Exit codes: 0 done; 1 a failure, or --compare found a regression; 2 bad flags.\n' +
+    flagHelp(benchFlags);
+
+function list(flag: string, raw: string): string[] {
+    const items = raw.split(',').map((s) => s.trim());
+    if (items.some((s) => s === '')) throw new UsageError(`${flag} expects a comma-separated list but received "${raw}"`);
+    return items;
+}
+
+function cacheType(flag: string, raw: string): KvCacheType {
+    if (!(KV_CACHE_TYPES as readonly string[]).includes(raw)) throw new UsageError(`${flag} expects one of ${KV_CACHE_TYPES.join(', ')} but received "${raw}"`);
+    return raw as KvCacheType;
+}
+
+function positive(flag: string, n: number | undefined): number | undefined {
+    if (n !== undefined && (!Number.isInteger(n) || n < 1)) throw new UsageError(`${flag} expects a positive integer but received ${n}`);
+    return n;
+}
+
+function configsFrom(flags: Record<string, unknown>): readonly KvPair[] {
+    const k = flags.cacheTypeK as string | undefined;
+    const v = flags.cacheTypeV as string | undefined;
+    if (k !== undefined || v !== undefined) {
+        if (flags.kv !== undefined) throw new UsageError('give either --kv or -ctk/-ctv, not both');
+        return [{ cacheTypeK: cacheType('-ctk', k ?? 'f16'), cacheTypeV: cacheType('-ctv', v ?? 'f16') }];
+    }
+    if (typeof flags.kv !== 'string') return DEFAULT_BENCH_CONFIGS;
+    return list('--kv', flags.kv).map((pair) => {
+        const [kt, vt, extra] = pair.split('/');
+        if (vt === undefined || extra !== undefined) throw new UsageError(`--kv expects K/V pairs such as q8_0/q4_0 but received "${pair}"`);
+        return { cacheTypeK: cacheType('--kv', kt), cacheTypeV: cacheType('--kv', vt) };
+    });
+}
+
+/** A model argument: an existing file, else the name of a built-in fixture (generated into the cache). */
+async function modelPath(arg: string): Promise<string> {
+    if (existsSync(arg)) return resolve(arg);
+    if (Object.prototype.hasOwnProperty.call(FIXTURE_MODELS, arg)) return ensureFixtureModel(arg as FixtureModelName);
+    throw new UsageError(`-m: ${arg} is neither a file nor a fixture name (${Object.keys(FIXTURE_MODELS).join(', ')})`);
+}
+
+function beside(file: string | null, name: string): string | null {
+    if (file === null) return null;
+    const candidate = join(dirname(file), name);
+    return existsSync(candidate) ? candidate : null;
+}
+
+function findReference(): string | null {
+    try {
+        const file = join(packageRoot(), 'build-bench', 'Release', 'llama-kv-reference');
+        return existsSync(file) ? file : null;
+    } catch {
+        return null;
+    }
+}
+
+async function readReport(path: string): Promise<BenchReport> {
+    let parsed: unknown;
+    try {
+        parsed = JSON.parse(await readFile(path, 'utf8'));
+    } catch (error) {
+        throw new UsageError(`cannot read the report ${path}: ${(error as Error).message}`);
+    }
+    const r = parsed as Partial<BenchReport>;
+    if (r.version !== BENCH_REPORT_VERSION || !Array.isArray(r.rows)) {
+        throw new UsageError(`${path} is not a llama-kv bench report (version ${BENCH_REPORT_VERSION})`);
+    }
+    return r as BenchReport;
+}
+
+/**
+ * `llama-kv bench`: runs the benchmark (or, with --current, only compares two saved
+ * reports) and returns the exit code. `notes` go into the report (scripts/bench.mjs adds
+ * what it knows about the llama-bench build).
+ */
+export async function bench(argv: readonly string[], extra: { notes?: string[] } = {}): Promise<number> {
+    const { flags, positional } = parseFlags(argv, benchFlags);
+    if (positional.length > 0) throw new UsageError(`unexpected argument "${positional[0]}"`);
+    const threshold = (flags.threshold as number | undefined) ?? 5;
+    if (!(threshold >= 0)) throw new UsageError(`--threshold expects a percentage >= 0 but received ${threshold}`);
+    const previous = typeof flags.compare === 'string' ? await readReport(flags.compare) : null;
+
+    let report: BenchReport;
+    if (typeof flags.current === 'string') {
+        if (previous === null) throw new UsageError('--current needs --compare');
+        report = await readReport(flags.current);
+    } else {
+        const models = (flags.model as string[] | undefined) ?? [];
+        if (models.length === 0) throw new UsageError('-m/--model is required');
+        const quick = flags.quick === true;
+        const threads = typeof flags.threads === 'string'
+            ? list('-t', flags.threads).map((t) => positive('-t', Number(t))!)
+            : quick ? [1] : [availableParallelism()];
+        const fa = (flags.flashAttention as string | undefined) ?? 'on';
+        if (!['on', 'off', 'auto'].includes(fa)) throw new UsageError(`-fa expects on, off or auto but received "${fa}"`);
+        const oursOnly = flags.oursOnly === true;
+        const llamaBench = oursOnly ? null : ((flags.llamaBench as string | undefined) ?? findLlamaBench());
+        if (llamaBench !== null && !existsSync(llamaBench)) throw new UsageError(`--llama-bench: ${llamaBench} does not exist`);
+        const reference = oursOnly ? null : ((flags.reference as string | undefined) ?? beside(llamaBench, 'llama-kv-reference') ?? findReference());
+        if (reference !== null && !existsSync(reference)) throw new UsageError(`--reference: ${reference} does not exist`);
+        const quiet = flags.quiet === true;
+        const log = (line: string) => {
+            if (!quiet) process.stderr.write(`[llama-kv bench] ${line}\n`);
+        };
+        if (llamaBench === null && !oursOnly) log('no llama-bench found (build it with `npm run bench` in a clone, or pass --llama-bench): measuring llama-kv only');
+        const paths = [];
+        for (const m of models) paths.push(await modelPath(m));
+        report = await runBench({
+            models: paths,
+            threads,
+            configs: configsFrom(flags),
+            flashAttention: fa as 'on' | 'off' | 'auto',
+            promptTokens: positive('-p', flags.promptTokens as number | undefined) ?? (quick ? 64 : 512),
+            generatedTokens: positive('-n', flags.generatedTokens as number | undefined) ?? (quick ? 16 : 128),
+            batchSize: positive('-b', flags.batchSize as number | undefined),
+            ubatchSize: positive('-ub', flags.ubatchSize as number | undefined),
+            reps: positive('-r', flags.reps as number | undefined) ?? (quick ? 2 : 5),
+            llamaBench,
+            reference,
+            memory: flags.noMemory !== true,
+            load: flags.noLoad !== true,
+            notes: extra.notes,
+            onProgress: log,
+        });
+        process.stdout.write(formatReport(report));
+        if (typeof flags.out === 'string') {
+            await mkdir(dirname(resolve(flags.out)), { recursive: true });
+            await writeFile(flags.out, JSON.stringify(report, null, 2) + '\n');
+            log(`report written to ${flags.out}`);
+        }
+    }
+
+    if (previous !== null) {
+        const comparison = compareReports(previous, report, threshold);
+        process.stdout.write(`\ncompared with ${flags.compare}:\n${formatComparison(comparison, threshold)}`);
+        return comparison.regressions.length > 0 ? 1 : 0;
+    }
+    return 0;
+}

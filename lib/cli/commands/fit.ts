@@ -1,0 +1,47 @@
+import { planFit } from '../../memory/plan-fit.js';
+import type { FitPreference } from '../../options/plan-fit-options.js';
+import { flagHelp, parseFlags, UsageError, type FlagSpec } from '../flags/args.js';
+import { formatBytes, parseBytes } from '../format/bytes.js';
+import { weightFlags, weightOptionsFromFlags } from '../flags/model-flags.js';
+
+export const fitFlags: FlagSpec[] = [
+    { names: ['-m', '--model'], key: 'model', type: 'string', help: 'GGUF model file (required)' },
+    { names: ['--budget'], key: 'budget', type: 'string', help: 'memory budget, e.g. 6GiB (required)' },
+    { names: ['--prefer'], key: 'prefer', type: 'string', help: 'context | parallel | quality (default quality)' },
+    { names: ['--min-ctx'], key: 'minContextSize', type: 'int', help: 'tokens each sequence needs at least (default 4096 or the trained size)' },
+    { names: ['-np', '--parallel'], key: 'parallel', type: 'int', help: "sequences, for 'context' and 'quality' (default 1)" },
+    { names: ['-ub', '--ubatch-size'], key: 'ubatchSize', type: 'int', help: 'micro-batch size (default 512)' },
+    ...weightFlags,
+    { names: ['--json'], key: 'json', type: 'bool', help: 'print JSON' },
+];
+
+export const fitUsage = `usage: llama-kv fit -m model.gguf --budget 6GiB [--prefer context|parallel|quality] [--min-ctx 4096] [-np 1] [--no-mmap] [--no-repack] [--json]\n${flagHelp(fitFlags)}`;
+
+export async function fit(argv: readonly string[]): Promise<number> {
+    const { flags, positional } = parseFlags(argv, fitFlags);
+    const path = (flags.model as string | undefined) ?? positional[0];
+    if (!path) throw new UsageError('-m/--model is required');
+    if (typeof flags.budget !== 'string') throw new UsageError('--budget is required');
+    const plan = await planFit({
+        model: path,
+        budgetBytes: parseBytes('--budget', flags.budget),
+        prefer: flags.prefer as FitPreference | undefined,
+        minContextSize: flags.minContextSize as number | undefined,
+        parallel: flags.parallel as number | undefined,
+        ubatchSize: flags.ubatchSize as number | undefined,
+        ...weightOptionsFromFlags(flags),
+    });
+    if (flags.json) {
+        process.stdout.write(JSON.stringify({ model: path, ...plan }) + '\n');
+        return 0;
+    }
+    const s = plan.settings;
+    process.stdout.write(
+        `contextSize ${s.contextSize}, parallel ${s.parallel}, K ${s.cacheTypeK} / V ${s.cacheTypeV}, flash attention ${s.flashAttention}\n` +
+            `total ${formatBytes(plan.estimate.total.bytes)} (KV ${formatBytes(plan.estimate.kv.bytes)}, weights ${formatBytes(plan.estimate.weights.bytes)}, ` +
+            `compute ${formatBytes(plan.estimate.compute.bytes)}, output ${formatBytes(plan.estimate.output.bytes)})\n` +
+            `why: ${plan.reason}\n` +
+            `run: llama-kv run -m ${path}${flags.noMmap ? ' --no-mmap' : ''}${flags.noRepack ? ' --no-repack' : ''} -c ${s.contextSize} -np ${s.parallel} -ctk ${s.cacheTypeK} -ctv ${s.cacheTypeV}${flags.ubatchSize ? ` -ub ${flags.ubatchSize}` : ''} -p "..."\n`,
+    );
+    return 0;
+}

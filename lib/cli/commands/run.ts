@@ -1,0 +1,93 @@
+import { basename } from 'node:path';
+import { LlamaContext } from '../../context/context.js';
+import { ensureFixtureModel } from '../../demo/models.js';
+import { setLogger } from '../../logger.js';
+import { LlamaModel } from '../../model/model.js';
+import { flagHelp, parseFlags, UsageError, type FlagSpec } from '../flags/args.js';
+import { contextFlags, contextOptionsFromFlags } from '../flags/context-flags.js';
+import { modelFlags, modelOptionsFromFlags } from '../flags/model-flags.js';
+
+export const runFlags: FlagSpec[] = [
+    { names: ['-m', '--model'], key: 'model', type: 'string', help: 'GGUF model file (default: the built-in demo model)' },
+    { names: ['-p', '--prompt'], key: 'prompt', type: 'string', help: 'prompt text (required)' },
+    { names: ['-n', '--n-predict'], key: 'maxTokens', type: 'int', help: 'tokens to generate (default 128)' },
+    ...contextFlags,
+    ...modelFlags,
+    { names: ['--lora'], key: 'lora', type: 'list', help: 'LoRA adapter to apply at scale 1 (repeatable)' },
+    { names: ['--lora-scaled'], key: 'loraScaled', type: 'pair', help: 'LoRA adapter and its scale, e.g. --lora-scaled a.gguf 0.5 (repeatable)' },
+    { names: ['-t', '--threads'], key: 'threads', type: 'int', help: 'threads (default: number of CPUs)' },
+    { names: ['--temp'], key: 'temperature', type: 'float', help: 'temperature, 0 = greedy (default 0.8)' },
+    { names: ['--top-k'], key: 'topK', type: 'int', help: 'top-k (default 40)' },
+    { names: ['--top-p'], key: 'topP', type: 'float', help: 'top-p (default 0.95)' },
+    { names: ['--min-p'], key: 'minP', type: 'float', help: 'min-p (default 0.05)' },
+    { names: ['--repeat-penalty'], key: 'repeatPenalty', type: 'float', help: 'repeat penalty (default 1)' },
+    { names: ['-s', '--seed'], key: 'seed', type: 'int', help: 'sampling seed (default random)' },
+    { names: ['--json'], key: 'json', type: 'bool', help: 'print one JSON object instead of streaming' },
+    { names: ['--verbose'], key: 'verbose', type: 'bool', help: "show llama.cpp's info log on stderr" },
+];
+
+export const runUsage = `usage: llama-kv run [-m model.gguf] -p PROMPT [-n 128] [-c 4096] [-ctk q8_0 -ctv q4_0] [-fa auto] [--gpu auto] [-ngl N] [--n-cpu-moe N] [--lora a.gguf] [-t N] [--temp 0.8] [--json]\n${flagHelp(runFlags)}`;
+
+export async function run(argv: readonly string[]): Promise<number> {
+    const { flags, positional } = parseFlags(argv, runFlags);
+    if (positional.length > 0) throw new UsageError(`unexpected argument "${positional[0]}"`);
+    if (typeof flags.prompt !== 'string') throw new UsageError('-p/--prompt is required');
+    setLogger((level, message) => process.stderr.write(`[${level}] ${message}\n`), { level: flags.verbose ? 'info' : 'warn' });
+
+    const path = typeof flags.model === 'string' ? flags.model : await ensureFixtureModel('tiny-q8_0');
+    const model = await LlamaModel.load({ path, ...modelOptionsFromFlags(flags) });
+    try {
+        const adapters = [
+            ...((flags.lora as string[] | undefined) ?? []).map((file) => ({ file, scale: 1 })),
+            ...((flags.loraScaled as [string, string][] | undefined) ?? []).map(([file, raw]) => {
+                const scale = Number(raw);
+                if (raw.trim() === '' || !Number.isFinite(scale)) throw new UsageError(`--lora-scaled expects a file and a number but received "${raw}"`);
+                return { file, scale };
+            }),
+        ];
+        const loras = [];
+        for (const { file, scale } of adapters) loras.push({ lora: await model.loadLora(file), scale });
+        // Values go to the API as typed: its validation messages are the CLI's (exit code 2).
+        const ctx = new LlamaContext({ model, ...contextOptionsFromFlags(flags), threads: flags.threads as number | undefined, loras });
+        const config = ctx.config;
+        const options = {
+            maxTokens: (flags.maxTokens as number | undefined) ?? 128,
+            temperature: flags.temperature as number | undefined,
+            topK: flags.topK as number | undefined,
+            topP: flags.topP as number | undefined,
+            minP: flags.minP as number | undefined,
+            repeatPenalty: flags.repeatPenalty as number | undefined,
+            seed: flags.seed as number | undefined,
+        };
+        const controller = new AbortController();
+        const onSigint = () => controller.abort();
+        process.once('SIGINT', onSigint);
+        try {
+            if (flags.json) {
+                const result = await ctx.complete(flags.prompt, { ...options, signal: controller.signal });
+                process.stdout.write(JSON.stringify({ model: path, prompt: flags.prompt, ...result }) + '\n');
+                return 0;
+            }
+            const stream = ctx.generate(flags.prompt, { ...options, signal: controller.signal });
+            let step = await stream.next();
+            while (!step.done) {
+                process.stdout.write(step.value.text);
+                step = await stream.next();
+            }
+            const { timings, finishReason } = step.value;
+            process.stdout.write('\n');
+            const rate = (n: number, ms: number) => (ms > 0 ? ((n * 1000) / ms).toFixed(2) : 'n/a');
+            process.stderr.write(
+                `prompt: ${timings.promptTokens} tokens, ${rate(timings.promptTokens - timings.reusedTokens, timings.promptMs)} t/s | ` +
+                    `generation: ${timings.generatedTokens} tokens, ${rate(timings.generatedTokens, timings.generationMs)} t/s | ` +
+                    `finish: ${finishReason} | kv: ${config.cacheTypeK}/${config.cacheTypeV}, flash attention ${config.flashAttention}` +
+                    `${loras.length > 0 ? ` | loras: ${loras.map(({ lora, scale }) => `${basename(lora.path)}@${scale}`).join(', ')}` : ''}\n`,
+            );
+            return 0;
+        } finally {
+            process.off('SIGINT', onSigint);
+        }
+    } finally {
+        model.dispose();
+    }
+}

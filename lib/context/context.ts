@@ -1,0 +1,532 @@
+import { binding, type NativeContext, type NativeGenerateResult } from '../native/binding.js';
+import { captureStack, fromNative, LlamaAbortError, LlamaConfigError, LlamaDisposedError } from '../errors.js';
+import { log } from '../logger.js';
+import { resolveContextParams } from '../options/context-params.js';
+import { flashAttentionBackendWarning, type KvCacheType } from '../options/kv-cache.js';
+import { toMemoryReport, type MemoryReport } from '../memory/report.js';
+import { adoptChild, modelGpuLayers, modelPlacement, modelWeightPlacement, nativeModel, toTokenArray, LlamaModel } from '../model/model.js';
+import { estimateResolved, KV_ONLY_LOAD } from '../memory/estimate.js';
+import { checkContextMemory } from '../memory/guard.js';
+import { defaults, randomSeed } from '../options/defaults.js';
+import { generateOptionsSchema, type GenerateOptions } from '../options/generate-options.js';
+import { parseOptions } from '../options/validate.js';
+import { contextOptionsSchema, loraListSchema, type ContextOptionsWithoutModel, type LlamaContextOptions, type LoraUse } from './options.js';
+import { TextStream } from './text-stream.js';
+
+export type { ContextOptionsWithoutModel, LlamaContextOptions, LoraUse };
+
+/** What is really in force, read back from llama.cpp. */
+export interface ContextConfig {
+    /** Context size after llama.cpp's padding (all sequences together). */
+    contextSize: number;
+    /** Element type of the K cache, or null for a model without a KV cache (recurrent). */
+    cacheTypeK: KvCacheType | null;
+    /** Element type of the V cache, or null for a model without a KV cache. */
+    cacheTypeV: KvCacheType | null;
+    /** Flash attention as resolved by llama.cpp ('auto' has become 'on' or 'off'). */
+    flashAttention: 'on' | 'off';
+    /** Sequences the context holds (n_seq_max). */
+    parallel: number;
+    kvUnified: boolean;
+    batchSize: number;
+    ubatchSize: number;
+    threads: number;
+    threadsBatch: number;
+    /** Default sampling seed of this context. */
+    seed: number;
+}
+
+/** One generated token and the text it completes. */
+export interface GeneratedToken {
+    /** The token id. */
+    token: number;
+    /**
+     * Text that became final with this token: may be empty (half of a multi-byte
+     * character, or possibly the start of a stop string), never a split character.
+     */
+    text: string;
+}
+
+/** Why generation ended. */
+export type FinishReason = 'eos' | 'stop' | 'length' | 'abort';
+
+/** Result of {@link LlamaContext.complete}. */
+export interface CompletionResult {
+    /** The generated text, without a matched stop string. */
+    text: string;
+    /** Every sampled token (including those that formed a stop string; not the end-of-generation token). */
+    tokens: number[];
+    /** 'eos': the model ended; 'stop': a stop string matched; 'length': maxTokens or the context is full; 'abort': aborted. */
+    finishReason: FinishReason;
+    timings: {
+        /** Tokens in the prompt. */
+        promptTokens: number;
+        /** Prompt tokens reused from the cache of the previous call (not decoded again). */
+        reusedTokens: number;
+        promptMs: number;
+        generatedTokens: number;
+        generationMs: number;
+    };
+}
+
+type Prompt = string | ArrayLike<number>;
+
+/**
+ * Per-position scores of a token sequence from {@link LlamaContext.scoreTokens}: entry i
+ * is about position i predicting `tokens[i + 1]`, so each array has `tokens.length - 1`
+ * entries.
+ */
+export interface TokenScores {
+    /** ln p(tokens[i + 1] | tokens[0..i]) under this context, in nats. */
+    logProbs: Float64Array;
+    /** The most likely next token at each position (argmax of the logits; the lowest id on a tie). */
+    topTokens: Int32Array;
+    /** With a reference context: its log-probabilities and top tokens, and the divergence from it. */
+    reference?: {
+        logProbs: Float64Array;
+        topTokens: Int32Array;
+        /** KL(reference ‖ this) of the next-token distributions, in nats (0 when they are identical). */
+        kl: Float64Array;
+    };
+}
+
+/** Options of {@link LlamaContext.scoreTokens}. */
+export interface ScoreOptions {
+    /**
+     * Another context to compare with, e.g. the same model with an f16 cache: it decodes
+     * the same tokens in step, and each position gets the KL divergence of this
+     * context's next-token distribution from the reference's. Its model may differ
+     * (e.g. f16 weights against a quantized file) but must have the same vocabulary size.
+     */
+    reference?: LlamaContext;
+    /** Aborts the scoring: the promise rejects with a {@link LlamaAbortError} (code `ABORTED`). */
+    signal?: AbortSignal;
+}
+
+let nextContextId = 0;
+
+
+/**
+ * A llama.cpp context (KV cache, compute buffers, a persistent threadpool) on a
+ * model. Calls on one context run one at a time, in call order.
+ *
+ * @example
+ * const ctx = new LlamaContext({ model, contextSize: 2048 });
+ * const { text } = await ctx.complete('Once upon a time', { maxTokens: 32, temperature: 0 });
+ */
+export class LlamaContext {
+    #native: NativeContext | null;
+    readonly #model: LlamaModel;
+    readonly #seed: number;
+    readonly #release: () => void;
+    #queue: Promise<unknown> = Promise.resolve();
+    #loras: readonly Readonly<LoraUse>[] = Object.freeze([]);
+    /** Creation order: two contexts' queues are always entered in this order (see scoreTokens). */
+    readonly #id = nextContextId++;
+
+    constructor(options: LlamaContextOptions) {
+        const opts = parseOptions(contextOptionsSchema, options, 'LlamaContext');
+        const model = opts.model as LlamaModel;
+        const native = nativeModel(model);
+        const resolved = resolveContextParams(opts, model.metadata);
+        const { kv, native: params } = resolved;
+        if (opts.checkMemory ?? defaults.context.checkMemory) checkContextFits(model, resolved);
+        const warning = flashAttentionBackendWarning(kv, binding().backendInfo(false), params.offloadKqv && modelGpuLayers(model) !== 0);
+        if (warning) log('warn', warning);
+        let created: NativeContext | undefined;
+        try {
+            created = new (binding().NativeContext)(native, params);
+            if (opts.loras && opts.loras.length > 0) {
+                created.setLoras(opts.loras.map(({ lora, scale }) => ({ lora: lora.requireNative(), scale })));
+            }
+        } catch (error) {
+            created?.dispose();
+            throw fromNative(error, captureStack());
+        }
+        this.#native = created;
+        trackForExit(created);
+        this.#loras = Object.freeze((opts.loras ?? []).map(({ lora, scale }) => Object.freeze({ lora, scale })));
+        this.#model = model;
+        this.#seed = opts.seed ?? randomSeed();
+        this.#release = adoptChild(model, this);
+    }
+
+    /** The model this context runs. */
+    get model(): LlamaModel {
+        return this.#model;
+    }
+
+    /** Whether {@link dispose} was called. */
+    get disposed(): boolean {
+        return this.#native === null;
+    }
+
+    /** The configuration in force, read back from llama.cpp. */
+    get config(): ContextConfig {
+        const c = this.#requireNative().config();
+        return {
+            contextSize: c.contextSize,
+            cacheTypeK: c.cacheTypeK as KvCacheType | null,
+            cacheTypeV: c.cacheTypeV as KvCacheType | null,
+            flashAttention: c.flashAttention ? 'on' : 'off',
+            parallel: c.sequences,
+            kvUnified: c.kvUnified,
+            batchSize: c.batchSize,
+            ubatchSize: c.ubatchSize,
+            threads: c.threads,
+            threadsBatch: c.threadsBatch,
+            seed: this.#seed,
+        };
+    }
+
+    /**
+     * What this context has allocated, read from llama.cpp's buffers and KV cache
+     * tensors: KV cache (K and V), weights, compute buffers and output buffer, in total
+     * and per device. Throws BUSY while an operation runs on the context.
+     */
+    memoryReport(): MemoryReport {
+        try {
+            const native = this.#requireNative().memoryReport();
+            return toMemoryReport(native, { placement: modelWeightPlacement(this.#model), gguf: modelPlacement(this.#model).header });
+        } catch (error) {
+            throw fromNative(error, captureStack());
+        }
+    }
+
+    /**
+     * Decodes `tokens` (reusing the longest prefix already in the cache) and returns
+     * the logits of the last position, one float per vocabulary entry.
+     */
+    evaluate(tokens: ArrayLike<number>): Promise<Float32Array> {
+        const stack = captureStack();
+        const ids = toTokenArray(tokens);
+        return this.#enqueue(async () => {
+            try {
+                return await this.#requireNative().evaluate(ids);
+            } catch (error) {
+                const e = fromNative(error, stack);
+                // Aborted because the context (or its model) was disposed meanwhile.
+                if (e.code === 'ABORTED' && this.#native === null) throw new LlamaDisposedError('context');
+                throw e;
+            }
+        });
+    }
+
+    /**
+     * Scores a token sequence position by position: the log-probability of each next token
+     * (for perplexity), the most likely token, and with `reference`, the KL divergence
+     * from the reference context's distribution. The sequence is decoded from an empty
+     * cache with logits at every position (in chunks of at most `batchSize` positions,
+     * fewer for large vocabularies) and is in the cache afterwards. With a reference,
+     * both contexts are held for the call: it runs after the operations queued on either.
+     *
+     * @example
+     * const scores = await ctx.scoreTokens(model.tokenize(text), { reference: f16Ctx });
+     * const meanKl = scores.reference!.kl.reduce((a, b) => a + b, 0) / scores.reference!.kl.length;
+     */
+    scoreTokens(tokens: ArrayLike<number>, options: ScoreOptions = {}): Promise<TokenScores> {
+        const stack = captureStack();
+        const ids = toTokenArray(tokens);
+        const reference = options.reference;
+        if (reference !== undefined && !(reference instanceof LlamaContext)) {
+            return Promise.reject(new LlamaConfigError('scoreTokens(): expected a LlamaContext for options.reference', 'INVALID_ARGUMENT', ['reference']));
+        }
+        const signal = options.signal;
+        if (signal !== undefined && !(signal instanceof AbortSignal)) {
+            return Promise.reject(new LlamaConfigError('scoreTokens(): expected an AbortSignal for options.signal', 'INVALID_ARGUMENT', ['signal']));
+        }
+        const task = async () => {
+            if (signal?.aborted) throw new LlamaAbortError();
+            const native = this.#requireNative();
+            const other = reference === undefined ? undefined : reference.#requireNative();
+            const abort = () => {
+                native.abort();
+                other?.abort();
+            };
+            signal?.addEventListener('abort', abort, { once: true });
+            try {
+                return await native.score(ids, other);
+            } catch (error) {
+                const e = fromNative(error, stack);
+                if (e.code === 'ABORTED' && signal?.aborted) throw new LlamaAbortError(undefined, { cause: e });
+                if (e.code === 'ABORTED' && (this.#native === null || (reference !== undefined && reference.#native === null))) {
+                    throw new LlamaDisposedError(this.#native === null ? 'context' : 'reference context');
+                }
+                throw e;
+            } finally {
+                signal?.removeEventListener('abort', abort);
+            }
+        };
+        if (reference === undefined || reference === this) return this.#enqueue(task);
+        // Entered in creation order, so that two scores with their contexts swapped cannot wait on each other.
+        const [first, second] = this.#id < reference.#id ? [this, reference] : [reference, this];
+        return first.#enqueue(() => second.#enqueue(task));
+    }
+
+    /**
+     * Streams generated tokens. The token loop runs in native code; tokens reach JS
+     * in batches. Breaking out of the loop stops generation.
+     *
+     * @example
+     * for await (const { text } of ctx.generate('Hello', { maxTokens: 16 })) process.stdout.write(text);
+     */
+    async *generate(prompt: Prompt, options: GenerateOptions = {}): AsyncGenerator<GeneratedToken, CompletionResult, undefined> {
+        const run = this.#start(prompt, options);
+        let finished = false;
+        try {
+            for (;;) {
+                const event = await run.next();
+                if (event === null) break;
+                yield event;
+            }
+            const result = await run.result;
+            finished = true;
+            return result;
+        } finally {
+            if (!finished) {
+                run.abort();
+                await run.result.catch(() => undefined);
+            }
+        }
+    }
+
+    /** Generates to the end and returns the text, the tokens, why it ended and timings. */
+    async complete(prompt: Prompt, options: GenerateOptions = {}): Promise<CompletionResult> {
+        const run = this.#start(prompt, options);
+        while ((await run.next()) !== null) {
+            // drain: complete() only needs the result
+        }
+        return run.result;
+    }
+
+    /** The LoRA adapters active on this context, with their scales. */
+    get loras(): readonly Readonly<LoraUse>[] {
+        return this.#loras;
+    }
+
+    /**
+     * Makes `adapters` the active LoRA set for the following decodes, without recreating
+     * the context: `[]` returns to the base model. Runs after the operations already
+     * queued on the context. The KV cache is cleared when the set changes (it was computed
+     * with the previous adapters). An adapter loaded for another model, a disposed one or
+     * one listed twice is rejected.
+     *
+     * @example
+     * await ctx.setLoras([{ lora: styleA, scale: 1 }]);  // swap per request
+     * await ctx.setLoras([]);                           // back to the base model
+     */
+    setLoras(adapters: readonly LoraUse[]): Promise<void> {
+        const stack = captureStack();
+        const parsed = loraListSchema.safeParse(adapters);
+        if (!parsed.success) {
+            const issue = parsed.error.issues[0];
+            const where = issue.path.length > 0 ? `adapters[${issue.path.join('].')}` : 'adapters';
+            return Promise.reject(new LlamaConfigError(`setLoras(): expected ${issue.message} for ${where}`, 'INVALID_ARGUMENT', ['adapters']));
+        }
+        const list = parsed.data;
+        return this.#enqueue(async () => {
+            try {
+                this.#applyLoras(list);
+            } catch (error) {
+                throw fromNative(error, stack);
+            }
+        });
+    }
+
+    #applyLoras(list: readonly LoraUse[]): void {
+        this.#requireNative().setLoras(list.map(({ lora, scale }) => ({ lora: lora.requireNative(), scale })));
+        this.#loras = Object.freeze(list.map(({ lora, scale }) => Object.freeze({ lora, scale })));
+    }
+
+    /** Frees the context (KV cache, buffers, threadpool). Work in flight is aborted first. Idempotent. */
+    dispose(): void {
+        if (this.#native === null) return;
+        const native = this.#native;
+        this.#native = null;
+        this.#release();
+        liveContexts.delete(native);
+        native.dispose();
+    }
+
+    [Symbol.dispose](): void {
+        this.dispose();
+    }
+
+    async [Symbol.asyncDispose](): Promise<void> {
+        this.dispose();
+        await this.#queue.catch(() => undefined);
+    }
+
+    #requireNative(): NativeContext {
+        if (this.#native === null) throw new LlamaDisposedError('context');
+        return this.#native;
+    }
+
+    /** Runs `task` after every earlier call on this context has settled. */
+    #enqueue<T>(task: () => Promise<T>): Promise<T> {
+        const next = this.#queue.then(task, task);
+        this.#queue = next.catch(() => undefined);
+        return next;
+    }
+
+    #start(prompt: Prompt, options: GenerateOptions) {
+        const stack = captureStack();
+        const opts = parseOptions(generateOptionsSchema, options, 'generate()');
+        const promptInput = typeof prompt === 'string' ? prompt : toTokenArray(prompt);
+        const stops = opts.stop === undefined ? [] : typeof opts.stop === 'string' ? [opts.stop] : opts.stop;
+        const request = {
+            prompt: promptInput,
+            addSpecial: opts.addSpecial ?? defaults.generate.addSpecial,
+            parseSpecial: opts.parseSpecial ?? defaults.generate.parseSpecial,
+            maxTokens: opts.maxTokens ?? defaults.generate.maxTokens,
+            temperature: opts.temperature ?? defaults.generate.temperature,
+            topK: opts.topK ?? defaults.generate.topK,
+            topP: opts.topP ?? defaults.generate.topP,
+            minP: opts.minP ?? defaults.generate.minP,
+            repeatPenalty: opts.repeatPenalty ?? defaults.generate.repeatPenalty,
+            repeatLastN: opts.repeatLastN ?? defaults.generate.repeatLastN,
+            seed: opts.seed ?? this.#seed,
+            stop: stops,
+        };
+        const signal = opts.signal;
+        const stream = new TextStream(stops);
+        const tokens: number[] = [];
+        const pending: GeneratedToken[] = [];
+        let done = false;
+        let wake: (() => void) | null = null;
+        const notify = () => {
+            const w = wake;
+            wake = null;
+            w?.();
+        };
+        let native: NativeContext | null = null;
+        let cancelled = false;
+        const abort = () => {
+            cancelled = true;
+            native?.abort();
+        };
+
+        const result = this.#enqueue(async (): Promise<CompletionResult> => {
+            try {
+                native = this.#requireNative();
+                let raw: NativeGenerateResult;
+                if (signal?.aborted || cancelled) {
+                    raw = { finishReason: 'abort', promptTokens: 0, reusedTokens: 0, promptMs: 0, generatedTokens: 0, generationMs: 0, stopOffset: null };
+                } else {
+                    signal?.addEventListener('abort', abort, { once: true });
+                    try {
+                        raw = await native.generate(request, (ids, pieces) => {
+                            for (let i = 0; i < ids.length; i++) {
+                                tokens.push(ids[i]);
+                                pending.push({ token: ids[i], text: stream.push(pieces[i]) });
+                            }
+                            notify();
+                        });
+                    } finally {
+                        signal?.removeEventListener('abort', abort);
+                    }
+                }
+                // Stopped because the context (or its model) was disposed, not by the caller.
+                if (raw.finishReason === 'abort' && this.#native === null && !signal?.aborted && !cancelled) {
+                    throw new LlamaDisposedError('context');
+                }
+                const tail = stream.finish(raw.stopOffset);
+                if (tail) {
+                    const last = pending.at(-1);
+                    if (last) last.text += tail;
+                    else pending.push({ token: tokens.at(-1) ?? -1, text: tail });
+                }
+                return {
+                    text: stream.fullText(raw.stopOffset),
+                    tokens,
+                    finishReason: raw.finishReason,
+                    timings: {
+                        promptTokens: raw.promptTokens,
+                        reusedTokens: raw.reusedTokens,
+                        promptMs: raw.promptMs,
+                        generatedTokens: raw.generatedTokens,
+                        generationMs: raw.generationMs,
+                    },
+                };
+            } catch (error) {
+                throw fromNative(error, stack);
+            } finally {
+                done = true;
+                notify();
+            }
+        });
+        result.catch(() => undefined); // observed by next()/result; never an unhandled rejection
+
+        /**
+         * The next token event, or null at the end. The last queued event is held back
+         * while the stream holds bytes (a possible stop string or a partial character),
+         * so that the final text can still be appended to it.
+         */
+        const next = async (): Promise<GeneratedToken | null> => {
+            for (;;) {
+                if (pending.length > 1 || (pending.length === 1 && (done || stream.pendingBytes === 0))) {
+                    return pending.shift()!;
+                }
+                if (done) {
+                    await result;
+                    return pending.shift() ?? null;
+                }
+                await new Promise<void>((resolve) => (wake = resolve));
+            }
+        };
+        return { next, result, abort };
+    }
+}
+
+declare module '../model/model.js' {
+    interface LlamaModel {
+        /** Sugar for `new LlamaContext({ model: this, ...options })`. */
+        createContext(options?: ContextOptionsWithoutModel): LlamaContext;
+    }
+}
+
+// model/ sits below context/ and never imports it: the method that makes a context
+// for a model is added where contexts are defined (non-enumerable, like a class method).
+Object.defineProperty(LlamaModel.prototype, 'createContext', {
+    value: function createContext(this: LlamaModel, options: ContextOptionsWithoutModel = {}): LlamaContext {
+        return new LlamaContext({ ...options, model: this });
+    },
+    writable: true,
+    configurable: true,
+});
+
+/**
+ * INSUFFICIENT_MEMORY before llama.cpp allocates, when the header-level estimate of
+ * this context exceeds the memory there is. Skipped where that estimate is not exact
+ * for the KV cache (sliding-window, MLA, recurrent models), so it never refuses a
+ * context on a guess.
+ */
+function checkContextFits(model: LlamaModel, resolved: ReturnType<typeof resolveContextParams>): void {
+    const placement = modelPlacement(model);
+    const facts = placement.facts;
+    // A header the estimator does not understand (llama.cpp loaded it: let it decide), or a KV layout it only approximates.
+    if (facts === null || !facts.denseKv) return;
+    checkContextMemory(estimateResolved(placement.header, facts, resolved, KV_ONLY_LOAD), {
+        layerCount: facts.layerCount,
+        gpuLayers: placement.gpuLayers,
+        devices: placement.devices,
+        offloadKqv: resolved.native.offloadKqv,
+    });
+}
+
+/**
+ * Contexts not yet disposed. On process.exit() Node joins its threadpool, which waits for
+ * every native decode in flight, and runs no cleanup hook that would abort them first: a
+ * generation would hold the exit until it ended. The 'exit' handler aborts them instead.
+ */
+const liveContexts = new Set<NativeContext>();
+let exitHook = false;
+
+function trackForExit(native: NativeContext): void {
+    liveContexts.add(native);
+    if (exitHook) return;
+    exitHook = true;
+    process.once('exit', () => {
+        for (const c of liveContexts) c.abort();
+    });
+}

@@ -1,0 +1,438 @@
+/**
+ * Deterministic tiny llama models for tests and the CLI's built-in demo.
+ *
+ * The models use llama.cpp's `llama` architecture with the real LLaMA SPM
+ * tokenizer (copied from llama.cpp's vocab-only test file) and pseudo-random
+ * weights, so they load and generate like a real model, only fast and nonsense.
+ * The same inputs always give byte-identical files.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { GGUF_VALUE_TYPE, type GgufMetadata } from '../gguf/types.js';
+import { parseGguf } from '../gguf/reader.js';
+import { defaults } from '../options/defaults.js';
+import {
+    f32ToBytes,
+    f32ToF16Bytes,
+    quantizeQ4_0,
+    quantizeQ8_0,
+    writeGguf,
+    type GgufKvEntry,
+    type GgufTensorEntry,
+} from '../gguf/writer.js';
+
+/**
+ * Version of the generator's output. Bump it whenever anything changes the bytes
+ * of a generated model, so cached files from older versions are never reused.
+ */
+export const GENERATOR_VERSION = 1;
+
+/** Names of the built-in fixture models. */
+export type FixtureModelName = 'tiny-f16' | 'tiny-q8_0' | 'tiny-q4_0' | 'tiny-hd48-f16' | 'tiny-moe-f16' | 'micro-f16' | 'bench-f16' | 'bench-small-q8_0';
+
+/** Everything that determines a fixture model. */
+export interface FixtureModelSpec {
+    /** Value of `general.name`. */
+    displayName: string;
+    /** Storage type of the weight matrices (norms are always F32). */
+    weightType: 'F16' | 'Q8_0' | 'Q4_0';
+    /** `general.file_type` (llama_ftype): 1 = mostly F16, 7 = mostly Q8_0, 2 = mostly Q4_0. */
+    fileType: number;
+    /** Number of transformer blocks. */
+    nLayer: number;
+    /** Embedding width. */
+    nEmbd: number;
+    /** Attention heads. */
+    nHead: number;
+    /** Key/value heads (GQA when less than nHead). */
+    nHeadKv: number;
+    /** Feed-forward width (a multiple of 256 so K-quants apply). */
+    nFf: number;
+    /** Training context length. */
+    contextLength: number;
+    /** RoPE base frequency. */
+    ropeFreqBase: number;
+    /** RMS norm epsilon. */
+    rmsEps: number;
+    /** PRNG seed for the weights. */
+    seed: number;
+    /** Experts per layer (a Mixtral-style MoE feed-forward); absent or 0 for a dense model. */
+    nExpert?: number;
+    /** Experts used per token (MoE only). */
+    nExpertUsed?: number;
+}
+
+const TINY_BASE = {
+    nLayer: 2,
+    nEmbd: 256,
+    nHead: 4,
+    nHeadKv: 2,
+    nFf: 512,
+    contextLength: 2048,
+    ropeFreqBase: 10000,
+    rmsEps: 1e-5,
+    seed: 0x11a3a4b,
+} as const;
+
+/** Specs of the built-in fixture models. */
+export const FIXTURE_MODELS: Readonly<Record<FixtureModelName, Readonly<FixtureModelSpec>>> = {
+    'tiny-f16': { ...TINY_BASE, displayName: 'llama-kv tiny f16', weightType: 'F16', fileType: 1 },
+    'tiny-q8_0': { ...TINY_BASE, displayName: 'llama-kv tiny q8_0', weightType: 'Q8_0', fileType: 7 },
+    // Q4_0 weights: the type the CPU backend repacks on every common CPU (CPU_REPACK with
+    // AVX2, AVX-512 or ARM dot products; AMX where the CPU has it), so the extra-buffer
+    // placement is exercised wherever the tests run.
+    'tiny-q4_0': { ...TINY_BASE, displayName: 'llama-kv tiny q4_0', weightType: 'Q4_0', fileType: 2 },
+    // Head dimension 48: not a multiple of the 32-value blocks of the quantized KV cache types.
+    'tiny-hd48-f16': { ...TINY_BASE, nEmbd: 192, displayName: 'llama-kv tiny hd48 f16', weightType: 'F16', fileType: 1 },
+    // A mixture of experts: 4 experts per layer, 2 used per token (for cpuMoeLayers).
+    'tiny-moe-f16': { ...TINY_BASE, nFf: 256, nExpert: 4, nExpertUsed: 2, displayName: 'llama-kv tiny moe f16', weightType: 'F16', fileType: 1 },
+    // One small layer (4 MB, mostly the 32000-token embeddings): the base of the corrupted-file corpus.
+    'micro-f16': { ...TINY_BASE, nLayer: 1, nEmbd: 64, nHead: 2, nHeadKv: 1, nFf: 128, contextLength: 256, displayName: 'llama-kv micro f16', weightType: 'F16', fileType: 1 },
+    // About 125M parameters (250 MB): for benchmarks, generated on demand, never in tests.
+    'bench-f16': {
+        ...TINY_BASE,
+        nLayer: 12,
+        nEmbd: 768,
+        nHead: 12,
+        nHeadKv: 4,
+        nFf: 2048,
+        displayName: 'llama-kv bench f16',
+        weightType: 'F16',
+        fileType: 1,
+    },
+    // About 58M parameters with Q8_0 weights (62 MB): the benchmark on a quantized model that
+    // fits in the cache of many CPUs; head dimension 64 as bench-f16's.
+    'bench-small-q8_0': {
+        ...TINY_BASE,
+        nLayer: 8,
+        nEmbd: 512,
+        nHead: 8,
+        nHeadKv: 4,
+        nFf: 1536,
+        displayName: 'llama-kv bench small q8_0',
+        weightType: 'Q8_0',
+        fileType: 7,
+    },
+};
+
+/** Options for {@link ensureFixtureModel}. */
+export interface EnsureFixtureModelOptions {
+    /**
+     * Cache directory. Defaults to `$LLAMA_KV_CACHE_DIR`, else
+     * `~/.cache/llama-kv/models`.
+     */
+    dir?: string;
+    /** Vocab GGUF to copy the tokenizer from. Defaults to {@link findVocabFile}. */
+    vocabPath?: string;
+}
+
+const VOCAB_RELATIVE_PATH = join('vendor', 'llama.cpp', 'models', 'ggml-vocab-llama-spm.gguf');
+
+/** Walk up from this module's directory to the llama-kv package root. */
+function findPackageRoot(): string | undefined {
+    let dir = dirname(fileURLToPath(import.meta.url));
+    for (;;) {
+        const pkg = join(dir, 'package.json');
+        if (existsSync(pkg) && readPackageName(pkg) === 'llama-kv') {
+            return dir;
+        }
+        const parent = dirname(dir);
+        if (parent === dir) {
+            return undefined;
+        }
+        dir = parent;
+    }
+}
+
+/** The `name` field of a package.json, or undefined when unreadable. */
+function readPackageName(path: string): string | undefined {
+    try {
+        const parsed: unknown = JSON.parse(readFileSync(path, 'utf8'));
+        const name = (parsed as { name?: unknown }).name;
+        return typeof name === 'string' ? name : undefined;
+    } catch {
+        return undefined;
+    }
+}
+
+/**
+ * Locate the LLaMA SPM vocab GGUF used for fixture models: `$LLAMA_KV_VOCAB`,
+ * else `vendor/llama.cpp/models/ggml-vocab-llama-spm.gguf` under the package root.
+ *
+ * @throws Error when the file does not exist (run `npm run vendor`).
+ */
+export function findVocabFile(): string {
+    const fromEnv = process.env.LLAMA_KV_VOCAB;
+    if (fromEnv) {
+        if (!existsSync(fromEnv)) {
+            throw new Error(`LLAMA_KV_VOCAB points to ${fromEnv}, which does not exist`);
+        }
+        return resolve(fromEnv);
+    }
+    const root = findPackageRoot();
+    const candidate = root === undefined ? undefined : join(root, VOCAB_RELATIVE_PATH);
+    if (candidate === undefined || !existsSync(candidate)) {
+        throw new Error(
+            `llama.cpp vocab file not found (${candidate ?? VOCAB_RELATIVE_PATH}); ` +
+                'run `npm run vendor` to fetch llama.cpp, or set LLAMA_KV_VOCAB to a vocab GGUF',
+        );
+    }
+    return candidate;
+}
+
+/** Default cache directory for generated models. */
+export function defaultFixtureCacheDir(): string {
+    return defaults.demo.dir();
+}
+
+/** Look up a fixture spec, with a clear error for unknown names. */
+function getSpec(name: FixtureModelName): Readonly<FixtureModelSpec> {
+    const spec = Object.prototype.hasOwnProperty.call(FIXTURE_MODELS, name) ? FIXTURE_MODELS[name] : undefined;
+    if (spec === undefined) {
+        throw new Error(`unknown fixture model '${String(name)}' (known: ${Object.keys(FIXTURE_MODELS).join(', ')})`);
+    }
+    return spec;
+}
+
+/**
+ * File name of a fixture model: its name, the generator version and a hash of
+ * its spec and vocab, so any change gives a new file.
+ */
+function fixtureFileName(name: FixtureModelName, spec: Readonly<FixtureModelSpec>, vocab: Uint8Array): string {
+    const hash = createHash('sha256')
+        .update(JSON.stringify({ GENERATOR_VERSION, spec }))
+        .update(vocab)
+        .digest('hex')
+        .slice(0, 12);
+    return `llama-kv-${name}-v${GENERATOR_VERSION}-${hash}.gguf`;
+}
+
+/**
+ * Make sure a fixture model exists in the cache directory and return its path.
+ * An existing file is reused; otherwise it is generated under a temporary name
+ * and renamed into place, so concurrent callers never see a partial file.
+ *
+ * @param name Which fixture model.
+ * @param options Cache directory and vocab file overrides.
+ * @returns Absolute path of the GGUF file.
+ */
+export async function ensureFixtureModel(
+    name: FixtureModelName,
+    options: EnsureFixtureModelOptions = {},
+): Promise<string> {
+    const spec = getSpec(name);
+    const vocabPath = options.vocabPath ?? findVocabFile();
+    const vocabBytes = new Uint8Array(await readFile(vocabPath));
+    const dir = resolve(options.dir ?? defaultFixtureCacheDir());
+    const path = join(dir, fixtureFileName(name, spec, vocabBytes));
+    if (await isFile(path)) {
+        return path;
+    }
+    await mkdir(dir, { recursive: true });
+    const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+    try {
+        await writeFixtureModelFromVocab(spec, parseGguf(vocabBytes), tmp);
+        await rename(tmp, path);
+    } catch (err) {
+        await rm(tmp, { force: true });
+        throw err;
+    }
+    return path;
+}
+
+/** Whether `path` is an existing regular file. */
+async function isFile(path: string): Promise<boolean> {
+    try {
+        return (await stat(path)).isFile();
+    } catch {
+        return false;
+    }
+}
+
+/**
+ * Generate a fixture model from a spec and write it to `path` (no caching).
+ *
+ * @param spec The model spec (e.g. `FIXTURE_MODELS['tiny-f16']`, possibly with changes).
+ * @param path Output file.
+ * @param vocabPath Vocab GGUF to copy the tokenizer from (default {@link findVocabFile}).
+ */
+export async function writeFixtureModel(
+    spec: Readonly<FixtureModelSpec>,
+    path: string,
+    vocabPath: string = findVocabFile(),
+): Promise<void> {
+    const vocab = parseGguf(new Uint8Array(await readFile(vocabPath)));
+    await writeFixtureModelFromVocab(spec, vocab, path);
+}
+
+/** Generate and write a model given the parsed vocab file. */
+async function writeFixtureModelFromVocab(
+    spec: Readonly<FixtureModelSpec>,
+    vocab: GgufMetadata,
+    path: string,
+): Promise<void> {
+    validateSpec(spec);
+    const tokenizerKv = tokenizerEntries(vocab);
+    const nVocab = vocabSize(tokenizerKv);
+    await writeGguf(path, {
+        kv: [...modelEntries(spec, nVocab), ...tokenizerKv],
+        tensors: modelTensors(spec, nVocab),
+    });
+}
+
+/** Reject specs llama.cpp could not load. */
+function validateSpec(spec: Readonly<FixtureModelSpec>): void {
+    const ints = [spec.nLayer, spec.nEmbd, spec.nHead, spec.nHeadKv, spec.nFf, spec.contextLength];
+    if (ints.some((v) => !Number.isInteger(v) || v <= 0)) {
+        throw new Error('fixture spec sizes must be positive integers');
+    }
+    if (spec.nEmbd % spec.nHead !== 0 || spec.nHead % spec.nHeadKv !== 0) {
+        throw new Error('nEmbd must be divisible by nHead, and nHead by nHeadKv');
+    }
+    if (spec.nExpert !== undefined && spec.nExpert > 0 && !(Number.isInteger(spec.nExpertUsed) && spec.nExpertUsed! > 0 && spec.nExpertUsed! <= spec.nExpert)) {
+        throw new Error('nExpertUsed must be an integer in [1, nExpert]');
+    }
+    if (spec.weightType !== 'F16' && (spec.nEmbd % 32 !== 0 || spec.nFf % 32 !== 0)) {
+        throw new Error(`${spec.weightType} fixtures need nEmbd and nFf to be multiples of 32`);
+    }
+}
+
+/** Copy every `tokenizer.ggml.*` key of the vocab file, types preserved. */
+function tokenizerEntries(vocab: GgufMetadata): GgufKvEntry[] {
+    const entries: GgufKvEntry[] = [];
+    for (const key of Object.keys(vocab.kv)) {
+        if (!key.startsWith('tokenizer.ggml.')) {
+            continue;
+        }
+        const { type, arrayType } = vocab.kvTypes[key];
+        entries.push({ key, type, arrayType, value: vocab.kv[key] });
+    }
+    return entries;
+}
+
+/** Number of tokens in the copied tokenizer. */
+function vocabSize(tokenizerKv: GgufKvEntry[]): number {
+    const tokens = tokenizerKv.find((e) => e.key === 'tokenizer.ggml.tokens');
+    if (tokens === undefined || typeof tokens.value !== 'object') {
+        throw new Error('vocab file has no tokenizer.ggml.tokens array');
+    }
+    return tokens.value.length;
+}
+
+/** The general.* and llama.* metadata entries. */
+function modelEntries(spec: Readonly<FixtureModelSpec>, nVocab: number): GgufKvEntry[] {
+    const u32 = (key: string, value: number): GgufKvEntry => ({ key, type: GGUF_VALUE_TYPE.UINT32, value });
+    const f32 = (key: string, value: number): GgufKvEntry => ({ key, type: GGUF_VALUE_TYPE.FLOAT32, value });
+    const str = (key: string, value: string): GgufKvEntry => ({ key, type: GGUF_VALUE_TYPE.STRING, value });
+    return [
+        str('general.architecture', 'llama'),
+        str('general.name', spec.displayName),
+        u32('general.file_type', spec.fileType),
+        u32('general.quantization_version', 2),
+        u32('llama.context_length', spec.contextLength),
+        u32('llama.embedding_length', spec.nEmbd),
+        u32('llama.block_count', spec.nLayer),
+        u32('llama.feed_forward_length', spec.nFf),
+        u32('llama.attention.head_count', spec.nHead),
+        u32('llama.attention.head_count_kv', spec.nHeadKv),
+        u32('llama.rope.dimension_count', spec.nEmbd / spec.nHead),
+        f32('llama.rope.freq_base', spec.ropeFreqBase),
+        f32('llama.attention.layer_norm_rms_epsilon', spec.rmsEps),
+        u32('llama.vocab_size', nVocab),
+        ...(spec.nExpert ? [u32('llama.expert_count', spec.nExpert), u32('llama.expert_used_count', spec.nExpertUsed ?? 1)] : []),
+    ];
+}
+
+/** A tensor to generate: name, shape (ne0 first) and weight scale. */
+/** @internal */
+export interface TensorPlan {
+    name: string;
+    shape: number[];
+    /** Standard deviation of the weights; 0 means a norm weight (all ones, F32). */
+    std: number;
+}
+
+/** All tensors of the model with their shapes and initial scales. */
+/** @internal */
+export function tensorPlans(spec: Readonly<FixtureModelSpec>, nVocab: number): TensorPlan[] {
+    const { nEmbd, nFf } = spec;
+    const nEmbdKv = (nEmbd / spec.nHead) * spec.nHeadKv;
+    const plans: TensorPlan[] = [{ name: 'token_embd.weight', shape: [nEmbd, nVocab], std: 1 }];
+    for (let i = 0; i < spec.nLayer; i++) {
+        const p = `blk.${i}.`;
+        plans.push(
+            { name: `${p}attn_norm.weight`, shape: [nEmbd], std: 0 },
+            { name: `${p}attn_q.weight`, shape: [nEmbd, nEmbd], std: 1 / Math.sqrt(nEmbd) },
+            { name: `${p}attn_k.weight`, shape: [nEmbd, nEmbdKv], std: 1 / Math.sqrt(nEmbd) },
+            { name: `${p}attn_v.weight`, shape: [nEmbd, nEmbdKv], std: 1 / Math.sqrt(nEmbd) },
+            { name: `${p}attn_output.weight`, shape: [nEmbd, nEmbd], std: 1 / Math.sqrt(nEmbd) },
+            { name: `${p}ffn_norm.weight`, shape: [nEmbd], std: 0 },
+        );
+        const nExpert = spec.nExpert ?? 0;
+        if (nExpert > 0) {
+            plans.push(
+                { name: `${p}ffn_gate_inp.weight`, shape: [nEmbd, nExpert], std: 1 / Math.sqrt(nEmbd) },
+                { name: `${p}ffn_gate_exps.weight`, shape: [nEmbd, nFf, nExpert], std: 1 / Math.sqrt(nEmbd) },
+                { name: `${p}ffn_up_exps.weight`, shape: [nEmbd, nFf, nExpert], std: 1 / Math.sqrt(nEmbd) },
+                { name: `${p}ffn_down_exps.weight`, shape: [nFf, nEmbd, nExpert], std: 1 / Math.sqrt(nFf) },
+            );
+        } else {
+            plans.push(
+                { name: `${p}ffn_gate.weight`, shape: [nEmbd, nFf], std: 1 / Math.sqrt(nEmbd) },
+                { name: `${p}ffn_up.weight`, shape: [nEmbd, nFf], std: 1 / Math.sqrt(nEmbd) },
+                { name: `${p}ffn_down.weight`, shape: [nFf, nEmbd], std: 1 / Math.sqrt(nFf) },
+            );
+        }
+    }
+    plans.push(
+        { name: 'output_norm.weight', shape: [nEmbd], std: 0 },
+        { name: 'output.weight', shape: [nEmbd, nVocab], std: 0.5 },
+    );
+    return plans;
+}
+
+/** Generate and encode every tensor. */
+function modelTensors(spec: Readonly<FixtureModelSpec>, nVocab: number): GgufTensorEntry[] {
+    return tensorPlans(spec, nVocab).map((plan) => {
+        const count = plan.shape.reduce((a, b) => a * b, 1);
+        if (plan.std === 0) {
+            return { name: plan.name, type: 'F32', shape: plan.shape, data: f32ToBytes(new Float32Array(count).fill(1)) };
+        }
+        const values = randomWeights(count, plan.std, tensorSeed(spec.seed, plan.name));
+        const data = spec.weightType === 'F16' ? f32ToF16Bytes(values) : spec.weightType === 'Q8_0' ? quantizeQ8_0(values) : quantizeQ4_0(values);
+        return { name: plan.name, type: spec.weightType, shape: plan.shape, data };
+    });
+}
+
+/** Per-tensor seed: FNV-1a of the tensor name mixed with the model seed. */
+/** @internal */
+export function tensorSeed(seed: number, name: string): number {
+    let h = 0x811c9dc5 ^ seed;
+    for (let i = 0; i < name.length; i++) {
+        h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
+    }
+    return h >>> 0;
+}
+
+/**
+ * `count` uniform pseudo-random values with mean 0 and standard deviation `std`
+ * (mulberry32; integer and basic float arithmetic only, so bit-identical everywhere).
+ */
+/** @internal */
+export function randomWeights(count: number, std: number, seed: number): Float32Array {
+    const out = new Float32Array(count);
+    const halfWidth = std * Math.sqrt(3);
+    let state = seed >>> 0;
+    for (let i = 0; i < count; i++) {
+        state = (state + 0x6d2b79f5) >>> 0;
+        let t = Math.imul(state ^ (state >>> 15), state | 1);
+        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+        const u = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+        out[i] = (2 * u - 1) * halfWidth;
+    }
+    return out;
+}

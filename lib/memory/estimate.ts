@@ -1,0 +1,335 @@
+/**
+ * Memory estimates before loading: from the GGUF header alone (fast; KV cache, weights
+ * and output exact for dense-attention models, compute approximate), or by asking
+ * llama.cpp to dry-run every allocation without reading the weights (`simulate`).
+ */
+import { binding, type NativeBinding, type NativeModel } from '../native/binding.js';
+import { resolveContextParams } from '../options/context-params.js';
+import { captureStack, fromNative, LlamaConfigError } from '../errors.js';
+import { readGgufMetadata } from '../gguf/reader.js';
+import { type GgufMetadata } from '../gguf/types.js';
+import { KV_CACHE_TYPE_INFO, type FlashAttention, type KvCacheType, type ResolvedKvConfig } from '../options/kv-cache.js';
+import { cpuExtraBufferTypes } from '../backends/backends.js';
+import { isExpertTensor, toMemoryReport, type DeviceMemory, type MemoryComponent, type MemoryReport } from './report.js';
+import { modelFactsFromGguf, type HeaderModelFacts } from './model-facts.js';
+import { estimateOptionsSchema, type EstimateOptions } from '../options/estimate-options.js';
+import { defaults } from '../options/defaults.js';
+import { parseOptions } from '../options/validate.js';
+import { CPU_BUFFER_TYPE, CPU_MAPPED_BUFFER_TYPE, CPU_TENSOR_ALIGNMENT, firstMisalignedTensor, mappedFromDryRun, mappedRange, summarize, weightCopyCandidates, type WeightBuffer, type WeightsMemory } from './weight-buffers.js';
+
+/** Which level produced a figure. */
+export type EstimateSource = 'header' | 'simulate';
+
+type Components = 'kv' | 'weights' | 'loras' | 'compute' | 'output';
+
+/** An estimate: the memory report's shape, without live device figures. */
+export interface MemoryEstimate {
+    /** The settings the estimate is for, after defaults, presets and llama.cpp's padding. */
+    config: {
+        contextSize: number;
+        parallel: number;
+        cacheTypeK: KvCacheType;
+        cacheTypeV: KvCacheType;
+        flashAttention: 'on' | 'off';
+        batchSize: number;
+        ubatchSize: number;
+        kvUnified: boolean;
+    };
+    kv: MemoryReport['kv'];
+    /** The weights per buffer type (see {@link MemoryReport.weights}); at the header level the CPU's extra buffer types are a guess, flagged in `exact` and `notes`. */
+    weights: WeightsMemory;
+    /** The LoRA adapters of the `loras` option (their tensors, as llama.cpp allocates them in CPU memory; GPU buffers may align them differently). */
+    loras: MemoryComponent;
+    compute: MemoryComponent;
+    output: MemoryComponent;
+    total: MemoryComponent;
+    /** Whether each figure is exact (equal to what a live context allocates) or approximate. */
+    exact: Record<Components, boolean>;
+    /** Which level produced each figure. */
+    source: Record<Components, EstimateSource>;
+    /** Per device (simulate only; the header level assumes the CPU). */
+    devices: Omit<DeviceMemory, 'freeBytes' | 'totalBytes'>[];
+    /** Caveats, e.g. why a figure is approximate. */
+    notes: string[];
+}
+
+/** `n` rounded up to a multiple of `to`. @internal */
+export const pad = (n: number, to: number) => Math.ceil(n / to) * to;
+const rowBytes = (type: KvCacheType, values: number) => (values / KV_CACHE_TYPE_INFO[type].blockSize) * KV_CACHE_TYPE_INFO[type].blockBytes;
+
+/**
+ * Estimates what a context with these options would allocate, before loading the
+ * model. Applies the same defaults, padding and validation as LlamaContext.
+ *
+ * @example
+ * const e = await estimateMemory({ model: 'model.gguf', contextSize: 32768, kvPreset: 'aggressive' });
+ * console.log(e.kv.bytes, e.total.bytes, e.exact);
+ */
+export async function estimateMemory(options: EstimateOptions): Promise<MemoryEstimate> {
+    const stack = captureStack();
+    const opts = parseOptions(estimateOptionsSchema, options, 'estimateMemory()');
+    const gguf = typeof opts.model === 'string' ? await readGgufMetadata(opts.model) : opts.model;
+    const facts = modelFactsFromGguf(gguf);
+    const loraBytes = await loraFileBytes(opts.loras ?? []);
+    const load = { useMmap: opts.useMmap ?? defaults.model.useMmap, repack: opts.repack ?? defaults.model.repack };
+    if (!opts.simulate && opts.tensorOverrides?.length) {
+        throw new LlamaConfigError('tensorOverrides needs simulate: true (the header level does not place weights)', 'INVALID_CONFIG', ['tensorOverrides', 'simulate']);
+    }
+    if (!opts.simulate) return withLoras(estimateFromHeader(gguf, facts, opts, weightLoad(load)), loraBytes);
+    if (typeof opts.model !== 'string') {
+        throw new LlamaConfigError(
+            'simulate: true needs the model as a GGUF file path (llama.cpp dry-runs the load), not a parsed header',
+            'INVALID_CONFIG',
+            ['model', 'simulate'],
+        );
+    }
+    const simulator = await openSimulator(opts.model, { repack: load.repack, tensorOverrides: opts.tensorOverrides }, stack);
+    try {
+        return withLoras(simulator.run(opts, facts, { useMmap: load.useMmap }), loraBytes);
+    } finally {
+        simulator.dispose();
+    }
+}
+
+/**
+ * Bytes llama.cpp allocates for LoRA adapter files: each tensor copied as it is stored,
+ * aligned as ggml's allocator aligns tensors in a buffer.
+ */
+async function loraFileBytes(paths: readonly string[]): Promise<number> {
+    let bytes = 0;
+    for (const path of paths) {
+        const gguf = await readGgufMetadata(path);
+        if (gguf.kv['general.type'] !== 'adapter' || gguf.kv['adapter.type'] !== 'lora') {
+            throw new LlamaConfigError(`loras: ${path} is not a LoRA adapter (general.type '${String(gguf.kv['general.type'])}')`, 'INVALID_CONFIG', ['loras']);
+        }
+        // llama.cpp loads the lora_a / lora_b pairs and nothing else of the file.
+        bytes += gguf.tensors.filter((t) => /\.lora_[ab]$/.test(t.name)).reduce((s, t) => s + pad(t.byteSize, CPU_TENSOR_ALIGNMENT), 0);
+    }
+    return bytes;
+}
+
+
+function withLoras(estimate: MemoryEstimate, bytes: number): MemoryEstimate {
+    estimate.loras.bytes = bytes;
+    estimate.total.bytes += bytes;
+    if (estimate.devices[0]) estimate.devices[0].loraBytes += bytes;
+    return estimate;
+}
+
+/** The context options an estimate is made for (validated). @internal */
+export type EstimateContextOptions = Omit<EstimateOptions, 'model' | 'simulate' | 'flashAttention' | 'loras' | 'useMmap' | 'repack' | 'tensorOverrides'> & { flashAttention?: FlashAttention };
+
+/**
+ * How the weights would be loaded, for the header level: mapped or read, and the CPU
+ * backend's extra buffer types that may take copies of them ([] with repack: false).
+ * @internal
+ */
+export interface WeightLoad {
+    useMmap: boolean;
+    extraBufferTypes: readonly string[];
+}
+
+/** A WeightLoad for estimates whose weight figures are not used (KV cache, compute). @internal */
+export const KV_ONLY_LOAD: WeightLoad = { useMmap: true, extraBufferTypes: [] };
+
+/** The header level's WeightLoad for a load's options, asking the native layer for this CPU's extra buffer types. @internal */
+export function weightLoad(load: { useMmap: boolean; repack: boolean }): WeightLoad {
+    return { useMmap: load.useMmap, extraBufferTypes: load.repack ? cpuExtraBufferTypes() : [] };
+}
+
+/** Header-level estimate for already parsed options. Throws the same errors as LlamaContext. @internal */
+export function estimateFromHeader(gguf: GgufMetadata, facts: HeaderModelFacts, options: EstimateContextOptions, load: WeightLoad): MemoryEstimate {
+    const resolved = resolveContextParams(options, facts);
+    return headerEstimate(gguf, facts, resolved.native, resolved.kv, load);
+}
+
+/** Header-level estimate for parameters already resolved by resolveContextParams. @internal */
+export function estimateResolved(gguf: GgufMetadata, facts: HeaderModelFacts, resolved: ReturnType<typeof resolveContextParams>, load: WeightLoad): MemoryEstimate {
+    return headerEstimate(gguf, facts, resolved.native, resolved.kv, load);
+}
+
+/** A model loaded by llama.cpp for dry runs (no weights read), for many estimates. @internal */
+export interface Simulator {
+    /** `useMmap`: the weights as a memory-mapped load would place them (default true). */
+    run(options: EstimateContextOptions, facts: HeaderModelFacts, load?: { useMmap?: boolean }): MemoryEstimate;
+    dispose(): void;
+}
+
+/**
+ * Loads `path` with no_alloc: llama.cpp simulates every allocation and reads no weights.
+ * `repack` as for LlamaModel.load (the placement of weights in extra buffer types).
+ * @internal
+ */
+export async function openSimulator(
+    path: string,
+    load: { repack?: boolean; tensorOverrides?: { pattern: string; bufferType: string }[] } = {},
+    stack = captureStack(),
+): Promise<Simulator> {
+    const native = binding();
+    let model: NativeModel;
+    let gguf: GgufMetadata;
+    try {
+        gguf = await readGgufMetadata(path);
+        model = await native.loadModel(path, {
+            gpuLayers: 0, useMmap: false, useMlock: false, vocabOnly: false, checkTensors: false, noAlloc: true,
+            extraBufferTypes: load.repack ?? defaults.model.repack,
+            ...(load.tensorOverrides?.length ? { tensorOverrides: load.tensorOverrides } : {}),
+        }).promise;
+    } catch (error) {
+        throw fromNative(error, stack);
+    }
+    const placement = model.weightPlacement();
+    // LlamaModel.load reads a file whose tensors are off 32-byte boundaries instead of mapping it.
+    const mappable = firstMisalignedTensor(gguf) === undefined;
+    return {
+        run(options, facts, run = {}) {
+            const params = resolveContextParams(options, facts).native;
+            try {
+                const estimate = simulateEstimate(native, model, params, { placement, gguf });
+                return (run.useMmap ?? defaults.model.useMmap) && mappable ? asMapped(estimate, placement, gguf) : estimate;
+            } catch (error) {
+                throw fromNative(error, stack);
+            }
+        },
+        dispose() {
+            model.dispose();
+        },
+    };
+}
+
+type NativeParams = ReturnType<typeof resolveContextParams>['native'];
+
+/**
+ * A dry run's estimate as a memory-mapped load would allocate it: the default-CPU weights
+ * become one CPU_Mapped view of their file range (llama.cpp maps nothing in a dry run).
+ */
+function asMapped(estimate: MemoryEstimate, placement: ReturnType<NativeModel['weightPlacement']>, gguf: GgufMetadata): MemoryEstimate {
+    const weights = mappedFromDryRun(estimate.weights, placement, gguf);
+    const delta = weights.bytes - estimate.weights.bytes;
+    const cpu = estimate.devices.find((d) => d.name === 'CPU');
+    if (cpu) cpu.weightsBytes += delta;
+    return { ...estimate, weights, total: { bytes: estimate.total.bytes + delta } };
+}
+
+/** llama.cpp pads the context to a multiple of this many cells (per sequence unless kvUnified). */
+export const CONTEXT_PADDING = 256;
+
+/** llama.cpp's context padding (llama_context constructor): cells in total and per stream. */
+export function paddedContext(contextSize: number, parallel: number, kvUnified: boolean): { total: number; perStream: number } {
+    const total = pad(contextSize, CONTEXT_PADDING);
+    if (kvUnified) return { total, perStream: total };
+    const perStream = pad(Math.floor(total / parallel), CONTEXT_PADDING);
+    return { total: perStream * parallel, perStream };
+}
+
+/**
+ * The weights at the header level. Exact when no extra buffer type of this CPU can take any
+ * of the model's weights: a mapped file is one CPU_Mapped view of its tensors' range, a read
+ * one a CPU buffer of the tensors at ggml's alignment. Otherwise the weights that such a
+ * type may take are counted twice, in the mapping (or the CPU buffer) and as copies at
+ * their file size (usually above what llama.cpp allocates), and flagged approximate.
+ */
+function headerWeights(gguf: GgufMetadata, load: WeightLoad): { weights: WeightsMemory; exact: boolean; note: string | null } {
+    const mappable = load.useMmap && firstMisalignedTensor(gguf) === undefined;
+    const copies = weightCopyCandidates(gguf, load.extraBufferTypes);
+    const buffers: WeightBuffer[] = [];
+    const span = mappedRange(gguf, gguf.tensors.map((t) => t.name));
+    if (span) {
+        buffers.push({
+            bufferType: mappable ? CPU_MAPPED_BUFFER_TYPE : CPU_BUFFER_TYPE,
+            device: 'CPU',
+            bytes: mappable ? span.last - span.first : gguf.tensors.reduce((s, t) => s + pad(t.byteSize, CPU_TENSOR_ALIGNMENT), 0),
+            mapped: mappable,
+            tensors: gguf.tensors.length,
+            elsewhereBytes: 0,
+        });
+    }
+    if (copies.tensors === 0) return { weights: summarize(buffers), exact: true, note: null };
+    buffers.push({ bufferType: copies.bufferTypes.join('/'), device: 'CPU', bytes: copies.bytes, mapped: false, tensors: copies.tensors, elsewhereBytes: 0 });
+    const note =
+        `weights are approximate (counted both in the file and as copies, usually above the live figure): this CPU's extra buffer types (${copies.bufferTypes.join(', ')}) may take copies of ` +
+        `${copies.tensors} ${copies.types.join('/')} tensors (${copies.bytes} bytes) in their own layout, which the header cannot tell; ` +
+        'use simulate: true for the exact figure, or repack: false to keep every weight in the mapped file';
+    return { weights: summarize(buffers), exact: false, note };
+}
+
+function headerEstimate(gguf: GgufMetadata, facts: HeaderModelFacts, p: NativeParams, kv: ResolvedKvConfig, load: WeightLoad): MemoryEstimate {
+    const ctx = paddedContext(p.contextSize, p.sequences, p.kvUnified);
+    const { cacheTypeK: typeK, cacheTypeV: typeV } = kv;
+    // On the CPU every K/V type has a flash-attention kernel, so llama.cpp's 'auto' resolves to on.
+    const flashAttention = kv.flashAttention === 'off' ? 'off' : 'on';
+    const kBytes = facts.layerHeadDimK.reduce((s, dim, il) => s + ctx.total * rowBytes(typeK, dim * facts.layerHeadCountKv[il]), 0);
+    const vBytes = facts.layerHeadDimV.reduce((s, dim, il) => s + ctx.total * rowBytes(typeV, dim * facts.layerHeadCountKv[il]), 0);
+    const placed = headerWeights(gguf, load);
+    const weights = placed.weights.bytes;
+    const experts = gguf.tensors.reduce((s, t) => s + (isExpertTensor(t.name) ? t.byteSize : 0), 0);
+    const output = facts.vocabSize * 4 * p.sequences;
+    // Compute buffers (approximate): the graph reserved for one micro-batch keeps either the
+    // logits (n_vocab floats per token) or, without flash attention, the attention scores of
+    // every head over the whole cache, whichever is larger, plus a few hidden-state rows.
+    // llama.cpp clamps the batch to the requested (unpadded) context, and the micro-batch to the batch.
+    const batchSize = Math.min(p.contextSize, p.batchSize);
+    const tokens = Math.min(batchSize, p.ubatchSize);
+    const heads = Math.max(...facts.layerHeadCount, 1);
+    const logits = 4 * tokens * facts.vocabSize;
+    const scores = flashAttention === 'off' ? 4 * tokens * ctx.perStream * heads * (1 + 1 / heads) : 0;
+    const compute = Math.round(Math.max(logits, scores) + 4 * tokens * 4 * facts.embeddingSize);
+    const notes = ['compute is approximate at the header level (within 15% on the CPU for the fixture models); use simulate: true for the exact figure'];
+    if (placed.note) notes.push(placed.note);
+    if (!facts.denseKv) notes.push(`the KV cache is approximate: this model has ${facts.notDenseReason}, which the header level computes as dense attention; use simulate: true`);
+    const kvBytes = kBytes + vBytes;
+    return {
+        config: {
+            contextSize: ctx.total,
+            parallel: p.sequences,
+            cacheTypeK: typeK,
+            cacheTypeV: typeV,
+            flashAttention,
+            batchSize,
+            ubatchSize: tokens,
+            kvUnified: p.kvUnified,
+        },
+        kv: { k: { type: typeK, bytes: kBytes }, v: { type: typeV, bytes: vBytes }, bytes: kvBytes, cells: ctx.total, layers: facts.layerCount, sequences: p.kvUnified ? 1 : p.sequences, recurrentBytes: 0 },
+        weights: placed.weights,
+        loras: { bytes: 0 },
+        compute: { bytes: compute },
+        output: { bytes: output },
+        total: { bytes: weights + kvBytes + compute + output },
+        exact: { kv: facts.denseKv, weights: placed.exact, loras: true, compute: false, output: true },
+        source: { kv: 'header', weights: 'header', loras: 'header', compute: 'header', output: 'header' },
+        devices: [{ name: 'CPU', kind: 'cpu', weightsBytes: weights, expertWeightsBytes: experts, kvBytes, loraBytes: 0, computeBytes: compute, outputBytes: output }],
+        notes,
+    };
+}
+
+function simulateEstimate(native: NativeBinding, model: NativeModel, p: NativeParams, header: Parameters<typeof toMemoryReport>[1]): MemoryEstimate {
+    const ctx = new native.NativeContext(model, p);
+    try {
+        const config = ctx.config();
+        const report = toMemoryReport(ctx.memoryReport(), header);
+        return {
+            config: {
+                contextSize: config.contextSize,
+                parallel: config.sequences,
+                cacheTypeK: config.cacheTypeK as KvCacheType,
+                cacheTypeV: config.cacheTypeV as KvCacheType,
+                flashAttention: config.flashAttention ? 'on' : 'off',
+                batchSize: config.batchSize,
+                ubatchSize: config.ubatchSize,
+                kvUnified: config.kvUnified,
+            },
+            kv: report.kv,
+            weights: report.weights,
+            loras: { bytes: 0 },
+            compute: report.compute,
+            output: report.output,
+            total: report.total,
+            exact: { kv: true, weights: true, loras: true, compute: true, output: true },
+            source: { kv: 'simulate', weights: 'simulate', loras: 'header', compute: 'simulate', output: 'simulate' },
+            devices: report.devices.map(({ freeBytes: _f, totalBytes: _t, ...d }) => d),
+            notes: [],
+        };
+    } finally {
+        ctx.dispose();
+    }
+}

@@ -1,0 +1,84 @@
+/**
+ * What the memory estimator needs to know about a model, read from the GGUF header
+ * alone (lib/gguf/reader.ts), with the same fallbacks llama.cpp's loader applies.
+ */
+import { LlamaError } from '../errors.js';
+import type { GgufMetadata, GgufValue } from '../gguf/types.js';
+import type { KvModelFacts } from '../options/kv-cache.js';
+
+/** Model facts from a GGUF header. */
+export interface HeaderModelFacts extends KvModelFacts {
+    architecture: string;
+    layerCount: number;
+    embeddingSize: number;
+    feedForwardSize: number;
+    /** Query heads per layer. */
+    layerHeadCount: number[];
+    /** KV heads per layer. */
+    layerHeadCountKv: number[];
+    trainedContextSize: number;
+    vocabSize: number;
+    /** Sliding-window size, 0 when the model has none. */
+    slidingWindow: number;
+    /** The KV cache of this architecture has the plain dense layout that the header estimate computes exactly. */
+    denseKv: boolean;
+    /** Why denseKv is false. */
+    notDenseReason?: string;
+}
+
+function num(value: GgufValue | undefined): number | undefined {
+    if (typeof value === 'number') return value;
+    if (typeof value === 'bigint') return Number(value);
+    return undefined;
+}
+
+/** A per-layer value that GGUF stores either as a scalar or as an array. */
+function perLayer(value: GgufValue | undefined, layers: number, fallback: number): number[] {
+    if (Array.isArray(value)) return Array.from({ length: layers }, (_, i) => num(value[i] as GgufValue) ?? fallback);
+    const scalar = num(value);
+    return Array.from({ length: layers }, () => scalar ?? fallback);
+}
+
+const NOT_DENSE_KEYS: [suffix: string, reason: string][] = [
+    ['.attention.sliding_window', 'sliding-window attention layers'],
+    ['.attention.kv_lora_rank', 'MLA attention'],
+    ['.ssm.state_size', 'recurrent (SSM) state'],
+    ['.wkv.head_size', 'recurrent (RWKV) state'],
+    ['.shortconv.l_cache', 'recurrent (short-convolution) state'],
+];
+
+/** Reads the facts from a parsed GGUF header. Throws when it is not a model the estimator understands. */
+export function modelFactsFromGguf(gguf: GgufMetadata): HeaderModelFacts {
+    const kv = gguf.kv;
+    const arch = kv['general.architecture'];
+    if (typeof arch !== 'string') throw new LlamaError('INVALID_MODEL_FILE', 'The GGUF header has no general.architecture');
+    const key = (suffix: string) => kv[`${arch}.${suffix}`];
+    const layerCount = num(key('block_count'));
+    const embeddingSize = num(key('embedding_length'));
+    if (!layerCount || !embeddingSize) {
+        throw new LlamaError('INVALID_MODEL_FILE', `The GGUF header lacks ${arch}.block_count or ${arch}.embedding_length`);
+    }
+    const layerHeadCount = perLayer(key('attention.head_count'), layerCount, 0);
+    const layerHeadCountKv = perLayer(key('attention.head_count_kv'), layerCount, NaN).map((n, i) => (Number.isNaN(n) ? layerHeadCount[i] : n));
+    const heads = layerHeadCount[0] || 1;
+    const headDimK = num(key('attention.key_length')) ?? Math.floor(embeddingSize / heads);
+    const headDimV = num(key('attention.value_length')) ?? Math.floor(embeddingSize / heads);
+    const tokens = kv['tokenizer.ggml.tokens'];
+    const notDense = NOT_DENSE_KEYS.find(([suffix]) => key(suffix.slice(1)) !== undefined);
+    return {
+        architecture: arch,
+        layerCount,
+        embeddingSize,
+        feedForwardSize: perLayer(key('feed_forward_length'), layerCount, 0).reduce((a, b) => Math.max(a, b), 0),
+        layerHeadCount,
+        layerHeadCountKv,
+        layerHeadDimK: Array.from({ length: layerCount }, () => headDimK),
+        layerHeadDimV: Array.from({ length: layerCount }, () => headDimV),
+        kvTypesMustMatch: key('attention.kv_lora_rank') !== undefined || arch === 'deepseek4',
+        trainedContextSize: num(key('context_length')) ?? 0,
+        vocabSize: Array.isArray(tokens) ? tokens.length : (num(key('vocab_size')) ?? 0),
+        slidingWindow: num(key('attention.sliding_window')) ?? 0,
+        denseKv: notDense === undefined,
+        ...(notDense ? { notDenseReason: notDense[1] } : {}),
+    };
+}

@@ -1,0 +1,183 @@
+/**
+ * The fit planner: picks contextSize, parallel and K/V types for a memory budget,
+ * following the usual escalation (f16/f16, then K to q8_0, then V to q8_0, then V to
+ * q4_0, then K to q4_0; never below q4_0/q4_0).
+ */
+import { z } from 'zod';
+import {
+    CONTEXT_PADDING,
+    estimateFromHeader,
+    KV_ONLY_LOAD,
+    openSimulator,
+    weightLoad,
+    pad,
+    type EstimateContextOptions,
+    type MemoryEstimate,
+    type Simulator,
+} from './estimate.js';
+import { LlamaConfigError, LlamaError } from '../errors.js';
+import { readGgufMetadata } from '../gguf/reader.js';
+import type { FlashAttention, KvCacheType } from '../options/kv-cache.js';
+import { planFitSchema, type PlanFitOptions } from '../options/plan-fit-options.js';
+import { modelFactsFromGguf } from './model-facts.js';
+import { defaults } from '../options/defaults.js';
+import { parseOptions } from '../options/validate.js';
+
+/** The chosen settings: pass them to `new LlamaContext({ model, ...plan.settings })`. */
+export interface FitPlan {
+    settings: { contextSize: number; parallel: number; cacheTypeK: KvCacheType; cacheTypeV: KvCacheType; flashAttention: FlashAttention };
+    /** The estimate of the chosen settings (simulated by llama.cpp when the model is a path). */
+    estimate: MemoryEstimate;
+    /** One line: why these settings. */
+    reason: string;
+}
+
+/** The escalation, most precise first. */
+export const FIT_LADDER: readonly (readonly [KvCacheType, KvCacheType])[] = [
+    ['f16', 'f16'],
+    ['q8_0', 'f16'],
+    ['q8_0', 'q8_0'],
+    ['q8_0', 'q4_0'],
+    ['q4_0', 'q4_0'],
+];
+
+const STEP = CONTEXT_PADDING;
+const MAX_PARALLEL = 256;
+const MIB = 1024 * 1024;
+
+const fmt = (bytes: number) => `${(bytes / MIB).toFixed(1)} MiB`;
+
+/**
+ * Picks settings that fit the budget. Throws LlamaError 'INSUFFICIENT_MEMORY' with the
+ * shortfall when even the smallest settings (q4_0/q4_0 at minContextSize) do not fit.
+ *
+ * @example
+ * const plan = await planFit({ model: 'model.gguf', budgetBytes: 6 * 2 ** 30, prefer: 'context' });
+ * const ctx = new LlamaContext({ model, ...plan.settings });
+ */
+export async function planFit(options: PlanFitOptions): Promise<FitPlan> {
+    const opts = parseOptions(planFitSchema, options, 'planFit()');
+    // With a file path every candidate is measured by llama.cpp's own dry run (exact);
+    // with only a header, by the header-level estimate with a margin on its approximate
+    // compute figure.
+    const simulator = typeof opts.model === 'string' ? await openSimulator(opts.model, { repack: opts.repack ?? defaults.model.repack }) : null;
+    try {
+        return await plan(opts, simulator);
+    } finally {
+        simulator?.dispose();
+    }
+}
+
+async function plan(opts: z.output<typeof planFitSchema>, simulator: Simulator | null): Promise<FitPlan> {
+    const gguf = typeof opts.model === 'string' ? await readGgufMetadata(opts.model) : opts.model;
+    const facts = modelFactsFromGguf(gguf);
+    const prefer = opts.prefer ?? defaults.planFit.prefer;
+    const trained = facts.trainedContextSize > 0 ? facts.trainedContextSize : 4096;
+    const minContext = opts.minContextSize ?? Math.min(defaults.context.contextSize, trained);
+    const parallel = opts.parallel ?? defaults.planFit.parallel;
+    const budget = opts.budgetBytes;
+    const extra = { batchSize: opts.batchSize, ubatchSize: opts.ubatchSize };
+
+    const margin = 1.15;
+    const useMmap = opts.useMmap ?? defaults.model.useMmap;
+    const load = simulator ? KV_ONLY_LOAD : weightLoad({ useMmap, repack: opts.repack ?? defaults.model.repack });
+    const estimate = (o: EstimateContextOptions) => (simulator ? simulator.run(o, facts, { useMmap }) : estimateFromHeader(gguf, facts, o, load));
+    const planned = (contextSize: number, np: number, k: KvCacheType, v: KvCacheType) => {
+        const e = estimate({ contextSize, parallel: np, cacheTypeK: k, cacheTypeV: v, ...extra });
+        return e.total.bytes + (e.exact.compute ? 0 : e.compute.bytes * (margin - 1));
+    };
+    const valid = (k: KvCacheType, v: KvCacheType) => {
+        try {
+            estimateFromHeader(gguf, facts, { contextSize: STEP, cacheTypeK: k, cacheTypeV: v, ...extra }, KV_ONLY_LOAD);
+            return true;
+        } catch (error) {
+            if (error instanceof LlamaConfigError) return false; // e.g. head dimension not a multiple of 32
+            throw error;
+        }
+    };
+    const ladder = FIT_LADDER.filter(([k, v]) => valid(k, v));
+    /** Largest n in [0, hi] with fits(n) (fits is monotone), or 0. */
+    const largest = (hi: number, fits: (n: number) => boolean) => {
+        let lo = 0;
+        while (lo < hi) {
+            const mid = Math.ceil((lo + hi) / 2);
+            if (fits(mid)) lo = mid;
+            else hi = mid - 1;
+        }
+        return lo;
+    };
+    /** Largest context (multiple of the padding, at most `cap`) that fits, or 0. */
+    const maxContext = (np: number, k: KvCacheType, v: KvCacheType, cap: number) =>
+        largest(Math.floor(cap / STEP), (n) => planned(n * STEP, np, k, v) <= budget) * STEP;
+    /** Most sequences of `perSeq` tokens that fit, or 0. */
+    const maxParallel = (perSeq: number, k: KvCacheType, v: KvCacheType) =>
+        largest(MAX_PARALLEL, (n) => planned(perSeq * n, n, k, v) <= budget);
+
+    const smallest = ladder.at(-1) ?? (['f16', 'f16'] as const);
+    let choice: { contextSize: number; parallel: number; k: KvCacheType; v: KvCacheType; reason: string } | null = null;
+
+    if (prefer === 'parallel') {
+        let best = { n: 0, index: -1 };
+        for (const [i, [k, v]] of ladder.entries()) {
+            const n = maxParallel(pad(minContext, STEP), k, v);
+            if (n > best.n) best = { n, index: i };
+        }
+        if (best.n > 0) {
+            const [k, v] = ladder[best.index];
+            choice = { contextSize: pad(minContext, STEP) * best.n, parallel: best.n, k, v, reason: `${best.n} sequences of ${pad(minContext, STEP)} tokens fit with K ${k} / V ${v}; more precise types fit fewer` };
+        }
+    } else {
+        const cap = pad(trained, STEP) * parallel;
+        for (const [k, v] of ladder) {
+            const context = maxContext(parallel, k, v, cap);
+            if (context < minContext * parallel) continue;
+            if (prefer === 'quality') {
+                choice = { contextSize: context, parallel, k, v, reason: `K ${k} / V ${v} are the most precise types that give ${minContext} tokens per sequence` };
+                break;
+            }
+            // 'context': the most precise types that reach the trained context, else the longest context.
+            if (!choice || context > choice.contextSize) {
+                choice = { contextSize: context, parallel, k, v, reason: context >= cap ? `the model's full trained context fits with K ${k} / V ${v}` : `K ${k} / V ${v} give the longest context that fits` };
+            }
+            if (context >= cap) break;
+        }
+    }
+    if (!choice) {
+        const needed = planned(minContext * parallel, parallel, ...smallest);
+        const how = simulator ? '' : ' (header estimate, with a 15% margin on its approximate compute figure; give the model as a file path for an exact dry run)';
+        const weights = estimate({ contextSize: STEP, ...extra }).weights.bytes;
+        throw new LlamaError(
+            'INSUFFICIENT_MEMORY',
+            weights > budget
+                ? `The weights alone need ${fmt(weights)}, ${fmt(weights - budget)} more than the budget of ${fmt(budget)}: use a smaller or more quantized model`
+                : `Even the smallest settings (K ${smallest[0]} / V ${smallest[1]}, ${minContext} tokens x ${parallel} sequences) need ${fmt(needed)}${how}, ` +
+                      `${fmt(needed - budget)} more than the budget of ${fmt(budget)}: raise the budget or lower minContextSize`,
+        );
+    }
+
+    // Without a dry run the compute figure is approximate: step down if it was optimistic.
+    const final = choice;
+    const estimateChoice = (c: { contextSize: number; parallel: number }) =>
+        estimate({ contextSize: c.contextSize, parallel: c.parallel, cacheTypeK: final.k, cacheTypeV: final.v, ...extra });
+    let chosen = estimateChoice(choice);
+    while (chosen.total.bytes > budget) {
+        if (prefer === 'parallel' && choice.parallel > 1) {
+            choice.parallel -= 1;
+            choice.contextSize = pad(minContext, STEP) * choice.parallel;
+        } else if (prefer !== 'parallel' && choice.contextSize - STEP * choice.parallel >= minContext * choice.parallel) {
+            choice.contextSize -= STEP * choice.parallel;
+        } else {
+            throw new LlamaError(
+                'INSUFFICIENT_MEMORY',
+                `The smallest settings that meet minContextSize need ${fmt(chosen.total.bytes)}, ` +
+                    `${fmt(chosen.total.bytes - budget)} more than the budget of ${fmt(budget)}: raise the budget or lower minContextSize`,
+            );
+        }
+        chosen = estimateChoice(choice);
+    }
+    return {
+        settings: { contextSize: chosen.config.contextSize, parallel: choice.parallel, cacheTypeK: choice.k, cacheTypeV: choice.v, flashAttention: 'auto' },
+        estimate: chosen,
+        reason: `${choice.reason}; ${simulator ? 'dry-run' : 'estimated'} total ${fmt(chosen.total.bytes)} of ${fmt(budget)}`,
+    };
+}

@@ -1,0 +1,93 @@
+/**
+ * Vetting a model file in a separate process before it is loaded into this one.
+ *
+ * llama.cpp's security policy says untrusted models should run isolated: a malformed
+ * file can still hit an assert in llama.cpp that aborts the process. `inspectModel()`
+ * loads the file and decodes one token in a child process; a crash there is reported
+ * as an error here, and this process is never at risk.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { packageRoot } from '../native/binding.js';
+import { LlamaError } from '../errors.js';
+import { defaults } from '../options/defaults.js';
+import type { ModelMetadata } from './metadata.js';
+
+/** What {@link inspectModel} found. */
+export interface ModelInspection {
+    /** The model's metadata (without the raw GGUF map), as the child read it. */
+    metadata: Omit<ModelMetadata, 'gguf'>;
+    /** Milliseconds the check took, the child's start-up included. */
+    ms: number;
+}
+
+/** Options of {@link inspectModel}. */
+export interface InspectModelOptions {
+    /** Give up (and kill the child) after this long. Defaults to 120 000 ms. */
+    timeoutMs?: number;
+}
+
+/** The compiled child script: beside this module in dist/, or in dist/ when this runs from lib/ (tests). */
+function childScript(): string {
+    const beside = fileURLToPath(new URL('../inspect-model-child.js', import.meta.url));
+    return existsSync(beside) ? beside : join(packageRoot(), 'dist', 'inspect-model-child.js');
+}
+
+/**
+ * Loads `path` in a child process (llama.cpp load plus a one-token decode) and reports
+ * the result. Rejects with the child's LlamaError when the file is refused, and with
+ * `MODEL_CRASHED` when loading it killed the child (the signal and llama.cpp's last
+ * lines are in the message) or it did not finish within the timeout. Costs a process
+ * start and a second load of the file.
+ *
+ * @example
+ * await inspectModel('download.gguf'); // throws if the file would have crashed this process
+ * const model = await LlamaModel.load({ path: 'download.gguf' });
+ */
+export function inspectModel(path: string, options: InspectModelOptions = {}): Promise<ModelInspection> {
+    const started = performance.now();
+    const timeoutMs = options.timeoutMs ?? defaults.inspectModel.timeoutMs;
+    return new Promise((resolve, reject) => {
+        // ELECTRON_RUN_AS_NODE: in Electron, process.execPath is the app; this makes it node.
+        const child = spawn(process.execPath, [childScript(), path], {
+            stdio: ['ignore', 'pipe', 'pipe'],
+            env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
+            windowsHide: true,
+        });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+        child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-8192)));
+        let timedOut = false;
+        const timer = setTimeout(() => {
+            timedOut = true;
+            child.kill('SIGKILL');
+        }, timeoutMs);
+        child.on('error', (error) => {
+            clearTimeout(timer);
+            reject(new LlamaError('INTERNAL', `inspectModel could not start a child process: ${error.message}`, { cause: error }));
+        });
+        child.on('close', (code, signal) => {
+            clearTimeout(timer);
+            const line = stdout.trim().split('\n').pop() ?? '';
+            let result: { ok: boolean; metadata?: ModelInspection['metadata']; code?: string; message?: string } | null = null;
+            try {
+                result = line.startsWith('{') ? JSON.parse(line) : null;
+            } catch {
+                result = null;
+            }
+            if (timedOut) {
+                reject(new LlamaError('MODEL_CRASHED', `loading ${path} in a child process did not finish within ${timeoutMs} ms; the child was killed`));
+            } else if (result?.ok && code === 0) {
+                resolve({ metadata: result.metadata!, ms: performance.now() - started });
+            } else if (result && !result.ok) {
+                reject(new LlamaError((result.code ?? 'INTERNAL') as LlamaError['code'], result.message ?? 'the model was refused'));
+            } else {
+                const tail = stderr.trim().split('\n').slice(-3).join(' | ');
+                reject(new LlamaError('MODEL_CRASHED', `loading ${path} crashed a child process (${signal ?? `exit code ${code}`})${tail ? `: ${tail}` : ''}; it would have crashed this process`));
+            }
+        });
+    });
+}

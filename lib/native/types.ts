@@ -1,0 +1,222 @@
+/**
+ * The types of the native addon's surface (native/*.cpp): what lib/native/binding.ts
+ * returns. Internal: the public classes hold these handles in private fields.
+ * @internal
+ */
+/** Metadata read by llama.cpp from a loaded model. */
+export interface NativeModelMetadata {
+    architecture: string;
+    name: string;
+    description: string;
+    hasWeights: boolean;
+    trainedContextSize: number;
+    layerCount: number;
+    embeddingSize: number;
+    headCount: number;
+    headCountKv: number;
+    headDimK: number;
+    headDimV: number;
+    slidingWindow: number;
+    layerHeadDimK: number[];
+    layerHeadDimV: number[];
+    kvTypesMustMatch: boolean;
+    vocabSize: number;
+    vocabType: number;
+    sizeBytes: number;
+    parameterCount: number;
+    fileType: number;
+    bos: number;
+    eos: number;
+    addBos: boolean;
+    isRecurrent: boolean;
+    hasEncoder: boolean;
+}
+
+/** Each weight tensor, the buffer type llama.cpp placed it in ('' for none) and its bytes. */
+export interface NativeWeightPlacement {
+    names: string[];
+    buffers: string[];
+    bytes: number[];
+}
+
+export interface NativeModel {
+    metadata(): NativeModelMetadata;
+    weightPlacement(): NativeWeightPlacement;
+    tokenize(text: string, addSpecial: boolean, parseSpecial: boolean): Int32Array;
+    tokenizeAsync(text: string, addSpecial: boolean, parseSpecial: boolean): Promise<Int32Array>;
+    detokenize(tokens: Int32Array, removeSpecial: boolean, unparseSpecial: boolean): Buffer;
+    tokenToPiece(token: number, special: boolean): Buffer;
+    dispose(): void;
+    readonly disposed: boolean;
+}
+
+export interface NativeContextParams {
+    contextSize: number;
+    batchSize: number;
+    ubatchSize: number;
+    sequences: number;
+    threads: number;
+    threadsBatch: number;
+    /** ggml_type ids. */
+    cacheTypeK: number;
+    cacheTypeV: number;
+    /** llama_flash_attn_type: -1 auto, 0 off, 1 on. */
+    flashAttention: number;
+    kvUnified: boolean;
+    offloadKqv: boolean;
+    swaFull: boolean;
+}
+
+export interface NativeContextConfig {
+    contextSize: number;
+    contextSizePerSequence: number;
+    batchSize: number;
+    ubatchSize: number;
+    sequences: number;
+    threads: number;
+    threadsBatch: number;
+    threadpool: boolean;
+    flashAttention: boolean;
+    kvUnified: boolean;
+    cacheTypeK: string | null;
+    cacheTypeV: string | null;
+}
+
+export interface NativeGenerateRequest {
+    prompt: string | Int32Array;
+    addSpecial: boolean;
+    parseSpecial: boolean;
+    maxTokens: number;
+    temperature: number;
+    topK: number;
+    topP: number;
+    minP: number;
+    repeatPenalty: number;
+    repeatLastN: number;
+    seed: number;
+    stop: string[];
+}
+
+export interface NativeGenerateResult {
+    finishReason: 'eos' | 'stop' | 'length' | 'abort';
+    promptTokens: number;
+    reusedTokens: number;
+    promptMs: number;
+    generatedTokens: number;
+    generationMs: number;
+    stopOffset: number | null;
+}
+
+export interface NativeBufferPlace {
+    buffer: string;
+    device: string;
+    kind: 'cpu' | 'gpu' | 'other';
+    freeBytes?: number;
+    totalBytes?: number;
+}
+
+export interface NativeMemoryReport {
+    kv: {
+        present: boolean;
+        typeK: string | null;
+        typeV: string | null;
+        kBytes: number;
+        vBytes: number;
+        bufferBytes: number;
+        recurrentBytes: number;
+        cells: number;
+        layers: number;
+        streams: number;
+    };
+    buffers: (NativeBufferPlace & { model: number; context: number; compute: number; experts: number })[];
+    output: NativeBufferPlace & { bytes: number };
+    /** The buffers of the active LoRA adapters. */
+    loras: (NativeBufferPlace & { bytes: number })[];
+}
+
+export interface NativeLora {
+    metadata(): { alpha: number; sizeBytes: number; tensorPairs: number; invocationTokens: number; kv: Record<string, string> };
+    dispose(): void;
+    readonly disposed: boolean;
+}
+
+/** Per position i: ln p(tokens[i + 1]) and the argmax; with a reference, its own and KL(reference || this). */
+export interface NativeScores {
+    logProbs: Float64Array;
+    topTokens: Int32Array;
+    reference?: { logProbs: Float64Array; topTokens: Int32Array; kl: Float64Array };
+}
+
+export interface NativeContext {
+    config(): NativeContextConfig;
+    memoryReport(): NativeMemoryReport;
+    evaluate(tokens: Int32Array): Promise<Float32Array>;
+    score(tokens: Int32Array, reference?: NativeContext): Promise<NativeScores>;
+    generate(request: NativeGenerateRequest, onTokens: (tokens: Int32Array, pieces: Buffer[]) => void): Promise<NativeGenerateResult>;
+    abort(): void;
+    setLoras(adapters: { lora: NativeLora; scale: number }[]): void;
+    dispose(): void;
+    readonly disposed: boolean;
+}
+
+/** The loaded backends and the GPU libraries that failed to load. */
+export interface NativeBackendInfo {
+    addonDir: string;
+    hasCpu: boolean;
+    /** x86 builds from source: the ggml CPU variant libggml-cpu was compiled as (CMake's LLAMA_KV_CPU_VARIANT_IN_FORCE). */
+    cpuVariantBuilt?: string | null;
+    registries: {
+        name: string;
+        path: string;
+        features: Record<string, string>;
+        /** extraBufferTypes: the CPU backend's extra buffer types (e.g. 'AMX', 'CPU_REPACK'); empty elsewhere. */
+        devices: { name: string; description: string; type: string; freeBytes: number; totalBytes: number; extraBufferTypes: string[] }[];
+    }[];
+    attempts: { name: string; path: string; error: string | null }[];
+}
+
+export interface NativeLoadParams {
+    gpuLayers: number;
+    /** Devices to offload to, by name; absent: llama.cpp's default (all). [] keeps everything on the CPU. */
+    devices?: string[];
+    tensorSplit?: number[];
+    tensorOverrides?: { pattern: string; bufferType: string }[];
+    useMmap: boolean;
+    useMlock: boolean;
+    vocabOnly: boolean;
+    checkTensors: boolean;
+    /** Memory dry run: llama.cpp simulates the allocations and reads no weights. */
+    noAlloc?: boolean;
+    /** llama.cpp's use_extra_bufts: weights may go to the CPU backend's extra buffer types (AMX, CPU_REPACK). Default true. */
+    extraBufferTypes?: boolean;
+}
+
+export interface NativeBinding {
+    NativeModel: new (handle: unknown) => NativeModel;
+    NativeContext: new (model: NativeModel, params: NativeContextParams) => NativeContext;
+    loadModel(path: string, params: NativeLoadParams, onProgress?: (progress: number) => void): {
+        promise: Promise<NativeModel>;
+        abort(): void;
+    };
+    loadLora(model: NativeModel, path: string): Promise<NativeLora>;
+    quantize(input: string, output: string, params: { ftype: number; threads: number; allowRequantize: boolean }, onProgress?: (progress: number) => void): {
+        promise: Promise<void>;
+        abort(): void;
+    };
+    setLogger(fn: ((level: number, message: string) => void) | null, minLevel?: number): void;
+    setLogLevel(level: number): void;
+    systemInfo(): {
+        llamaSystemInfo: string;
+        supportsMmap: boolean;
+        supportsMlock: boolean;
+        supportsGpuOffload: boolean;
+        maxParallelSequences: number;
+    };
+    /** glibc's malloc_trim(0): the allocator's free memory back to the OS (for leak measurements); false where there is none. */
+    trimHeap(): boolean;
+    /** Loads ggml's backend libraries, once per process (later calls do nothing). */
+    loadBackends(extraDirs: string[]): void;
+    /** With `withMemory`, each device's free and total memory (a GPU backend may create a driver context to answer); 0 otherwise. */
+    backendInfo(withMemory?: boolean): NativeBackendInfo;
+    llamaVersion: string;
+}

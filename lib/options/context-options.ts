@@ -1,0 +1,113 @@
+/**
+ * Options of a context. The schema of `loras` takes the check of a LlamaLora from
+ * context/ (LlamaLora is in model/, above this folder); its wording is here.
+ */
+import { z } from 'zod';
+import { KV_CACHE_TYPES, KV_PRESETS, type FlashAttention, type KvCacheType, type KvPreset } from './kv-cache.js';
+import { bool, oneOf, positiveInt, uint32 } from './validate.js';
+
+const cacheType = () => z.enum(KV_CACHE_TYPES, { error: oneOf(KV_CACHE_TYPES) });
+const FLASH_ATTENTION = ['auto', 'on', 'off'] as const;
+
+/** flashAttention: 'auto' | 'on' | 'off', or true/false for 'on'/'off'. */
+export const flashAttentionOption = () =>
+    z
+        .union([z.enum(FLASH_ATTENTION), z.boolean()], { error: `${oneOf(FLASH_ATTENTION)} (or true/false)` })
+        .transform((v): FlashAttention => (v === true ? 'on' : v === false ? 'off' : v));
+
+/** A K/V cache type name. */
+export const cacheTypeOption = cacheType;
+
+/** A preset name ('conservative', 'balanced', ...). */
+export const kvPresetOption = () => z.enum(Object.keys(KV_PRESETS) as [KvPreset, ...KvPreset[]], { error: oneOf(Object.keys(KV_PRESETS)) });
+
+/** The fields of every context option other than `model` and `loras`, in the order errors list them. */
+export const contextSettingsShape = {
+    contextSize: positiveInt().optional(),
+    batchSize: positiveInt().optional(),
+    ubatchSize: positiveInt().optional(),
+    parallel: positiveInt().optional(),
+    threads: positiveInt().optional(),
+    threadsBatch: positiveInt().optional(),
+    seed: uint32().optional(),
+    cacheTypeK: cacheType().optional(),
+    cacheTypeV: cacheType().optional(),
+    kvPreset: kvPresetOption().optional(),
+    flashAttention: flashAttentionOption().optional(),
+    kvUnified: bool().optional(),
+    offloadKqv: bool().optional(),
+    swaFull: bool().optional(),
+    checkMemory: bool().optional(),
+};
+
+/** `model`: any object here; the context checks that it is a live LlamaModel. */
+export const modelOption = () => z.custom<object>((v) => typeof v === 'object' && v !== null, { error: 'a LlamaModel' });
+
+/** The `loras` list: [{ lora, scale }], `isLora` saying what a LlamaLora is. */
+export const loraListSchema = <L>(isLora: (value: unknown) => value is L) => z.array(
+    z.strictObject({
+        lora: z.custom<L>(isLora, { error: 'a LlamaLora from model.loadLora()' }),
+        scale: z.number({ error: 'a finite number' }).finite({ error: 'a finite number' }),
+    }),
+    { error: 'an array of { lora, scale }' },
+);
+
+/** The whole context schema (model, settings, loras), for a LlamaLora check. */
+export const contextOptionsSchemaFor = <L>(isLora: (value: unknown) => value is L) =>
+    z.strictObject({ model: modelOption(), ...contextSettingsShape, loras: loraListSchema(isLora).optional() });
+
+/** Options of {@link LlamaContext} other than its model and LoRA adapters ({@link ContextOptionsWithoutModel} adds `loras`). */
+export interface ContextSettings {
+    /** Tokens the context holds (llama.cpp `--ctx-size`). Defaults to `4096`, or the model's trained context if smaller. */
+    contextSize?: number;
+    /** Largest number of tokens decoded in one call (llama.cpp `--batch-size`). Defaults to `512`. */
+    batchSize?: number;
+    /** Physical micro-batch size (llama.cpp `--ubatch-size`); at most batchSize. Defaults to `512`, or batchSize if smaller. */
+    ubatchSize?: number;
+    /**
+     * Sequences the context can hold at once (llama.cpp `--parallel`, n_seq_max). contextSize is shared:
+     * each sequence gets contextSize / parallel tokens unless kvUnified is set. Defaults to `1`.
+     */
+    parallel?: number;
+    /**
+     * Element type of the K cache (llama.cpp `--cache-type-k`). Quantized types save memory; K tolerates
+     * quantization better than V. Overrides kvPreset. Defaults to `'f16'`.
+     */
+    cacheTypeK?: KvCacheType;
+    /**
+     * Element type of the V cache (llama.cpp `--cache-type-v`). A quantized V needs flash attention.
+     * Overrides kvPreset. Defaults to `'f16'`.
+     */
+    cacheTypeV?: KvCacheType;
+    /**
+     * A named K/V pair: 'conservative' (f16/f16), 'balanced' (q8_0/q8_0), 'aggressive' (q8_0/q4_0),
+     * 'extreme' (q4_0/q4_0). Explicit cacheTypeK/cacheTypeV win. Defaults to none (f16/f16).
+     */
+    kvPreset?: KvPreset;
+    /**
+     * Flash attention (llama.cpp `--flash-attn`): 'on', 'off', or 'auto' (llama.cpp decides; a quantized V turns it on).
+     * `true`/`false` mean 'on'/'off'. `ctx.config.flashAttention` says what was resolved. Defaults to `'auto'`.
+     */
+    flashAttention?: FlashAttention | boolean;
+    /** One KV buffer shared by all sequences (llama.cpp `--kv-unified`). Defaults to `false`. */
+    kvUnified?: boolean;
+    /** Keep the KV cache and attention on the GPU with offloaded layers (llama.cpp `--no-kv-offload` negates). Defaults to `true`. */
+    offloadKqv?: boolean;
+    /** Full-size cache for sliding-window layers (llama.cpp `--swa-full`). Defaults to `true`. */
+    swaFull?: boolean;
+    /**
+     * Refuse the context with `INSUFFICIENT_MEMORY` (a {@link LlamaMemoryError}) before
+     * llama.cpp allocates, when its KV cache, compute and output buffers (the header-level
+     * estimate of {@link estimateMemory}) exceed the host memory available
+     * ({@link getHostMemory}: RAM and swap, the cgroup limit, the process's ulimits) or, for
+     * offloaded layers, the GPU devices' free memory. Skipped for models whose KV cache the
+     * header level cannot compute exactly (sliding-window, MLA, recurrent). Defaults to `true`.
+     */
+    checkMemory?: boolean;
+    /** Threads for generation (llama.cpp `--threads`). Defaults to the number of CPUs (`os.availableParallelism()`). */
+    threads?: number;
+    /** Threads for prompt processing (llama.cpp `--threads-batch`). Defaults to `threads`. */
+    threadsBatch?: number;
+    /** Default sampling seed for this context's generations. Defaults to a random seed. */
+    seed?: number;
+}

@@ -1,0 +1,76 @@
+/**
+ * Turns validated context options into the parameters llama.cpp receives: defaults,
+ * the K/V rules and the batch rules. Shared by LlamaContext and estimateMemory so that
+ * an estimate is made for exactly what a context would get, with the same errors.
+ * @internal
+ */
+import { availableParallelism } from 'node:os';
+import type { NativeContextParams } from '../native/binding.js';
+import { LlamaConfigError } from '../errors.js';
+import { KV_CACHE_TYPE_INFO, resolveKvConfig, type KvModelFacts, type ResolvedKvConfig } from './kv-cache.js';
+import { log } from '../logger.js';
+import { defaults } from './defaults.js';
+import type { ContextSettings } from './context-options.js';
+
+/** llama_flash_attn_type values. */
+const flashAttentionCodes = { auto: -1, off: 0, on: 1 } as const;
+
+/** The resolved settings, and the parameters for the native context. */
+export interface ResolvedContextParams {
+    kv: ResolvedKvConfig;
+    native: NativeContextParams;
+}
+
+export function resolveContextParams(
+    opts: Omit<ContextSettings, 'flashAttention'> & { flashAttention?: ResolvedKvConfig['flashAttention'] },
+    model: KvModelFacts & { trainedContextSize: number },
+): ResolvedContextParams {
+    const trained = model.trainedContextSize;
+    const contextSize = opts.contextSize ?? Math.min(defaults.context.contextSize, trained > 0 ? trained : Infinity);
+    const batchSize = opts.batchSize ?? defaults.context.batchSize;
+    const ubatchSize = opts.ubatchSize ?? Math.min(defaults.context.ubatchSize, batchSize);
+    if (ubatchSize > batchSize) {
+        throw new LlamaConfigError(
+            `Expected ubatchSize <= batchSize but received ubatchSize ${ubatchSize} and batchSize ${batchSize}; lower ubatchSize or raise batchSize`,
+            'INVALID_CONFIG',
+            ['ubatchSize', 'batchSize'],
+        );
+    }
+    // llama.cpp reserves one output row per sequence in a batch of min(contextSize,
+    // batchSize) and asserts (aborts the process) when there are more sequences than rows.
+    const sequences = opts.parallel ?? defaults.context.parallel;
+    if (sequences > Math.min(contextSize, batchSize)) {
+        throw new LlamaConfigError(
+            `Expected parallel <= batchSize and <= contextSize but received parallel ${sequences}, batchSize ${batchSize}, contextSize ${contextSize}; ` +
+                'raise batchSize (and contextSize) or lower parallel',
+            'INVALID_CONFIG',
+            ['parallel', 'batchSize', 'contextSize'],
+        );
+    }
+    const kv = resolveKvConfig(opts, model, defaults.context);
+    if (trained > 0 && contextSize > trained) {
+        log('warn', `contextSize ${contextSize} is larger than the model's trained context (${trained}); quality may degrade past it`);
+    }
+    const threads = opts.threads ?? defaults.context.threads();
+    const cpus = availableParallelism();
+    for (const [name, n] of [['threads', threads], ['threadsBatch', opts.threadsBatch ?? threads]] as const) {
+        if (n > cpus) log('warn', `${name} ${n} is more than the ${cpus} CPUs available: ggml's threads wait on each other at every step, so decoding will be slower, not faster; use at most ${cpus}`);
+    }
+    return {
+        kv,
+        native: {
+            contextSize,
+            batchSize,
+            ubatchSize,
+            sequences,
+            threads,
+            threadsBatch: opts.threadsBatch ?? threads,
+            cacheTypeK: KV_CACHE_TYPE_INFO[kv.cacheTypeK].ggmlType,
+            cacheTypeV: KV_CACHE_TYPE_INFO[kv.cacheTypeV].ggmlType,
+            flashAttention: flashAttentionCodes[kv.flashAttention],
+            kvUnified: opts.kvUnified ?? defaults.context.kvUnified,
+            offloadKqv: opts.offloadKqv ?? defaults.context.offloadKqv,
+            swaFull: opts.swaFull ?? defaults.context.swaFull,
+        },
+    };
+}

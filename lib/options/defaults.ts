@@ -1,0 +1,60 @@
+/**
+ * The defaults of every public option (TSDoc says each one as "Defaults to `x`").
+ * Imports nothing of llama-kv's, so that every layer may read it (gguf/ included); the
+ * option types check the values where they are used.
+ */
+import { availableParallelism, homedir } from 'node:os';
+import { join } from 'node:path';
+
+/** Defaults, in one place: every default of a public option is here and nowhere else. */
+export const defaults = {
+    model: { gpu: 'auto' as const, gpuLayers: 'auto' as const, cpuMoeLayers: 0, useMmap: true, repack: true, useMlock: false, vocabOnly: false, checkTensors: false, checkMemory: true },
+    context: {
+        contextSize: 4096,
+        batchSize: 512,
+        ubatchSize: 512,
+        parallel: 1,
+        threads: () => Math.max(1, availableParallelism()),
+        cacheTypeK: 'f16' as const,
+        cacheTypeV: 'f16' as const,
+        flashAttention: 'auto' as const,
+        kvUnified: false,
+        offloadKqv: true,
+        swaFull: true,
+        checkMemory: true,
+    },
+    generate: {
+        maxTokens: 256,
+        temperature: 0.8,
+        topK: 40,
+        topP: 0.95,
+        minP: 0.05,
+        repeatPenalty: 1,
+        repeatLastN: 64,
+        addSpecial: true,
+        parseSpecial: false,
+    },
+    tokenize: { addSpecial: true, parseSpecial: false },
+    calibrate: {
+        configurations: ['conservative', 'balanced', 'aggressive', 'extreme'] as const,
+        reference: 'conservative' as const,
+        contextSize: 2048,
+        flashAttention: 'auto' as const,
+        generationTokens: 32,
+        maxKlIncrease: 0,
+    },
+    planFit: { prefer: 'quality' as const, parallel: 1 },
+    quantize: { threads: () => availableParallelism(), allowRequantize: false },
+    inspectModel: { timeoutMs: 120_000 },
+    logger: { level: 'warn' as const },
+    /** readGgufMetadata(): the first read, and the largest header it reads. */
+    gguf: { initialChunkSize: 256 * 1024, maxHeaderBytes: 512 * 1024 * 1024 },
+    detokenize: { renderSpecial: false },
+    /** ensureFixtureModel()/ensureFixtureLora(): where the generated demo models are cached. */
+    demo: { dir: () => process.env.LLAMA_KV_CACHE_DIR || join(homedir(), '.cache', 'llama-kv', 'models') },
+} as const;
+
+/** A random 32-bit seed. */
+export function randomSeed(): number {
+    return Math.floor(Math.random() * 0xffffffff);
+}

@@ -1,0 +1,48 @@
+/** Options of estimateMemory(). */
+import { z } from 'zod';
+import type { GgufMetadata } from '../gguf/types.js';
+import { contextSettingsShape, type ContextSettings } from './context-options.js';
+import { modelLoadOptionsSchema } from './model-options.js';
+import { bool } from './validate.js';
+
+/** `model` of an estimate or a plan: a GGUF file path or a parsed header. */
+export const ggufModelOption = () =>
+    z.union([z.string().min(1), z.custom<GgufMetadata>((v) => typeof v === 'object' && v !== null && 'tensors' in v && 'kv' in v)], {
+        error: 'a GGUF file path or the result of readGgufMetadata()',
+    });
+
+/** Options of {@link estimateMemory}: the context options, and the model. */
+export interface EstimateOptions extends Omit<ContextSettings, 'threads' | 'threadsBatch' | 'seed' | 'checkMemory'> {
+    /** A GGUF file path, or its header as returned by readGgufMetadata(). */
+    model: string | GgufMetadata;
+    /** LoRA adapter files the context would have active: their bytes are read from their headers. Defaults to none. */
+    loras?: string[];
+    /**
+     * Ask llama.cpp to dry-run the allocations (model loaded with no_alloc: the weights
+     * are never read). Exact for every component; needs a file path. Defaults to `false`.
+     */
+    simulate?: boolean;
+    /** The model load's `useMmap` ({@link ModelLoadOptions.useMmap}): a mapped file's weights are one view of its range. Defaults to `true`. */
+    useMmap?: boolean;
+    /** The model load's `repack` ({@link ModelLoadOptions.repack}): whether the CPU's extra buffer types may copy weights. Defaults to `true`. */
+    repack?: boolean;
+    /**
+     * The model load's `tensorOverrides` ({@link ModelLoadOptions.tensorOverrides}), for
+     * `simulate` only: llama.cpp's dry run places the matching weights in the named CPU
+     * buffer types (e.g. `'CPU_REPACK'`). Defaults to none.
+     */
+    tensorOverrides?: { pattern: string; bufferType: string }[];
+}
+
+const { threads: _threads, threadsBatch: _threadsBatch, seed: _seed, checkMemory: _checkMemory, ...estimateSettings } = contextSettingsShape;
+
+/** The context options an estimate takes (not threads, seed, checkMemory), LoRA files, the model and the load's weight options. */
+export const estimateOptionsSchema = z.strictObject({
+    ...estimateSettings,
+    loras: z.array(z.string({ error: 'a LoRA adapter file path' }).min(1, { error: 'a LoRA adapter file path' }), { error: 'an array of LoRA adapter file paths' }).optional(),
+    model: ggufModelOption(),
+    simulate: bool().optional(),
+    useMmap: bool().optional(),
+    repack: bool().optional(),
+    tensorOverrides: modelLoadOptionsSchema.shape.tensorOverrides,
+});

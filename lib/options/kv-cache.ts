@@ -1,0 +1,165 @@
+/**
+ * KV cache types, presets and the rules that decide whether a K/V / flash-attention
+ * combination is valid for a model: checked here, before any native call, with
+ * errors that name the options and say what to change.
+ */
+import { LlamaConfigError } from '../errors.js';
+import { GGML_TYPES } from '../gguf/types.js';
+
+/**
+ * The KV cache types llama.cpp accepts (`--cache-type-k` / `--cache-type-v`; the
+ * list `kv_cache_types` in llama.cpp's common/arg.cpp). A test keeps the two in step.
+ */
+export const KV_CACHE_TYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'iq4_nl', 'q5_0', 'q5_1'] as const;
+
+/** A KV cache element type. */
+export type KvCacheType = (typeof KV_CACHE_TYPES)[number];
+
+/** How a KV cache type stores values. */
+export interface KvCacheTypeInfo {
+    /** The `enum ggml_type` id. */
+    ggmlType: number;
+    /** Values per block; quantized types store whole blocks, so it must divide the head dimension. */
+    blockSize: number;
+    /** Bytes per block. */
+    blockBytes: number;
+    /** Whether the type is block-quantized (needs flash attention for V). */
+    quantized: boolean;
+    /** Average bytes per value (blockBytes / blockSize). */
+    bytesPerValue: number;
+}
+
+const ggmlName = (type: KvCacheType) => type.toUpperCase() as keyof typeof GGML_TYPES;
+
+/** Facts about each KV cache type, from ggml's type table. */
+export const KV_CACHE_TYPE_INFO: Readonly<Record<KvCacheType, Readonly<KvCacheTypeInfo>>> = Object.freeze(
+    Object.fromEntries(
+        KV_CACHE_TYPES.map((type) => {
+            const t = GGML_TYPES[ggmlName(type)];
+            return [type, Object.freeze({ ggmlType: t.id, blockSize: t.blockSize, blockBytes: t.typeSize, quantized: t.blockSize > 1, bytesPerValue: t.typeSize / t.blockSize })];
+        }),
+    ) as Record<KvCacheType, KvCacheTypeInfo>,
+);
+
+/** Named K/V pairs, from safest to smallest. */
+export const KV_PRESETS = Object.freeze({
+    /** f16/f16: llama.cpp's default, no loss. */
+    conservative: Object.freeze({ cacheTypeK: 'f16', cacheTypeV: 'f16' }),
+    /** q8_0/q8_0: about half the KV memory, usually indistinguishable. */
+    balanced: Object.freeze({ cacheTypeK: 'q8_0', cacheTypeV: 'q8_0' }),
+    /** q8_0/q4_0: about 41% of f16; K stays at 8 bits (on LLaMA-class models K is the more sensitive half, see the README). */
+    aggressive: Object.freeze({ cacheTypeK: 'q8_0', cacheTypeV: 'q4_0' }),
+    /** q4_0/q4_0: about 28% of f16; measurable quality loss. */
+    extreme: Object.freeze({ cacheTypeK: 'q4_0', cacheTypeV: 'q4_0' }),
+} as const satisfies Record<string, { cacheTypeK: KvCacheType; cacheTypeV: KvCacheType }>);
+
+/** A KV preset name. */
+export type KvPreset = keyof typeof KV_PRESETS;
+
+/** Flash attention: 'auto' lets llama.cpp decide (and turns it on for a quantized V cache). */
+export type FlashAttention = 'auto' | 'on' | 'off';
+
+/** What the rules need to know about a model. */
+export interface KvModelFacts {
+    /** n_embd_head_k per layer. */
+    layerHeadDimK: readonly number[];
+    /** n_embd_head_v per layer. */
+    layerHeadDimV: readonly number[];
+    /** MLA models (DeepSeek 2/3) need the same type for K and V. */
+    kvTypesMustMatch: boolean;
+}
+
+/** The K/V settings after presets and defaults are applied. */
+export interface ResolvedKvConfig {
+    cacheTypeK: KvCacheType;
+    cacheTypeV: KvCacheType;
+    flashAttention: FlashAttention;
+}
+
+/**
+ * Applies the preset (explicit cacheTypeK/V win) and checks the rules against the
+ * model. Throws LlamaConfigError (code INVALID_CONFIG, `path` naming the options).
+ */
+export function resolveKvConfig(
+    options: { cacheTypeK?: KvCacheType; cacheTypeV?: KvCacheType; kvPreset?: KvPreset; flashAttention?: FlashAttention },
+    model: KvModelFacts,
+    defaults: ResolvedKvConfig,
+): ResolvedKvConfig {
+    const preset = options.kvPreset ? KV_PRESETS[options.kvPreset] : undefined;
+    const resolved: ResolvedKvConfig = {
+        cacheTypeK: options.cacheTypeK ?? preset?.cacheTypeK ?? defaults.cacheTypeK,
+        cacheTypeV: options.cacheTypeV ?? preset?.cacheTypeV ?? defaults.cacheTypeV,
+        flashAttention: options.flashAttention ?? defaults.flashAttention,
+    };
+    checkKvRules(resolved, model, options);
+    return resolved;
+}
+
+function sourceOf(option: 'cacheTypeK' | 'cacheTypeV', options: { kvPreset?: KvPreset; cacheTypeK?: unknown; cacheTypeV?: unknown }): string {
+    return options[option] === undefined && options.kvPreset ? ` (from kvPreset '${options.kvPreset}')` : '';
+}
+
+function checkKvRules(config: ResolvedKvConfig, model: KvModelFacts, options: { kvPreset?: KvPreset }): void {
+    const k = KV_CACHE_TYPE_INFO[config.cacheTypeK];
+    const v = KV_CACHE_TYPE_INFO[config.cacheTypeV];
+    if (v.quantized && config.flashAttention === 'off') {
+        throw new LlamaConfigError(
+            `cacheTypeV '${config.cacheTypeV}'${sourceOf('cacheTypeV', options)} is quantized, which llama.cpp supports only with ` +
+                "flash attention, but flashAttention is 'off': set flashAttention to 'on' or 'auto', or use an unquantized cacheTypeV ('f16', 'bf16' or 'f32')",
+            'INVALID_CONFIG',
+            ['cacheTypeV', 'flashAttention'],
+        );
+    }
+    if (model.kvTypesMustMatch && config.cacheTypeK !== config.cacheTypeV) {
+        throw new LlamaConfigError(
+            `This model uses MLA attention and needs cacheTypeK and cacheTypeV of the same type, but received ` +
+                `'${config.cacheTypeK}' and '${config.cacheTypeV}': set both to the same type`,
+            'INVALID_CONFIG',
+            ['cacheTypeK', 'cacheTypeV'],
+        );
+    }
+    const checks = [
+        ['cacheTypeK', config.cacheTypeK, k, model.layerHeadDimK],
+        ['cacheTypeV', config.cacheTypeV, v, model.layerHeadDimV],
+    ] as const;
+    for (const [option, type, info, dims] of checks) {
+        if (!info.quantized) continue;
+        const layer = dims.findIndex((dim) => dim % info.blockSize !== 0);
+        if (layer >= 0) {
+            throw new LlamaConfigError(
+                `${option} '${type}'${sourceOf(option, options)} stores blocks of ${info.blockSize} values, which does not divide the model's ` +
+                    `head dimension ${dims[layer]} (layer ${layer}): use 'f16', 'bf16' or 'f32' for ${option} with this model`,
+                'INVALID_CONFIG',
+                [option],
+            );
+        }
+    }
+}
+
+/**
+ * The K/V pairs that ggml's CUDA flash-attention kernels cover when ggml-cuda is
+ * built without GGML_CUDA_FA_ALL_QUANTS: equal pairs of these types.
+ */
+const CUDA_DEFAULT_FA_TYPES: readonly KvCacheType[] = ['f16', 'q4_0', 'q8_0', 'bf16'];
+
+/** Facts about the loaded ggml backends (from the native backendInfo()). */
+export interface BackendFacts {
+    registries: { name: string; features: Record<string, string> }[];
+}
+
+/**
+ * A warning when a GPU backend in use has no flash-attention kernel for the pair, so
+ * attention would run on another device; null otherwise.
+ */
+export function flashAttentionBackendWarning(config: ResolvedKvConfig, backends: BackendFacts, usesGpu: boolean): string | null {
+    if (!usesGpu || config.flashAttention === 'off') return null;
+    const cuda = backends.registries.find((r) => r.name.toUpperCase() === 'CUDA');
+    if (!cuda || cuda.features.FA_ALL_QUANTS === '1') return null;
+    const { cacheTypeK: k, cacheTypeV: v } = config;
+    if (k === v && CUDA_DEFAULT_FA_TYPES.includes(k)) return null;
+    return (
+        `The CUDA backend was built without GGML_CUDA_FA_ALL_QUANTS, so it has no flash-attention kernel for ` +
+        `cacheTypeK '${k}' with cacheTypeV '${v}' (only equal pairs of ${CUDA_DEFAULT_FA_TYPES.join(', ')}): ` +
+        'attention will run on another device, which is slow. Use an equal pair, or a build with all FA quants.'
+    );
+}

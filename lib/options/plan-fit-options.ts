@@ -1,0 +1,45 @@
+/** Options of planFit(). */
+import { z } from 'zod';
+import type { GgufMetadata } from '../gguf/types.js';
+
+/** What the planner optimises. */
+export type FitPreference = 'context' | 'parallel' | 'quality';
+
+/** Options of {@link planFit}. */
+export interface PlanFitOptions {
+    /** A GGUF file path (the plan is then checked by a llama.cpp dry run), or its header from readGgufMetadata(). */
+    model: string | GgufMetadata;
+    /** Memory for weights, KV cache, compute and output buffers together, in bytes. */
+    budgetBytes: number;
+    /**
+     * 'context': the longest context at `parallel`; 'parallel': the most sequences of minContextSize tokens;
+     * 'quality': the most precise K/V types that give minContextSize. Defaults to `'quality'`.
+     */
+    prefer?: FitPreference;
+    /** Tokens each sequence needs at least. Defaults to `4096`, or the trained context if smaller. */
+    minContextSize?: number;
+    /** Sequences (for 'context' and 'quality'). Defaults to `1`. */
+    parallel?: number;
+    /** Passed on to the estimate. Defaults as for LlamaContext. */
+    batchSize?: number;
+    ubatchSize?: number;
+    /** The model load's `useMmap` (the weights' buffers depend on it). Defaults to `true`. */
+    useMmap?: boolean;
+    /** The model load's `repack` (whether the CPU's extra buffer types copy weights). Defaults to `true`. */
+    repack?: boolean;
+}
+
+/** planFit()'s options. */
+export const planFitSchema = z.strictObject({
+    model: z.union([z.string().min(1), z.custom<GgufMetadata>((v) => typeof v === 'object' && v !== null && 'tensors' in v)], {
+        error: 'a GGUF file path or the result of readGgufMetadata()',
+    }),
+    budgetBytes: z.number({ error: 'a positive number of bytes' }).positive({ error: 'a positive number of bytes' }),
+    prefer: z.enum(['context', 'parallel', 'quality'], { error: "one of 'context', 'parallel', 'quality'" }).optional(),
+    minContextSize: z.number().int().positive({ error: 'a positive integer' }).optional(),
+    parallel: z.number().int().positive({ error: 'a positive integer' }).max(256, { error: 'a positive integer up to 256' }).optional(),
+    batchSize: z.number().int().positive({ error: 'a positive integer' }).optional(),
+    ubatchSize: z.number().int().positive({ error: 'a positive integer' }).optional(),
+    useMmap: z.boolean({ error: 'a boolean' }).optional(),
+    repack: z.boolean({ error: 'a boolean' }).optional(),
+});

@@ -1,0 +1,44 @@
+/** Options of quantizeModel(), and llama.cpp's quantization types by name. */
+import { z } from 'zod';
+
+/** llama.cpp's file types (llama_ftype), by the names llama-quantize uses. */
+export const QUANTIZATION_TYPES = {
+    F32: 0, F16: 1, BF16: 32,
+    Q4_0: 2, Q4_1: 3, Q5_0: 8, Q5_1: 9, Q8_0: 7,
+    Q2_K: 10, Q2_K_S: 21, Q3_K_S: 11, Q3_K_M: 12, Q3_K_L: 13, Q4_K_S: 14, Q4_K_M: 15, Q5_K_S: 16, Q5_K_M: 17, Q6_K: 18,
+    IQ1_S: 24, IQ1_M: 31, IQ2_XXS: 19, IQ2_XS: 20, IQ2_S: 28, IQ2_M: 29, IQ3_XXS: 23, IQ3_XS: 22, IQ3_S: 26, IQ3_M: 27,
+    IQ4_NL: 25, IQ4_XS: 30, TQ1_0: 36, TQ2_0: 37, MXFP4_MOE: 38,
+} as const;
+
+/** A quantization type name, e.g. `'Q4_K_M'`. */
+export type QuantizationType = keyof typeof QUANTIZATION_TYPES;
+
+/** Options of {@link quantizeModel}. */
+export interface QuantizeOptions {
+    /** The GGUF model to quantize. */
+    input: string;
+    /** Where to write the result; written under a temporary name and renamed when complete. Must differ from `input`. */
+    output: string;
+    /** The target type (llama-quantize's names). The IQ1/IQ2 types need an importance matrix, which this API does not take yet. */
+    type: QuantizationType;
+    /** Threads. Defaults to the number of CPUs. */
+    threads?: number;
+    /** Allow re-quantizing tensors that are already quantized (quality loss adds up). Defaults to `false`. */
+    allowRequantize?: boolean;
+    /** Called with the progress in [0, 1], tensor by tensor. */
+    onProgress?: (progress: number) => void;
+    /** Stops between two tensors; the promise rejects with ABORTED and no output is left. */
+    signal?: AbortSignal;
+}
+
+const typeNames = Object.keys(QUANTIZATION_TYPES) as [QuantizationType, ...QuantizationType[]];
+/** quantizeModel()'s options. */
+export const quantizeSchema = z.strictObject({
+    input: z.string({ error: 'a file path (string)' }).min(1, { error: 'a non-empty file path' }),
+    output: z.string({ error: 'a file path (string)' }).min(1, { error: 'a non-empty file path' }),
+    type: z.enum(typeNames, { error: `one of ${typeNames.join(', ')}` }),
+    threads: z.number({ error: 'a positive integer' }).int({ error: 'a positive integer' }).positive({ error: 'a positive integer' }).max(1024, { error: 'at most 1024' }).optional(),
+    allowRequantize: z.boolean({ error: 'a boolean' }).optional(),
+    onProgress: z.custom<(p: number) => void>((v) => typeof v === 'function', { error: 'a function' }).optional(),
+    signal: z.instanceof(AbortSignal, { error: 'an AbortSignal' }).optional(),
+});

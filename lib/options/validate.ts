@@ -1,0 +1,106 @@
+/**
+ * The one validation module: every option schema of the package is built from these
+ * helpers and checked by parseOptions(), so an option error reads the same in every API:
+ * "Expected X for Y but received Z", and "Unknown option "a" for F; did you mean "b"?".
+ */
+import { z } from 'zod';
+import { LlamaConfigError } from '../errors.js';
+
+/** Builders of the shared option types; each error message is what the option expects. */
+export const positiveInt = (what = 'a positive integer') =>
+    z.number({ error: what }).int({ error: what }).positive({ error: what });
+export const nonNegativeInt = (what = 'a non-negative integer') =>
+    z.number({ error: what }).int({ error: what }).nonnegative({ error: what });
+export const bool = () => z.boolean({ error: 'a boolean' });
+export const unitInterval = () =>
+    z.number({ error: 'a number in [0, 1]' }).min(0, { error: 'a number in [0, 1]' }).max(1, { error: 'a number in [0, 1]' });
+export const signal = () => z.instanceof(AbortSignal, { error: 'an AbortSignal' });
+export const fn = <T extends (...args: never[]) => unknown>() =>
+    z.custom<T>((v) => typeof v === 'function', { error: 'a function' });
+export const uint32 = () =>
+    z.number({ error: 'an integer in [0, 4294967295]' }).int({ error: 'an integer in [0, 4294967295]' })
+        .min(0, { error: 'an integer in [0, 4294967295]' }).max(0xffffffff, { error: 'an integer in [0, 4294967295]' });
+
+/** A non-empty file path. */
+export const filePath = () => z.string({ error: 'a file path (string)' }).min(1, { error: 'a non-empty file path' });
+
+/** "one of 'a', 'b'". */
+export const oneOf = (values: readonly string[]) => `one of ${values.map((v) => `'${v}'`).join(', ')}`;
+
+/** What a received value was, for "but received ...". */
+export function describe(value: unknown): string {
+    if (value === undefined) return 'undefined';
+    if (value === null) return 'null';
+    if (typeof value === 'string') return `${JSON.stringify(value.length > 60 ? value.slice(0, 57) + '...' : value)} (string)`;
+    if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return `${String(value)} (${typeof value})`;
+    if (typeof value === 'function') return 'a function';
+    if (Array.isArray(value)) return `an array of length ${value.length}`;
+    const name = (value as object).constructor?.name;
+    return name && name !== 'Object' ? `an instance of ${name}` : 'an object';
+}
+
+function editDistance(a: string, b: string): number {
+    const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
+    for (let i = 1; i <= a.length; i++) {
+        let prev = dp[0];
+        dp[0] = i;
+        for (let j = 1; j <= b.length; j++) {
+            const tmp = dp[j];
+            dp[j] = Math.min(dp[j] + 1, dp[j - 1] + 1, prev + (a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1));
+            prev = tmp;
+        }
+    }
+    return dp[b.length];
+}
+
+/** The known option closest to a misspelled one, if close enough. */
+export function suggest(name: string, known: readonly string[]): string | undefined {
+    let best: string | undefined;
+    let bestDistance = Infinity;
+    for (const candidate of known) {
+        const d = editDistance(name, candidate);
+        if (d < bestDistance) {
+            bestDistance = d;
+            best = candidate;
+        }
+    }
+    return best !== undefined && bestDistance <= Math.max(2, Math.floor(best.length / 3)) ? best : undefined;
+}
+
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+    let value = input;
+    for (const key of path) {
+        if (value === null || typeof value !== 'object') return undefined;
+        value = (value as Record<PropertyKey, unknown>)[key];
+    }
+    return value;
+}
+
+/**
+ * Validates `input` against `schema`; throws a LlamaConfigError whose message lists
+ * each problem as "Expected X for option but received Y".
+ */
+export function parseOptions<S extends z.ZodType>(schema: S, input: unknown, what: string): z.output<S> {
+    if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+        throw new LlamaConfigError(`Expected an options object for ${what} but received ${describe(input)}`);
+    }
+    const result = schema.safeParse(input);
+    if (result.success) return result.data;
+    const known = schema instanceof z.ZodObject ? Object.keys(schema.shape) : [];
+    const paths = new Set<string>();
+    const messages = result.error.issues.map((issue) => {
+        if (issue.code === 'unrecognized_keys') {
+            issue.keys.forEach((key) => paths.add(key));
+            return issue.keys
+                .map((key) => {
+                    const hint = suggest(key, known);
+                    return `Unknown option "${key}" for ${what}${hint ? `; did you mean "${hint}"?` : ''}`;
+                })
+                .join('; ');
+        }
+        const path = issue.path.map(String).join('.');
+        if (path) paths.add(path);
+        return `Expected ${issue.message} for ${path || what} but received ${describe(valueAt(input, issue.path))}`;
+    });
+    throw new LlamaConfigError(messages.join('; '), 'INVALID_CONFIG', [...paths]);
+}
