@@ -48,6 +48,6 @@ try {
     }
 } catch (error) {
     log(`failed: ${error.message}`);
-    log('building from source needs cmake >= 3.18 and a C++17 compiler (g++ or clang++); see README.md');
+    log('building from source needs cmake >= 3.18 and a C++17 compiler (g++ or clang++); see docs/backends.md');
     process.exit(1);
 }

@@ -127,7 +127,8 @@ async function plan(opts: z.output<typeof planFitSchema>, simulator: Simulator |
             choice = { contextSize: pad(minContext, STEP) * best.n, parallel: best.n, k, v, reason: `${best.n} sequences of ${pad(minContext, STEP)} tokens fit with K ${k} / V ${v}; more precise types fit fewer` };
         }
     } else {
-        const cap = pad(trained, STEP) * parallel;
+        // Up to the trained context, or to minContextSize when that asks for more (llama.cpp allows it).
+        const cap = pad(Math.max(trained, minContext), STEP) * parallel;
         for (const [k, v] of ladder) {
             const context = maxContext(parallel, k, v, cap);
             if (context < minContext * parallel) continue;

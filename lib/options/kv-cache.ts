@@ -47,7 +47,7 @@ export const KV_PRESETS = Object.freeze({
     conservative: Object.freeze({ cacheTypeK: 'f16', cacheTypeV: 'f16' }),
     /** q8_0/q8_0: about half the KV memory, usually indistinguishable. */
     balanced: Object.freeze({ cacheTypeK: 'q8_0', cacheTypeV: 'q8_0' }),
-    /** q8_0/q4_0: about 41% of f16; K stays at 8 bits (on LLaMA-class models K is the more sensitive half, see the README). */
+    /** q8_0/q4_0: about 41% of f16; K stays at 8 bits (on LLaMA-class models K is the more sensitive half, see docs/kv-cache.md). */
     aggressive: Object.freeze({ cacheTypeK: 'q8_0', cacheTypeV: 'q4_0' }),
     /** q4_0/q4_0: about 28% of f16; measurable quality loss. */
     extreme: Object.freeze({ cacheTypeK: 'q4_0', cacheTypeV: 'q4_0' }),

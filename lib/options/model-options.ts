@@ -81,7 +81,7 @@ export interface ModelLoadOptions {
      * copies in allocated memory, in another layout, instead of pages of the mapped file
      * shared with other processes; `memoryReport().weights.byBufferType` shows where each
      * went. `false` is llama.cpp's `--no-repack`: every CPU weight stays mapped, at some
-     * speed cost (README, "Memory"). Defaults to `true`.
+     * speed cost (docs/memory.md). Defaults to `true`.
      */
     repack?: boolean;
     /** Lock the weights in RAM (llama.cpp `--mlock`). Defaults to `false`. */

@@ -2,7 +2,11 @@
 // docs/*.md is a complete program importing 'llama-kv' (a signature or a fragment is fenced
 // as another language, e.g. ```text), written in the TypeScript that is also JavaScript (no type
 // annotations or assertions): each runs in its own node process, as .mjs, against the fixture
-// models, with 'model.gguf', 'adapter.gguf' and 'moe.gguf' standing for them. Also: the
+// models, with 'model.gguf', 'adapter.gguf' and 'moe.gguf' standing for them. Every
+// `npx llama-kv` line of a ```sh block runs too (the lines of one block in order, in one
+// folder: a report one line writes is the baseline of the next); a usage line with
+// [optional] parts is fenced as ```text. (`npm` lines are the project's own commands,
+// which CI runs.) Also: the
 // bench table of docs/performance.md is what bench-results/*.json give, every export is in
 // docs/api.md, and every link between the pages resolves.
 import { spawnSync } from 'node:child_process';
@@ -11,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { cli } from '../support/cli.js';
 import { fixtures } from '../support/fixtures.js';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -76,6 +81,47 @@ describe('docs examples', () => {
         expect(r.status).toBe(0);
         expect(r.stdout.length).toBeGreaterThan(0);
     });
+});
+
+/** The `npx llama-kv` lines of the shell blocks: [block, args per line]. */
+const SHELL_LANGUAGES = new Set(['sh', 'bash', 'shell', 'console']);
+const cliBlocks = blocks
+    .filter((b) => SHELL_LANGUAGES.has(b.lang))
+    .map((b) => ({ block: b, lines: b.code.split('\n').map((l) => l.replace(/\s+#.*$/, '').trim()).filter((l) => l.startsWith('npx llama-kv ')) }))
+    .filter((c) => c.lines.length > 0);
+
+/** Splits a command line as a shell would for these examples (words, "double" and 'single' quotes). */
+function shellWords(line: string): string[] {
+    return [...line.matchAll(/"([^"]*)"|'([^']*)'|(\S+)/g)].map((m) => m[1] ?? m[2] ?? m[3]);
+}
+
+/** The files the examples name: fixtures for inputs; outputs land in the example's folder. */
+const CLI_FILES: Record<string, () => string> = {
+    'model.gguf': () => fixtures.f16,
+    'base.gguf': () => fixtures.f16,
+    'model-f16.gguf': () => fixtures.f16,
+    'adapter.gguf': () => fixtures.loraAttn,
+    'other.gguf': () => fixtures.loraFfn,
+};
+
+describe('docs CLI examples', () => {
+    it('there are CLI examples to run, and none is a usage line (those are fenced as text)', () => {
+        expect(cliBlocks.filter((c) => c.block.page === 'README.md').length).toBeGreaterThanOrEqual(1);
+        const usage = cliBlocks.flatMap((c) => c.lines.filter((l) => /\[|<\w/.test(l)).map((l) => `${where(c.block)}: ${l}`));
+        expect(usage).toEqual([]);
+    });
+
+    it.each(cliBlocks.map((c) => [where(c.block), c.lines] as const))('%s runs', (_where, lines) => {
+        const dir = mkdtempSync(join(tmpdir(), 'llama-kv-docs-cli-'));
+        // A prompt set for the examples that read one.
+        writeFileSync(join(dir, 'my-workload.jsonl'), ['{"name":"greeting","text":"Hello, how are you today? I am fine, thank you."}', '{"name":"story","category":"creative","text":"Once upon a time there was a llama."}'].join('\n') + '\n');
+        for (const line of lines) {
+            const args = shellWords(line).slice(2).map((w) => CLI_FILES[w]?.() ?? w);
+            const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 120_000, cwd: dir, env: { ...process.env, LLAMA_KV_CACHE_DIR: fixtures.cacheDir } });
+            expect(r.status, `${line}\n${r.stderr}`).toBe(0);
+            expect(r.stdout.length, line).toBeGreaterThan(0);
+        }
+    }, 300_000);
 });
 
 describe('docs/performance.md', () => {

@@ -61,6 +61,16 @@ describe('planFit', () => {
         expect(plan.settings).toMatchObject({ contextSize: 2048, cacheTypeK: 'f16', cacheTypeV: 'f16' });
     });
 
+    it('a minContextSize above the trained context is planned when it fits, not refused as too little memory', async () => {
+        // tiny-f16 was trained on 2048 tokens; LlamaContext takes 4096 (llama.cpp warns), so the plan may too.
+        for (const prefer of ['quality', 'context'] as const) {
+            const plan = await planFit({ model: fixtures.f16, budgetBytes: 6 * 1024 * MIB, prefer, minContextSize: 4096 });
+            expect(plan.settings.contextSize, prefer).toBe(4096);
+            expect(plan.settings).toMatchObject({ parallel: 1, cacheTypeK: 'f16', cacheTypeV: 'f16' });
+            expect(plan.estimate.total.bytes).toBeLessThanOrEqual(6 * 1024 * MIB);
+        }
+    });
+
     it('an impossible budget is INSUFFICIENT_MEMORY with the shortfall', async () => {
         await expect(planFit({ model: fixtures.f16, budgetBytes: base - 4 * MIB, minContextSize: 2048, ubatchSize })).rejects.toMatchObject({
             code: 'INSUFFICIENT_MEMORY',
