@@ -9,7 +9,7 @@ import { estimateResolved, KV_ONLY_LOAD } from '../memory/estimate.js';
 import { checkContextMemory } from '../memory/guard.js';
 import { defaults, randomSeed } from '../options/defaults.js';
 import { generateOptionsSchema, type GenerateOptions } from '../options/generate-options.js';
-import { parseOptions } from '../options/validate.js';
+import { parseArgument, parseOptions } from '../options/validate.js';
 import { contextOptionsSchema, loraListSchema, type ContextOptionsWithoutModel, type LlamaContextOptions, type LoraUse } from './options.js';
 import { TextStream } from './text-stream.js';
 
@@ -317,13 +317,12 @@ export class LlamaContext {
      */
     setLoras(adapters: readonly LoraUse[]): Promise<void> {
         const stack = captureStack();
-        const parsed = loraListSchema.safeParse(adapters);
-        if (!parsed.success) {
-            const issue = parsed.error.issues[0];
-            const where = issue.path.length > 0 ? `adapters[${issue.path.join('].')}` : 'adapters';
-            return Promise.reject(new LlamaConfigError(`setLoras(): expected ${issue.message} for ${where}`, 'INVALID_ARGUMENT', ['adapters']));
+        let list: LoraUse[];
+        try {
+            list = parseArgument(loraListSchema, adapters, 'adapters');
+        } catch (error) {
+            return Promise.reject(error);
         }
-        const list = parsed.data;
         return this.#enqueue(async () => {
             try {
                 this.#applyLoras(list);

@@ -6,7 +6,6 @@ import { z } from 'zod';
 import { KV_CACHE_TYPES, KV_PRESETS, type FlashAttention, type KvCacheType, type KvPreset } from './kv-cache.js';
 import { bool, oneOf, positiveInt, uint32 } from './validate.js';
 
-const cacheType = () => z.enum(KV_CACHE_TYPES, { error: oneOf(KV_CACHE_TYPES) });
 const FLASH_ATTENTION = ['auto', 'on', 'off'] as const;
 
 /** flashAttention: 'auto' | 'on' | 'off', or true/false for 'on'/'off'. */
@@ -16,7 +15,7 @@ export const flashAttentionOption = () =>
         .transform((v): FlashAttention => (v === true ? 'on' : v === false ? 'off' : v));
 
 /** A K/V cache type name. */
-export const cacheTypeOption = cacheType;
+export const cacheTypeOption = () => z.enum(KV_CACHE_TYPES, { error: oneOf(KV_CACHE_TYPES) });
 
 /** A preset name ('conservative', 'balanced', ...). */
 export const kvPresetOption = () => z.enum(Object.keys(KV_PRESETS) as [KvPreset, ...KvPreset[]], { error: oneOf(Object.keys(KV_PRESETS)) });
@@ -30,8 +29,8 @@ export const contextSettingsShape = {
     threads: positiveInt().optional(),
     threadsBatch: positiveInt().optional(),
     seed: uint32().optional(),
-    cacheTypeK: cacheType().optional(),
-    cacheTypeV: cacheType().optional(),
+    cacheTypeK: cacheTypeOption().optional(),
+    cacheTypeV: cacheTypeOption().optional(),
     kvPreset: kvPresetOption().optional(),
     flashAttention: flashAttentionOption().optional(),
     kvUnified: bool().optional(),

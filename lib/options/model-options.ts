@@ -1,11 +1,11 @@
 /** Options of LlamaModel.load() and of tokenize(). */
 import { z } from 'zod';
-import { bool, fn, nonNegativeInt, signal } from './validate.js';
+import { bool, filePath, fn, nonNegativeInt, signal } from './validate.js';
 
 const GPU_CHOICES = ['auto', 'cuda', 'rocm', 'vulkan', 'metal'] as const;
 
 export const modelLoadOptionsSchema = z.strictObject({
-    path: z.string({ error: 'a file path (string)' }).min(1, { error: 'a non-empty file path' }),
+    path: filePath(),
     gpu: z.union([z.enum(GPU_CHOICES), z.literal(false)], { error: "one of 'auto', 'cuda', 'rocm', 'vulkan', 'metal' or false" }).optional(),
     gpuLayers: z.union([z.number().int().min(-1), z.literal('max'), z.literal('auto')], { error: "an integer >= -1, 'max' or 'auto'" }).optional(),
     devices: z.array(z.string({ error: 'a device name' }).min(1, { error: 'a device name' }), { error: "an array of device names, e.g. ['CUDA0']" }).optional(),

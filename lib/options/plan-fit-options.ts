@@ -1,6 +1,8 @@
 /** Options of planFit(). */
 import { z } from 'zod';
 import type { GgufMetadata } from '../gguf/types.js';
+import { ggufModelOption } from './estimate-options.js';
+import { bool, positiveInt } from './validate.js';
 
 /** What the planner optimises. */
 export type FitPreference = 'context' | 'parallel' | 'quality';
@@ -31,15 +33,13 @@ export interface PlanFitOptions {
 
 /** planFit()'s options. */
 export const planFitSchema = z.strictObject({
-    model: z.union([z.string().min(1), z.custom<GgufMetadata>((v) => typeof v === 'object' && v !== null && 'tensors' in v)], {
-        error: 'a GGUF file path or the result of readGgufMetadata()',
-    }),
+    model: ggufModelOption(),
     budgetBytes: z.number({ error: 'a positive number of bytes' }).positive({ error: 'a positive number of bytes' }),
     prefer: z.enum(['context', 'parallel', 'quality'], { error: "one of 'context', 'parallel', 'quality'" }).optional(),
-    minContextSize: z.number().int().positive({ error: 'a positive integer' }).optional(),
-    parallel: z.number().int().positive({ error: 'a positive integer' }).max(256, { error: 'a positive integer up to 256' }).optional(),
-    batchSize: z.number().int().positive({ error: 'a positive integer' }).optional(),
-    ubatchSize: z.number().int().positive({ error: 'a positive integer' }).optional(),
-    useMmap: z.boolean({ error: 'a boolean' }).optional(),
-    repack: z.boolean({ error: 'a boolean' }).optional(),
+    minContextSize: positiveInt().optional(),
+    parallel: positiveInt('a positive integer up to 256').max(256, { error: 'a positive integer up to 256' }).optional(),
+    batchSize: positiveInt().optional(),
+    ubatchSize: positiveInt().optional(),
+    useMmap: bool().optional(),
+    repack: bool().optional(),
 });

@@ -1,5 +1,6 @@
 /** Options of quantizeModel(), and llama.cpp's quantization types by name. */
 import { z } from 'zod';
+import { bool, filePath, fn, positiveInt, signal } from './validate.js';
 
 /** llama.cpp's file types (llama_ftype), by the names llama-quantize uses. */
 export const QUANTIZATION_TYPES = {
@@ -34,11 +35,11 @@ export interface QuantizeOptions {
 const typeNames = Object.keys(QUANTIZATION_TYPES) as [QuantizationType, ...QuantizationType[]];
 /** quantizeModel()'s options. */
 export const quantizeSchema = z.strictObject({
-    input: z.string({ error: 'a file path (string)' }).min(1, { error: 'a non-empty file path' }),
-    output: z.string({ error: 'a file path (string)' }).min(1, { error: 'a non-empty file path' }),
+    input: filePath(),
+    output: filePath(),
     type: z.enum(typeNames, { error: `one of ${typeNames.join(', ')}` }),
-    threads: z.number({ error: 'a positive integer' }).int({ error: 'a positive integer' }).positive({ error: 'a positive integer' }).max(1024, { error: 'at most 1024' }).optional(),
-    allowRequantize: z.boolean({ error: 'a boolean' }).optional(),
-    onProgress: z.custom<(p: number) => void>((v) => typeof v === 'function', { error: 'a function' }).optional(),
-    signal: z.instanceof(AbortSignal, { error: 'an AbortSignal' }).optional(),
+    threads: positiveInt().max(1024, { error: 'at most 1024' }).optional(),
+    allowRequantize: bool().optional(),
+    onProgress: fn<(p: number) => void>().optional(),
+    signal: signal().optional(),
 });

@@ -104,3 +104,20 @@ export function parseOptions<S extends z.ZodType>(schema: S, input: unknown, wha
     });
     throw new LlamaConfigError(messages.join('; '), 'INVALID_CONFIG', [...paths]);
 }
+
+/**
+ * Validates one argument that is not an options object (e.g. setLoras()'s list); throws a
+ * LlamaConfigError with code INVALID_ARGUMENT in parseOptions()'s wording, the path starting
+ * at the argument's name: "Expected X for adapters.0.lora but received Y".
+ */
+export function parseArgument<S extends z.ZodType>(schema: S, value: unknown, name: string): z.output<S> {
+    const result = schema.safeParse(value);
+    if (result.success) return result.data;
+    const paths = new Set<string>();
+    const messages = result.error.issues.map((issue) => {
+        const path = [name, ...issue.path.map(String)].join('.');
+        paths.add(path);
+        return `Expected ${issue.message} for ${path} but received ${describe(valueAt(value, issue.path))}`;
+    });
+    throw new LlamaConfigError(messages.join('; '), 'INVALID_ARGUMENT', [...paths]);
+}

@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { LlamaConfigError } from '../../lib/errors.js';
+import { calibrate, estimateMemory, LlamaModel, planFit, quantizeModel } from '../../lib/index.js';
 import { contextOptionsSchema } from '../../lib/context/options.js';
 import { generateOptionsSchema } from '../../lib/options/generate-options.js';
 import { modelLoadOptionsSchema } from '../../lib/options/model-options.js';
-import { parseOptions, suggest } from '../../lib/options/validate.js';
+import { parseArgument, parseOptions, suggest } from '../../lib/options/validate.js';
 
 function message(fn: () => unknown): string {
     try {
@@ -59,5 +60,43 @@ describe('option validation', () => {
     it('suggests only close names', () => {
         expect(suggest('batchsize', ['batchSize', 'threads'])).toBe('batchSize');
         expect(suggest('zzzz', ['batchSize', 'threads'])).toBeUndefined();
+    });
+});
+
+describe('one wording in every API', () => {
+    // Each public entry point validates its options before any file or native call: the
+    // same "Expected X for Y but received Z" and the same suggestion for a misspelling.
+    const cases: [string, () => unknown, string][] = [
+        ['LlamaModel.load()', () => LlamaModel.load({ path: 'm.gguf', cpuMoeLayers: '2' } as never), 'Expected a non-negative integer for cpuMoeLayers but received "2" (string)'],
+        ['estimateMemory()', () => estimateMemory({ model: 'm.gguf', parallel: '2' } as never), 'Expected a positive integer for parallel but received "2" (string)'],
+        ['planFit()', () => planFit({ model: 'm.gguf', budgetBytes: 1, minContextSize: '2' } as never), 'Expected a positive integer for minContextSize but received "2" (string)'],
+        ['planFit() parallel', () => planFit({ model: 'm.gguf', budgetBytes: 1, parallel: 1.5 }), 'Expected a positive integer up to 256 for parallel but received 1.5 (number)'],
+        ['quantizeModel()', () => quantizeModel({ input: 'a.gguf', output: 'b.gguf', type: 'Q8_0', threads: '2' } as never), 'Expected a positive integer for threads but received "2" (string)'],
+        ['calibrate()', () => calibrate({ model: {} as never, threads: '2' } as never), 'Expected a positive integer for threads but received "2" (string)'],
+        ['planFit() misspelt', () => planFit({ model: 'm.gguf', budgetBytes: 1, minContextsize: 2 } as never), 'Unknown option "minContextsize" for planFit(); did you mean "minContextSize"?'],
+        ['quantizeModel() misspelt', () => quantizeModel({ input: 'a.gguf', output: 'b.gguf', type: 'Q8_0', threds: 2 } as never), 'Unknown option "threds" for quantizeModel(); did you mean "threads"?'],
+    ];
+
+    it.each(cases)('%s', async (_name, call, expected) => {
+        const error = await Promise.resolve().then(call).then(() => null, (e: unknown) => e);
+        expect(error).toBeInstanceOf(LlamaConfigError);
+        expect((error as LlamaConfigError).code).toBe('INVALID_CONFIG');
+        expect((error as Error).message).toBe(expected);
+    });
+});
+
+describe('parseArgument', () => {
+    it('words an argument error as parseOptions does, with INVALID_ARGUMENT and the path from the argument', () => {
+        const schema = z.array(z.strictObject({ scale: z.number({ error: 'a finite number' }) }), { error: 'an array of { scale }' });
+        let error: unknown;
+        try {
+            parseArgument(schema, [{ scale: 1 }, { scale: '2' }], 'adapters');
+        } catch (e) {
+            error = e;
+        }
+        expect(error).toBeInstanceOf(LlamaConfigError);
+        expect((error as LlamaConfigError).code).toBe('INVALID_ARGUMENT');
+        expect((error as Error).message).toBe('Expected a finite number for adapters.1.scale but received "2" (string)');
+        expect(() => parseArgument(schema, 5, 'adapters')).toThrow('Expected an array of { scale } for adapters but received 5 (number)');
     });
 });
