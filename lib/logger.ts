@@ -70,3 +70,22 @@ function emit(level: Exclude<LogLevel, 'none'>, message: string, filter: boolean
 export function log(level: Exclude<LogLevel, 'none'>, message: string): void {
     emit(level, `llama-kv: ${message}`, true);
 }
+
+/**
+ * A user callback (onProgress) as the operations call it: what it throws never changes the
+ * outcome of the operation, everywhere the same; it is logged once per call as a warning.
+ * @internal
+ */
+export function userCallback<A extends unknown[]>(fn: (...args: A) => void, what: string): (...args: A) => void {
+    let reported = false;
+    return (...args) => {
+        try {
+            fn(...args);
+        } catch (error) {
+            if (!reported) {
+                reported = true;
+                log('warn', `${what} threw (ignored: a callback never changes the outcome): ${(error as Error)?.message ?? String(error)}`);
+            }
+        }
+    };
+}

@@ -16,6 +16,7 @@ const lib = join(root, 'lib');
 /** Layer of each folder of lib/ (and of each file directly in lib/); a module may import its own layer or lower. */
 export const LAYERS = {
     'errors.ts': 0,
+    'warnings.ts': 0,
     // The defaults import nothing of ours, so that every layer (gguf/ too) reads them from one file.
     'options/defaults.ts': 0,
     native: 1,

@@ -9,6 +9,7 @@ import { KV_PRESETS, type FlashAttention, type KvPreset } from '../options/kv-ca
 import { LlamaModel } from '../model/model.js';
 import { calibrateOptionsSchema } from '../options/calibrate-options.js';
 import { defaults } from '../options/defaults.js';
+import { userCallback } from '../logger.js';
 import { parseOptions } from '../options/validate.js';
 import { compareCalibration } from './compare.js';
 import { CALIBRATION_REPORT_VERSION, configLabel, LONG_PROMPT_TOKENS, type BucketScore, type CalibrationConfig, type CalibrationProgress, type CalibrationReport, type CalibrationResult } from './report.js';
@@ -75,6 +76,7 @@ function bucket(b: { kl: number[]; agree: boolean[] }): BucketScore {
  */
 export async function calibrate(options: CalibrateOptions): Promise<CalibrationReport> {
     const opts = parseOptions(calibrateOptionsSchema, options, 'calibrate()');
+    const onProgress = opts.onProgress ? userCallback(opts.onProgress as NonNullable<CalibrateOptions['onProgress']>, 'calibrate() onProgress') : undefined;
     const model = opts.model;
     if (!(model instanceof LlamaModel)) throw new LlamaConfigError('calibrate(): expected a LlamaModel for model', 'INVALID_ARGUMENT', ['model']);
     const signal = opts.signal;
@@ -126,7 +128,7 @@ export async function calibrate(options: CalibrateOptions): Promise<CalibrationR
                         acc.longLast.kl.push(...k.last);
                         acc.longLast.agree.push(...a.last);
                     }
-                    opts.onProgress?.({ configuration: configLabel(config), prompt: prompt.name, done: ++done, total });
+                    onProgress?.({ configuration: configLabel(config), prompt: prompt.name, done: ++done, total });
                 }
                 if (Number.isNaN(referencePerplexity)) referencePerplexity = perplexity(acc.refLogProbs);
                 const ppl = perplexity(acc.logProbs);

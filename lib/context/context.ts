@@ -1,14 +1,15 @@
 import { binding, type NativeContext, type NativeGenerateResult } from '../native/binding.js';
 import { captureStack, fromNative, LlamaAbortError, LlamaConfigError, LlamaDisposedError } from '../errors.js';
 import { log } from '../logger.js';
+import { warning, type LlamaWarning } from '../warnings.js';
 import { resolveContextParams } from '../options/context-params.js';
 import { flashAttentionBackendWarning, type KvCacheType } from '../options/kv-cache.js';
 import { toMemoryReport, type MemoryReport } from '../memory/report.js';
 import { adoptChild, modelGpuLayers, modelPlacement, modelWeightPlacement, nativeModel, toTokenArray, LlamaModel } from '../model/model.js';
 import { estimateResolved, KV_ONLY_LOAD } from '../memory/estimate.js';
 import { checkContextMemory } from '../memory/guard.js';
-import { defaults, randomSeed } from '../options/defaults.js';
-import { generateOptionsSchema, type GenerateOptions } from '../options/generate-options.js';
+import { defaults, randomSeed, requestSeed } from '../options/defaults.js';
+import { generateOptionsSchema, signalOptionsSchema, type GenerateOptions } from '../options/generate-options.js';
 import { parseArgument, parseOptions } from '../options/validate.js';
 import { contextOptionsSchema, loraListSchema, type ContextOptionsWithoutModel, type LlamaContextOptions, type LoraUse } from './options.js';
 import { TextStream } from './text-stream.js';
@@ -32,8 +33,10 @@ export interface ContextConfig {
     ubatchSize: number;
     threads: number;
     threadsBatch: number;
-    /** Default sampling seed of this context. */
-    seed: number;
+    /** The context's `seed` option: its requests use seed + request index (see {@link GenerateOptions.seed}); `null`: a fresh random seed per request. */
+    seed: number | null;
+    /** What is allowed but probably not meant (contextSize above the trained context, a batch cut by a tiny contextSize, ...), also logged at 'warn'. */
+    warnings: readonly LlamaWarning[];
 }
 
 /** One generated token and the text it completes. */
@@ -48,7 +51,7 @@ export interface GeneratedToken {
 }
 
 /** Why generation ended. */
-export type FinishReason = 'eos' | 'stop' | 'length' | 'abort';
+export type FinishReason = 'eos' | 'stop' | 'length' | 'contextFull' | 'abort';
 
 /** Result of {@link LlamaContext.complete}. */
 export interface CompletionResult {
@@ -56,8 +59,10 @@ export interface CompletionResult {
     text: string;
     /** Every sampled token (including those that formed a stop string; not the end-of-generation token). */
     tokens: number[];
-    /** 'eos': the model ended; 'stop': a stop string matched; 'length': maxTokens or the context is full; 'abort': aborted. */
+    /** 'eos': the model ended; 'stop': a stop string matched; 'length': maxTokens were generated; 'contextFull': the context (its sequence's share) has no room for another token; 'abort': aborted. */
     finishReason: FinishReason;
+    /** The sampling seed this request used: pass it as `seed` to reproduce the answer (same model, prompt, options and context state). */
+    seed: number;
     timings: {
         /** Tokens in the prompt. */
         promptTokens: number;
@@ -117,7 +122,11 @@ let nextContextId = 0;
 export class LlamaContext {
     #native: NativeContext | null;
     readonly #model: LlamaModel;
-    readonly #seed: number;
+    readonly #seed: number | null;
+    /** generate()/complete() calls so far: the index of the next request. */
+    #requests = 0;
+    readonly #exitRef: WeakRef<NativeContext>;
+    readonly #warnings: readonly LlamaWarning[];
     readonly #release: () => void;
     #queue: Promise<unknown> = Promise.resolve();
     #loras: readonly Readonly<LoraUse>[] = Object.freeze([]);
@@ -131,8 +140,9 @@ export class LlamaContext {
         const resolved = resolveContextParams(opts, model.metadata);
         const { kv, native: params } = resolved;
         if (opts.checkMemory ?? defaults.context.checkMemory) checkContextFits(model, resolved);
-        const warning = flashAttentionBackendWarning(kv, binding().backendInfo(false), params.offloadKqv && modelGpuLayers(model) !== 0);
-        if (warning) log('warn', warning);
+        const warnings = [...resolved.warnings];
+        const fa = flashAttentionBackendWarning(kv, binding().backendInfo(false), params.offloadKqv && modelGpuLayers(model) !== 0);
+        if (fa) warnings.push(warning('FLASH_ATTENTION_KV_PAIR', fa, ['cacheTypeK', 'cacheTypeV', 'flashAttention']));
         let created: NativeContext | undefined;
         try {
             created = new (binding().NativeContext)(native, params);
@@ -144,10 +154,12 @@ export class LlamaContext {
             throw fromNative(error, captureStack());
         }
         this.#native = created;
-        trackForExit(created);
+        this.#exitRef = trackForExit(created);
+        this.#warnings = Object.freeze(warnings);
+        for (const w of warnings) log('warn', w.message);
         this.#loras = Object.freeze((opts.loras ?? []).map(({ lora, scale }) => Object.freeze({ lora, scale })));
         this.#model = model;
-        this.#seed = opts.seed ?? randomSeed();
+        this.#seed = opts.seed ?? null;
         this.#release = adoptChild(model, this);
     }
 
@@ -176,6 +188,7 @@ export class LlamaContext {
             threads: c.threads,
             threadsBatch: c.threadsBatch,
             seed: this.#seed,
+            warnings: this.#warnings,
         };
     }
 
@@ -195,19 +208,34 @@ export class LlamaContext {
 
     /**
      * Decodes `tokens` (reusing the longest prefix already in the cache) and returns
-     * the logits of the last position, one float per vocabulary entry.
+     * the logits of the last position, one float per vocabulary entry. `signal` stops the
+     * decode between two batches: the promise then rejects with ABORTED.
      */
-    evaluate(tokens: ArrayLike<number>): Promise<Float32Array> {
+    evaluate(tokens: ArrayLike<number>, options: { signal?: AbortSignal } = {}): Promise<Float32Array> {
         const stack = captureStack();
-        const ids = toTokenArray(tokens);
+        let ids: Int32Array;
+        let signal: AbortSignal | undefined;
+        try {
+            ids = toTokenArray(tokens);
+            signal = parseOptions(signalOptionsSchema, options, 'evaluate()').signal;
+        } catch (error) {
+            return Promise.reject(error);
+        }
         return this.#enqueue(async () => {
+            if (signal?.aborted) throw new LlamaAbortError('evaluate() was aborted before it started');
+            const native = this.#requireNative();
+            const abort = () => native.abort();
+            signal?.addEventListener('abort', abort, { once: true });
             try {
-                return await this.#requireNative().evaluate(ids);
+                return await native.evaluate(ids);
             } catch (error) {
                 const e = fromNative(error, stack);
+                if (e.code === 'ABORTED' && signal?.aborted) throw new LlamaAbortError(undefined, { cause: e });
                 // Aborted because the context (or its model) was disposed meanwhile.
                 if (e.code === 'ABORTED' && this.#native === null) throw new LlamaDisposedError('context');
                 throw e;
+            } finally {
+                signal?.removeEventListener('abort', abort);
             }
         });
     }
@@ -343,7 +371,7 @@ export class LlamaContext {
         const native = this.#native;
         this.#native = null;
         this.#release();
-        liveContexts.delete(native);
+        untrackForExit(this.#exitRef);
         native.dispose();
     }
 
@@ -371,6 +399,7 @@ export class LlamaContext {
     #start(prompt: Prompt, options: GenerateOptions) {
         const stack = captureStack();
         const opts = parseOptions(generateOptionsSchema, options, 'generate()');
+        const index = this.#requests++;
         const promptInput = typeof prompt === 'string' ? prompt : toTokenArray(prompt);
         const stops = opts.stop === undefined ? [] : typeof opts.stop === 'string' ? [opts.stop] : opts.stop;
         const request = {
@@ -384,7 +413,7 @@ export class LlamaContext {
             minP: opts.minP ?? defaults.generate.minP,
             repeatPenalty: opts.repeatPenalty ?? defaults.generate.repeatPenalty,
             repeatLastN: opts.repeatLastN ?? defaults.generate.repeatLastN,
-            seed: opts.seed ?? this.#seed,
+            seed: opts.seed ?? (this.#seed === null ? randomSeed() : requestSeed(this.#seed, index)),
             stop: stops,
         };
         const signal = opts.signal;
@@ -439,6 +468,7 @@ export class LlamaContext {
                     text: stream.fullText(raw.stopOffset),
                     tokens,
                     finishReason: raw.finishReason,
+                    seed: request.seed,
                     timings: {
                         promptTokens: raw.promptTokens,
                         reusedTokens: raw.reusedTokens,
@@ -517,15 +547,27 @@ function checkContextFits(model: LlamaModel, resolved: ReturnType<typeof resolve
  * Contexts not yet disposed. On process.exit() Node joins its threadpool, which waits for
  * every native decode in flight, and runs no cleanup hook that would abort them first: a
  * generation would hold the exit until it ended. The 'exit' handler aborts them instead.
+ * Held weakly: a context that nobody references (and no native work holds) is the GC's to
+ * free, with its model (the native objects hold their model, so the order is always right).
  */
-const liveContexts = new Set<NativeContext>();
+const liveContexts = new Set<WeakRef<NativeContext>>();
+const forgetContext = new FinalizationRegistry<WeakRef<NativeContext>>((ref) => liveContexts.delete(ref));
 let exitHook = false;
 
-function trackForExit(native: NativeContext): void {
-    liveContexts.add(native);
-    if (exitHook) return;
-    exitHook = true;
-    process.once('exit', () => {
-        for (const c of liveContexts) c.abort();
-    });
+function trackForExit(native: NativeContext): WeakRef<NativeContext> {
+    const ref = new WeakRef(native);
+    liveContexts.add(ref);
+    forgetContext.register(native, ref, ref);
+    if (!exitHook) {
+        exitHook = true;
+        process.once('exit', () => {
+            for (const c of liveContexts) c.deref()?.abort();
+        });
+    }
+    return ref;
+}
+
+function untrackForExit(ref: WeakRef<NativeContext>): void {
+    liveContexts.delete(ref);
+    forgetContext.unregister(ref);
 }

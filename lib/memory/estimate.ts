@@ -4,7 +4,7 @@
  * llama.cpp to dry-run every allocation without reading the weights (`simulate`).
  */
 import { binding, type NativeBinding, type NativeModel } from '../native/binding.js';
-import { resolveContextParams } from '../options/context-params.js';
+import { CONTEXT_PADDING, resolveContextParams } from '../options/context-params.js';
 import { captureStack, fromNative, LlamaConfigError } from '../errors.js';
 import { readGgufMetadata } from '../gguf/reader.js';
 import { type GgufMetadata } from '../gguf/types.js';
@@ -14,6 +14,7 @@ import { isExpertTensor, toMemoryReport, type DeviceMemory, type MemoryComponent
 import { modelFactsFromGguf, type HeaderModelFacts } from './model-facts.js';
 import { estimateOptionsSchema, type EstimateOptions } from '../options/estimate-options.js';
 import { defaults } from '../options/defaults.js';
+import type { LlamaWarning } from '../warnings.js';
 import { parseOptions } from '../options/validate.js';
 import { CPU_BUFFER_TYPE, CPU_MAPPED_BUFFER_TYPE, CPU_TENSOR_ALIGNMENT, firstMisalignedTensor, mappedFromDryRun, mappedRange, summarize, weightCopyCandidates, type WeightBuffer, type WeightsMemory } from './weight-buffers.js';
 
@@ -51,6 +52,8 @@ export interface MemoryEstimate {
     devices: Omit<DeviceMemory, 'freeBytes' | 'totalBytes'>[];
     /** Caveats, e.g. why a figure is approximate. */
     notes: string[];
+    /** What LlamaContext would warn about for these options (e.g. contextSize above the trained context): see {@link LlamaWarning}. */
+    warnings: LlamaWarning[];
 }
 
 /** `n` rounded up to a multiple of `to`. @internal */
@@ -140,12 +143,12 @@ export function weightLoad(load: { useMmap: boolean; repack: boolean }): WeightL
 /** Header-level estimate for already parsed options. Throws the same errors as LlamaContext. @internal */
 export function estimateFromHeader(gguf: GgufMetadata, facts: HeaderModelFacts, options: EstimateContextOptions, load: WeightLoad): MemoryEstimate {
     const resolved = resolveContextParams(options, facts);
-    return headerEstimate(gguf, facts, resolved.native, resolved.kv, load);
+    return { ...headerEstimate(gguf, facts, resolved.native, resolved.kv, load), warnings: resolved.warnings };
 }
 
 /** Header-level estimate for parameters already resolved by resolveContextParams. @internal */
 export function estimateResolved(gguf: GgufMetadata, facts: HeaderModelFacts, resolved: ReturnType<typeof resolveContextParams>, load: WeightLoad): MemoryEstimate {
-    return headerEstimate(gguf, facts, resolved.native, resolved.kv, load);
+    return { ...headerEstimate(gguf, facts, resolved.native, resolved.kv, load), warnings: resolved.warnings };
 }
 
 /** A model loaded by llama.cpp for dry runs (no weights read), for many estimates. @internal */
@@ -183,9 +186,10 @@ export async function openSimulator(
     const mappable = firstMisalignedTensor(gguf) === undefined;
     return {
         run(options, facts, run = {}) {
-            const params = resolveContextParams(options, facts).native;
+            const resolved = resolveContextParams(options, facts);
+            const params = resolved.native;
             try {
-                const estimate = simulateEstimate(native, model, params, { placement, gguf });
+                const estimate = { ...simulateEstimate(native, model, params, { placement, gguf }), warnings: resolved.warnings };
                 return (run.useMmap ?? defaults.model.useMmap) && mappable ? asMapped(estimate, placement, gguf) : estimate;
             } catch (error) {
                 throw fromNative(error, stack);
@@ -211,8 +215,7 @@ function asMapped(estimate: MemoryEstimate, placement: ReturnType<NativeModel['w
     return { ...estimate, weights, total: { bytes: estimate.total.bytes + delta } };
 }
 
-/** llama.cpp pads the context to a multiple of this many cells (per sequence unless kvUnified). */
-export const CONTEXT_PADDING = 256;
+export { CONTEXT_PADDING };
 
 /** llama.cpp's context padding (llama_context constructor): cells in total and per stream. */
 export function paddedContext(contextSize: number, parallel: number, kvUnified: boolean): { total: number; perStream: number } {
@@ -253,7 +256,7 @@ function headerWeights(gguf: GgufMetadata, load: WeightLoad): { weights: Weights
     return { weights: summarize(buffers), exact: false, note };
 }
 
-function headerEstimate(gguf: GgufMetadata, facts: HeaderModelFacts, p: NativeParams, kv: ResolvedKvConfig, load: WeightLoad): MemoryEstimate {
+function headerEstimate(gguf: GgufMetadata, facts: HeaderModelFacts, p: NativeParams, kv: ResolvedKvConfig, load: WeightLoad): Omit<MemoryEstimate, 'warnings'> {
     const ctx = paddedContext(p.contextSize, p.sequences, p.kvUnified);
     const { cacheTypeK: typeK, cacheTypeV: typeV } = kv;
     // On the CPU every K/V type has a flash-attention kernel, so llama.cpp's 'auto' resolves to on.
@@ -302,7 +305,7 @@ function headerEstimate(gguf: GgufMetadata, facts: HeaderModelFacts, p: NativePa
     };
 }
 
-function simulateEstimate(native: NativeBinding, model: NativeModel, p: NativeParams, header: Parameters<typeof toMemoryReport>[1]): MemoryEstimate {
+function simulateEstimate(native: NativeBinding, model: NativeModel, p: NativeParams, header: Parameters<typeof toMemoryReport>[1]): Omit<MemoryEstimate, 'warnings'> {
     const ctx = new native.NativeContext(model, p);
     try {
         const config = ctx.config();

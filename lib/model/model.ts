@@ -1,6 +1,7 @@
 import { binding, type NativeModel } from '../native/binding.js';
 import { cpuExtraBufferTypes } from '../backends/backends.js';
-import { log } from '../logger.js';
+import { log, userCallback } from '../logger.js';
+import { warning, type LlamaWarning } from '../warnings.js';
 import {
     captureStack,
     fromNative,
@@ -27,7 +28,7 @@ export interface ModelChild {
 
 let nativeOf: (model: LlamaModel) => NativeModel;
 let placementOf: (model: LlamaModel) => ModelPlacement;
-let childrenOf: (model: LlamaModel) => Set<ModelChild>;
+let childrenOf: (model: LlamaModel) => Set<WeakRef<ModelChild>>;
 
 /**
  * A GGUF model loaded by llama.cpp. Create with {@link LlamaModel.load}; free with
@@ -35,7 +36,8 @@ let childrenOf: (model: LlamaModel) => Set<ModelChild>;
  */
 export class LlamaModel {
     #native: NativeModel | null;
-    readonly #children = new Set<ModelChild>();
+    /** Held weakly: a context or adapter nobody references is the GC's to free (its native part holds the model). */
+    readonly #children = new Set<WeakRef<ModelChild>>();
     readonly #placement: ModelPlacement;
     /** Path the model was loaded from. */
     readonly path: string;
@@ -65,15 +67,21 @@ export class LlamaModel {
         const gguf = await inspectFile(opts.path);
         if (opts.isolation === 'process') await inspectModel(opts.path);
         if (opts.signal?.aborted) throw new LlamaAbortError('Model loading was aborted before it started');
-        const placement = resolvePlacement(opts, gguf.kv);
+        const warnings: LlamaWarning[] = [];
+        const placement = resolvePlacement(opts, gguf.kv, warnings);
         // ggml asserts that memory-mapped tensor data sits at 32-byte boundaries (a file
         // whose general.alignment is 1 or 8 would abort the process): read such a file.
         let useMmap = opts.useMmap ?? defaults.model.useMmap;
         const misaligned = firstMisalignedTensor(gguf);
         if (useMmap && misaligned) {
             useMmap = false;
-            log('warn', `${opts.path}: tensor ${misaligned.name} is not at a ${CPU_TENSOR_ALIGNMENT}-byte boundary of the file (general.alignment ${gguf.alignment}); loading without mmap`);
+            warnings.push(warning(
+                'MMAP_MISALIGNED',
+                `${opts.path}: tensor ${misaligned.name} is not at a ${CPU_TENSOR_ALIGNMENT}-byte boundary of the file (general.alignment ${gguf.alignment}); loading without mmap`,
+                ['useMmap'],
+            ));
         }
+        logModelWarnings(warnings);
         const vocabOnly = opts.vocabOnly ?? defaults.model.vocabOnly;
         const repack = opts.repack ?? defaults.model.repack;
         if (!vocabOnly && (opts.checkMemory ?? defaults.model.checkMemory)) {
@@ -97,7 +105,7 @@ export class LlamaModel {
                     vocabOnly,
                     checkTensors: opts.checkTensors ?? defaults.model.checkTensors,
                 },
-                opts.onProgress ? safeCallback(opts.onProgress) : undefined,
+                opts.onProgress ? userCallback(opts.onProgress, 'LlamaModel.load() onProgress') : undefined,
             ),
         );
         const onAbort = () => abort();
@@ -111,12 +119,21 @@ export class LlamaModel {
                 useMmap,
                 repack,
                 weights: null,
+                warnings: Object.freeze(warnings),
             });
         } catch (error) {
             throw fromNative(error, stack);
         } finally {
             opts.signal?.removeEventListener('abort', onAbort);
         }
+    }
+
+    /**
+     * What the load allowed but probably not as meant: gpu 'auto' found no GPU (`NO_GPU`), a file
+     * that could not be memory-mapped (`MMAP_MISALIGNED`). Also logged at 'warn' (NO_GPU once per process).
+     */
+    get warnings(): readonly LlamaWarning[] {
+        return this.#placement.warnings;
     }
 
     /** Whether {@link dispose} was called. */
@@ -189,7 +206,7 @@ export class LlamaModel {
     /** Disposes the model's contexts, then frees the weights. Idempotent. */
     dispose(): void {
         if (this.#native === null) return;
-        for (const child of [...this.#children]) child.dispose();
+        for (const child of [...this.#children]) child.deref()?.dispose();
         this.#children.clear();
         const native = this.#native;
         this.#native = null;
@@ -235,11 +252,32 @@ export function modelGpuLayers(model: LlamaModel): number {
     return placementOf(model).gpuLayers;
 }
 
+let warnedNoGpu = false;
+
+/** Logs a load's warnings; 'auto''s CPU fallback once per process, as most machines have no GPU. */
+function logModelWarnings(warnings: readonly LlamaWarning[]): void {
+    for (const w of warnings) {
+        if (w.code === 'NO_GPU') {
+            if (warnedNoGpu) continue;
+            warnedNoGpu = true;
+        }
+        log('warn', w.message);
+    }
+}
+
+/** Drops the entry of a child that the GC collected without dispose(). */
+const forgetChild = new FinalizationRegistry<{ children: Set<WeakRef<ModelChild>>; ref: WeakRef<ModelChild> }>(({ children, ref }) => children.delete(ref));
+
 /** Registers a child (a context) that the model disposes first. @internal */
 export function adoptChild(model: LlamaModel, child: ModelChild): () => void {
     const children = childrenOf(model);
-    children.add(child);
-    return () => children.delete(child);
+    const ref = new WeakRef(child);
+    children.add(ref);
+    forgetChild.register(child, { children, ref }, ref);
+    return () => {
+        children.delete(ref);
+        forgetChild.unregister(ref);
+    };
 }
 
 /** Converts token ids to an Int32Array, checking they are 32-bit integers. @internal */
@@ -276,14 +314,5 @@ function call<T>(fn: () => T): T {
     }
 }
 
-function safeCallback(fn: (progress: number) => void): (progress: number) => void {
-    return (progress) => {
-        try {
-            fn(progress);
-        } catch {
-            // A throwing progress callback must not break the load.
-        }
-    };
-}
 
 

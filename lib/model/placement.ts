@@ -3,26 +3,24 @@ import type { NativeLoadParams } from '../native/binding.js';
 import { chooseGpu, listBackends } from '../backends/backends.js';
 import { LlamaConfigError } from '../errors.js';
 import type { GgufMetadata, GgufValue } from '../gguf/types.js';
-import { log } from '../logger.js';
+import { warning, type LlamaWarning } from '../warnings.js';
 import { modelFactsFromGguf, type HeaderModelFacts } from '../memory/model-facts.js';
 import type { WeightPlacement } from '../memory/weight-buffers.js';
 import { defaults } from '../options/defaults.js';
 import type { ModelLoadOptions } from '../options/model-options.js';
 
-let warnedNoGpu = false;
-
-
 /**
  * The devices, layers and tensor overrides of a load, from its gpu options: see
- * {@link ModelLoadOptions.gpu}. Logs 'auto''s CPU fallback once per process.
+ * {@link ModelLoadOptions.gpu}. 'auto''s CPU fallback goes to `warnings`.
  * @internal
  */
-export function resolvePlacement(opts: ModelLoadOptions, gguf: Record<string, GgufValue>): Pick<NativeLoadParams, 'gpuLayers' | 'devices' | 'tensorSplit' | 'tensorOverrides'> {
+export function resolvePlacement(
+    opts: ModelLoadOptions,
+    gguf: Record<string, GgufValue>,
+    warnings: LlamaWarning[],
+): Pick<NativeLoadParams, 'gpuLayers' | 'devices' | 'tensorSplit' | 'tensorOverrides'> {
     const choice = chooseGpu(listBackends(), opts.gpu ?? defaults.model.gpu, opts.devices);
-    if (choice.warning && !warnedNoGpu) {
-        warnedNoGpu = true;
-        log('warn', choice.warning);
-    }
+    if (choice.warning) warnings.push(warning('NO_GPU', choice.warning, ['gpu']));
     const requested = opts.gpuLayers ?? defaults.model.gpuLayers;
     if (opts.gpu === false && typeof requested === 'number' && requested > 0) {
         throw new LlamaConfigError(`gpuLayers: ${requested} needs a GPU, but gpu is false: remove gpuLayers or choose a gpu`, 'INVALID_CONFIG', ['gpuLayers', 'gpu']);
@@ -67,6 +65,8 @@ export interface ModelPlacement {
     repack: boolean;
     /** Where each weight went, read from llama.cpp on first use (it does not change after the load). */
     weights: WeightPlacement | null;
+    /** The load's warnings (model.warnings). */
+    warnings: readonly LlamaWarning[];
 }
 
 /** The estimator's facts from a header, or null when it does not understand it. @internal */

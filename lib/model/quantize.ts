@@ -9,6 +9,7 @@ import { resolve } from 'node:path';
 import { binding } from '../native/binding.js';
 import { captureStack, fromNative, LlamaAbortError, LlamaConfigError } from '../errors.js';
 import { inspectFile } from './inspect-file.js';
+import { userCallback } from '../logger.js';
 import { defaults } from '../options/defaults.js';
 import { parseOptions } from '../options/validate.js';
 import { QUANTIZATION_TYPES, quantizeSchema, type QuantizationType, type QuantizeOptions } from '../options/quantize-options.js';
@@ -45,15 +46,7 @@ export async function quantizeModel(options: QuantizeOptions): Promise<QuantizeR
         opts.input,
         tmp,
         { ftype: QUANTIZATION_TYPES[opts.type], threads: opts.threads ?? defaults.quantize.threads(), allowRequantize: opts.allowRequantize ?? defaults.quantize.allowRequantize },
-        onProgress
-            ? (p) => {
-                  try {
-                      onProgress(p);
-                  } catch {
-                      // a throwing progress callback must not break the quantization
-                  }
-              }
-            : undefined,
+        onProgress ? userCallback(onProgress, 'quantizeModel() onProgress') : undefined,
     );
     const onAbort = () => abort();
     opts.signal?.addEventListener('abort', onAbort, { once: true });

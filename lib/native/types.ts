@@ -98,7 +98,7 @@ export interface NativeGenerateRequest {
 }
 
 export interface NativeGenerateResult {
-    finishReason: 'eos' | 'stop' | 'length' | 'abort';
+    finishReason: 'eos' | 'stop' | 'length' | 'contextFull' | 'abort';
     promptTokens: number;
     reusedTokens: number;
     promptMs: number;

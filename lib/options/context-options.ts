@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { KV_CACHE_TYPES, KV_PRESETS, type FlashAttention, type KvCacheType, type KvPreset } from './kv-cache.js';
-import { bool, oneOf, positiveInt, uint32 } from './validate.js';
+import { bool, oneOf, positiveInt, samplingSeed } from './validate.js';
 
 const FLASH_ATTENTION = ['auto', 'on', 'off'] as const;
 
@@ -28,7 +28,7 @@ export const contextSettingsShape = {
     parallel: positiveInt().optional(),
     threads: positiveInt().optional(),
     threadsBatch: positiveInt().optional(),
-    seed: uint32().optional(),
+    seed: samplingSeed().optional(),
     cacheTypeK: cacheTypeOption().optional(),
     cacheTypeV: cacheTypeOption().optional(),
     kvPreset: kvPresetOption().optional(),
@@ -107,6 +107,9 @@ export interface ContextSettings {
     threads?: number;
     /** Threads for prompt processing (llama.cpp `--threads-batch`). Defaults to `threads`. */
     threadsBatch?: number;
-    /** Default sampling seed for this context's generations. Defaults to a random seed. */
+    /**
+     * Makes the context's requests reproducible in order: request n (0, 1, ... in call order) samples with
+     * seed + n unless it has its own `seed`. Defaults to none: every request draws a fresh random seed.
+     */
     seed?: number;
 }

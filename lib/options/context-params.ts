@@ -8,9 +8,12 @@ import { availableParallelism } from 'node:os';
 import type { NativeContextParams } from '../native/binding.js';
 import { LlamaConfigError } from '../errors.js';
 import { KV_CACHE_TYPE_INFO, resolveKvConfig, type KvModelFacts, type ResolvedKvConfig } from './kv-cache.js';
-import { log } from '../logger.js';
+import { warning, type LlamaWarning } from '../warnings.js';
 import { defaults } from './defaults.js';
 import type { ContextSettings } from './context-options.js';
+
+/** llama.cpp pads the context to a multiple of this many cells (per sequence unless kvUnified). */
+export const CONTEXT_PADDING = 256;
 
 /** llama_flash_attn_type values. */
 const flashAttentionCodes = { auto: -1, off: 0, on: 1 } as const;
@@ -19,6 +22,8 @@ const flashAttentionCodes = { auto: -1, off: 0, on: 1 } as const;
 export interface ResolvedContextParams {
     kv: ResolvedKvConfig;
     native: NativeContextParams;
+    /** What is allowed but probably not meant (not logged here: the caller returns and logs them). */
+    warnings: LlamaWarning[];
 }
 
 export function resolveContextParams(
@@ -48,15 +53,29 @@ export function resolveContextParams(
         );
     }
     const kv = resolveKvConfig(opts, model, defaults.context);
+    const warnings: LlamaWarning[] = [];
     if (trained > 0 && contextSize > trained) {
-        log('warn', `contextSize ${contextSize} is larger than the model's trained context (${trained}); quality may degrade past it`);
+        warnings.push(warning('CONTEXT_ABOVE_TRAINED', `contextSize ${contextSize} is larger than the model's trained context (${trained}); quality may degrade past it`, ['contextSize']));
+    }
+    // llama.cpp sets n_batch = min(contextSize, batchSize) before it pads the context to a multiple of 256.
+    const padded = Math.ceil(contextSize / CONTEXT_PADDING) * CONTEXT_PADDING;
+    if (contextSize < batchSize && contextSize < padded) {
+        warnings.push(warning(
+            'BATCH_CLAMPED',
+            `contextSize ${contextSize} limits the batch to ${contextSize} tokens (llama.cpp caps batchSize at the contextSize asked for, then pads the context to ${padded}): ` +
+                `prompts are decoded ${contextSize} at a time; ask for contextSize ${padded}, which costs no more memory`,
+            ['contextSize', 'batchSize'],
+        ));
     }
     const threads = opts.threads ?? defaults.context.threads();
     const cpus = availableParallelism();
     for (const [name, n] of [['threads', threads], ['threadsBatch', opts.threadsBatch ?? threads]] as const) {
-        if (n > cpus) log('warn', `${name} ${n} is more than the ${cpus} CPUs available: ggml's threads wait on each other at every step, so decoding will be slower, not faster; use at most ${cpus}`);
+        if (n > cpus) {
+            warnings.push(warning('THREADS_ABOVE_CPUS', `${name} ${n} is more than the ${cpus} CPUs available: ggml's threads wait on each other at every step, so decoding will be slower, not faster; use at most ${cpus}`, [name]));
+        }
     }
     return {
+        warnings,
         kv,
         native: {
             contextSize,

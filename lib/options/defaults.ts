@@ -54,7 +54,12 @@ export const defaults = {
     demo: { dir: () => process.env.LLAMA_KV_CACHE_DIR || join(homedir(), '.cache', 'llama-kv', 'models') },
 } as const;
 
-/** A random 32-bit seed. */
+/** A random sampling seed in [0, 0xFFFFFFFE] (0xFFFFFFFF is llama.cpp's "random", not a seed). */
 export function randomSeed(): number {
     return Math.floor(Math.random() * 0xffffffff);
+}
+
+/** The seed of a context's request `index` (0, 1, ...) when the context has a seed: seed + index, wrapping below 0xFFFFFFFF. */
+export function requestSeed(contextSeed: number, index: number): number {
+    return (contextSeed + index) % 0xffffffff;
 }

@@ -1,6 +1,6 @@
 /** Options of generate() and complete(). */
 import { z } from 'zod';
-import { bool, nonNegativeInt, signal, uint32, unitInterval } from './validate.js';
+import { bool, nonNegativeInt, samplingSeed, signal, unitInterval } from './validate.js';
 
 const stopSchema = z.union([z.string(), z.array(z.string())], { error: 'a string or an array of strings' });
 
@@ -12,7 +12,7 @@ export const generateOptionsSchema = z.strictObject({
     minP: unitInterval().optional(),
     repeatPenalty: z.number({ error: 'a number > 0' }).positive({ error: 'a number > 0' }).optional(),
     repeatLastN: nonNegativeInt().optional(),
-    seed: uint32().optional(),
+    seed: samplingSeed().optional(),
     stop: stopSchema.optional(),
     signal: signal().optional(),
     addSpecial: bool().optional(),
@@ -35,7 +35,12 @@ export interface GenerateOptions {
     repeatPenalty?: number;
     /** How many recent tokens the repeat penalty looks at (llama.cpp `--repeat-last-n`). Defaults to `64`. */
     repeatLastN?: number;
-    /** Sampling seed. Defaults to the context's seed. */
+    /**
+     * Sampling seed: the same seed, model, prompt, options and cache state give the same text. Defaults to
+     * a fresh random seed per request, or, when the context has a `seed`, to that seed plus the request's
+     * index on the context (0 for its first generate()/complete(), 1 for the next, ...). The result's
+     * `seed` says which was used.
+     */
     seed?: number;
     /** Stop when the generated text contains one of these strings; it is not included in the text. Defaults to none. */
     stop?: string | string[];
@@ -46,3 +51,8 @@ export interface GenerateOptions {
     /** For a text prompt: parse special tokens such as `<s>` written in the text. Defaults to `false`. */
     parseSpecial?: boolean;
 }
+
+/** `{ signal? }`: the options of the calls that only take an AbortSignal (evaluate()). */
+export const signalOptionsSchema = z.strictObject({
+    signal: signal().optional(),
+});

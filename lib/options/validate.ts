@@ -21,6 +21,11 @@ export const uint32 = () =>
     z.number({ error: 'an integer in [0, 4294967295]' }).int({ error: 'an integer in [0, 4294967295]' })
         .min(0, { error: 'an integer in [0, 4294967295]' }).max(0xffffffff, { error: 'an integer in [0, 4294967295]' });
 
+/** A sampling seed: 0xFFFFFFFF is llama.cpp's LLAMA_DEFAULT_SEED, which means "random" to its sampler, so it is not a seed. */
+export const samplingSeed = () =>
+    z.number({ error: 'an integer in [0, 4294967294]' }).int({ error: 'an integer in [0, 4294967294]' })
+        .min(0, { error: 'an integer in [0, 4294967294]' }).max(0xfffffffe, { error: 'an integer in [0, 4294967294]' });
+
 /** A non-empty file path. */
 export const filePath = () => z.string({ error: 'a file path (string)' }).min(1, { error: 'a non-empty file path' });
 

@@ -149,7 +149,7 @@ class generate_worker : public Napi::AsyncProgressQueueWorker<token_event> {
                 break;
             }
             if (state_->cached.size() >= n_ctx) {
-                finish_reason_ = "length";  // the context is full
+                finish_reason_ = "contextFull";  // no room for the next token: the context, not maxTokens, ended it
                 break;
             }
             if (!state_->decode_one(token, fail_)) {

@@ -158,10 +158,11 @@ describe('generation control', () => {
         expect(b.tokens).toEqual(a.tokens);
     });
 
-    it('ends with "length" when the context fills, and rejects a prompt that does not fit', async () => {
+    it('ends with "contextFull" when the context fills (not "length", which is maxTokens), and rejects a prompt that does not fit', async () => {
+        // contextSize 32 is padded to llama.cpp's 256: maxTokens must exceed that for the context to fill.
         const small = new LlamaContext({ model, contextSize: 32, threads: 2 });
-        const r = await small.complete(PROMPT, { maxTokens: 100, temperature: 0 });
-        expect(r.finishReason).toBe('length');
+        const r = await small.complete(PROMPT, { maxTokens: 1000, temperature: 0 });
+        expect(r.finishReason).toBe('contextFull');
         expect(r.tokens.length).toBeLessThanOrEqual(small.config.contextSize - 4);
         const longPrompt = Array.from({ length: small.config.contextSize + 1 }, () => 100);
         await expect(small.complete(longPrompt, { maxTokens: 1 })).rejects.toMatchObject({ code: 'CONTEXT_FULL' });

@@ -100,3 +100,15 @@ describe('parseArgument', () => {
         expect(() => parseArgument(schema, 5, 'adapters')).toThrow('Expected an array of { scale } for adapters but received 5 (number)');
     });
 });
+
+describe("the CLI's flag names in the library's messages", () => {
+    it('says -c for contextSize, -t 8 for threads 8 and --gpu none for gpu: false', async () => {
+        const { inFlagNames } = await import('../../lib/cli/format/flag-names.js');
+        const { runFlags } = await import('../../lib/cli/commands/run.js');
+        expect(inFlagNames("contextSize 8192 is larger than the model's trained context (4096)", runFlags)).toBe("-c 8192 is larger than the model's trained context (4096)");
+        expect(inFlagNames('threads 8 is more than the 2 CPUs available: the threads wait', runFlags)).toBe('-t 8 is more than the 2 CPUs available: the threads wait');
+        expect(inFlagNames('no GPU backend is available, running on the CPU. Pass gpu: false to silence this.', runFlags)).toBe(
+            'no GPU backend is available, running on the CPU. Pass --gpu none to silence this.',
+        );
+    });
+});

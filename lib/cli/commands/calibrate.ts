@@ -4,6 +4,7 @@ import { calibrate as runCalibration, LONG_PROMPT_TOKENS, readPromptFile, type C
 import { ensureFixtureModel } from '../../demo/models.js';
 import { KV_PRESETS, type FlashAttention, type KvCacheType, type KvPreset } from '../../options/kv-cache.js';
 import { setLogger } from '../../logger.js';
+import { inFlagNames } from '../format/flag-names.js';
 import { LlamaModel } from '../../model/model.js';
 import { flagHelp, parseFlags, UsageError, type FlagSpec } from '../flags/args.js';
 import { formatBytes } from '../format/bytes.js';
@@ -106,7 +107,7 @@ export async function calibrate(argv: readonly string[]): Promise<number> {
     if ((flags.baseline === undefined) !== (flags.maxKl === undefined)) throw new UsageError('--baseline and --max-kl go together');
     const configurations = typeof flags.configs === 'string' ? flags.configs.split(',').map((c) => parseConfig('--configs', c)) : undefined;
     const reference = typeof flags.reference === 'string' ? parseConfig('--reference', flags.reference) : undefined;
-    setLogger((level, message) => process.stderr.write(`[${level}] ${message}\n`), { level: flags.verbose ? 'info' : 'warn' });
+    setLogger((level, message) => process.stderr.write(`[${level}] ${inFlagNames(message, calibrateFlags)}\n`), { level: flags.verbose ? 'info' : 'warn' });
 
     let baseline: CalibrationReport | undefined;
     if (typeof flags.baseline === 'string') {

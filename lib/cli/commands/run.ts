@@ -2,6 +2,7 @@ import { basename } from 'node:path';
 import { LlamaContext } from '../../context/context.js';
 import { ensureFixtureModel } from '../../demo/models.js';
 import { setLogger } from '../../logger.js';
+import { inFlagNames } from '../format/flag-names.js';
 import { LlamaModel } from '../../model/model.js';
 import { flagHelp, parseFlags, UsageError, type FlagSpec } from '../flags/args.js';
 import { contextFlags, contextOptionsFromFlags } from '../flags/context-flags.js';
@@ -32,7 +33,8 @@ export async function run(argv: readonly string[]): Promise<number> {
     const { flags, positional } = parseFlags(argv, runFlags);
     if (positional.length > 0) throw new UsageError(`unexpected argument "${positional[0]}"`);
     if (typeof flags.prompt !== 'string') throw new UsageError('-p/--prompt is required');
-    setLogger((level, message) => process.stderr.write(`[${level}] ${message}\n`), { level: flags.verbose ? 'info' : 'warn' });
+    // The library's warnings, said with this command's flags (-c, not contextSize).
+    setLogger((level, message) => process.stderr.write(`[${level}] ${inFlagNames(message, runFlags)}\n`), { level: flags.verbose ? 'info' : 'warn' });
 
     const path = typeof flags.model === 'string' ? flags.model : await ensureFixtureModel('tiny-q8_0');
     const model = await LlamaModel.load({ path, ...modelOptionsFromFlags(flags) });

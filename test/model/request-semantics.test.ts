@@ -1,0 +1,200 @@
+// What a service relies on from one request to the next (issue 16): fresh randomness per
+// request, reproducible seeds, and why a generation ended.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LlamaModel } from '../../lib/index.js';
+import { fixtures } from '../support/fixtures.js';
+
+const SAMPLED = { maxTokens: 16, temperature: 1, topK: 0, topP: 1, minP: 0 } as const;
+
+describe('seeds', () => {
+    let model: LlamaModel;
+    beforeAll(async () => {
+        model = await LlamaModel.load({ path: fixtures.f16, gpu: false });
+    });
+    afterAll(() => model.dispose());
+
+    it('without a seed, every request on one context samples with a fresh seed', async () => {
+        const ctx = model.createContext({ contextSize: 256, threads: 2 });
+        expect(ctx.config.seed).toBeNull();
+        const results = [];
+        for (let i = 0; i < 5; i++) results.push(await ctx.complete('Hello', SAMPLED));
+        expect(new Set(results.map((r) => r.seed)).size).toBe(5);
+        // 16 tokens sampled at temperature 1 from a 32000-token vocabulary: equal texts would mean equal seeds.
+        expect(new Set(results.map((r) => r.text)).size).toBe(5);
+        ctx.dispose();
+    });
+
+    it("a result's seed reproduces it, in another context", async () => {
+        const a = model.createContext({ contextSize: 256, threads: 2 });
+        const first = await a.complete('Hello', SAMPLED);
+        const b = model.createContext({ contextSize: 256, threads: 2 });
+        const again = await b.complete('Hello', { ...SAMPLED, seed: first.seed });
+        expect(again.seed).toBe(first.seed);
+        expect(again.tokens).toEqual(first.tokens);
+        a.dispose();
+        b.dispose();
+    });
+
+    it("a context's seed makes its requests reproducible in order: request n uses seed + n", async () => {
+        const run = async () => {
+            const ctx = model.createContext({ contextSize: 256, threads: 2, seed: 1234 });
+            expect(ctx.config.seed).toBe(1234);
+            const out = [];
+            for (let i = 0; i < 3; i++) out.push(await ctx.complete('Hello', SAMPLED));
+            ctx.dispose();
+            return out;
+        };
+        const [x, y] = [await run(), await run()];
+        expect(x.map((r) => r.seed)).toEqual([1234, 1235, 1236]);
+        expect(y.map((r) => r.tokens)).toEqual(x.map((r) => r.tokens));
+        expect(new Set(x.map((r) => r.text)).size).toBe(3);
+        // A request's own seed wins, and still counts as a request of the context.
+        const ctx = model.createContext({ contextSize: 256, threads: 2, seed: 1234 });
+        expect((await ctx.complete('Hello', { ...SAMPLED, seed: 1235 })).tokens).toEqual(x[1].tokens);
+        expect((await ctx.complete('Hello', SAMPLED)).seed).toBe(1235);
+        ctx.dispose();
+    });
+
+    it("refuses 0xFFFFFFFF, which llama.cpp's sampler takes as 'random'", async () => {
+        const ctx = model.createContext({ contextSize: 256, threads: 2 });
+        await expect(ctx.complete('Hello', { ...SAMPLED, seed: 0xffffffff })).rejects.toThrow(
+            'Expected an integer in [0, 4294967294] for seed but received 4294967295 (number)',
+        );
+        expect(() => model.createContext({ seed: 0xffffffff })).toThrow(/for seed but received 4294967295/);
+        ctx.dispose();
+    });
+});
+
+describe("finishReason 'contextFull'", () => {
+    let model: LlamaModel;
+    beforeAll(async () => {
+        model = await LlamaModel.load({ path: fixtures.f16, gpu: false });
+    });
+    afterAll(() => model.dispose());
+
+    it('is what ends a generation that the context, not maxTokens, stopped', async () => {
+        const ctx = model.createContext({ contextSize: 256, threads: 2 });
+        const r = await ctx.complete('Hi', { maxTokens: 1e9, temperature: 0 });
+        expect(r.finishReason).toBe('contextFull');
+        // Every position is used; the last token is sampled from the last position and never decoded.
+        expect(r.timings.promptTokens + r.tokens.length).toBe(ctx.config.contextSize + 1);
+        // A prompt that fills the context: one token is sampled from its last position, then the context is full.
+        const prompt = Array.from({ length: ctx.config.contextSize }, (_, i) => 100 + (i % 50));
+        const full = await ctx.complete(prompt, { maxTokens: 4, temperature: 0 });
+        expect(full.tokens).toHaveLength(1);
+        expect(full.finishReason).toBe('contextFull');
+        // maxTokens is still 'length'.
+        expect((await ctx.complete('Hi', { maxTokens: 3, temperature: 0 })).finishReason).toBe('length');
+        ctx.dispose();
+    });
+});
+
+describe('one abort contract', () => {
+    let model: LlamaModel;
+    beforeAll(async () => {
+        model = await LlamaModel.load({ path: fixtures.f16, gpu: false });
+    });
+    afterAll(() => model.dispose());
+
+    const tokens = (n: number) => Array.from({ length: n }, (_, i) => 100 + (i % 500));
+
+    it('evaluate() takes a signal: aborted before, it rejects at once; during, it stops between batches', async () => {
+        const ctx = model.createContext({ contextSize: 2048, batchSize: 64, ubatchSize: 64, threads: 2 });
+        const before = new AbortController();
+        before.abort();
+        await expect(ctx.evaluate(tokens(16), { signal: before.signal })).rejects.toMatchObject({ code: 'ABORTED' });
+
+        const t0 = performance.now();
+        await ctx.evaluate(tokens(1900));
+        const fullMs = performance.now() - t0;
+        await ctx.evaluate([1]); // a different first token: nothing of the next evaluate is in the cache
+
+        const during = new AbortController();
+        const t1 = performance.now();
+        const pending = ctx.evaluate(tokens(1900), { signal: during.signal });
+        setTimeout(() => during.abort(), 5);
+        await expect(pending).rejects.toMatchObject({ code: 'ABORTED' });
+        // 30 batches of 64: an abort after the first few leaves most of the work undone.
+        expect(performance.now() - t1).toBeLessThan(fullMs);
+        // The context still works afterwards.
+        expect((await ctx.evaluate(tokens(8))).length).toBe(model.metadata.vocabSize);
+        await expect(ctx.evaluate([1], { sigal: during.signal } as never)).rejects.toThrow('Unknown option "sigal" for evaluate(); did you mean "signal"?');
+        ctx.dispose();
+    });
+
+    it('a throwing onProgress never changes the outcome: load, quantizeModel and calibrate all complete', async () => {
+        const { calibrate, quantizeModel, setLogger } = await import('../../lib/index.js');
+        const { mkdtemp, rm } = await import('node:fs/promises');
+        const { join } = await import('node:path');
+        const { tmpdir } = await import('node:os');
+        const warnings: string[] = [];
+        setLogger((level, message) => {
+            if (level === 'warn') warnings.push(message);
+        });
+        const boom = () => {
+            throw new Error('boom');
+        };
+        try {
+            const loaded = await LlamaModel.load({ path: fixtures.f16, gpu: false, onProgress: boom });
+            loaded.dispose();
+            const dir = await mkdtemp(join(tmpdir(), 'llama-kv-callback-'));
+            const q = await quantizeModel({ input: fixtures.f16, output: join(dir, 'q.gguf'), type: 'Q8_0', onProgress: boom });
+            expect(q.outputBytes).toBeGreaterThan(0);
+            await rm(dir, { recursive: true, force: true });
+            const report = await calibrate({ model, configurations: ['balanced'], contextSize: 64, generationTokens: 0, prompts: [{ name: 'p', text: 'Once upon a time there was a llama.' }], onProgress: boom });
+            expect(report.results).toHaveLength(1);
+        } finally {
+            setLogger(null);
+        }
+        for (const what of ['LlamaModel.load() onProgress', 'quantizeModel() onProgress', 'calibrate() onProgress']) {
+            expect(warnings.filter((w) => w.includes(`${what} threw`)), what).toHaveLength(1);
+        }
+    });
+});
+
+describe('warnings reach the caller', () => {
+    let model: LlamaModel;
+    beforeAll(async () => {
+        model = await LlamaModel.load({ path: fixtures.f16 });
+    });
+    afterAll(() => model.dispose());
+
+    it('ctx.config.warnings: a context above the trained one, a batch cut by a tiny contextSize; none for plain settings', () => {
+        const above = model.createContext({ contextSize: 8192, threads: 2 });
+        expect(above.config.warnings.map((w) => w.code)).toEqual(['CONTEXT_ABOVE_TRAINED']);
+        expect(above.config.warnings[0]).toMatchObject({ options: ['contextSize'], message: expect.stringContaining("contextSize 8192 is larger than the model's trained context (2048)") });
+        above.dispose();
+        const tiny = model.createContext({ contextSize: 1, threads: 2 });
+        expect(tiny.config).toMatchObject({ contextSize: 256, batchSize: 1 });
+        expect(tiny.config.warnings.map((w) => w.code)).toEqual(['BATCH_CLAMPED']);
+        expect(tiny.config.warnings[0].message).toContain('ask for contextSize 256');
+        tiny.dispose();
+        const plain = model.createContext({ contextSize: 1024, threads: 2 });
+        expect(plain.config.warnings).toEqual([]);
+        plain.dispose();
+    });
+
+    it('estimates carry the same warnings as the context would', async () => {
+        const { estimateMemory } = await import('../../lib/index.js');
+        const e = await estimateMemory({ model: fixtures.f16, contextSize: 8192 });
+        expect(e.warnings.map((w) => w.code)).toEqual(['CONTEXT_ABOVE_TRAINED']);
+        expect((await estimateMemory({ model: fixtures.f16, contextSize: 1024 })).warnings).toEqual([]);
+    });
+
+    it("model.warnings: gpu 'auto' without a GPU says so (NO_GPU); gpu: false does not", async () => {
+        const { getBackends } = await import('../../lib/index.js');
+        const gpu = getBackends().some((b) => b.available && b.kind !== 'cpu' && b.kind !== 'blas' && b.kind !== 'rpc');
+        expect(model.warnings.map((w) => w.code)).toEqual(gpu ? [] : ['NO_GPU']);
+        const cpu = await LlamaModel.load({ path: fixtures.f16, gpu: false });
+        expect(cpu.warnings).toEqual([]);
+        cpu.dispose();
+    });
+
+    it('the CLI prints them with its own flag names', async () => {
+        const { llamaKv } = await import('../support/cli.js');
+        const r = llamaKv('run', '-m', fixtures.f16, '-p', 'Hi', '-n', '2', '-c', '4096', '--temp', '0');
+        expect(r.code).toBe(0);
+        expect(r.stderr).toContain("-c 4096 is larger than the model's trained context (2048)");
+        expect(r.stderr).not.toMatch(/contextSize|gpu: false/);
+    });
+});
