@@ -24,6 +24,7 @@ Napi::Function context_wrap::define(Napi::Env env) {
                            InstanceMethod<&context_wrap::generate>("generate"),
                            InstanceMethod<&context_wrap::score>("score"),
                            InstanceMethod<&context_wrap::abort>("abort"),
+                           InstanceMethod<&context_wrap::tokens_read>("tokensRead"),
                            InstanceMethod<&context_wrap::set_loras>("setLoras"),
                            InstanceMethod<&context_wrap::dispose>("dispose"),
                            InstanceAccessor<&context_wrap::disposed>("disposed"),
@@ -262,6 +263,7 @@ std::shared_ptr<context_state> context_wrap::acquire(Napi::Env env) {
         throw_error(env, code::busy, "the context is already running an operation; wait for it to finish");
     }
     state_->abort.store(false);
+    state_->tokens_read.store(0);
     return state_;
 }
 
@@ -478,6 +480,20 @@ Napi::Value context_wrap::generate(const Napi::CallbackInfo & info) {
 Napi::Value context_wrap::abort(const Napi::CallbackInfo & info) {
     if (state_) {
         state_->abort.store(true);
+        state_->wake_reader_wait();
+    }
+    return info.Env().Undefined();
+}
+
+// tokensRead(n): the running generation's JS reader has taken n tokens (backpressure).
+// Ignored when nothing runs or n is not a count.
+Napi::Value context_wrap::tokens_read(const Napi::CallbackInfo & info) {
+    if (state_ && info.Length() >= 1 && info[0].IsNumber()) {
+        const double n = info[0].As<Napi::Number>().DoubleValue();
+        if (std::isfinite(n) && n >= 0 && n <= static_cast<double>(UINT32_MAX)) {
+            state_->tokens_read.store(static_cast<uint32_t>(n));
+            state_->wake_reader_wait();
+        }
     }
     return info.Env().Undefined();
 }
@@ -487,6 +503,7 @@ Napi::Value context_wrap::dispose(const Napi::CallbackInfo & info) {
         // A worker still running holds its own reference: it sees the abort flag and
         // the context is freed when it finishes.
         state_->abort.store(true);
+        state_->wake_reader_wait();
         state_.reset();
         release_external_memory(info.Env());
     }

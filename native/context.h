@@ -29,6 +29,7 @@ class context_wrap : public Napi::ObjectWrap<context_wrap> {
     Napi::Value generate(const Napi::CallbackInfo & info);
     Napi::Value score(const Napi::CallbackInfo & info);
     Napi::Value abort(const Napi::CallbackInfo & info);
+    Napi::Value tokens_read(const Napi::CallbackInfo & info);
     Napi::Value set_loras(const Napi::CallbackInfo & info);  // context_loras.cpp
     Napi::Value dispose(const Napi::CallbackInfo & info);
     Napi::Value disposed(const Napi::CallbackInfo & info);

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <functional>
+#include <condition_variable>
 #include <mutex>
 #include <vector>
 
@@ -31,6 +32,20 @@ struct context_state {
     // The adapters changed: the next decode reserves the compute graph, which reads the
     // model's adapter set (see adapter_set_mutex). Guarded by mutex.
     bool              reserve_pending = false;
+
+    // Backpressure of a generation: tokens its JS reader has taken (set from the JS thread
+    // by consumed(), reset when an operation starts). The generate loop waits on read_cv
+    // while too many delivered tokens are unread; abort also ends that wait (it is polled
+    // as well, so a setter of `abort` that does not notify costs at most one poll).
+    std::atomic<uint32_t>   tokens_read{ 0 };
+    std::mutex              read_mutex;
+    std::condition_variable read_cv;
+    // After changing tokens_read or abort: taking the mutex orders the change before the
+    // waiter's next check, so that the notification cannot fall between its check and its wait.
+    void wake_reader_wait() {
+        { std::lock_guard<std::mutex> lock(read_mutex); }
+        read_cv.notify_all();
+    }
 
     // Tokens of sequence 0 now in the KV cache (guarded by mutex), for prefix reuse.
     std::vector<llama_token> cached;

@@ -51,7 +51,7 @@ export interface GeneratedToken {
 }
 
 /** Why generation ended. */
-export type FinishReason = 'eos' | 'stop' | 'length' | 'contextFull' | 'abort';
+export type FinishReason = 'eos' | 'stop' | 'length' | 'contextFull' | 'abort' | 'preempted';
 
 /** Result of {@link LlamaContext.complete}. */
 export interface CompletionResult {
@@ -59,7 +59,7 @@ export interface CompletionResult {
     text: string;
     /** Every sampled token (including those that formed a stop string; not the end-of-generation token). */
     tokens: number[];
-    /** 'eos': the model ended; 'stop': a stop string matched; 'length': maxTokens were generated; 'contextFull': the context (its sequence's share) has no room for another token; 'abort': aborted. */
+    /** 'eos': the model ended; 'stop': a stop string matched; 'length': maxTokens were generated; 'contextFull': the context (its sequence's share) has no room for another token; 'abort': aborted; 'preempted': a generate() stream whose reader had stopped reading ({@link UNREAD_LIMIT} tokens unread) was ended because another call was waiting for the context. */
     finishReason: FinishReason;
     /** The sampling seed this request used: pass it as `seed` to reproduce the answer (same model, prompt, options and context state). */
     seed: number;
@@ -73,6 +73,16 @@ export interface CompletionResult {
         generationMs: number;
     };
 }
+
+/**
+ * Backpressure of generate(): after this many generated tokens that the reader has not taken,
+ * the generation pauses until it reads on; a paused stream that another call on the context is
+ * waiting behind is ended with finishReason 'preempted', so it never holds the context.
+ */
+export const UNREAD_LIMIT = 64;
+
+/** Stops the generation of a generate() stream that was dropped, unfinished, without return(). */
+const dropped = new FinalizationRegistry<{ abort?: () => void }>((run) => run.abort?.());
 
 type Prompt = string | ArrayLike<number>;
 
@@ -129,6 +139,10 @@ export class LlamaContext {
     readonly #warnings: readonly LlamaWarning[];
     readonly #release: () => void;
     #queue: Promise<unknown> = Promise.resolve();
+    /** Calls queued that have not started. */
+    #waiting = 0;
+    /** The generation running now, for preemption when its reader has stopped reading. */
+    #running: { stalled(): boolean; preempt(): void } | null = null;
     #loras: readonly Readonly<LoraUse>[] = Object.freeze([]);
     /** Creation order: two contexts' queues are always entered in this order (see scoreTokens). */
     readonly #id = nextContextId++;
@@ -298,8 +312,17 @@ export class LlamaContext {
      * @example
      * for await (const { text } of ctx.generate('Hello', { maxTokens: 16 })) process.stdout.write(text);
      */
-    async *generate(prompt: Prompt, options: GenerateOptions = {}): AsyncGenerator<GeneratedToken, CompletionResult, undefined> {
+    generate(prompt: Prompt, options: GenerateOptions = {}): AsyncGenerator<GeneratedToken, CompletionResult, undefined> {
+        const handle: { abort?: () => void } = {};
+        const stream = this.#stream(prompt, options, handle);
+        // Dropped without return(): the GC ends its generation (the handle does not reference the stream).
+        dropped.register(stream, handle);
+        return stream;
+    }
+
+    async *#stream(prompt: Prompt, options: GenerateOptions, handle: { abort?: () => void }): AsyncGenerator<GeneratedToken, CompletionResult, undefined> {
         const run = this.#start(prompt, options);
+        handle.abort = run.abort;
         let finished = false;
         try {
             for (;;) {
@@ -311,6 +334,7 @@ export class LlamaContext {
             finished = true;
             return result;
         } finally {
+            handle.abort = undefined;
             if (!finished) {
                 run.abort();
                 await run.result.catch(() => undefined);
@@ -343,15 +367,19 @@ export class LlamaContext {
      * await ctx.setLoras([{ lora: styleA, scale: 1 }]);  // swap per request
      * await ctx.setLoras([]);                           // back to the base model
      */
-    setLoras(adapters: readonly LoraUse[]): Promise<void> {
+    setLoras(adapters: readonly LoraUse[], options: { signal?: AbortSignal } = {}): Promise<void> {
         const stack = captureStack();
         let list: LoraUse[];
+        let signal: AbortSignal | undefined;
         try {
             list = parseArgument(loraListSchema, adapters, 'adapters');
+            signal = parseOptions(signalOptionsSchema, options, 'setLoras()').signal;
         } catch (error) {
             return Promise.reject(error);
         }
         return this.#enqueue(async () => {
+            // It waits for the calls queued before it; once it runs it is one quick native call.
+            if (signal?.aborted) throw new LlamaAbortError('setLoras() was aborted before it ran');
             try {
                 this.#applyLoras(list);
             } catch (error) {
@@ -391,9 +419,20 @@ export class LlamaContext {
 
     /** Runs `task` after every earlier call on this context has settled. */
     #enqueue<T>(task: () => Promise<T>): Promise<T> {
-        const next = this.#queue.then(task, task);
+        this.#waiting++;
+        const start = () => {
+            this.#waiting--;
+            return task();
+        };
+        const next = this.#queue.then(start, start);
         this.#queue = next.catch(() => undefined);
+        this.#preemptStalled();
         return next;
+    }
+
+    /** A generation whose reader stopped reading does not hold the context while a call waits. */
+    #preemptStalled(): void {
+        if (this.#waiting > 0 && this.#running?.stalled()) this.#running.preempt();
     }
 
     #start(prompt: Prompt, options: GenerateOptions) {
@@ -415,6 +454,7 @@ export class LlamaContext {
             repeatLastN: opts.repeatLastN ?? defaults.generate.repeatLastN,
             seed: opts.seed ?? (this.#seed === null ? randomSeed() : requestSeed(this.#seed, index)),
             stop: stops,
+            unreadLimit: UNREAD_LIMIT,
         };
         const signal = opts.signal;
         const stream = new TextStream(stops);
@@ -429,14 +469,32 @@ export class LlamaContext {
         };
         let native: NativeContext | null = null;
         let cancelled = false;
+        let preempted = false;
         const abort = () => {
             cancelled = true;
             native?.abort();
+        };
+        // Backpressure: tokens the reader has taken, and the count last told to the native loop.
+        let read = 0;
+        let reported = 0;
+        const report = () => {
+            if (done || read === reported) return;
+            reported = read;
+            native?.tokensRead(read);
+        };
+        const running = {
+            // As the native loop counts: it waits once UNREAD_LIMIT tokens are delivered beyond the last report.
+            stalled: () => !done && tokens.length - reported >= UNREAD_LIMIT,
+            preempt: () => {
+                preempted = true;
+                abort();
+            },
         };
 
         const result = this.#enqueue(async (): Promise<CompletionResult> => {
             try {
                 native = this.#requireNative();
+                this.#running = running;
                 let raw: NativeGenerateResult;
                 if (signal?.aborted || cancelled) {
                     raw = { finishReason: 'abort', promptTokens: 0, reusedTokens: 0, promptMs: 0, generatedTokens: 0, generationMs: 0, stopOffset: null };
@@ -449,6 +507,7 @@ export class LlamaContext {
                                 pending.push({ token: ids[i], text: stream.push(pieces[i]) });
                             }
                             notify();
+                            this.#preemptStalled();
                         });
                     } finally {
                         signal?.removeEventListener('abort', abort);
@@ -458,6 +517,7 @@ export class LlamaContext {
                 if (raw.finishReason === 'abort' && this.#native === null && !signal?.aborted && !cancelled) {
                     throw new LlamaDisposedError('context');
                 }
+                const finishReason: FinishReason = raw.finishReason === 'abort' && preempted && !signal?.aborted ? 'preempted' : raw.finishReason;
                 const tail = stream.finish(raw.stopOffset);
                 if (tail) {
                     const last = pending.at(-1);
@@ -467,7 +527,7 @@ export class LlamaContext {
                 return {
                     text: stream.fullText(raw.stopOffset),
                     tokens,
-                    finishReason: raw.finishReason,
+                    finishReason,
                     seed: request.seed,
                     timings: {
                         promptTokens: raw.promptTokens,
@@ -480,6 +540,7 @@ export class LlamaContext {
             } catch (error) {
                 throw fromNative(error, stack);
             } finally {
+                if (this.#running === running) this.#running = null;
                 done = true;
                 notify();
             }
@@ -494,12 +555,15 @@ export class LlamaContext {
         const next = async (): Promise<GeneratedToken | null> => {
             for (;;) {
                 if (pending.length > 1 || (pending.length === 1 && (done || stream.pendingBytes === 0))) {
+                    read++;
+                    if (read - reported >= UNREAD_LIMIT / 4) report();
                     return pending.shift()!;
                 }
                 if (done) {
                     await result;
                     return pending.shift() ?? null;
                 }
+                report(); // about to wait: the native loop must know everything was read
                 await new Promise<void>((resolve) => (wake = resolve));
             }
         };

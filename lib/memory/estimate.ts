@@ -5,7 +5,7 @@
  */
 import { binding, type NativeBinding, type NativeModel } from '../native/binding.js';
 import { CONTEXT_PADDING, resolveContextParams } from '../options/context-params.js';
-import { captureStack, fromNative, LlamaConfigError } from '../errors.js';
+import { captureStack, fromNative, LlamaAbortError, LlamaConfigError } from '../errors.js';
 import { readGgufMetadata } from '../gguf/reader.js';
 import { type GgufMetadata } from '../gguf/types.js';
 import { KV_CACHE_TYPE_INFO, type FlashAttention, type KvCacheType, type ResolvedKvConfig } from '../options/kv-cache.js';
@@ -70,10 +70,15 @@ const rowBytes = (type: KvCacheType, values: number) => (values / KV_CACHE_TYPE_
  */
 export async function estimateMemory(options: EstimateOptions): Promise<MemoryEstimate> {
     const stack = captureStack();
-    const opts = parseOptions(estimateOptionsSchema, options, 'estimateMemory()');
+    const { signal, ...opts } = parseOptions(estimateOptionsSchema, options, 'estimateMemory()');
+    const checkAbort = () => {
+        if (signal?.aborted) throw new LlamaAbortError('estimateMemory() was aborted');
+    };
+    checkAbort();
     const gguf = typeof opts.model === 'string' ? await readGgufMetadata(opts.model) : opts.model;
     const facts = modelFactsFromGguf(gguf);
     const loraBytes = await loraFileBytes(opts.loras ?? []);
+    checkAbort();
     const load = { useMmap: opts.useMmap ?? defaults.model.useMmap, repack: opts.repack ?? defaults.model.repack };
     if (!opts.simulate && opts.tensorOverrides?.length) {
         throw new LlamaConfigError('tensorOverrides needs simulate: true (the header level does not place weights)', 'INVALID_CONFIG', ['tensorOverrides', 'simulate']);
@@ -87,6 +92,12 @@ export async function estimateMemory(options: EstimateOptions): Promise<MemoryEs
         );
     }
     const simulator = await openSimulator(opts.model, { repack: load.repack, tensorOverrides: opts.tensorOverrides }, stack);
+    try {
+        checkAbort();
+    } catch (error) {
+        simulator.dispose();
+        throw error;
+    }
     try {
         return withLoras(simulator.run(opts, facts, { useMmap: load.useMmap }), loraBytes);
     } finally {

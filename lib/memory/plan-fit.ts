@@ -15,7 +15,7 @@ import {
     type MemoryEstimate,
     type Simulator,
 } from './estimate.js';
-import { LlamaConfigError, LlamaError } from '../errors.js';
+import { LlamaAbortError, LlamaConfigError, LlamaError } from '../errors.js';
 import { readGgufMetadata } from '../gguf/reader.js';
 import type { FlashAttention, KvCacheType } from '../options/kv-cache.js';
 import { planFitSchema, type PlanFitOptions } from '../options/plan-fit-options.js';
@@ -57,6 +57,7 @@ const fmt = (bytes: number) => `${(bytes / MIB).toFixed(1)} MiB`;
  */
 export async function planFit(options: PlanFitOptions): Promise<FitPlan> {
     const opts = parseOptions(planFitSchema, options, 'planFit()');
+    if (opts.signal?.aborted) throw new LlamaAbortError('planFit() was aborted before it started');
     // With a file path every candidate is measured by llama.cpp's own dry run (exact);
     // with only a header, by the header-level estimate with a margin on its approximate
     // compute figure.
@@ -83,6 +84,7 @@ async function plan(opts: z.output<typeof planFitSchema>, simulator: Simulator |
     const load = simulator ? KV_ONLY_LOAD : weightLoad({ useMmap, repack: opts.repack ?? defaults.model.repack });
     const estimate = (o: EstimateContextOptions) => (simulator ? simulator.run(o, facts, { useMmap }) : estimateFromHeader(gguf, facts, o, load));
     const planned = (contextSize: number, np: number, k: KvCacheType, v: KvCacheType) => {
+        if (opts.signal?.aborted) throw new LlamaAbortError('planFit() was aborted');
         const e = estimate({ contextSize, parallel: np, cacheTypeK: k, cacheTypeV: v, ...extra });
         return e.total.bytes + (e.exact.compute ? 0 : e.compute.bytes * (margin - 1));
     };

@@ -11,8 +11,10 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { packageRoot } from '../native/binding.js';
-import { LlamaError } from '../errors.js';
+import { LlamaAbortError, LlamaConfigError, LlamaError } from '../errors.js';
 import { defaults } from '../options/defaults.js';
+import { inspectModelOptionsSchema } from '../options/model-options.js';
+import { describe, parseOptions } from '../options/validate.js';
 import type { ModelMetadata } from './metadata.js';
 
 /** What {@link inspectModel} found. */
@@ -27,6 +29,8 @@ export interface ModelInspection {
 export interface InspectModelOptions {
     /** Give up (and kill the child) after this long. Defaults to 120 000 ms. */
     timeoutMs?: number;
+    /** Kills the child: the promise rejects with ABORTED. Defaults to none. */
+    signal?: AbortSignal;
 }
 
 /** The compiled child script: beside this module in dist/, or in dist/ when this runs from lib/ (tests). */
@@ -48,7 +52,18 @@ function childScript(): string {
  */
 export function inspectModel(path: string, options: InspectModelOptions = {}): Promise<ModelInspection> {
     const started = performance.now();
-    const timeoutMs = options.timeoutMs ?? defaults.inspectModel.timeoutMs;
+    let opts: InspectModelOptions;
+    try {
+        if (typeof path !== 'string' || path.length === 0) {
+            throw new LlamaConfigError(`Expected a non-empty file path for path but received ${describe(path)}`, 'INVALID_ARGUMENT', ['path']);
+        }
+        opts = parseOptions(inspectModelOptionsSchema, options, 'inspectModel()');
+    } catch (error) {
+        return Promise.reject(error);
+    }
+    const timeoutMs = opts.timeoutMs ?? defaults.inspectModel.timeoutMs;
+    const signal = opts.signal;
+    if (signal?.aborted) return Promise.reject(new LlamaAbortError('inspectModel() was aborted before it started'));
     return new Promise((resolve, reject) => {
         // ELECTRON_RUN_AS_NODE: in Electron, process.execPath is the app; this makes it node.
         const child = spawn(process.execPath, [childScript(), path], {
@@ -61,16 +76,23 @@ export function inspectModel(path: string, options: InspectModelOptions = {}): P
         child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
         child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-8192)));
         let timedOut = false;
+        let aborted = false;
         const timer = setTimeout(() => {
             timedOut = true;
             child.kill('SIGKILL');
         }, timeoutMs);
+        const onAbort = () => {
+            aborted = true;
+            child.kill('SIGKILL');
+        };
+        signal?.addEventListener('abort', onAbort, { once: true });
         child.on('error', (error) => {
             clearTimeout(timer);
             reject(new LlamaError('INTERNAL', `inspectModel could not start a child process: ${error.message}`, { cause: error }));
         });
-        child.on('close', (code, signal) => {
+        child.on('close', (code, exitSignal) => {
             clearTimeout(timer);
+            signal?.removeEventListener('abort', onAbort);
             const line = stdout.trim().split('\n').pop() ?? '';
             let result: { ok: boolean; metadata?: ModelInspection['metadata']; code?: string; message?: string } | null = null;
             try {
@@ -78,7 +100,9 @@ export function inspectModel(path: string, options: InspectModelOptions = {}): P
             } catch {
                 result = null;
             }
-            if (timedOut) {
+            if (aborted) {
+                reject(new LlamaAbortError('inspectModel() was aborted: the child was killed'));
+            } else if (timedOut) {
                 reject(new LlamaError('MODEL_CRASHED', `loading ${path} in a child process did not finish within ${timeoutMs} ms; the child was killed`));
             } else if (result?.ok && code === 0) {
                 resolve({ metadata: result.metadata!, ms: performance.now() - started });
@@ -86,7 +110,7 @@ export function inspectModel(path: string, options: InspectModelOptions = {}): P
                 reject(new LlamaError((result.code ?? 'INTERNAL') as LlamaError['code'], result.message ?? 'the model was refused'));
             } else {
                 const tail = stderr.trim().split('\n').slice(-3).join(' | ');
-                reject(new LlamaError('MODEL_CRASHED', `loading ${path} crashed a child process (${signal ?? `exit code ${code}`})${tail ? `: ${tail}` : ''}; it would have crashed this process`));
+                reject(new LlamaError('MODEL_CRASHED', `loading ${path} crashed a child process (${exitSignal ?? `exit code ${code}`})${tail ? `: ${tail}` : ''}; it would have crashed this process`));
             }
         });
     });

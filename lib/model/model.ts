@@ -18,7 +18,7 @@ import type { GgufValue } from '../gguf/types.js';
 import { checkModelMemory } from '../memory/guard.js';
 import { CPU_TENSOR_ALIGNMENT, firstMisalignedTensor, type WeightPlacement } from '../memory/weight-buffers.js';
 import { defaults } from '../options/defaults.js';
-import { modelLoadOptionsSchema, tokenizeOptionsSchema, type ModelLoadOptions, type TokenizeOptions } from '../options/model-options.js';
+import { modelLoadOptionsSchema, tokenizeAsyncOptionsSchema, tokenizeOptionsSchema, type ModelLoadOptions, type TokenizeAsyncOptions, type TokenizeOptions } from '../options/model-options.js';
 import { parseOptions } from '../options/validate.js';
 
 /** Anything that a model disposes before itself. @internal */
@@ -148,14 +148,19 @@ export class LlamaModel {
     }
 
     /** Text to token ids on a worker thread: for large inputs (the event loop keeps running). */
-    async tokenizeAsync(text: string, options: TokenizeOptions = {}): Promise<Int32Array> {
+    async tokenizeAsync(text: string, options: TokenizeAsyncOptions = {}): Promise<Int32Array> {
         const stack = captureStack();
-        const [addSpecial, parseSpecial] = tokenizeArgs(text, options, 'tokenizeAsync()');
+        const { signal, ...rest } = parseOptions(tokenizeAsyncOptionsSchema, options, 'tokenizeAsync()');
+        const [addSpecial, parseSpecial] = tokenizeArgs(text, rest, 'tokenizeAsync()');
+        if (signal?.aborted) throw new LlamaAbortError('tokenizeAsync() was aborted before it started');
+        let tokens: Int32Array;
         try {
-            return await this.#requireNative().tokenizeAsync(text, addSpecial, parseSpecial);
+            tokens = await this.#requireNative().tokenizeAsync(text, addSpecial, parseSpecial);
         } catch (error) {
             throw fromNative(error, stack);
         }
+        if (signal?.aborted) throw new LlamaAbortError('tokenizeAsync() was aborted');
+        return tokens;
     }
 
     /** Token ids to text. Special tokens (BOS, EOS) are not rendered unless `renderSpecial` is set. */

@@ -95,6 +95,8 @@ export interface NativeGenerateRequest {
     repeatLastN: number;
     seed: number;
     stop: string[];
+    /** Backpressure: the loop waits while this many delivered tokens are unread (tokensRead()); 0 or absent: no limit. */
+    unreadLimit?: number;
 }
 
 export interface NativeGenerateResult {
@@ -154,6 +156,8 @@ export interface NativeContext {
     score(tokens: Int32Array, reference?: NativeContext): Promise<NativeScores>;
     generate(request: NativeGenerateRequest, onTokens: (tokens: Int32Array, pieces: Buffer[]) => void): Promise<NativeGenerateResult>;
     abort(): void;
+    /** The running generation's reader has taken `n` tokens (backpressure). */
+    tokensRead(n: number): void;
     setLoras(adapters: { lora: NativeLora; scale: number }[]): void;
     dispose(): void;
     readonly disposed: boolean;

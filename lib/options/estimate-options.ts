@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { GgufMetadata } from '../gguf/types.js';
 import { contextSettingsShape, type ContextSettings } from './context-options.js';
 import { modelLoadOptionsSchema } from './model-options.js';
-import { bool } from './validate.js';
+import { bool, signal } from './validate.js';
 
 /** `model` of an estimate or a plan: a GGUF file path or a parsed header. */
 export const ggufModelOption = () =>
@@ -32,6 +32,8 @@ export interface EstimateOptions extends Omit<ContextSettings, 'threads' | 'thre
      * buffer types (e.g. `'CPU_REPACK'`). Defaults to none.
      */
     tensorOverrides?: { pattern: string; bufferType: string }[];
+    /** Checked between the steps (the header read, the dry run): an abort rejects with ABORTED. Defaults to none. */
+    signal?: AbortSignal;
 }
 
 const { threads: _threads, threadsBatch: _threadsBatch, seed: _seed, checkMemory: _checkMemory, ...estimateSettings } = contextSettingsShape;
@@ -45,4 +47,5 @@ export const estimateOptionsSchema = z.strictObject({
     useMmap: bool().optional(),
     repack: bool().optional(),
     tensorOverrides: modelLoadOptionsSchema.shape.tensorOverrides,
+    signal: signal().optional(),
 });

@@ -1,6 +1,6 @@
 /** Options of LlamaModel.load() and of tokenize(). */
 import { z } from 'zod';
-import { bool, filePath, fn, nonNegativeInt, signal } from './validate.js';
+import { bool, filePath, fn, nonNegativeInt, positiveInt, signal } from './validate.js';
 
 const GPU_CHOICES = ['auto', 'cuda', 'rocm', 'vulkan', 'metal'] as const;
 
@@ -116,3 +116,21 @@ export const tokenizeOptionsSchema = z.strictObject({
     addSpecial: bool().optional(),
     parseSpecial: bool().optional(),
 });
+
+/** Options of {@link LlamaModel.tokenizeAsync}. */
+export interface TokenizeAsyncOptions extends TokenizeOptions {
+    /** Checked before and after the tokenization (which cannot be interrupted): an abort rejects with ABORTED. Defaults to none. */
+    signal?: AbortSignal;
+}
+
+export const tokenizeAsyncOptionsSchema = z.strictObject({
+    ...tokenizeOptionsSchema.shape,
+    signal: signal().optional(),
+});
+
+/** inspectModel()'s options (InspectModelOptions, in model/, types them). */
+export const inspectModelOptionsSchema = z.strictObject({
+    timeoutMs: positiveInt().optional(),
+    signal: signal().optional(),
+});
+

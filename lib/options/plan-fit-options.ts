@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import type { GgufMetadata } from '../gguf/types.js';
 import { ggufModelOption } from './estimate-options.js';
-import { bool, positiveInt } from './validate.js';
+import { bool, positiveInt, signal } from './validate.js';
 
 /** What the planner optimises. */
 export type FitPreference = 'context' | 'parallel' | 'quality';
@@ -29,6 +29,8 @@ export interface PlanFitOptions {
     useMmap?: boolean;
     /** The model load's `repack` (whether the CPU's extra buffer types copy weights). Defaults to `true`. */
     repack?: boolean;
+    /** Checked before each candidate's estimate: an abort rejects with ABORTED. Defaults to none. */
+    signal?: AbortSignal;
 }
 
 /** planFit()'s options. */
@@ -42,4 +44,5 @@ export const planFitSchema = z.strictObject({
     ubatchSize: positiveInt().optional(),
     useMmap: bool().optional(),
     repack: bool().optional(),
+    signal: signal().optional(),
 });

@@ -134,6 +134,10 @@ class generate_worker : public Napi::AsyncProgressQueueWorker<token_event> {
             }
             token_event event{ token, token_piece(vocab, token) };
             ++generated_;
+            if (!wait_for_reader()) {
+                finish_reason_ = "abort";
+                break;
+            }
             const size_t before = text.size();
             if (!req_.stop.empty()) {
                 text += event.piece;  // kept only to look for stop strings
@@ -228,6 +232,19 @@ class generate_worker : public Napi::AsyncProgressQueueWorker<token_event> {
     }
 
   private:
+    // Backpressure: waits while `unread_limit` delivered tokens are unread in JS, so that a
+    // stream nobody reads stops generating. False when aborted meanwhile.
+    bool wait_for_reader() {
+        if (req_.unread_limit == 0) {
+            return true;
+        }
+        std::unique_lock<std::mutex> lock(state_->read_mutex);
+        while (!state_->abort.load() && generated_ - 1 >= state_->tokens_read.load() + req_.unread_limit) {
+            state_->read_cv.wait_for(lock, std::chrono::milliseconds(50));
+        }
+        return !state_->abort.load();
+    }
+
     // Looks for a stop string that ends in the bytes appended after `before`.
     bool find_stop(const std::string & text, size_t before) {
         for (const std::string & stop : req_.stop) {
@@ -301,6 +318,10 @@ generate_request read_generate_request(Napi::Env env, Napi::Object obj) {
     r.seed           = static_cast<uint32_t>(checked_integer(env, read_number(env, obj, "seed"), 0, UINT32_MAX, "generate: seed"));
     if (r.repeat_penalty <= 0.0f) {
         throw_error(env, code::invalid_argument, "generate: repeatPenalty must be > 0");
+    }
+    Napi::Value unread = obj.Get("unreadLimit");
+    if (!unread.IsUndefined()) {
+        r.unread_limit = static_cast<uint32_t>(checked_integer(env, read_number(env, obj, "unreadLimit"), 0, UINT32_MAX, "generate: unreadLimit"));
     }
     Napi::Value stop = obj.Get("stop");
     if (stop.IsArray()) {

@@ -27,6 +27,8 @@ struct generate_request {
     int32_t                  repeat_last_n  = 64;
     uint32_t                 seed           = 0;
     std::vector<std::string> stop;
+    // Backpressure: at most this many delivered tokens unread by JS before the loop waits (0: no limit).
+    uint32_t                 unread_limit   = 0;
 };
 
 generate_request read_generate_request(Napi::Env env, Napi::Object obj);

@@ -122,6 +122,40 @@ describe('one abort contract', () => {
         ctx.dispose();
     });
 
+    it('every async call takes { signal }: aborted, it rejects with ABORTED; generation alone resolves with finishReason abort', async () => {
+        const { calibrate, estimateMemory, inspectModel, planFit, quantizeModel } = await import('../../lib/index.js');
+        const signal = AbortSignal.abort();
+        const ctx = model.createContext({ contextSize: 256, threads: 2 });
+        const calls: [string, () => Promise<unknown>][] = [
+            ['LlamaModel.load', () => LlamaModel.load({ path: fixtures.f16, signal })],
+            ['tokenizeAsync', () => model.tokenizeAsync('Hello', { signal })],
+            ['loadLora', () => model.loadLora(fixtures.loraAttn, { signal })],
+            ['evaluate', () => ctx.evaluate([1, 2], { signal })],
+            ['scoreTokens', () => ctx.scoreTokens([1, 2, 3], { signal })],
+            ['setLoras', () => ctx.setLoras([], { signal })],
+            ['estimateMemory', () => estimateMemory({ model: fixtures.f16, signal })],
+            ['planFit', () => planFit({ model: fixtures.f16, budgetBytes: 2 ** 30, signal })],
+            ['quantizeModel', () => quantizeModel({ input: fixtures.f16, output: '/tmp/never.gguf', type: 'Q8_0', signal })],
+            ['calibrate', () => calibrate({ model, configurations: ['balanced'], contextSize: 64, signal })],
+            ['inspectModel', () => inspectModel(fixtures.f16, { signal })],
+        ];
+        for (const [name, call] of calls) {
+            const error = await call().then(() => null, (e: unknown) => e);
+            expect(error, name).toMatchObject({ code: 'ABORTED' });
+        }
+        expect((await ctx.complete('Hello', { maxTokens: 8, signal })).finishReason).toBe('abort');
+        const stream = ctx.generate('Hello', { maxTokens: 8, signal });
+        let next;
+        while (!(next = await stream.next()).done);
+        expect(next.value.finishReason).toBe('abort');
+        // inspectModel aborted while its child runs: the child is killed.
+        const during = new AbortController();
+        const pending = inspectModel(fixtures.f16, { signal: during.signal });
+        setTimeout(() => during.abort(), 20);
+        await expect(pending).rejects.toMatchObject({ code: 'ABORTED' });
+        ctx.dispose();
+    });
+
     it('a throwing onProgress never changes the outcome: load, quantizeModel and calibrate all complete', async () => {
         const { calibrate, quantizeModel, setLogger } = await import('../../lib/index.js');
         const { mkdtemp, rm } = await import('node:fs/promises');
@@ -196,5 +230,82 @@ describe('warnings reach the caller', () => {
         expect(r.code).toBe(0);
         expect(r.stderr).toContain("-c 4096 is larger than the model's trained context (2048)");
         expect(r.stderr).not.toMatch(/contextSize|gpu: false/);
+    });
+});
+
+describe('backpressure: a stream nobody reads neither runs on nor holds the context', () => {
+    let model: LlamaModel;
+    beforeAll(async () => {
+        model = await LlamaModel.load({ path: fixtures.f16, gpu: false });
+    });
+    afterAll(() => model.dispose());
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+    it('an unread stream pauses: no CPU spent while nobody reads, and it goes on when read again', async () => {
+        const { UNREAD_LIMIT } = await import('../../lib/context/context.js');
+        // One thread: ggml's worker threads spin-wait after every graph (for seconds in a VM, where
+        // each PAUSE instruction may exit to the hypervisor), as after any generation; the
+        // thread that runs the loop is what this measures.
+        const ctx = model.createContext({ contextSize: 1024, threads: 1 });
+        const it = ctx.generate('Once upon a time', { maxTokens: 400, temperature: 0 })[Symbol.asyncIterator]();
+        await it.next();
+        await sleep(1000); // it generates its unread allowance, then waits
+        const cpu0 = process.cpuUsage();
+        const t0 = performance.now();
+        await sleep(500);
+        const cpu = process.cpuUsage(cpu0);
+        const busyMs = (cpu.user + cpu.system) / 1000;
+        // Generating, its thread would use about 500 ms of CPU in these 500 ms.
+        expect(busyMs, `CPU ${busyMs.toFixed(0)} ms in ${(performance.now() - t0).toFixed(0)} ms`).toBeLessThan(100);
+        expect(() => ctx.memoryReport()).toThrow(expect.objectContaining({ code: 'BUSY' })); // still its generation
+        let n = 1;
+        let last: IteratorResult<unknown, unknown>;
+        while (!(last = await it.next()).done) n++;
+        expect(n).toBe(400);
+        expect((last.value as { finishReason: string }).finishReason).toBe('length');
+        expect(UNREAD_LIMIT).toBeGreaterThan(0);
+        ctx.dispose();
+    });
+
+    it('a stalled stream does not block the next call: it ends as preempted after at most UNREAD_LIMIT unread tokens', async () => {
+        const { UNREAD_LIMIT } = await import('../../lib/context/context.js');
+        const ctx = model.createContext({ contextSize: 4096, threads: 2 });
+        const it = ctx.generate('x', { maxTokens: 2000, temperature: 0 })[Symbol.asyncIterator]();
+        await it.next();
+        const next = await ctx.complete('next', { maxTokens: 4, temperature: 0 });
+        expect(next.tokens).toHaveLength(4);
+        let n = 1;
+        let last: IteratorResult<unknown, unknown>;
+        while (!(last = await it.next()).done) n++;
+        expect((last.value as { finishReason: string }).finishReason).toBe('preempted');
+        expect(n).toBeLessThanOrEqual(UNREAD_LIMIT + 2);
+        ctx.dispose();
+    });
+
+    it('a stream dropped without return() is stopped when the GC collects it', async () => {
+        const v8 = await import('node:v8');
+        const vm = await import('node:vm');
+        v8.setFlagsFromString('--expose-gc');
+        const gc = vm.runInNewContext('gc') as () => void;
+        const ctx = model.createContext({ contextSize: 4096, threads: 2 });
+        await (async () => {
+            const it = ctx.generate('x', { maxTokens: 3000, temperature: 0 })[Symbol.asyncIterator]();
+            await it.next();
+        })();
+        // Paused with its allowance unread: the context is busy with it until it is collected.
+        await sleep(100);
+        expect(() => ctx.memoryReport()).toThrow(expect.objectContaining({ code: 'BUSY' }));
+        for (let i = 0; i < 20; i++) {
+            gc();
+            await sleep(25);
+            try {
+                ctx.memoryReport();
+                break;
+            } catch {
+                // still busy
+            }
+        }
+        expect(ctx.memoryReport().kv.bytes).toBeGreaterThan(0);
+        ctx.dispose();
     });
 });
