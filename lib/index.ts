@@ -9,7 +9,10 @@ export {
     type FinishReason,
     type TokenScores,
     type ScoreOptions,
+    UNREAD_LIMIT,
 } from './context/context.js';
+export type { LlamaWarning, LlamaWarningCode } from './warnings.js';
+export type { TokenizeAsyncOptions } from './options/model-options.js';
 export {
     KV_CACHE_TYPES,
     KV_CACHE_TYPE_INFO,
