@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { LlamaConfigError } from '../errors.js';
+import { llamaCppAlias, sameName } from './llama-names.js';
 
 /** Builders of the shared option types; each error message is what the option expects. */
 export const positiveInt = (what = 'a positive integer') =>
@@ -53,8 +54,16 @@ function editDistance(a: string, b: string): number {
     return dp[b.length];
 }
 
-/** The known option closest to a misspelled one, if close enough. */
+/**
+ * The known option a misspelled one most likely means: the same name in another case or
+ * with dashes or underscores (`cache_type_k`), else llama.cpp's name for it (`n_ctx`,
+ * `temp`, `ctk`: see llama-names.ts), else the closest by edit distance, if close enough.
+ */
 export function suggest(name: string, known: readonly string[]): string | undefined {
+    const same = known.find((candidate) => sameName(candidate, name));
+    if (same !== undefined) return same;
+    const alias = llamaCppAlias(name, known);
+    if (alias !== undefined) return alias;
     let best: string | undefined;
     let bestDistance = Infinity;
     for (const candidate of known) {

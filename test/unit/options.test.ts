@@ -39,7 +39,7 @@ describe('option validation', () => {
 
     it('rejects unknown options and suggests the right name', () => {
         expect(message(() => parseOptions(contextOptionsSchema, { model: {}, ctxSize: 5 }, 'LlamaContext'))).toBe(
-            'Unknown option "ctxSize" for LlamaContext',
+            'Unknown option "ctxSize" for LlamaContext; did you mean "contextSize"?',
         );
         expect(message(() => parseOptions(contextOptionsSchema, { model: {}, contextsize: 5 }, 'LlamaContext'))).toBe(
             'Unknown option "contextsize" for LlamaContext; did you mean "contextSize"?',
@@ -55,6 +55,41 @@ describe('option validation', () => {
 
     it('rejects a non-object', () => {
         expect(message(() => parseOptions(z.strictObject({}), 5, 'thing'))).toBe('Expected an options object for thing but received 5 (number)');
+    });
+
+    it("maps llama.cpp's own names to ours, before the edit distance", () => {
+        const known = Object.keys(contextOptionsSchema.shape);
+        const gen = Object.keys(generateOptionsSchema.shape);
+        const load = Object.keys(modelLoadOptionsSchema.shape);
+        // temp was 2 edits from topP, which the edit distance suggested
+        expect(suggest('temp', gen)).toBe('temperature');
+        for (const name of ['n_ctx', 'ctx_size', 'ctx-size', 'ctxSize', 'nCtx', 'num_ctx', 'c']) expect(suggest(name, known)).toBe('contextSize');
+        for (const [name, option] of [
+            ['n_batch', 'batchSize'], ['batch_size', 'batchSize'], ['n_ubatch', 'ubatchSize'], ['n_parallel', 'parallel'], ['np', 'parallel'],
+            ['n_threads', 'threads'], ['n_threads_batch', 'threadsBatch'], ['ctk', 'cacheTypeK'], ['cache_type_k', 'cacheTypeK'], ['ctv', 'cacheTypeV'],
+            ['cache_type_v', 'cacheTypeV'], ['fa', 'flashAttention'], ['flash_attn', 'flashAttention'], ['kv_unified', 'kvUnified'], ['nkvo', 'offloadKqv'],
+            ['swa_full', 'swaFull'],
+        ] as const) expect(suggest(name, known), name).toBe(option);
+        for (const [name, option] of [
+            ['top_k', 'topK'], ['top_p', 'topP'], ['min_p', 'minP'], ['repeat_penalty', 'repeatPenalty'], ['repeat_last_n', 'repeatLastN'],
+            ['n_predict', 'maxTokens'], ['max_tokens', 'maxTokens'], ['penalty_repeat', 'repeatPenalty'], ['penalty_last_n', 'repeatLastN'],
+        ] as const) expect(suggest(name, gen), name).toBe(option);
+        for (const [name, option] of [
+            ['ngl', 'gpuLayers'], ['n_gpu_layers', 'gpuLayers'], ['use_mmap', 'useMmap'], ['no_mmap', 'useMmap'], ['mlock', 'useMlock'],
+            ['n_cpu_moe', 'cpuMoeLayers'], ['tensor_split', 'tensorSplit'], ['model', 'path'], ['override_tensor', 'tensorOverrides'],
+        ] as const) expect(suggest(name, load), name).toBe(option);
+        // Only names that exist in the schema: planFit has minContextSize, not contextSize; estimateMemory no threads.
+        expect(suggest('n_ctx', ['model', 'budgetBytes', 'minContextSize', 'parallel'])).toBe('minContextSize');
+        expect(suggest('n_threads', ['model', 'contextSize', 'parallel'])).toBeUndefined();
+    });
+
+    it('suggests llama.cpp names through every entry point', async () => {
+        expect(message(() => parseOptions(generateOptionsSchema, { temp: 0 }, 'generate()'))).toBe('Unknown option "temp" for generate(); did you mean "temperature"?');
+        expect(message(() => parseOptions(contextOptionsSchema, { model: {}, n_ctx: 5 }, 'LlamaContext'))).toBe('Unknown option "n_ctx" for LlamaContext; did you mean "contextSize"?');
+        const plan = await planFit({ model: 'm.gguf', budgetBytes: 1, n_ctx: 512 } as never).catch((e: Error) => e.message);
+        expect(plan).toBe('Unknown option "n_ctx" for planFit(); did you mean "minContextSize"?');
+        const load = await LlamaModel.load({ path: 'm.gguf', ngl: 99 } as never).catch((e: Error) => e.message);
+        expect(load).toBe('Unknown option "ngl" for LlamaModel.load(); did you mean "gpuLayers"?');
     });
 
     it('suggests only close names', () => {
