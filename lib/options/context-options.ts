@@ -3,6 +3,7 @@
  * context/ (LlamaLora is in model/, above this folder); its wording is here.
  */
 import { z } from 'zod';
+import { batchSizeOption, contextSizeOption, floatOption, parallelOption, threadsOption } from './llama-limits.js';
 import { KV_CACHE_TYPES, KV_PRESETS, type FlashAttention, type KvCacheType, type KvPreset } from './kv-cache.js';
 import { bool, oneOf, positiveInt, uint32 } from './validate.js';
 
@@ -22,12 +23,12 @@ export const kvPresetOption = () => z.enum(Object.keys(KV_PRESETS) as [KvPreset,
 
 /** The fields of every context option other than `model` and `loras`, in the order errors list them. */
 export const contextSettingsShape = {
-    contextSize: positiveInt().optional(),
-    batchSize: positiveInt().optional(),
-    ubatchSize: positiveInt().optional(),
-    parallel: positiveInt().optional(),
-    threads: positiveInt().optional(),
-    threadsBatch: positiveInt().optional(),
+    contextSize: contextSizeOption().optional(),
+    batchSize: batchSizeOption().optional(),
+    ubatchSize: batchSizeOption().optional(),
+    parallel: parallelOption().optional(),
+    threads: threadsOption().optional(),
+    threadsBatch: threadsOption().optional(),
     seed: uint32().optional(),
     cacheTypeK: cacheTypeOption().optional(),
     cacheTypeV: cacheTypeOption().optional(),
@@ -46,7 +47,7 @@ export const modelOption = () => z.custom<object>((v) => typeof v === 'object' &
 export const loraListSchema = <L>(isLora: (value: unknown) => value is L) => z.array(
     z.strictObject({
         lora: z.custom<L>(isLora, { error: 'a LlamaLora from model.loadLora()' }),
-        scale: z.number({ error: 'a finite number' }).finite({ error: 'a finite number' }),
+        scale: floatOption(),
     }),
     { error: 'an array of { lora, scale }' },
 );

@@ -21,6 +21,17 @@ export interface ResolvedContextParams {
     native: NativeContextParams;
 }
 
+/** ubatchSize at most batchSize (planFit checks its options with the same message). */
+export function checkUbatchSize(ubatchSize: number, batchSize: number): void {
+    if (ubatchSize > batchSize) {
+        throw new LlamaConfigError(
+            `Expected ubatchSize <= batchSize but received ubatchSize ${ubatchSize} and batchSize ${batchSize}; lower ubatchSize or raise batchSize`,
+            'INVALID_CONFIG',
+            ['ubatchSize', 'batchSize'],
+        );
+    }
+}
+
 export function resolveContextParams(
     opts: Omit<ContextSettings, 'flashAttention'> & { flashAttention?: ResolvedKvConfig['flashAttention'] },
     model: KvModelFacts & { trainedContextSize: number },
@@ -29,13 +40,7 @@ export function resolveContextParams(
     const contextSize = opts.contextSize ?? Math.min(defaults.context.contextSize, trained > 0 ? trained : Infinity);
     const batchSize = opts.batchSize ?? defaults.context.batchSize;
     const ubatchSize = opts.ubatchSize ?? Math.min(defaults.context.ubatchSize, batchSize);
-    if (ubatchSize > batchSize) {
-        throw new LlamaConfigError(
-            `Expected ubatchSize <= batchSize but received ubatchSize ${ubatchSize} and batchSize ${batchSize}; lower ubatchSize or raise batchSize`,
-            'INVALID_CONFIG',
-            ['ubatchSize', 'batchSize'],
-        );
-    }
+    checkUbatchSize(ubatchSize, batchSize);
     // llama.cpp reserves one output row per sequence in a batch of min(contextSize,
     // batchSize) and asserts (aborts the process) when there are more sequences than rows.
     const sequences = opts.parallel ?? defaults.context.parallel;

@@ -1,6 +1,7 @@
 /** Options of quantizeModel(), and llama.cpp's quantization types by name. */
 import { z } from 'zod';
-import { bool, filePath, fn, positiveInt, signal } from './validate.js';
+import { LIMITS } from './llama-limits.js';
+import { bool, filePath, fn, positiveIntUpTo, signal } from './validate.js';
 
 /** llama.cpp's file types (llama_ftype), by the names llama-quantize uses. */
 export const QUANTIZATION_TYPES = {
@@ -38,7 +39,7 @@ export const quantizeSchema = z.strictObject({
     input: filePath(),
     output: filePath(),
     type: z.enum(typeNames, { error: `one of ${typeNames.join(', ')}` }),
-    threads: positiveInt().max(1024, { error: 'at most 1024' }).optional(),
+    threads: positiveIntUpTo(LIMITS.quantizeThreads).optional(),
     allowRequantize: bool().optional(),
     onProgress: fn<(p: number) => void>().optional(),
     signal: signal().optional(),

@@ -12,6 +12,15 @@ export const positiveInt = (what = 'a positive integer') =>
     z.number({ error: what }).int({ error: what }).positive({ error: what });
 export const nonNegativeInt = (what = 'a non-negative integer') =>
     z.number({ error: what }).int({ error: what }).nonnegative({ error: what });
+/**
+ * An integer in [min, max] with `what` as the message, and past `max` "`what` up to max":
+ * the message says the rule that was broken. (max is checked first so that a number past
+ * 2^53, which is no safe integer, reads as too large.)
+ */
+const boundedInt = (what: string, min: number, max: number) =>
+    z.number({ error: what }).max(max, { error: `${what} up to ${max}` }).int({ error: what }).min(min, { error: what });
+export const positiveIntUpTo = (max: number) => boundedInt('a positive integer', 1, max);
+export const nonNegativeIntUpTo = (max: number) => boundedInt('a non-negative integer', 0, max);
 export const bool = () => z.boolean({ error: 'a boolean' });
 export const unitInterval = () =>
     z.number({ error: 'a number in [0, 1]' }).min(0, { error: 'a number in [0, 1]' }).max(1, { error: 'a number in [0, 1]' });
@@ -85,6 +94,18 @@ function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
     return value;
 }
 
+/** One problem per option: a value that breaks two checks (e.g. 2^53: too large, and no safe integer) is reported once. */
+function firstPerPath(issues: readonly z.core.$ZodIssue[]): z.core.$ZodIssue[] {
+    const seen = new Set<string>();
+    return issues.filter((issue) => {
+        if (issue.code === 'unrecognized_keys') return true;
+        const key = JSON.stringify(issue.path.map(String));
+        if (seen.has(key)) return false;
+        seen.add(key);
+        return true;
+    });
+}
+
 /**
  * Validates `input` against `schema`; throws a LlamaConfigError whose message lists
  * each problem as "Expected X for option but received Y".
@@ -97,7 +118,7 @@ export function parseOptions<S extends z.ZodType>(schema: S, input: unknown, wha
     if (result.success) return result.data;
     const known = schema instanceof z.ZodObject ? Object.keys(schema.shape) : [];
     const paths = new Set<string>();
-    const messages = result.error.issues.map((issue) => {
+    const messages = firstPerPath(result.error.issues).map((issue) => {
         if (issue.code === 'unrecognized_keys') {
             issue.keys.forEach((key) => paths.add(key));
             return issue.keys
@@ -123,7 +144,7 @@ export function parseArgument<S extends z.ZodType>(schema: S, value: unknown, na
     const result = schema.safeParse(value);
     if (result.success) return result.data;
     const paths = new Set<string>();
-    const messages = result.error.issues.map((issue) => {
+    const messages = firstPerPath(result.error.issues).map((issue) => {
         const path = [name, ...issue.path.map(String)].join('.');
         paths.add(path);
         return `Expected ${issue.message} for ${path} but received ${describe(valueAt(value, issue.path))}`;

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { LlamaConfigError } from '../../lib/errors.js';
 import { calibrate, estimateMemory, LlamaModel, planFit, quantizeModel } from '../../lib/index.js';
-import { contextOptionsSchema } from '../../lib/context/options.js';
+import { contextOptionsSchema, loraListSchema } from '../../lib/context/options.js';
 import { generateOptionsSchema } from '../../lib/options/generate-options.js';
 import { modelLoadOptionsSchema } from '../../lib/options/model-options.js';
 import { parseArgument, parseOptions, suggest } from '../../lib/options/validate.js';
@@ -105,7 +105,9 @@ describe('one wording in every API', () => {
         ['LlamaModel.load()', () => LlamaModel.load({ path: 'm.gguf', cpuMoeLayers: '2' } as never), 'Expected a non-negative integer for cpuMoeLayers but received "2" (string)'],
         ['estimateMemory()', () => estimateMemory({ model: 'm.gguf', parallel: '2' } as never), 'Expected a positive integer for parallel but received "2" (string)'],
         ['planFit()', () => planFit({ model: 'm.gguf', budgetBytes: 1, minContextSize: '2' } as never), 'Expected a positive integer for minContextSize but received "2" (string)'],
-        ['planFit() parallel', () => planFit({ model: 'm.gguf', budgetBytes: 1, parallel: 1.5 }), 'Expected a positive integer up to 256 for parallel but received 1.5 (number)'],
+        // The message says the rule that was broken: LlamaContext's parallel reads the same (it said "up to 256" for 1.5 too).
+        ['planFit() parallel', () => planFit({ model: 'm.gguf', budgetBytes: 1, parallel: 1.5 }), 'Expected a positive integer for parallel but received 1.5 (number)'],
+        ['planFit() parallel 300', () => planFit({ model: 'm.gguf', budgetBytes: 1, parallel: 300 }), 'Expected a positive integer up to 256 for parallel but received 300 (number)'],
         ['quantizeModel()', () => quantizeModel({ input: 'a.gguf', output: 'b.gguf', type: 'Q8_0', threads: '2' } as never), 'Expected a positive integer for threads but received "2" (string)'],
         ['calibrate()', () => calibrate({ model: {} as never, threads: '2' } as never), 'Expected a positive integer for threads but received "2" (string)'],
         ['planFit() misspelt', () => planFit({ model: 'm.gguf', budgetBytes: 1, minContextsize: 2 } as never), 'Unknown option "minContextsize" for planFit(); did you mean "minContextSize"?'],
@@ -117,6 +119,73 @@ describe('one wording in every API', () => {
         expect(error).toBeInstanceOf(LlamaConfigError);
         expect((error as LlamaConfigError).code).toBe('INVALID_CONFIG');
         expect((error as Error).message).toBe(expected);
+    });
+});
+
+describe("llama.cpp's bounds, checked in TypeScript with one wording", () => {
+    // Each was a native INVALID_ARGUMENT ("context parameter threads must be an integer in [1, 512], received 1000.000000")
+    // or passed estimateMemory / planFit unchecked.
+    const context = (o: object) => message(() => parseOptions(contextOptionsSchema, { model: {}, ...o }, 'LlamaContext'));
+    const generate = (o: object) => message(() => parseOptions(generateOptionsSchema, o, 'generate()'));
+
+    it('context options', () => {
+        expect(context({ threads: 1000 })).toBe('Expected a positive integer up to 512 for threads but received 1000 (number)');
+        expect(context({ threads: 0 })).toBe('Expected a positive integer for threads but received 0 (number)');
+        expect(context({ threadsBatch: 513 })).toBe('Expected a positive integer up to 512 for threadsBatch but received 513 (number)');
+        expect(context({ parallel: 300 })).toBe('Expected a positive integer up to 256 for parallel but received 300 (number)');
+        expect(context({ contextSize: 1e12 })).toBe('Expected a positive integer up to 16777216 for contextSize but received 1000000000000 (number)');
+        expect(context({ batchSize: 2 ** 21 })).toBe('Expected a positive integer up to 1048576 for batchSize but received 2097152 (number)');
+        expect(context({ ubatchSize: 2 ** 21 })).toBe('Expected a positive integer up to 1048576 for ubatchSize but received 2097152 (number)');
+        // One message per option, also for a value past 2^53 that breaks two rules.
+        expect(context({ contextSize: 2 ** 53 })).toBe('Expected a positive integer up to 16777216 for contextSize but received 9007199254740992 (number)');
+        expect(() => parseOptions(contextOptionsSchema, { model: {}, contextSize: 2 ** 24, batchSize: 2 ** 20, ubatchSize: 2 ** 20, parallel: 256, threads: 512, threadsBatch: 512 }, 'LlamaContext')).not.toThrow();
+    });
+
+    it('generation settings', () => {
+        expect(generate({ maxTokens: 2 ** 32 })).toBe('Expected a non-negative integer up to 4294967295 for maxTokens but received 4294967296 (number)');
+        expect(generate({ topK: 2 ** 31 })).toBe('Expected a non-negative integer up to 2147483647 for topK but received 2147483648 (number)');
+        expect(generate({ repeatLastN: 2 ** 31 })).toBe('Expected a non-negative integer up to 2147483647 for repeatLastN but received 2147483648 (number)');
+        expect(generate({ temperature: 1e300 })).toBe('Expected a number in [0, 3.4e38] for temperature but received 1e+300 (number)');
+        expect(generate({ repeatPenalty: 1e300 })).toBe('Expected a number in (0, 3.4e38] for repeatPenalty but received 1e+300 (number)');
+        expect(generate({ temperature: -1 })).toBe('Expected a number >= 0 for temperature but received -1 (number)');
+        expect(() => parseOptions(generateOptionsSchema, { maxTokens: 2 ** 32 - 1, topK: 2 ** 31 - 1, temperature: 3.4e38 }, 'generate()')).not.toThrow();
+    });
+
+    it('load options and LoRA scales', () => {
+        expect(message(() => parseOptions(modelLoadOptionsSchema, { path: 'm.gguf', gpuLayers: 2 ** 40 }, 'LlamaModel.load()'))).toBe(
+            "Expected an integer in [-1, 2147483647], 'max' or 'auto' for gpuLayers but received 1099511627776 (number)",
+        );
+        expect(message(() => parseOptions(modelLoadOptionsSchema, { path: 'm.gguf', gpuLayers: -2 }, 'LlamaModel.load()'))).toBe(
+            "Expected an integer in [-1, 2147483647], 'max' or 'auto' for gpuLayers but received -2 (number)",
+        );
+        expect(message(() => parseOptions(modelLoadOptionsSchema, { path: 'm.gguf', tensorSplit: [1, 1e10] }, 'LlamaModel.load()'))).toBe(
+            'Expected a number in [0, 1e9] for tensorSplit.1 but received 10000000000 (number)',
+        );
+        expect(() => parseArgument(loraListSchema, [{ lora: {}, scale: 1e300 }], 'adapters')).toThrow(/Expected a number in \[-3\.4e38, 3\.4e38\] for adapters\.0\.scale but received 1e\+300/);
+    });
+
+    it('estimateMemory and planFit refuse what LlamaContext refuses, before reading the model', async () => {
+        const refusal = async (call: () => Promise<unknown>) => {
+            const error = await call().then(() => null, (e: unknown) => e);
+            expect(error).toBeInstanceOf(LlamaConfigError);
+            expect((error as LlamaConfigError).code).toBe('INVALID_CONFIG');
+            return (error as Error).message;
+        };
+        for (const o of [{ parallel: 300 }, { contextSize: 1e12 }, { batchSize: 2 ** 21 }, { ubatchSize: 0.5 }]) {
+            expect(await refusal(() => estimateMemory({ model: '/missing.gguf', ...o }))).toBe(context(o));
+        }
+        for (const o of [{ parallel: 300 }, { batchSize: 2 ** 21 }, { ubatchSize: -1 }]) {
+            expect(await refusal(() => planFit({ model: '/missing.gguf', budgetBytes: 1e12, ...o }))).toBe(context(o));
+        }
+        // minContextSize has contextSize's bound, under its own name.
+        expect(await refusal(() => planFit({ model: '/missing.gguf', budgetBytes: 1e12, minContextSize: 1e9 }))).toBe(
+            'Expected a positive integer up to 16777216 for minContextSize but received 1000000000 (number)',
+        );
+        // calibrate() and quantizeModel() use the same bounds.
+        expect(await refusal(() => calibrate({ model: {} as never, threads: 1000 }))).toBe(context({ threads: 1000 }));
+        expect(await refusal(() => quantizeModel({ input: 'a.gguf', output: 'b.gguf', type: 'Q8_0', threads: 2000 }))).toBe(
+            'Expected a positive integer up to 1024 for threads but received 2000 (number)',
+        );
     });
 });
 
