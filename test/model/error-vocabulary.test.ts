@@ -1,8 +1,11 @@
 // One error vocabulary (issue 16, finding 7): every value checked once, in TypeScript, with
 // the same rules and words for LlamaContext, estimateMemory and planFit; the native checks
 // are a second line the public API does not reach.
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { estimateMemory, LlamaConfigError, LlamaContext, LlamaModel, planFit, readGgufMetadata } from '../../lib/index.js';
+import { estimateMemory, LlamaConfigError, LlamaContext, LlamaError, LlamaModel, LlamaModelLoadError, planFit, quantizeModel, readGgufMetadata } from '../../lib/index.js';
 import { fixtures } from '../support/fixtures.js';
 
 /** The error of a call that must fail (sync or async). */
@@ -86,4 +89,50 @@ describe('range checks in TypeScript, the same for LlamaContext, estimateMemory 
         const capped = await planFit({ model: longTrained, budgetBytes: 2 ** 50, prefer: 'context', parallel: 256 });
         expect(capped.settings.contextSize).toBe(2 ** 24);
     }, 120_000);
+});
+
+describe('every error is a LlamaError with a documented code', () => {
+    it('estimateMemory and planFit: the codes of load() and loadLora() for the same files', async () => {
+        // loras: ['/missing.gguf'] threw a plain ENOENT Error.
+        const lora = await failure(() => estimateMemory({ model: fixtures.f16, loras: ['/missing.gguf'] }));
+        expect(lora).toBeInstanceOf(LlamaError);
+        expect([lora.code, lora.message]).toEqual(['LORA_LOAD_FAILED', 'LoRA adapter file not found: /missing.gguf']);
+        const notGguf = await failure(() => estimateMemory({ model: fixtures.f16, loras: [import.meta.filename] }));
+        expect(notGguf.code).toBe('LORA_LOAD_FAILED');
+        expect(notGguf.message).toMatch(/is not a valid GGUF LoRA adapter: not a GGUF file/);
+        const model = await LlamaModel.load({ path: fixtures.f16, gpu: false });
+        try {
+            const loaded = await failure(() => model.loadLora('/missing.gguf'));
+            expect([loaded.code, loaded.message]).toEqual([lora.code, lora.message]);
+        } finally {
+            model.dispose();
+        }
+        for (const call of [() => estimateMemory({ model: '/missing.gguf' }), () => planFit({ model: '/missing.gguf', budgetBytes: 2 ** 30 }), () => readGgufMetadata('/missing.gguf')]) {
+            const missing = await failure(call);
+            expect(missing).toBeInstanceOf(LlamaModelLoadError);
+            expect(missing.code).toBe('MODEL_NOT_FOUND');
+        }
+        const truncated = join(tmpdir(), `llama-kv-truncated-${process.pid}.gguf`);
+        await writeFile(truncated, (await readFile(fixtures.f16)).subarray(0, 100_000));
+        try {
+            const codes = await Promise.all([LlamaModel.load({ path: truncated }), readGgufMetadata(truncated), estimateMemory({ model: truncated })].map((p) => p.then(() => 'resolved', (e: LlamaError) => e.code)));
+            expect(codes).toEqual(['INVALID_MODEL_FILE', 'INVALID_MODEL_FILE', 'INVALID_MODEL_FILE']);
+        } finally {
+            await rm(truncated, { force: true });
+        }
+    });
+
+    it('new LlamaModel() points to LlamaModel.load() (it threw "native.metadata is not a function")', async () => {
+        const Model = LlamaModel as unknown as new (options: object) => LlamaModel;
+        const error = await failure(() => new Model({ path: fixtures.f16 }));
+        expect(error).toBeInstanceOf(LlamaConfigError);
+        expect([error.code, error.message]).toEqual(['INVALID_ARGUMENT', 'LlamaModel cannot be constructed with new: use `await LlamaModel.load({ path })`']);
+    });
+
+    it('quantizeModel to a directory fails before the quantization, not with INTERNAL EISDIR after it', async () => {
+        const started = performance.now();
+        const error = await failure(() => quantizeModel({ input: fixtures.f16, output: tmpdir(), type: 'Q8_0' }));
+        expect([error.code, (error as LlamaConfigError).path]).toEqual(['INVALID_CONFIG', ['output']]);
+        expect(performance.now() - started).toBeLessThan(1000);
+    });
 });
