@@ -130,7 +130,8 @@ function withLoras(estimate: MemoryEstimate, bytes: number): MemoryEstimate {
 }
 
 /** The context options an estimate is made for (validated). @internal */
-export type EstimateContextOptions = Omit<EstimateOptions, 'model' | 'simulate' | 'flashAttention' | 'loras' | 'useMmap' | 'repack' | 'tensorOverrides'> & { flashAttention?: FlashAttention };
+export type EstimateContextOptions = Omit<EstimateOptions, 'model' | 'simulate' | 'flashAttention' | 'cacheTypeK' | 'cacheTypeV' | 'loras' | 'useMmap' | 'repack' | 'tensorOverrides'> &
+    { flashAttention?: FlashAttention; cacheTypeK?: KvCacheType; cacheTypeV?: KvCacheType };
 
 /**
  * How the weights would be loaded, for the header level: mapped or read, and the CPU

@@ -7,7 +7,7 @@
 import { availableParallelism } from 'node:os';
 import type { NativeContextParams } from '../native/binding.js';
 import { LlamaConfigError } from '../errors.js';
-import { KV_CACHE_TYPE_INFO, resolveKvConfig, type KvModelFacts, type ResolvedKvConfig } from './kv-cache.js';
+import { KV_CACHE_TYPE_INFO, resolveKvConfig, type KvCacheType, type KvModelFacts, type ResolvedKvConfig } from './kv-cache.js';
 import { log } from '../logger.js';
 import { defaults } from './defaults.js';
 import type { ContextSettings } from './context-options.js';
@@ -32,8 +32,15 @@ export function checkUbatchSize(ubatchSize: number, batchSize: number): void {
     }
 }
 
+/** Context settings as the schema outputs them: flashAttention resolved from a boolean, K/V type names in llama.cpp's case. */
+export type ParsedContextSettings = Omit<ContextSettings, 'flashAttention' | 'cacheTypeK' | 'cacheTypeV'> & {
+    flashAttention?: ResolvedKvConfig['flashAttention'];
+    cacheTypeK?: KvCacheType;
+    cacheTypeV?: KvCacheType;
+};
+
 export function resolveContextParams(
-    opts: Omit<ContextSettings, 'flashAttention'> & { flashAttention?: ResolvedKvConfig['flashAttention'] },
+    opts: ParsedContextSettings,
     model: KvModelFacts & { trainedContextSize: number },
 ): ResolvedContextParams {
     const trained = model.trainedContextSize;

@@ -94,6 +94,20 @@ function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
     return value;
 }
 
+/** The string values a choice takes (an enum, or the enums of a union such as flashAttention's). */
+function choices(issue: z.core.$ZodIssue): string[] {
+    if (issue.code === 'invalid_value') return issue.values.filter((v): v is string => typeof v === 'string');
+    if (issue.code === 'invalid_union') return issue.errors.flat().flatMap((inner) => (inner.path.length === 0 ? choices(inner) : []));
+    return [];
+}
+
+/** "; did you mean 'q8_0'?" for a string that is one of the choices in another case, or close to one. */
+function choiceHint(issue: z.core.$ZodIssue, received: unknown): string {
+    if (typeof received !== 'string') return '';
+    const hint = suggest(received, choices(issue));
+    return hint === undefined ? '' : `; did you mean '${hint}'?`;
+}
+
 /** One problem per option: a value that breaks two checks (e.g. 2^53: too large, and no safe integer) is reported once. */
 function firstPerPath(issues: readonly z.core.$ZodIssue[]): z.core.$ZodIssue[] {
     const seen = new Set<string>();
@@ -130,7 +144,8 @@ export function parseOptions<S extends z.ZodType>(schema: S, input: unknown, wha
         }
         const path = issue.path.map(String).join('.');
         if (path) paths.add(path);
-        return `Expected ${issue.message} for ${path || what} but received ${describe(valueAt(input, issue.path))}`;
+        const received = valueAt(input, issue.path);
+        return `Expected ${issue.message} for ${path || what} but received ${describe(received)}${choiceHint(issue, received)}`;
     });
     throw new LlamaConfigError(messages.join('; '), 'INVALID_CONFIG', [...paths]);
 }
@@ -147,7 +162,8 @@ export function parseArgument<S extends z.ZodType>(schema: S, value: unknown, na
     const messages = firstPerPath(result.error.issues).map((issue) => {
         const path = [name, ...issue.path.map(String)].join('.');
         paths.add(path);
-        return `Expected ${issue.message} for ${path} but received ${describe(valueAt(value, issue.path))}`;
+        const received = valueAt(value, issue.path);
+        return `Expected ${issue.message} for ${path} but received ${describe(received)}${choiceHint(issue, received)}`;
     });
     throw new LlamaConfigError(messages.join('; '), 'INVALID_ARGUMENT', [...paths]);
 }

@@ -136,3 +136,26 @@ describe('every error is a LlamaError with a documented code', () => {
         expect(performance.now() - started).toBeLessThan(1000);
     });
 });
+
+describe('type names in any case', () => {
+    it("a context takes cacheTypeK 'Q8_0' and quantizeModel type 'q8_0'", async () => {
+        const model = await LlamaModel.load({ path: fixtures.f16, gpu: false });
+        try {
+            const ctx = new LlamaContext({ model, contextSize: 256, threads: 1, cacheTypeK: 'Q8_0', cacheTypeV: 'Q8_0', flashAttention: 'on' });
+            expect([ctx.config.cacheTypeK, ctx.config.cacheTypeV]).toEqual(['q8_0', 'q8_0']);
+            ctx.dispose();
+            const e = await estimateMemory({ model: fixtures.f16, contextSize: 256, cacheTypeK: 'Q4_0', flashAttention: 'on' });
+            expect(e.config.cacheTypeK).toBe('q4_0');
+        } finally {
+            model.dispose();
+        }
+        const output = join(tmpdir(), `llama-kv-case-${process.pid}.gguf`);
+        try {
+            const r = await quantizeModel({ input: fixtures.f16, output, type: 'q8_0', threads: 1 });
+            expect(r.type).toBe('Q8_0');
+            expect((await readGgufMetadata(output)).kv['general.file_type']).toBe(7);
+        } finally {
+            await rm(output, { force: true });
+        }
+    });
+});

@@ -4,7 +4,9 @@ import { LlamaConfigError } from '../../lib/errors.js';
 import { calibrate, estimateMemory, LlamaModel, planFit, quantizeModel } from '../../lib/index.js';
 import { contextOptionsSchema, loraListSchema } from '../../lib/context/options.js';
 import { generateOptionsSchema } from '../../lib/options/generate-options.js';
+import { estimateOptionsSchema } from '../../lib/options/estimate-options.js';
 import { modelLoadOptionsSchema } from '../../lib/options/model-options.js';
+import { quantizeSchema } from '../../lib/options/quantize-options.js';
 import { parseArgument, parseOptions, suggest } from '../../lib/options/validate.js';
 
 function message(fn: () => unknown): string {
@@ -202,5 +204,37 @@ describe('parseArgument', () => {
         expect((error as LlamaConfigError).code).toBe('INVALID_ARGUMENT');
         expect((error as Error).message).toBe('Expected a finite number for adapters.1.scale but received "2" (string)');
         expect(() => parseArgument(schema, 5, 'adapters')).toThrow('Expected an array of { scale } for adapters but received 5 (number)');
+    });
+});
+
+describe('type names in any case', () => {
+    it("cacheTypeK/cacheTypeV take 'Q8_0' as 'q8_0', and say so in the parsed options", () => {
+        const parsed = parseOptions(contextOptionsSchema, { model: {}, cacheTypeK: 'Q8_0', cacheTypeV: 'Iq4_NL' }, 'LlamaContext');
+        expect([parsed.cacheTypeK, parsed.cacheTypeV]).toEqual(['q8_0', 'iq4_nl']);
+        const estimate = parseOptions(estimateOptionsSchema, { model: 'm.gguf', cacheTypeK: 'BF16' }, 'estimateMemory()');
+        expect(estimate.cacheTypeK).toBe('bf16');
+    });
+
+    it("quantizeModel's type takes 'q4_k_m' as 'Q4_K_M'", () => {
+        expect(parseOptions(quantizeSchema, { input: 'a.gguf', output: 'b.gguf', type: 'q4_k_m' }, 'quantizeModel()').type).toBe('Q4_K_M');
+        expect(parseOptions(quantizeSchema, { input: 'a.gguf', output: 'b.gguf', type: 'iq4_xs' }, 'quantizeModel()').type).toBe('IQ4_XS');
+    });
+
+    it('a wrong case or a near-miss of a choice never fails without a suggestion', () => {
+        expect(message(() => parseOptions(contextOptionsSchema, { model: {}, kvPreset: 'Balanced' }, 'LlamaContext'))).toBe(
+            "Expected one of 'conservative', 'balanced', 'aggressive', 'extreme' for kvPreset but received \"Balanced\" (string); did you mean 'balanced'?",
+        );
+        expect(message(() => parseOptions(contextOptionsSchema, { model: {}, flashAttention: 'ON' }, 'LlamaContext'))).toBe(
+            "Expected one of 'auto', 'on', 'off' (or true/false) for flashAttention but received \"ON\" (string); did you mean 'on'?",
+        );
+        expect(message(() => parseOptions(contextOptionsSchema, { model: {}, cacheTypeK: 'q8' }, 'LlamaContext'))).toBe(
+            "Expected one of 'f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'iq4_nl', 'q5_0', 'q5_1' for cacheTypeK but received \"q8\" (string); did you mean 'q8_0'?",
+        );
+        expect(message(() => parseOptions(quantizeSchema, { input: 'a.gguf', output: 'b.gguf', type: 'Q4_KM' }, 'quantizeModel()'))).toMatch(
+            /^Expected one of F32, .* for type but received "Q4_KM" \(string\); did you mean 'Q4_K_M'\?$/,
+        );
+        expect(message(() => parseOptions(modelLoadOptionsSchema, { path: 'm.gguf', gpu: 'CUDA' }, 'LlamaModel.load()'))).toMatch(/did you mean 'cuda'\?$/);
+        // No suggestion for what is not close.
+        expect(message(() => parseOptions(contextOptionsSchema, { model: {}, kvPreset: 'zzzzzzzz' }, 'LlamaContext'))).not.toMatch(/did you mean/);
     });
 });
