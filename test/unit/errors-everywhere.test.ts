@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LlamaConfigError, LlamaError, LlamaModelLoadError } from '../../lib/errors.js';
-import { ensureFixtureLora, ensureFixtureModel, quantizeModel, setLogger, setLogLevel, type FixtureModelName } from '../../lib/index.js';
+import { ensureFixtureLora, ensureFixtureModel, quantizeModel, readPromptFile, setLogger, setLogLevel, type FixtureModelName } from '../../lib/index.js';
 
 async function failure(call: () => unknown): Promise<LlamaError> {
     try {
@@ -65,6 +65,12 @@ describe('errors of the small entry points', () => {
         }
         const options = await failure(() => ensureFixtureModel('tiny-f16', { dri: tmp } as never));
         expect(options.message).toBe('Unknown option "dri" for ensureFixtureModel(); did you mean "dir"?');
+    });
+
+    it('readPromptFile: INVALID_ARGUMENT for a file it cannot read (was a plain ENOENT Error)', async () => {
+        const error = await failure(() => readPromptFile(join(tmp, 'missing.jsonl')));
+        expect(error).toBeInstanceOf(LlamaConfigError);
+        expect([error.code, error.message]).toEqual(['INVALID_ARGUMENT', expect.stringMatching(/^Cannot read the prompt file .*missing\.jsonl: ENOENT/)]);
     });
 
     it('quantizeModel refuses an output that is a directory, or in none, before quantizing', async () => {
