@@ -69,10 +69,13 @@ function editDistance(a: string, b: string): number {
  * `temp`, `ctk`: see llama-names.ts), else the closest by edit distance, if close enough.
  */
 export function suggest(name: string, known: readonly string[]): string | undefined {
+    return known.find((candidate) => sameName(candidate, name)) ?? llamaCppAlias(name, known) ?? closest(name, known);
+}
+
+/** The known value closest to `name`: the same in another case, dashes or underscores, else by edit distance if close enough. */
+function closest(name: string, known: readonly string[]): string | undefined {
     const same = known.find((candidate) => sameName(candidate, name));
     if (same !== undefined) return same;
-    const alias = llamaCppAlias(name, known);
-    if (alias !== undefined) return alias;
     let best: string | undefined;
     let bestDistance = Infinity;
     for (const candidate of known) {
@@ -104,7 +107,7 @@ function choices(issue: z.core.$ZodIssue): string[] {
 /** "; did you mean 'q8_0'?" for a string that is one of the choices in another case, or close to one. */
 function choiceHint(issue: z.core.$ZodIssue, received: unknown): string {
     if (typeof received !== 'string') return '';
-    const hint = suggest(received, choices(issue));
+    const hint = closest(received, choices(issue));
     return hint === undefined ? '' : `; did you mean '${hint}'?`;
 }
 
