@@ -39,11 +39,10 @@ describe('range checks in TypeScript, the same for LlamaContext, estimateMemory 
             const error = await failure(() => new LlamaContext({ model, ...options }));
             expect(error, JSON.stringify(options)).toBeInstanceOf(LlamaConfigError);
             expect([error.code, error.message]).toEqual(['INVALID_CONFIG', message]);
+            if ('threads' in options || 'threadsBatch' in options) continue; // not options of an estimate
             const { checkMemory: _, ...estimateOptions } = options as { checkMemory?: boolean };
             const estimate = await failure(() => estimateMemory({ model: fixtures.f16, ...estimateOptions }));
-            expect([estimate.code, estimate.message], `estimateMemory ${JSON.stringify(options)}`).toEqual(
-                'threads' in options || 'threadsBatch' in options ? ['INVALID_CONFIG', expect.stringMatching(/^Unknown option "threads(Batch)?" for estimateMemory\(\)$/)] : ['INVALID_CONFIG', message],
-            );
+            expect([estimate.code, estimate.message], `estimateMemory ${JSON.stringify(options)}`).toEqual(['INVALID_CONFIG', message]);
         }
         const ctx = new LlamaContext({ model, contextSize: 256, threads: 1 });
         // maxTokens: 2**32 passed the TypeScript check and failed in native code.
