@@ -3,11 +3,16 @@
  * application sets. With no logger set nothing is written anywhere: the library
  * never prints by itself. Failures still carry llama.cpp's explanation in the error.
  */
+import { z } from 'zod';
+import { LlamaConfigError } from './errors.js';
 import { binding } from './native/binding.js';
 import { defaults } from './options/defaults.js';
+import { describe, oneOf, parseArgument, parseOptions } from './options/validate.js';
+
+const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'none'] as const;
 
 /** Log levels, most verbose first. `'none'` silences the logger. */
-export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'none';
+export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** Receives llama.cpp / ggml log lines (without the trailing newline) and llama-kv's own warnings. */
 export type Logger = (level: Exclude<LogLevel, 'none'>, message: string) => void;
@@ -24,10 +29,8 @@ const levelNames: Record<number, Exclude<LogLevel, 'none'>> = { 1: 'debug', 2: '
 let current: Logger | null = null;
 let currentLevel: LogLevel = 'warn';
 
-function checkLevel(level: unknown): LogLevel {
-    if (typeof level === 'string' && level in levelNumbers) return level as LogLevel;
-    throw new TypeError(`Expected one of 'debug', 'info', 'warn', 'error', 'none' for level but received ${String(level)}`);
-}
+const levelSchema = () => z.enum(LOG_LEVELS, { error: oneOf(LOG_LEVELS) });
+const loggerOptionsSchema = z.strictObject({ level: levelSchema().optional() });
 
 /**
  * Sets the logger for llama.cpp / ggml output and llama-kv warnings, or removes it
@@ -38,9 +41,9 @@ function checkLevel(level: unknown): LogLevel {
  */
 export function setLogger(logger: Logger | null, options: LoggerOptions = {}): void {
     if (logger !== null && typeof logger !== 'function') {
-        throw new TypeError(`Expected a function or null for logger but received ${typeof logger}`);
+        throw new LlamaConfigError(`Expected a function or null for logger but received ${describe(logger)}`, 'INVALID_ARGUMENT', ['logger']);
     }
-    currentLevel = checkLevel(options.level ?? defaults.logger.level);
+    currentLevel = parseOptions(loggerOptionsSchema, options, 'setLogger()').level ?? defaults.logger.level;
     current = logger;
     const native = binding();
     if (logger === null) {
@@ -52,7 +55,7 @@ export function setLogger(logger: Logger | null, options: LoggerOptions = {}): v
 
 /** Changes the level of the current logger. */
 export function setLogLevel(level: LogLevel): void {
-    currentLevel = checkLevel(level);
+    currentLevel = parseArgument(levelSchema(), level, 'level');
     if (current) binding().setLogLevel(levelNumbers[currentLevel]);
 }
 

@@ -124,10 +124,15 @@ export function builtInPrompts(contextSize: number): CalibrationPrompt[] {
  * Reads a prompt file. `.jsonl`: one JSON object per line with `text` (required), `name`
  * and `category`; blank lines are skipped. Any other extension: plain text, split into
  * prompts at lines that are exactly `---` (the whole file is one prompt without them).
- * Throws INVALID_ARGUMENT with the line number for a malformed line.
+ * Throws INVALID_ARGUMENT with the line number for a malformed line, and for a file it cannot read.
  */
 export async function readPromptFile(path: string): Promise<CalibrationPrompt[]> {
-    const content = await readFile(path, 'utf8');
+    let content: string;
+    try {
+        content = await readFile(path, 'utf8');
+    } catch (error) {
+        throw new LlamaConfigError(`Cannot read the prompt file ${String(path)}: ${(error as Error).message}`, 'INVALID_ARGUMENT', ['prompts']);
+    }
     const base = path.replace(/^.*[\\/]/, '');
     const prompts: CalibrationPrompt[] = [];
     if (extname(path).toLowerCase() === '.jsonl') {

@@ -9,7 +9,8 @@ import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { GGUF_VALUE_TYPE } from '../gguf/types.js';
 import { f32ToBytes, writeGguf, type GgufKvEntry, type GgufTensorEntry } from '../gguf/writer.js';
-import { defaultFixtureCacheDir, FIXTURE_MODELS, GENERATOR_VERSION, randomWeights, tensorPlans, tensorSeed, type FixtureModelName } from './models.js';
+import { parseOptions } from '../options/validate.js';
+import { defaultFixtureCacheDir, FIXTURE_MODELS, fixtureOptionsSchema, GENERATOR_VERSION, randomWeights, tensorPlans, tensorSeed, unknownFixture, type FixtureModelName } from './models.js';
 
 /** Names of the built-in fixture adapters. */
 export type FixtureLoraName = 'tiny-lora-r8-attn' | 'tiny-lora-r4-ffn' | 'tiny-hd48-lora-r8-attn' | 'micro-lora-r4-attn';
@@ -69,9 +70,10 @@ function loraEntries(name: string, spec: Readonly<FixtureLoraSpec>): GgufKvEntry
  */
 export async function ensureFixtureLora(name: FixtureLoraName, options: { dir?: string } = {}): Promise<string> {
     const spec = Object.prototype.hasOwnProperty.call(FIXTURE_LORAS, name) ? FIXTURE_LORAS[name] : undefined;
-    if (!spec) throw new Error(`unknown fixture adapter '${String(name)}' (known: ${Object.keys(FIXTURE_LORAS).join(', ')})`);
+    if (!spec) throw unknownFixture('fixture adapter', name, Object.keys(FIXTURE_LORAS));
+    const opts = parseOptions(fixtureOptionsSchema.omit({ vocabPath: true }), options, 'ensureFixtureLora()');
     const hash = createHash('sha256').update(JSON.stringify({ GENERATOR_VERSION, spec, base: FIXTURE_MODELS[spec.base] })).digest('hex').slice(0, 12);
-    const dir = resolve(options.dir ?? defaultFixtureCacheDir());
+    const dir = resolve(opts.dir ?? defaultFixtureCacheDir());
     const path = join(dir, `llama-kv-${name}-v${GENERATOR_VERSION}-${hash}.gguf`);
     try {
         if ((await stat(path)).isFile()) return path;

@@ -12,9 +12,12 @@ import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { z } from 'zod';
+import { LlamaConfigError, LlamaModelLoadError } from '../errors.js';
 import { GGUF_VALUE_TYPE, type GgufMetadata } from '../gguf/types.js';
 import { parseGguf } from '../gguf/reader.js';
 import { defaults } from '../options/defaults.js';
+import { filePath, parseOptions, suggest } from '../options/validate.js';
 import {
     f32ToBytes,
     f32ToF16Bytes,
@@ -163,20 +166,21 @@ function readPackageName(path: string): string | undefined {
  * Locate the LLaMA SPM vocab GGUF used for fixture models: `$LLAMA_KV_VOCAB`,
  * else `vendor/llama.cpp/models/ggml-vocab-llama-spm.gguf` under the package root.
  *
- * @throws Error when the file does not exist (run `npm run vendor`).
+ * @throws LlamaModelLoadError (code MODEL_NOT_FOUND) when the file does not exist (run `npm run vendor`).
  */
 export function findVocabFile(): string {
     const fromEnv = process.env.LLAMA_KV_VOCAB;
     if (fromEnv) {
         if (!existsSync(fromEnv)) {
-            throw new Error(`LLAMA_KV_VOCAB points to ${fromEnv}, which does not exist`);
+            throw new LlamaModelLoadError('MODEL_NOT_FOUND', `LLAMA_KV_VOCAB points to ${fromEnv}, which does not exist`);
         }
         return resolve(fromEnv);
     }
     const root = findPackageRoot();
     const candidate = root === undefined ? undefined : join(root, VOCAB_RELATIVE_PATH);
     if (candidate === undefined || !existsSync(candidate)) {
-        throw new Error(
+        throw new LlamaModelLoadError(
+            'MODEL_NOT_FOUND',
             `llama.cpp vocab file not found (${candidate ?? VOCAB_RELATIVE_PATH}); ` +
                 'run `npm run vendor` to fetch llama.cpp, or set LLAMA_KV_VOCAB to a vocab GGUF',
         );
@@ -192,10 +196,33 @@ export function defaultFixtureCacheDir(): string {
 /** Look up a fixture spec, with a clear error for unknown names. */
 function getSpec(name: FixtureModelName): Readonly<FixtureModelSpec> {
     const spec = Object.prototype.hasOwnProperty.call(FIXTURE_MODELS, name) ? FIXTURE_MODELS[name] : undefined;
-    if (spec === undefined) {
-        throw new Error(`unknown fixture model '${String(name)}' (known: ${Object.keys(FIXTURE_MODELS).join(', ')})`);
-    }
+    if (spec === undefined) throw unknownFixture('fixture model', name, Object.keys(FIXTURE_MODELS));
     return spec;
+}
+
+/** INVALID_ARGUMENT for a name that is no fixture, with the closest one. @internal */
+export function unknownFixture(what: string, name: unknown, known: readonly string[]): LlamaConfigError {
+    const hint = typeof name === 'string' ? suggest(name, known) : undefined;
+    return new LlamaConfigError(
+        `unknown ${what} '${String(name)}' (known: ${known.join(', ')})${hint ? `; did you mean '${hint}'?` : ''}`,
+        'INVALID_ARGUMENT',
+        ['name'],
+    );
+}
+
+/** The options of ensureFixtureModel() and ensureFixtureLora(). @internal */
+export const fixtureOptionsSchema = z.strictObject({ dir: filePath().optional(), vocabPath: filePath().optional() });
+
+/** The vocab file's bytes, with load()'s codes when it cannot be read. */
+async function readVocab(path: string): Promise<Uint8Array> {
+    try {
+        return new Uint8Array(await readFile(path));
+    } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') throw new LlamaModelLoadError('MODEL_NOT_FOUND', `vocab file not found: ${path}`, { cause: error });
+        if (code === 'EISDIR') throw new LlamaModelLoadError('INVALID_MODEL_FILE', `vocab file ${path} is a directory, not a GGUF file`, { cause: error });
+        throw new LlamaModelLoadError('MODEL_LOAD_FAILED', `Cannot read the vocab file ${path}: ${(error as Error).message}`, { cause: error });
+    }
 }
 
 /**
@@ -225,9 +252,10 @@ export async function ensureFixtureModel(
     options: EnsureFixtureModelOptions = {},
 ): Promise<string> {
     const spec = getSpec(name);
-    const vocabPath = options.vocabPath ?? findVocabFile();
-    const vocabBytes = new Uint8Array(await readFile(vocabPath));
-    const dir = resolve(options.dir ?? defaultFixtureCacheDir());
+    const opts = parseOptions(fixtureOptionsSchema, options, 'ensureFixtureModel()');
+    const vocabPath = opts.vocabPath ?? findVocabFile();
+    const vocabBytes = await readVocab(vocabPath);
+    const dir = resolve(opts.dir ?? defaultFixtureCacheDir());
     const path = join(dir, fixtureFileName(name, spec, vocabBytes));
     if (await isFile(path)) {
         return path;
@@ -265,7 +293,7 @@ export async function writeFixtureModel(
     path: string,
     vocabPath: string = findVocabFile(),
 ): Promise<void> {
-    const vocab = parseGguf(new Uint8Array(await readFile(vocabPath)));
+    const vocab = parseGguf(await readVocab(vocabPath));
     await writeFixtureModelFromVocab(spec, vocab, path);
 }
 
@@ -318,7 +346,7 @@ function tokenizerEntries(vocab: GgufMetadata): GgufKvEntry[] {
 function vocabSize(tokenizerKv: GgufKvEntry[]): number {
     const tokens = tokenizerKv.find((e) => e.key === 'tokenizer.ggml.tokens');
     if (tokens === undefined || typeof tokens.value !== 'object') {
-        throw new Error('vocab file has no tokenizer.ggml.tokens array');
+        throw new LlamaModelLoadError('INVALID_MODEL_FILE', 'vocab file has no tokenizer.ggml.tokens array');
     }
     return tokens.value.length;
 }

@@ -8,6 +8,7 @@
  * Layout reference: vendor/llama.cpp/ggml/include/gguf.h and ggml/src/gguf.cpp.
  */
 import { open } from 'node:fs/promises';
+import { LlamaConfigError, LlamaError, LlamaModelLoadError } from '../errors.js';
 import { defaults } from '../options/defaults.js';
 import {
     alignTo,
@@ -422,23 +423,36 @@ function parseLoaded(bytes: Uint8Array, fileSize: number): GgufMetadata {
  *
  * @param bytes The file's bytes, or a prefix of them that includes the whole header
  *   (then pass the real size as `options.fileSize`).
- * @throws Error for bad magic, unsupported versions, truncated or malformed headers.
+ * @throws LlamaModelLoadError (code INVALID_MODEL_FILE) for bad magic, unsupported versions,
+ *   truncated or malformed headers.
  */
 export function parseGguf(bytes: Uint8Array, options: ParseGgufOptions = {}): GgufMetadata {
     const fileSize = options.fileSize ?? bytes.length;
     if (fileSize < bytes.length) {
-        throw new Error(`fileSize ${fileSize} is smaller than the ${bytes.length} bytes given`);
+        throw new LlamaConfigError(`fileSize ${fileSize} is smaller than the ${bytes.length} bytes given`, 'INVALID_ARGUMENT', ['fileSize']);
     }
     try {
         return parseLoaded(bytes, fileSize);
     } catch (err) {
         if (err instanceof NeedMoreBytes) {
-            throw new Error(
-                `truncated GGUF: header needs at least ${err.required} bytes but only ${bytes.length} were given`,
-            );
+            throw invalidFile(`truncated GGUF: header needs at least ${err.required} bytes but only ${bytes.length} were given`);
         }
-        throw err;
+        throw invalidFile(err);
     }
+}
+
+/** A parse failure as the INVALID_MODEL_FILE that LlamaModel.load() gives for the same file. */
+function invalidFile(err: unknown): LlamaError {
+    if (err instanceof LlamaError) return err;
+    return new LlamaModelLoadError('INVALID_MODEL_FILE', err instanceof Error ? err.message : String(err), { cause: err });
+}
+
+/** A failure to open or read the file, with load()'s codes: MODEL_NOT_FOUND, INVALID_MODEL_FILE (a directory), else MODEL_LOAD_FAILED. */
+function fileError(err: unknown, path: string): LlamaError {
+    const code = (err as NodeJS.ErrnoException | null)?.code;
+    if (code === 'ENOENT') return new LlamaModelLoadError('MODEL_NOT_FOUND', `GGUF file not found: ${path} (ENOENT)`, { cause: err });
+    if (code === 'EISDIR') return new LlamaModelLoadError('INVALID_MODEL_FILE', `${path} is a directory, not a GGUF file`, { cause: err });
+    return new LlamaModelLoadError('MODEL_LOAD_FAILED', `Cannot read ${path}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
 }
 
 /**
@@ -447,17 +461,29 @@ export function parseGguf(bytes: Uint8Array, options: ParseGgufOptions = {}): Gg
  * the header fits, so only about as many bytes as the header holds are read.
  *
  * @param path Path of the GGUF file.
- * @throws Error for missing files, bad magic, unsupported versions, truncated or
- *   malformed headers, or headers larger than `options.maxHeaderBytes`.
+ * @throws LlamaModelLoadError with LlamaModel.load()'s codes: MODEL_NOT_FOUND for a missing
+ *   file, INVALID_MODEL_FILE for a directory, bad magic, an unsupported version, a truncated
+ *   or malformed header or one larger than `options.maxHeaderBytes`, MODEL_LOAD_FAILED when
+ *   the file cannot be read.
  */
 export async function readGgufMetadata(
     path: string,
     options: ReadGgufOptions = {},
 ): Promise<GgufMetadata> {
+    if (typeof path !== 'string' || path === '') {
+        throw new LlamaConfigError(`Expected a file path (non-empty string) for path but received ${path === '' ? '"" (string)' : typeof path}`, 'INVALID_ARGUMENT', ['path']);
+    }
     const maxHeaderBytes = options.maxHeaderBytes ?? defaults.gguf.maxHeaderBytes;
-    const handle = await open(path, 'r');
+    let handle;
     try {
-        const fileSize = (await handle.stat()).size;
+        handle = await open(path, 'r');
+    } catch (err) {
+        throw fileError(err, path);
+    }
+    try {
+        const info = await handle.stat();
+        if (info.isDirectory()) throw fileError(Object.assign(new Error('is a directory'), { code: 'EISDIR' }), path);
+        const fileSize = info.size;
         let loaded: Uint8Array = new Uint8Array(0);
         let want = Math.min(fileSize, Math.max(1, options.initialChunkSize ?? defaults.gguf.initialChunkSize));
         for (;;) {
@@ -477,7 +503,10 @@ export async function readGgufMetadata(
             }
         }
     } catch (err) {
-        throw withPath(err, path);
+        if (err instanceof LlamaError) throw err;
+        // A read failure of the file system (EIO, ...), or the header's own fault.
+        if (typeof (err as NodeJS.ErrnoException).code === 'string' && (err as NodeJS.ErrnoException).syscall !== undefined) throw fileError(err, path);
+        throw invalidFile(withPath(err, path));
     } finally {
         await handle.close();
     }

@@ -5,7 +5,7 @@
  */
 import { binding, type NativeBinding, type NativeModel } from '../native/binding.js';
 import { CONTEXT_PADDING, resolveContextParams } from '../options/context-params.js';
-import { captureStack, fromNative, LlamaAbortError, LlamaConfigError } from '../errors.js';
+import { captureStack, fromNative, LlamaAbortError, LlamaConfigError, LlamaError } from '../errors.js';
 import { readGgufMetadata } from '../gguf/reader.js';
 import { type GgufMetadata } from '../gguf/types.js';
 import { KV_CACHE_TYPE_INFO, type FlashAttention, type KvCacheType, type ResolvedKvConfig } from '../options/kv-cache.js';
@@ -112,7 +112,7 @@ export async function estimateMemory(options: EstimateOptions): Promise<MemoryEs
 async function loraFileBytes(paths: readonly string[]): Promise<number> {
     let bytes = 0;
     for (const path of paths) {
-        const gguf = await readGgufMetadata(path);
+        const gguf = await readLoraHeader(path);
         if (gguf.kv['general.type'] !== 'adapter' || gguf.kv['adapter.type'] !== 'lora') {
             throw new LlamaConfigError(`loras: ${path} is not a LoRA adapter (general.type '${String(gguf.kv['general.type'])}')`, 'INVALID_CONFIG', ['loras']);
         }
@@ -122,6 +122,19 @@ async function loraFileBytes(paths: readonly string[]): Promise<number> {
     return bytes;
 }
 
+/** An adapter's header, or the LORA_LOAD_FAILED that model.loadLora() gives for the same file. */
+async function readLoraHeader(path: string): Promise<GgufMetadata> {
+    try {
+        return await readGgufMetadata(path);
+    } catch (error) {
+        const e = error as LlamaError;
+        throw new LlamaError(
+            'LORA_LOAD_FAILED',
+            e.code === 'MODEL_NOT_FOUND' ? `LoRA adapter file not found: ${path}` : `${path} is not a valid GGUF LoRA adapter: ${e.message}`,
+            { cause: error },
+        );
+    }
+}
 
 function withLoras(estimate: MemoryEstimate, bytes: number): MemoryEstimate {
     estimate.loras.bytes = bytes;
@@ -131,7 +144,8 @@ function withLoras(estimate: MemoryEstimate, bytes: number): MemoryEstimate {
 }
 
 /** The context options an estimate is made for (validated). @internal */
-export type EstimateContextOptions = Omit<EstimateOptions, 'model' | 'simulate' | 'flashAttention' | 'loras' | 'useMmap' | 'repack' | 'tensorOverrides'> & { flashAttention?: FlashAttention };
+export type EstimateContextOptions = Omit<EstimateOptions, 'model' | 'simulate' | 'flashAttention' | 'cacheTypeK' | 'cacheTypeV' | 'loras' | 'useMmap' | 'repack' | 'tensorOverrides'> &
+    { flashAttention?: FlashAttention; cacheTypeK?: KvCacheType; cacheTypeV?: KvCacheType };
 
 /**
  * How the weights would be loaded, for the header level: mapped or read, and the CPU

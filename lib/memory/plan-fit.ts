@@ -17,9 +17,12 @@ import {
 } from './estimate.js';
 import { LlamaAbortError, LlamaConfigError, LlamaError } from '../errors.js';
 import { readGgufMetadata } from '../gguf/reader.js';
+import type { GgufMetadata } from '../gguf/types.js';
+import { checkUbatchSize } from '../options/context-params.js';
+import { LIMITS } from '../options/llama-limits.js';
 import type { FlashAttention, KvCacheType } from '../options/kv-cache.js';
 import { planFitSchema, type PlanFitOptions } from '../options/plan-fit-options.js';
-import { modelFactsFromGguf } from './model-facts.js';
+import { modelFactsFromGguf, type HeaderModelFacts } from './model-facts.js';
 import { defaults } from '../options/defaults.js';
 import { parseOptions } from '../options/validate.js';
 
@@ -42,7 +45,6 @@ export const FIT_LADDER: readonly (readonly [KvCacheType, KvCacheType])[] = [
 ];
 
 const STEP = CONTEXT_PADDING;
-const MAX_PARALLEL = 256;
 const MIB = 1024 * 1024;
 
 const fmt = (bytes: number) => `${(bytes / MIB).toFixed(1)} MiB`;
@@ -58,24 +60,59 @@ const fmt = (bytes: number) => `${(bytes / MIB).toFixed(1)} MiB`;
 export async function planFit(options: PlanFitOptions): Promise<FitPlan> {
     const opts = parseOptions(planFitSchema, options, 'planFit()');
     if (opts.signal?.aborted) throw new LlamaAbortError('planFit() was aborted before it started');
+    const gguf = typeof opts.model === 'string' ? await readGgufMetadata(opts.model) : opts.model;
+    const facts = modelFactsFromGguf(gguf);
+    checkPlanOptions(opts, facts.trainedContextSize);
     // With a file path every candidate is measured by llama.cpp's own dry run (exact);
     // with only a header, by the header-level estimate with a margin on its approximate
     // compute figure.
     const simulator = typeof opts.model === 'string' ? await openSimulator(opts.model, { repack: opts.repack ?? defaults.model.repack }) : null;
     try {
-        return await plan(opts, simulator);
+        return plan(opts, gguf, facts, simulator);
     } finally {
         simulator?.dispose();
     }
 }
 
-async function plan(opts: z.output<typeof planFitSchema>, simulator: Simulator | null): Promise<FitPlan> {
-    const gguf = typeof opts.model === 'string' ? await readGgufMetadata(opts.model) : opts.model;
-    const facts = modelFactsFromGguf(gguf);
-    const prefer = opts.prefer ?? defaults.planFit.prefer;
-    const trained = facts.trainedContextSize > 0 ? facts.trainedContextSize : 4096;
-    const minContext = opts.minContextSize ?? Math.min(defaults.context.contextSize, trained);
+type PlanOptions = z.output<typeof planFitSchema>;
+
+const trainedOr4096 = (trained: number) => (trained > 0 ? trained : 4096);
+const defaultMinContext = (trained: number) => Math.min(defaults.context.contextSize, trainedOr4096(trained));
+
+/**
+ * What a context of the plan would be refused for, checked before planning, with planFit's
+ * option names: the batch sizes (LlamaContext's rule and message), the sequences a batch
+ * holds, and minContextSize x parallel within the largest contextSize.
+ */
+function checkPlanOptions(opts: PlanOptions, trained: number): void {
+    const batchSize = opts.batchSize ?? defaults.context.batchSize;
+    checkUbatchSize(opts.ubatchSize ?? Math.min(defaults.context.ubatchSize, batchSize), batchSize);
+    if ((opts.prefer ?? defaults.planFit.prefer) === 'parallel') return; // parallel is what the plan chooses
     const parallel = opts.parallel ?? defaults.planFit.parallel;
+    if (parallel > batchSize) {
+        throw new LlamaConfigError(
+            `Expected parallel <= batchSize but received parallel ${parallel} and batchSize ${batchSize}; raise batchSize or lower parallel`,
+            'INVALID_CONFIG',
+            ['parallel', 'batchSize'],
+        );
+    }
+    const minContext = opts.minContextSize ?? defaultMinContext(trained);
+    if (minContext * parallel > LIMITS.contextSize) {
+        throw new LlamaConfigError(
+            `Expected minContextSize x parallel <= ${LIMITS.contextSize} (the largest contextSize) but received minContextSize ${minContext} and parallel ${parallel}; ` +
+                'lower minContextSize or parallel',
+            'INVALID_CONFIG',
+            ['minContextSize', 'parallel'],
+        );
+    }
+}
+
+function plan(opts: PlanOptions, gguf: GgufMetadata, facts: HeaderModelFacts, simulator: Simulator | null): FitPlan {
+    const prefer = opts.prefer ?? defaults.planFit.prefer;
+    const trained = trainedOr4096(facts.trainedContextSize);
+    const minContext = opts.minContextSize ?? defaultMinContext(facts.trainedContextSize);
+    const parallel = opts.parallel ?? defaults.planFit.parallel;
+    const batchSize = opts.batchSize ?? defaults.context.batchSize;
     const budget = opts.budgetBytes;
     const extra = { batchSize: opts.batchSize, ubatchSize: opts.ubatchSize };
 
@@ -111,9 +148,9 @@ async function plan(opts: z.output<typeof planFitSchema>, simulator: Simulator |
     /** Largest context (multiple of the padding, at most `cap`) that fits, or 0. */
     const maxContext = (np: number, k: KvCacheType, v: KvCacheType, cap: number) =>
         largest(Math.floor(cap / STEP), (n) => planned(n * STEP, np, k, v) <= budget) * STEP;
-    /** Most sequences of `perSeq` tokens that fit, or 0. */
+    /** Most sequences of `perSeq` tokens that fit, or 0: at most batchSize of them, and perSeq x n within the largest contextSize. */
     const maxParallel = (perSeq: number, k: KvCacheType, v: KvCacheType) =>
-        largest(MAX_PARALLEL, (n) => planned(perSeq * n, n, k, v) <= budget);
+        largest(Math.min(LIMITS.parallel, batchSize, Math.floor(LIMITS.contextSize / perSeq)), (n) => planned(perSeq * n, n, k, v) <= budget);
 
     const smallest = ladder.at(-1) ?? (['f16', 'f16'] as const);
     let choice: { contextSize: number; parallel: number; k: KvCacheType; v: KvCacheType; reason: string } | null = null;
@@ -130,7 +167,7 @@ async function plan(opts: z.output<typeof planFitSchema>, simulator: Simulator |
         }
     } else {
         // Up to the trained context, or to minContextSize when that asks for more (llama.cpp allows it).
-        const cap = pad(Math.max(trained, minContext), STEP) * parallel;
+        const cap = Math.min(pad(Math.max(trained, minContext), STEP) * parallel, LIMITS.contextSize);
         for (const [k, v] of ladder) {
             const context = maxContext(parallel, k, v, cap);
             if (context < minContext * parallel) continue;

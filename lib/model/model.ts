@@ -51,6 +51,10 @@ export class LlamaModel {
     }
 
     private constructor(native: NativeModel, path: string, gguf: Record<string, GgufValue>, placement: ModelPlacement) {
+        // `new LlamaModel(...)` from JavaScript, where TypeScript's `private` does not reach.
+        if (!(native instanceof binding().NativeModel)) {
+            throw new LlamaConfigError('LlamaModel cannot be constructed with new: use `await LlamaModel.load({ path })`', 'INVALID_ARGUMENT');
+        }
         this.#native = native;
         this.#placement = placement;
         this.path = path;

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { rename, rm, stat } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { binding } from '../native/binding.js';
 import { captureStack, fromNative, LlamaAbortError, LlamaConfigError } from '../errors.js';
 import { inspectFile } from './inspect-file.js';
@@ -24,6 +24,26 @@ export interface QuantizeResult {
 }
 
 /**
+ * The output must be a file in an existing directory: found out before the quantization,
+ * not when the result is renamed into place after it.
+ */
+async function checkOutputPath(output: string): Promise<void> {
+    const info = await stat(output).catch(() => null);
+    if (info?.isDirectory()) {
+        throw new LlamaConfigError(`Expected a file path for output but received ${JSON.stringify(output)}, which is a directory`, 'INVALID_CONFIG', ['output']);
+    }
+    const dir = dirname(resolve(output));
+    const parent = await stat(dir).catch(() => null);
+    if (!parent?.isDirectory()) {
+        throw new LlamaConfigError(
+            `Expected a file path in an existing directory for output but received ${JSON.stringify(output)}: ${dir} ${parent ? 'is not a directory' : 'does not exist'}`,
+            'INVALID_CONFIG',
+            ['output'],
+        );
+    }
+}
+
+/**
  * Quantizes a GGUF model with llama.cpp (llama_model_quantize) off the JS thread.
  * llama.cpp's refusals (e.g. re-quantizing a quantized model without `allowRequantize`)
  * reject with QUANTIZE_FAILED and its message.
@@ -37,6 +57,7 @@ export async function quantizeModel(options: QuantizeOptions): Promise<QuantizeR
     if (resolve(opts.input) === resolve(opts.output)) {
         throw new LlamaConfigError('output must differ from input: quantizing in place would destroy the input while it is read', 'INVALID_CONFIG', ['output']);
     }
+    await checkOutputPath(opts.output);
     await inspectFile(opts.input); // a missing, truncated or non-GGUF input fails here, with the model errors
     if (opts.signal?.aborted) throw new LlamaAbortError('Quantization was aborted before it started');
     const tmp = `${opts.output}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;

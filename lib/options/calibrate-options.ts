@@ -2,7 +2,8 @@
 import { z } from 'zod';
 import { cacheTypeOption, flashAttentionOption, modelOption } from './context-options.js';
 import { KV_PRESETS, type KvPreset } from './kv-cache.js';
-import { fn, nonNegativeInt, oneOf, positiveInt, signal } from './validate.js';
+import { contextSizeOption, threadsOption } from './llama-limits.js';
+import { fn, nonNegativeInt, oneOf, signal } from './validate.js';
 
 const kvPair = () =>
     z.strictObject({
@@ -23,8 +24,8 @@ export const calibrateOptionsSchema = z.strictObject({
     }), { error: 'an array of { name, category?, text }' }).min(1, { error: 'at least one prompt' }).optional(),
     configurations: z.array(kvConfiguration(), { error: 'an array of presets or { cacheTypeK, cacheTypeV }' }).min(1, { error: 'at least one configuration' }).optional(),
     reference: kvConfiguration().optional(),
-    contextSize: positiveInt().refine((n) => n >= 16, { error: 'an integer >= 16' }).optional(),
-    threads: positiveInt().optional(),
+    contextSize: contextSizeOption().refine((n) => n >= 16, { error: 'an integer >= 16' }).optional(),
+    threads: threadsOption().optional(),
     flashAttention: flashAttentionOption().optional(),
     generationTokens: nonNegativeInt().optional(),
     baseline: z.custom<object>((v) => typeof v === 'object' && v !== null && Array.isArray((v as { results?: unknown }).results), { error: 'a saved calibration report (an object with results)' }).optional(),

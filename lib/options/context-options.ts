@@ -3,8 +3,9 @@
  * context/ (LlamaLora is in model/, above this folder); its wording is here.
  */
 import { z } from 'zod';
+import { batchSizeOption, contextSizeOption, floatOption, parallelOption, threadsOption } from './llama-limits.js';
 import { KV_CACHE_TYPES, KV_PRESETS, type FlashAttention, type KvCacheType, type KvPreset } from './kv-cache.js';
-import { bool, oneOf, positiveInt, samplingSeed } from './validate.js';
+import { bool, oneOf, samplingSeed } from './validate.js';
 
 const FLASH_ATTENTION = ['auto', 'on', 'off'] as const;
 
@@ -14,20 +15,21 @@ export const flashAttentionOption = () =>
         .union([z.enum(FLASH_ATTENTION), z.boolean()], { error: `${oneOf(FLASH_ATTENTION)} (or true/false)` })
         .transform((v): FlashAttention => (v === true ? 'on' : v === false ? 'off' : v));
 
-/** A K/V cache type name. */
-export const cacheTypeOption = () => z.enum(KV_CACHE_TYPES, { error: oneOf(KV_CACHE_TYPES) });
+/** A K/V cache type name, in any case ('Q8_0' is 'q8_0'); the output is llama.cpp's lower-case name. */
+export const cacheTypeOption = () =>
+    z.preprocess((v) => (typeof v === 'string' ? v.toLowerCase() : v), z.enum(KV_CACHE_TYPES, { error: oneOf(KV_CACHE_TYPES) }));
 
 /** A preset name ('conservative', 'balanced', ...). */
 export const kvPresetOption = () => z.enum(Object.keys(KV_PRESETS) as [KvPreset, ...KvPreset[]], { error: oneOf(Object.keys(KV_PRESETS)) });
 
 /** The fields of every context option other than `model` and `loras`, in the order errors list them. */
 export const contextSettingsShape = {
-    contextSize: positiveInt().optional(),
-    batchSize: positiveInt().optional(),
-    ubatchSize: positiveInt().optional(),
-    parallel: positiveInt().optional(),
-    threads: positiveInt().optional(),
-    threadsBatch: positiveInt().optional(),
+    contextSize: contextSizeOption().optional(),
+    batchSize: batchSizeOption().optional(),
+    ubatchSize: batchSizeOption().optional(),
+    parallel: parallelOption().optional(),
+    threads: threadsOption().optional(),
+    threadsBatch: threadsOption().optional(),
     seed: samplingSeed().optional(),
     cacheTypeK: cacheTypeOption().optional(),
     cacheTypeV: cacheTypeOption().optional(),
@@ -46,7 +48,7 @@ export const modelOption = () => z.custom<object>((v) => typeof v === 'object' &
 export const loraListSchema = <L>(isLora: (value: unknown) => value is L) => z.array(
     z.strictObject({
         lora: z.custom<L>(isLora, { error: 'a LlamaLora from model.loadLora()' }),
-        scale: z.number({ error: 'a finite number' }).finite({ error: 'a finite number' }),
+        scale: floatOption(),
     }),
     { error: 'an array of { lora, scale }' },
 );
@@ -69,15 +71,15 @@ export interface ContextSettings {
      */
     parallel?: number;
     /**
-     * Element type of the K cache (llama.cpp `--cache-type-k`). Quantized types save memory; K tolerates
-     * quantization better than V. Overrides kvPreset. Defaults to `'f16'`.
+     * Element type of the K cache (llama.cpp `--cache-type-k`), in any case (`'Q8_0'` is `'q8_0'`). Quantized
+     * types save memory; K tolerates quantization better than V. Overrides kvPreset. Defaults to `'f16'`.
      */
-    cacheTypeK?: KvCacheType;
+    cacheTypeK?: KvCacheType | Uppercase<KvCacheType>;
     /**
-     * Element type of the V cache (llama.cpp `--cache-type-v`). A quantized V needs flash attention.
-     * Overrides kvPreset. Defaults to `'f16'`.
+     * Element type of the V cache (llama.cpp `--cache-type-v`), in any case. A quantized V needs flash
+     * attention. Overrides kvPreset. Defaults to `'f16'`.
      */
-    cacheTypeV?: KvCacheType;
+    cacheTypeV?: KvCacheType | Uppercase<KvCacheType>;
     /**
      * A named K/V pair: 'conservative' (f16/f16), 'balanced' (q8_0/q8_0), 'aggressive' (q8_0/q4_0),
      * 'extreme' (q4_0/q4_0). Explicit cacheTypeK/cacheTypeV win. Defaults to none (f16/f16).

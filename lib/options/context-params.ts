@@ -7,7 +7,7 @@
 import { availableParallelism } from 'node:os';
 import type { NativeContextParams } from '../native/binding.js';
 import { LlamaConfigError } from '../errors.js';
-import { KV_CACHE_TYPE_INFO, resolveKvConfig, type KvModelFacts, type ResolvedKvConfig } from './kv-cache.js';
+import { KV_CACHE_TYPE_INFO, resolveKvConfig, type KvCacheType, type KvModelFacts, type ResolvedKvConfig } from './kv-cache.js';
 import { warning, type LlamaWarning } from '../warnings.js';
 import { defaults } from './defaults.js';
 import type { ContextSettings } from './context-options.js';
@@ -26,14 +26,8 @@ export interface ResolvedContextParams {
     warnings: LlamaWarning[];
 }
 
-export function resolveContextParams(
-    opts: Omit<ContextSettings, 'flashAttention'> & { flashAttention?: ResolvedKvConfig['flashAttention'] },
-    model: KvModelFacts & { trainedContextSize: number },
-): ResolvedContextParams {
-    const trained = model.trainedContextSize;
-    const contextSize = opts.contextSize ?? Math.min(defaults.context.contextSize, trained > 0 ? trained : Infinity);
-    const batchSize = opts.batchSize ?? defaults.context.batchSize;
-    const ubatchSize = opts.ubatchSize ?? Math.min(defaults.context.ubatchSize, batchSize);
+/** ubatchSize at most batchSize (planFit checks its options with the same message). */
+export function checkUbatchSize(ubatchSize: number, batchSize: number): void {
     if (ubatchSize > batchSize) {
         throw new LlamaConfigError(
             `Expected ubatchSize <= batchSize but received ubatchSize ${ubatchSize} and batchSize ${batchSize}; lower ubatchSize or raise batchSize`,
@@ -41,6 +35,24 @@ export function resolveContextParams(
             ['ubatchSize', 'batchSize'],
         );
     }
+}
+
+/** Context settings as the schema outputs them: flashAttention resolved from a boolean, K/V type names in llama.cpp's case. */
+export type ParsedContextSettings = Omit<ContextSettings, 'flashAttention' | 'cacheTypeK' | 'cacheTypeV'> & {
+    flashAttention?: ResolvedKvConfig['flashAttention'];
+    cacheTypeK?: KvCacheType;
+    cacheTypeV?: KvCacheType;
+};
+
+export function resolveContextParams(
+    opts: ParsedContextSettings,
+    model: KvModelFacts & { trainedContextSize: number },
+): ResolvedContextParams {
+    const trained = model.trainedContextSize;
+    const contextSize = opts.contextSize ?? Math.min(defaults.context.contextSize, trained > 0 ? trained : Infinity);
+    const batchSize = opts.batchSize ?? defaults.context.batchSize;
+    const ubatchSize = opts.ubatchSize ?? Math.min(defaults.context.ubatchSize, batchSize);
+    checkUbatchSize(ubatchSize, batchSize);
     // llama.cpp reserves one output row per sequence in a batch of min(contextSize,
     // batchSize) and asserts (aborts the process) when there are more sequences than rows.
     const sequences = opts.parallel ?? defaults.context.parallel;

@@ -1,17 +1,18 @@
 /** Options of generate() and complete(). */
 import { z } from 'zod';
-import { bool, nonNegativeInt, samplingSeed, signal, unitInterval } from './validate.js';
+import { int32CountOption, maxTokensOption, nonNegativeFloatOption, positiveFloatOption } from './llama-limits.js';
+import { bool, samplingSeed, signal, unitInterval } from './validate.js';
 
 const stopSchema = z.union([z.string(), z.array(z.string())], { error: 'a string or an array of strings' });
 
 export const generateOptionsSchema = z.strictObject({
-    maxTokens: nonNegativeInt().optional(),
-    temperature: z.number({ error: 'a number >= 0' }).min(0, { error: 'a number >= 0' }).optional(),
-    topK: nonNegativeInt().optional(),
+    maxTokens: maxTokensOption().optional(),
+    temperature: nonNegativeFloatOption().optional(),
+    topK: int32CountOption().optional(),
     topP: unitInterval().optional(),
     minP: unitInterval().optional(),
-    repeatPenalty: z.number({ error: 'a number > 0' }).positive({ error: 'a number > 0' }).optional(),
-    repeatLastN: nonNegativeInt().optional(),
+    repeatPenalty: positiveFloatOption().optional(),
+    repeatLastN: int32CountOption().optional(),
     seed: samplingSeed().optional(),
     stop: stopSchema.optional(),
     signal: signal().optional(),

@@ -1,15 +1,20 @@
 /** Options of LlamaModel.load() and of tokenize(). */
 import { z } from 'zod';
+import { LIMITS } from './llama-limits.js';
 import { bool, filePath, fn, nonNegativeInt, positiveInt, signal } from './validate.js';
 
 const GPU_CHOICES = ['auto', 'cuda', 'rocm', 'vulkan', 'metal'] as const;
+const GPU_LAYERS = `an integer in [-1, ${LIMITS.int32}], 'max' or 'auto'`;
 
 export const modelLoadOptionsSchema = z.strictObject({
     path: filePath(),
     gpu: z.union([z.enum(GPU_CHOICES), z.literal(false)], { error: "one of 'auto', 'cuda', 'rocm', 'vulkan', 'metal' or false" }).optional(),
-    gpuLayers: z.union([z.number().int().min(-1), z.literal('max'), z.literal('auto')], { error: "an integer >= -1, 'max' or 'auto'" }).optional(),
+    gpuLayers: z.union([z.number().int({ error: GPU_LAYERS }).min(-1, { error: GPU_LAYERS }).max(LIMITS.int32, { error: GPU_LAYERS }), z.literal('max'), z.literal('auto')], { error: GPU_LAYERS }).optional(),
     devices: z.array(z.string({ error: 'a device name' }).min(1, { error: 'a device name' }), { error: "an array of device names, e.g. ['CUDA0']" }).optional(),
-    tensorSplit: z.array(z.number({ error: 'a non-negative number' }).nonnegative({ error: 'a non-negative number' }).finite({ error: 'a non-negative number' }), { error: 'an array of non-negative numbers' }).min(1, { error: 'at least one proportion' }).optional(),
+    tensorSplit: z.array(
+        z.number({ error: 'a non-negative number' }).max(LIMITS.tensorSplit, { error: 'a number in [0, 1e9]' }).nonnegative({ error: 'a non-negative number' }),
+        { error: 'an array of non-negative numbers' },
+    ).min(1, { error: 'at least one proportion' }).optional(),
     cpuMoeLayers: nonNegativeInt().optional(),
     tensorOverrides: z.array(z.strictObject({
         pattern: z.string({ error: 'a regular expression (string)' }).min(1, { error: 'a non-empty regular expression' }),

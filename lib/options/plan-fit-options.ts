@@ -2,7 +2,8 @@
 import { z } from 'zod';
 import type { GgufMetadata } from '../gguf/types.js';
 import { ggufModelOption } from './estimate-options.js';
-import { bool, positiveInt, signal } from './validate.js';
+import { batchSizeOption, contextSizeOption, parallelOption } from './llama-limits.js';
+import { bool, signal } from './validate.js';
 
 /** What the planner optimises. */
 export type FitPreference = 'context' | 'parallel' | 'quality';
@@ -18,9 +19,12 @@ export interface PlanFitOptions {
      * 'quality': the most precise K/V types that give minContextSize. Defaults to `'quality'`.
      */
     prefer?: FitPreference;
-    /** Tokens each sequence needs at least. Defaults to `4096`, or the trained context if smaller. */
+    /**
+     * Tokens each sequence needs at least; minContextSize x parallel is at most 16777216 (the largest
+     * contextSize). Defaults to `4096`, or the trained context if smaller.
+     */
     minContextSize?: number;
-    /** Sequences (for 'context' and 'quality'). Defaults to `1`. */
+    /** Sequences (for 'context' and 'quality'); at most batchSize. Defaults to `1`. */
     parallel?: number;
     /** Passed on to the estimate. Defaults as for LlamaContext. */
     batchSize?: number;
@@ -38,10 +42,10 @@ export const planFitSchema = z.strictObject({
     model: ggufModelOption(),
     budgetBytes: z.number({ error: 'a positive number of bytes' }).positive({ error: 'a positive number of bytes' }),
     prefer: z.enum(['context', 'parallel', 'quality'], { error: "one of 'context', 'parallel', 'quality'" }).optional(),
-    minContextSize: positiveInt().optional(),
-    parallel: positiveInt('a positive integer up to 256').max(256, { error: 'a positive integer up to 256' }).optional(),
-    batchSize: positiveInt().optional(),
-    ubatchSize: positiveInt().optional(),
+    minContextSize: contextSizeOption().optional(),
+    parallel: parallelOption().optional(),
+    batchSize: batchSizeOption().optional(),
+    ubatchSize: batchSizeOption().optional(),
     useMmap: bool().optional(),
     repack: bool().optional(),
     signal: signal().optional(),

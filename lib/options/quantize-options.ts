@@ -1,6 +1,7 @@
 /** Options of quantizeModel(), and llama.cpp's quantization types by name. */
 import { z } from 'zod';
-import { bool, filePath, fn, positiveInt, signal } from './validate.js';
+import { LIMITS } from './llama-limits.js';
+import { bool, filePath, fn, positiveIntUpTo, signal } from './validate.js';
 
 /** llama.cpp's file types (llama_ftype), by the names llama-quantize uses. */
 export const QUANTIZATION_TYPES = {
@@ -20,8 +21,11 @@ export interface QuantizeOptions {
     input: string;
     /** Where to write the result; written under a temporary name and renamed when complete. Must differ from `input`. */
     output: string;
-    /** The target type (llama-quantize's names). The IQ1/IQ2 types need an importance matrix, which this API does not take yet. */
-    type: QuantizationType;
+    /**
+     * The target type (llama-quantize's names, in any case: `'q4_k_m'` is `'Q4_K_M'`). The IQ1/IQ2 types need an
+     * importance matrix, which this API does not take yet.
+     */
+    type: QuantizationType | Lowercase<QuantizationType>;
     /** Threads. Defaults to the number of CPUs. */
     threads?: number;
     /** Allow re-quantizing tensors that are already quantized (quality loss adds up). Defaults to `false`. */
@@ -37,8 +41,8 @@ const typeNames = Object.keys(QUANTIZATION_TYPES) as [QuantizationType, ...Quant
 export const quantizeSchema = z.strictObject({
     input: filePath(),
     output: filePath(),
-    type: z.enum(typeNames, { error: `one of ${typeNames.join(', ')}` }),
-    threads: positiveInt().max(1024, { error: 'at most 1024' }).optional(),
+    type: z.preprocess((v) => (typeof v === 'string' ? v.toUpperCase() : v), z.enum(typeNames, { error: `one of ${typeNames.join(', ')}` })),
+    threads: positiveIntUpTo(LIMITS.quantizeThreads).optional(),
     allowRequantize: bool().optional(),
     onProgress: fn<(p: number) => void>().optional(),
     signal: signal().optional(),

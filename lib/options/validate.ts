@@ -5,12 +5,22 @@
  */
 import { z } from 'zod';
 import { LlamaConfigError } from '../errors.js';
+import { llamaCppAlias, sameName } from './llama-names.js';
 
 /** Builders of the shared option types; each error message is what the option expects. */
 export const positiveInt = (what = 'a positive integer') =>
     z.number({ error: what }).int({ error: what }).positive({ error: what });
 export const nonNegativeInt = (what = 'a non-negative integer') =>
     z.number({ error: what }).int({ error: what }).nonnegative({ error: what });
+/**
+ * An integer in [min, max] with `what` as the message, and past `max` "`what` up to max":
+ * the message says the rule that was broken. (max is checked first so that a number past
+ * 2^53, which is no safe integer, reads as too large.)
+ */
+const boundedInt = (what: string, min: number, max: number) =>
+    z.number({ error: what }).max(max, { error: `${what} up to ${max}` }).int({ error: what }).min(min, { error: what });
+export const positiveIntUpTo = (max: number) => boundedInt('a positive integer', 1, max);
+export const nonNegativeIntUpTo = (max: number) => boundedInt('a non-negative integer', 0, max);
 export const bool = () => z.boolean({ error: 'a boolean' });
 export const unitInterval = () =>
     z.number({ error: 'a number in [0, 1]' }).min(0, { error: 'a number in [0, 1]' }).max(1, { error: 'a number in [0, 1]' });
@@ -58,8 +68,19 @@ function editDistance(a: string, b: string): number {
     return dp[b.length];
 }
 
-/** The known option closest to a misspelled one, if close enough. */
+/**
+ * The known option a misspelled one most likely means: the same name in another case or
+ * with dashes or underscores (`cache_type_k`), else llama.cpp's name for it (`n_ctx`,
+ * `temp`, `ctk`: see llama-names.ts), else the closest by edit distance, if close enough.
+ */
 export function suggest(name: string, known: readonly string[]): string | undefined {
+    return known.find((candidate) => sameName(candidate, name)) ?? llamaCppAlias(name, known) ?? closest(name, known);
+}
+
+/** The known value closest to `name`: the same in another case, dashes or underscores, else by edit distance if close enough. */
+function closest(name: string, known: readonly string[]): string | undefined {
+    const same = known.find((candidate) => sameName(candidate, name));
+    if (same !== undefined) return same;
     let best: string | undefined;
     let bestDistance = Infinity;
     for (const candidate of known) {
@@ -81,6 +102,32 @@ function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
     return value;
 }
 
+/** The string values a choice takes (an enum, or the enums of a union such as flashAttention's). */
+function choices(issue: z.core.$ZodIssue): string[] {
+    if (issue.code === 'invalid_value') return issue.values.filter((v): v is string => typeof v === 'string');
+    if (issue.code === 'invalid_union') return issue.errors.flat().flatMap((inner) => (inner.path.length === 0 ? choices(inner) : []));
+    return [];
+}
+
+/** "; did you mean 'q8_0'?" for a string that is one of the choices in another case, or close to one. */
+function choiceHint(issue: z.core.$ZodIssue, received: unknown): string {
+    if (typeof received !== 'string') return '';
+    const hint = closest(received, choices(issue));
+    return hint === undefined ? '' : `; did you mean '${hint}'?`;
+}
+
+/** One problem per option: a value that breaks two checks (e.g. 2^53: too large, and no safe integer) is reported once. */
+function firstPerPath(issues: readonly z.core.$ZodIssue[]): z.core.$ZodIssue[] {
+    const seen = new Set<string>();
+    return issues.filter((issue) => {
+        if (issue.code === 'unrecognized_keys') return true;
+        const key = JSON.stringify(issue.path.map(String));
+        if (seen.has(key)) return false;
+        seen.add(key);
+        return true;
+    });
+}
+
 /**
  * Validates `input` against `schema`; throws a LlamaConfigError whose message lists
  * each problem as "Expected X for option but received Y".
@@ -93,7 +140,7 @@ export function parseOptions<S extends z.ZodType>(schema: S, input: unknown, wha
     if (result.success) return result.data;
     const known = schema instanceof z.ZodObject ? Object.keys(schema.shape) : [];
     const paths = new Set<string>();
-    const messages = result.error.issues.map((issue) => {
+    const messages = firstPerPath(result.error.issues).map((issue) => {
         if (issue.code === 'unrecognized_keys') {
             issue.keys.forEach((key) => paths.add(key));
             return issue.keys
@@ -105,7 +152,8 @@ export function parseOptions<S extends z.ZodType>(schema: S, input: unknown, wha
         }
         const path = issue.path.map(String).join('.');
         if (path) paths.add(path);
-        return `Expected ${issue.message} for ${path || what} but received ${describe(valueAt(input, issue.path))}`;
+        const received = valueAt(input, issue.path);
+        return `Expected ${issue.message} for ${path || what} but received ${describe(received)}${choiceHint(issue, received)}`;
     });
     throw new LlamaConfigError(messages.join('; '), 'INVALID_CONFIG', [...paths]);
 }
@@ -119,10 +167,11 @@ export function parseArgument<S extends z.ZodType>(schema: S, value: unknown, na
     const result = schema.safeParse(value);
     if (result.success) return result.data;
     const paths = new Set<string>();
-    const messages = result.error.issues.map((issue) => {
+    const messages = firstPerPath(result.error.issues).map((issue) => {
         const path = [name, ...issue.path.map(String)].join('.');
         paths.add(path);
-        return `Expected ${issue.message} for ${path} but received ${describe(valueAt(value, issue.path))}`;
+        const received = valueAt(value, issue.path);
+        return `Expected ${issue.message} for ${path} but received ${describe(received)}${choiceHint(issue, received)}`;
     });
     throw new LlamaConfigError(messages.join('; '), 'INVALID_ARGUMENT', [...paths]);
 }

@@ -1,10 +1,12 @@
-// Property tests over the public API (fast-check), 5,200 cases: random option values,
+// Property tests over the public API (fast-check), 5,500 cases: random option values,
 // token ids, generation settings and load options. Every call resolves, or rejects with
 // a LlamaError whose code is documented (and is not INTERNAL); the process survives.
+// estimateMemory and planFit get the context option sets too: what LlamaContext refuses
+// they refuse, with the same code and message.
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureFixtureModel } from '../../lib/demo/models.js';
-import { LlamaContext, LlamaError, LlamaModel, type LlamaErrorCode } from '../../lib/index.js';
+import { estimateMemory, LlamaConfigError, LlamaContext, LlamaError, LlamaModel, planFit, readGgufMetadata, type LlamaErrorCode } from '../../lib/index.js';
 import { fixtures } from '../support/fixtures.js';
 
 const DOCUMENTED: ReadonlySet<LlamaErrorCode> = new Set([
@@ -24,6 +26,8 @@ async function settles(call: () => unknown): Promise<void> {
         await call();
         seen.set('ok', (seen.get('ok') ?? 0) + 1);
     } catch (error) {
+        // INTERNAL is documented as a bug: no public call here may produce it.
+        if (error instanceof LlamaError && error.code === 'INTERNAL') throw new Error(`INTERNAL (a bug): ${error.message}`);
         if (!(error instanceof LlamaError) || !DOCUMENTED.has(error.code)) {
             throw new Error(`undocumented failure: ${error instanceof LlamaError ? error.code : (error as Error)?.name}: ${(error as Error)?.message}`);
         }
@@ -55,9 +59,11 @@ describe('property tests over the public API', () => {
     afterAll(() => {
         model.dispose();
         process.stdout.write(`[property] outcomes: ${[...seen].map(([k, n]) => `${k} ${n}`).join(', ')}\n`);
+        expect(seen.has('INTERNAL')).toBe(false);
     });
 
-    it('context options (1,500 cases)', async () => {
+    // The context option sets: LlamaContext, estimateMemory and planFit are all fed these.
+    const contextOptions = () => {
         const options = fc.record(
             {
                 contextSize: mostly(fc.integer({ min: 1, max: 4096 }), wildNumber(-10, 8192)),
@@ -91,8 +97,12 @@ describe('property tests over the public API', () => {
                 const batchSize = Math.max(o.parallel, Math.ceil(o.contextSize * batchFraction));
                 return { ...o, batchSize, ubatchSize: Math.max(1, Math.ceil(batchSize * ubatchFraction)) };
             });
+        return fc.oneof(options, consistent) as fc.Arbitrary<Record<string, unknown>>;
+    };
+
+    it('context options (1,500 cases)', async () => {
         await fc.assert(
-            fc.asyncProperty(fc.oneof(options, consistent), async (opts) => {
+            fc.asyncProperty(contextOptions(), async (opts) => {
                 await settles(() => {
                     const c = new LlamaContext({ model, ...(opts as object) });
                     c.dispose();
@@ -100,6 +110,57 @@ describe('property tests over the public API', () => {
             }),
             { numRuns: 1500, seed: seedOr(0x1a1a) },
         );
+    }, 600_000);
+
+    it('estimateMemory and planFit refuse what LlamaContext refuses, with the same code and message (300 cases)', async () => {
+        const refusal = async (call: () => unknown): Promise<LlamaError | null> => {
+            try {
+                await call();
+                return null;
+            } catch (error) {
+                if (!(error instanceof LlamaError) || !DOCUMENTED.has(error.code)) {
+                    throw new Error(`undocumented failure: ${error instanceof LlamaError ? error.code : (error as Error)?.name}: ${(error as Error)?.message}`);
+                }
+                return error;
+            }
+        };
+        const isConfig = (e: LlamaError | null): e is LlamaConfigError => e instanceof LlamaConfigError;
+        const header = await readGgufMetadata(path);
+        const pick = (o: Record<string, unknown>, keys: readonly string[]) => Object.fromEntries(Object.entries(o).filter(([k]) => keys.includes(k)));
+        let refused = 0;
+        await fc.assert(
+            fc.asyncProperty(contextOptions(), async (opts) => {
+                // estimateMemory takes every context option but threads, threadsBatch, seed and checkMemory.
+                const shared = Object.fromEntries(Object.entries(opts).filter(([k]) => !['threads', 'threadsBatch', 'seed', 'checkMemory'].includes(k)));
+                const context = await refusal(() => new LlamaContext({ model, ...(shared as object) }).dispose());
+                const estimate = await refusal(() => estimateMemory({ model: path, ...(shared as object) }));
+                if (isConfig(context)) {
+                    refused++;
+                    expect(estimate, JSON.stringify(shared)).toBeInstanceOf(LlamaConfigError);
+                    expect([estimate!.code, estimate!.message]).toEqual([context.code, context.message]);
+                } else {
+                    // and nothing that LlamaContext takes
+                    expect(isConfig(estimate) ? estimate.message : null, JSON.stringify(shared)).toBeNull();
+                }
+                // planFit shares parallel, batchSize and ubatchSize.
+                const planned = pick(opts, ['parallel', 'batchSize', 'ubatchSize']);
+                const planContext = await refusal(() => new LlamaContext({ model, ...(planned as object) }).dispose());
+                if (isConfig(planContext)) {
+                    const plan = await refusal(() => planFit({ model: path, budgetBytes: 2 ** 40, ...(planned as object) }));
+                    expect(plan, JSON.stringify(planned)).toBeInstanceOf(LlamaConfigError);
+                    expect(plan!.code).toBe(planContext.code);
+                    // LlamaContext's "parallel <= batchSize and <= contextSize": planFit names its own options (no contextSize).
+                    if (planContext.path.includes('contextSize')) expect((plan as LlamaConfigError).path).toEqual(['parallel', 'batchSize']);
+                    else expect(plan!.message).toBe(planContext.message);
+                } else {
+                    // A dry run per candidate is slow: the header plans the same settings for this check.
+                    const plan = await refusal(() => planFit({ model: header, budgetBytes: 2 ** 40, ...(planned as object) }));
+                    expect(isConfig(plan) ? plan.message : null, JSON.stringify(planned)).toBeNull();
+                }
+            }),
+            { numRuns: 300, seed: seedOr(0x5e5e) },
+        );
+        expect(refused).toBeGreaterThan(20); // the generators reach the refusals
     }, 600_000);
 
     it('token ids to evaluate, complete and detokenize (1,500 cases)', async () => {

@@ -18,6 +18,7 @@ import {
 } from '../../lib/gguf/writer.js';
 import { GGML_TYPES, ggmlTensorByteSize, ggmlTypeName, GGUF_VALUE_TYPE as T } from '../../lib/gguf/types.js';
 import { parseGguf, readGgufMetadata } from '../../lib/gguf/reader.js';
+import { LlamaConfigError, LlamaModelLoadError } from '../../lib/errors.js';
 
 
 let tmp: string;
@@ -394,6 +395,25 @@ describe('readGgufMetadata', () => {
         await writeFile(truncated, serializeGguf({ kv: allTypesKv(), tensors: someTensors() }).subarray(0, 200));
         await expect(readGgufMetadata(truncated)).rejects.toThrow(/^truncated GGUF/);
         await expect(readGgufMetadata(join(tmp, 'missing.gguf'))).rejects.toThrow(/ENOENT/);
+    });
+
+    it("throws LlamaModelLoadErrors with LlamaModel.load()'s codes, not plain Errors", async () => {
+        const code = (path: unknown) => readGgufMetadata(path as string).then(() => 'resolved', (e: unknown) => (e instanceof LlamaModelLoadError || e instanceof LlamaConfigError ? e.code : `plain ${String(e)}`));
+        const bad = join(tmp, 'bad-code.gguf');
+        await writeFile(bad, 'this is not a model file');
+        const cut = join(tmp, 'cut-code.gguf');
+        await writeFile(cut, serializeGguf({ kv: allTypesKv(), tensors: someTensors() }).subarray(0, 200));
+        const noData = join(tmp, 'no-data.gguf');
+        const whole = serializeGguf({ kv: [], tensors: someTensors() });
+        await writeFile(noData, whole.subarray(0, parseGguf(whole).dataOffset + 1)); // header complete, tensor data cut
+        expect(await code(join(tmp, 'missing.gguf'))).toBe('MODEL_NOT_FOUND');
+        expect(await code(bad)).toBe('INVALID_MODEL_FILE');
+        expect(await code(cut)).toBe('INVALID_MODEL_FILE');
+        expect(await code(noData)).toBe('INVALID_MODEL_FILE');
+        expect(await code(tmp)).toBe('INVALID_MODEL_FILE'); // a directory
+        expect(await code(42)).toBe('INVALID_ARGUMENT');
+        await expect(readGgufMetadata(tmp)).rejects.toThrow(/is a directory, not a GGUF file/);
+        expect(() => parseGguf(new Uint8Array(2))).toThrow(LlamaModelLoadError);
     });
 
     it('refuses headers above maxHeaderBytes', async () => {

@@ -51,8 +51,9 @@ function list(flag: string, raw: string): string[] {
 }
 
 function cacheType(flag: string, raw: string): KvCacheType {
-    if (!(KV_CACHE_TYPES as readonly string[]).includes(raw)) throw new UsageError(`${flag} expects one of ${KV_CACHE_TYPES.join(', ')} but received "${raw}"`);
-    return raw as KvCacheType;
+    const type = raw.toLowerCase(); // 'Q8_0' is 'q8_0', as in the API
+    if (!(KV_CACHE_TYPES as readonly string[]).includes(type)) throw new UsageError(`${flag} expects one of ${KV_CACHE_TYPES.join(', ')} but received "${raw}"`);
+    return type as KvCacheType;
 }
 
 function positive(flag: string, n: number | undefined): number | undefined {

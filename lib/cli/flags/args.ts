@@ -1,4 +1,6 @@
 /** A small, strict flag parser: unknown flags and bad values are usage errors. */
+import { llamaCppAlias, sameName } from '../../options/llama-names.js';
+import { suggest } from '../../options/validate.js';
 
 export class UsageError extends Error {}
 
@@ -29,7 +31,10 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[]):
         const eq = arg.indexOf('=');
         const name = eq > 0 && arg.startsWith('--') ? arg.slice(0, eq) : arg;
         const spec = byName.get(name);
-        if (!spec) throw new UsageError(`unknown flag ${name}`);
+        if (!spec) {
+            const hint = suggestFlag(name, specs);
+            throw new UsageError(`unknown flag ${name}${hint ? `; did you mean ${hint.names.join('/')}?` : ''}`);
+        }
         if (spec.type === 'bool') {
             flags[spec.key] = true;
             continue;
@@ -47,6 +52,23 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[]):
         }
     }
     return { flags, positional };
+}
+
+/**
+ * The flag an unknown one most likely means: a known name in other dashes or case
+ * (`--ctk` for -ctk), the flag of the option llama.cpp's name stands for (`--ctx` for
+ * -c/--ctx-size, `--n-gpu-layers` for -ngl), the flag of an option named as the API names it
+ * (`--max-tokens` for -n), else the closest long name.
+ */
+export function suggestFlag(name: string, specs: readonly FlagSpec[]): FlagSpec | undefined {
+    const same = specs.find((s) => s.names.some((n) => sameName(n, name)));
+    if (same) return same;
+    const keys = specs.map((s) => s.key);
+    const alias = llamaCppAlias(name, keys) ?? keys.find((key) => sameName(key, name));
+    if (alias !== undefined) return specs.find((s) => s.key === alias);
+    const longNames = specs.flatMap((s) => s.names.filter((n) => n.startsWith('--')).map((n) => n.slice(2)));
+    const closest = suggest(name.replace(/^-+/, ''), longNames);
+    return closest === undefined ? undefined : specs.find((s) => s.names.includes(`--${closest}`));
 }
 
 function convert(name: string, type: 'string' | 'int' | 'float', raw: string): string | number {
