@@ -10,7 +10,7 @@ import { estimateResolved, KV_ONLY_LOAD } from '../memory/estimate.js';
 import { checkContextMemory } from '../memory/guard.js';
 import { defaults, randomSeed, requestSeed } from '../options/defaults.js';
 import { generateOptionsSchema, signalOptionsSchema, type GenerateOptions } from '../options/generate-options.js';
-import { parseArgument, parseOptions } from '../options/validate.js';
+import { describe, parseArgument, parseOptions } from '../options/validate.js';
 import { contextOptionsSchema, loraListSchema, type ContextOptionsWithoutModel, type LlamaContextOptions, type LoraUse } from './options.js';
 import { TextStream } from './text-stream.js';
 
@@ -230,7 +230,7 @@ export class LlamaContext {
         let ids: Int32Array;
         let signal: AbortSignal | undefined;
         try {
-            ids = toTokenArray(tokens);
+            ids = this.#tokenIds(tokens);
             signal = parseOptions(signalOptionsSchema, options, 'evaluate()').signal;
         } catch (error) {
             return Promise.reject(error);
@@ -268,7 +268,12 @@ export class LlamaContext {
      */
     scoreTokens(tokens: ArrayLike<number>, options: ScoreOptions = {}): Promise<TokenScores> {
         const stack = captureStack();
-        const ids = toTokenArray(tokens);
+        let ids: Int32Array;
+        try {
+            ids = this.#tokenIds(tokens);
+        } catch (error) {
+            return Promise.reject(error);
+        }
         const reference = options.reference;
         if (reference !== undefined && !(reference instanceof LlamaContext)) {
             return Promise.reject(new LlamaConfigError('scoreTokens(): expected a LlamaContext for options.reference', 'INVALID_ARGUMENT', ['reference']));
@@ -412,6 +417,18 @@ export class LlamaContext {
         await this.#queue.catch(() => undefined);
     }
 
+    /** Token ids as an Int32Array, each in the model's vocabulary (INVALID_ARGUMENT otherwise, as llama.cpp would be asked to read past its tables). */
+    #tokenIds(tokens: ArrayLike<number>): Int32Array {
+        const ids = toTokenArray(tokens);
+        const n = this.#model.metadata.vocabSize;
+        for (let i = 0; i < ids.length; i++) {
+            if (ids[i] < 0 || ids[i] >= n) {
+                throw new LlamaConfigError(`token id ${ids[i]} at index ${i} is outside the vocabulary [0, ${n})`, 'INVALID_ARGUMENT', ['tokens']);
+            }
+        }
+        return ids;
+    }
+
     #requireNative(): NativeContext {
         if (this.#native === null) throw new LlamaDisposedError('context');
         return this.#native;
@@ -439,7 +456,7 @@ export class LlamaContext {
         const stack = captureStack();
         const opts = parseOptions(generateOptionsSchema, options, 'generate()');
         const index = this.#requests++;
-        const promptInput = typeof prompt === 'string' ? prompt : toTokenArray(prompt);
+        const promptInput = typeof prompt === 'string' ? prompt : this.#tokenIds(prompt);
         const stops = opts.stop === undefined ? [] : typeof opts.stop === 'string' ? [opts.stop] : opts.stop;
         const request = {
             prompt: promptInput,
@@ -456,6 +473,15 @@ export class LlamaContext {
             stop: stops,
             unreadLimit: UNREAD_LIMIT,
         };
+        // llama.cpp's penalty sampler keeps a ring of repeatLastN tokens of one sequence's context.
+        const perSequence = this.#requireNative().config().contextSizePerSequence;
+        if (request.repeatLastN > perSequence) {
+            throw new LlamaConfigError(
+                `Expected an integer up to ${perSequence} (the context of one sequence) for repeatLastN but received ${describe(request.repeatLastN)}`,
+                'INVALID_CONFIG',
+                ['repeatLastN'],
+            );
+        }
         const signal = opts.signal;
         const stream = new TextStream(stops);
         const tokens: number[] = [];

@@ -309,3 +309,27 @@ describe('backpressure: a stream nobody reads neither runs on nor holds the cont
         ctx.dispose();
     });
 });
+
+describe('values refused in TypeScript before native code sees them', () => {
+    let model: LlamaModel;
+    beforeAll(async () => {
+        model = await LlamaModel.load({ path: fixtures.f16, gpu: false });
+    });
+    afterAll(() => model.dispose());
+
+    it('repeatLastN beyond one sequence\'s context, and token ids outside the vocabulary, in the options wording', async () => {
+        const ctx = model.createContext({ contextSize: 512, parallel: 2, threads: 2 });
+        const per = 256;
+        await expect(ctx.complete('Hi', { maxTokens: 2, repeatPenalty: 1.1, repeatLastN: per + 1 })).rejects.toMatchObject({
+            code: 'INVALID_CONFIG',
+            message: `Expected an integer up to ${per} (the context of one sequence) for repeatLastN but received ${per + 1} (number)`,
+        });
+        expect((await ctx.complete('Hi', { maxTokens: 2, repeatPenalty: 1.1, repeatLastN: per, temperature: 0 })).tokens).toHaveLength(2);
+        const n = model.metadata.vocabSize;
+        for (const call of [() => ctx.evaluate([1, n]), () => ctx.scoreTokens([1, 2, n + 5]), () => ctx.complete([1, -1], { maxTokens: 1 })]) {
+            const error = await call().then(() => null, (e: unknown) => e);
+            expect(error).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(new RegExp(`^token id -?\\d+ at index \\d is outside the vocabulary \\[0, ${n}\\)$`)) });
+        }
+        ctx.dispose();
+    });
+});
