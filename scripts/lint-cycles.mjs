@@ -17,6 +17,7 @@ const lib = join(root, 'lib');
 export const LAYERS = {
     'errors.ts': 0,
     'warnings.ts': 0,
+    'weak-set.ts': 0,
     // The defaults import nothing of ours, so that every layer (gguf/ too) reads them from one file.
     'options/defaults.ts': 0,
     native: 1,

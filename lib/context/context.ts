@@ -13,6 +13,7 @@ import { generateOptionsSchema, signalOptionsSchema, type GenerateOptions } from
 import { describe, parseArgument, parseOptions } from '../options/validate.js';
 import { contextOptionsSchema, loraListSchema, type ContextOptionsWithoutModel, type LlamaContextOptions, type LoraUse } from './options.js';
 import { TextStream } from './text-stream.js';
+import { IterableWeakSet } from '../weak-set.js';
 
 export type { ContextOptionsWithoutModel, LlamaContextOptions, LoraUse };
 
@@ -135,7 +136,9 @@ export class LlamaContext {
     readonly #seed: number | null;
     /** generate()/complete() calls so far: the index of the next request. */
     #requests = 0;
-    readonly #exitRef: WeakRef<NativeContext>;
+    readonly #untrackForExit: () => void;
+    /** llama_n_ctx_seq: one sequence's share of the context (repeatLastN may not exceed it). */
+    readonly #contextPerSequence: number;
     readonly #warnings: readonly LlamaWarning[];
     readonly #release: () => void;
     #queue: Promise<unknown> = Promise.resolve();
@@ -168,7 +171,8 @@ export class LlamaContext {
             throw fromNative(error, captureStack());
         }
         this.#native = created;
-        this.#exitRef = trackForExit(created);
+        this.#untrackForExit = trackForExit(created);
+        this.#contextPerSequence = created.config().contextSizePerSequence;
         this.#warnings = Object.freeze(warnings);
         for (const w of warnings) log('warn', w.message);
         this.#loras = Object.freeze((opts.loras ?? []).map(({ lora, scale }) => Object.freeze({ lora, scale })));
@@ -404,7 +408,7 @@ export class LlamaContext {
         const native = this.#native;
         this.#native = null;
         this.#release();
-        untrackForExit(this.#exitRef);
+        this.#untrackForExit();
         native.dispose();
     }
 
@@ -474,7 +478,7 @@ export class LlamaContext {
             unreadLimit: UNREAD_LIMIT,
         };
         // llama.cpp's penalty sampler keeps a ring of repeatLastN tokens of one sequence's context.
-        const perSequence = this.#requireNative().config().contextSizePerSequence;
+        const perSequence = this.#contextPerSequence;
         if (request.repeatLastN > perSequence) {
             throw new LlamaConfigError(
                 `Expected an integer up to ${perSequence} (the context of one sequence) for repeatLastN but received ${describe(request.repeatLastN)}`,
@@ -640,24 +644,16 @@ function checkContextFits(model: LlamaModel, resolved: ReturnType<typeof resolve
  * Held weakly: a context that nobody references (and no native work holds) is the GC's to
  * free, with its model (the native objects hold their model, so the order is always right).
  */
-const liveContexts = new Set<WeakRef<NativeContext>>();
-const forgetContext = new FinalizationRegistry<WeakRef<NativeContext>>((ref) => liveContexts.delete(ref));
+const liveContexts = new IterableWeakSet<NativeContext>();
 let exitHook = false;
 
-function trackForExit(native: NativeContext): WeakRef<NativeContext> {
-    const ref = new WeakRef(native);
-    liveContexts.add(ref);
-    forgetContext.register(native, ref, ref);
+/** Tracks a context for the exit handler; returns the function that stops tracking it. */
+function trackForExit(native: NativeContext): () => void {
     if (!exitHook) {
         exitHook = true;
         process.once('exit', () => {
-            for (const c of liveContexts) c.deref()?.abort();
+            for (const c of liveContexts) c.abort();
         });
     }
-    return ref;
-}
-
-function untrackForExit(ref: WeakRef<NativeContext>): void {
-    liveContexts.delete(ref);
-    forgetContext.unregister(ref);
+    return liveContexts.add(native);
 }

@@ -2,6 +2,7 @@ import { binding, type NativeModel } from '../native/binding.js';
 import { cpuExtraBufferTypes } from '../backends/backends.js';
 import { log, userCallback } from '../logger.js';
 import { warning, type LlamaWarning } from '../warnings.js';
+import { IterableWeakSet } from '../weak-set.js';
 import {
     captureStack,
     fromNative,
@@ -28,7 +29,7 @@ export interface ModelChild {
 
 let nativeOf: (model: LlamaModel) => NativeModel;
 let placementOf: (model: LlamaModel) => ModelPlacement;
-let childrenOf: (model: LlamaModel) => Set<WeakRef<ModelChild>>;
+let childrenOf: (model: LlamaModel) => IterableWeakSet<ModelChild>;
 
 /**
  * A GGUF model loaded by llama.cpp. Create with {@link LlamaModel.load}; free with
@@ -37,7 +38,7 @@ let childrenOf: (model: LlamaModel) => Set<WeakRef<ModelChild>>;
 export class LlamaModel {
     #native: NativeModel | null;
     /** Held weakly: a context or adapter nobody references is the GC's to free (its native part holds the model). */
-    readonly #children = new Set<WeakRef<ModelChild>>();
+    readonly #children = new IterableWeakSet<ModelChild>();
     readonly #placement: ModelPlacement;
     /** Path the model was loaded from. */
     readonly path: string;
@@ -215,7 +216,7 @@ export class LlamaModel {
     /** Disposes the model's contexts, then frees the weights. Idempotent. */
     dispose(): void {
         if (this.#native === null) return;
-        for (const child of [...this.#children]) child.deref()?.dispose();
+        for (const child of this.#children) child.dispose();
         this.#children.clear();
         const native = this.#native;
         this.#native = null;
@@ -274,19 +275,9 @@ function logModelWarnings(warnings: readonly LlamaWarning[]): void {
     }
 }
 
-/** Drops the entry of a child that the GC collected without dispose(). */
-const forgetChild = new FinalizationRegistry<{ children: Set<WeakRef<ModelChild>>; ref: WeakRef<ModelChild> }>(({ children, ref }) => children.delete(ref));
-
 /** Registers a child (a context) that the model disposes first. @internal */
 export function adoptChild(model: LlamaModel, child: ModelChild): () => void {
-    const children = childrenOf(model);
-    const ref = new WeakRef(child);
-    children.add(ref);
-    forgetChild.register(child, { children, ref }, ref);
-    return () => {
-        children.delete(ref);
-        forgetChild.unregister(ref);
-    };
+    return childrenOf(model).add(child);
 }
 
 /** Converts token ids to an Int32Array, checking they are 32-bit integers. @internal */

@@ -27,9 +27,6 @@ export const unitInterval = () =>
 export const signal = () => z.instanceof(AbortSignal, { error: 'an AbortSignal' });
 export const fn = <T extends (...args: never[]) => unknown>() =>
     z.custom<T>((v) => typeof v === 'function', { error: 'a function' });
-export const uint32 = () =>
-    z.number({ error: 'an integer in [0, 4294967295]' }).int({ error: 'an integer in [0, 4294967295]' })
-        .min(0, { error: 'an integer in [0, 4294967295]' }).max(0xffffffff, { error: 'an integer in [0, 4294967295]' });
 
 /** A sampling seed: 0xFFFFFFFF is llama.cpp's LLAMA_DEFAULT_SEED, which means "random" to its sampler, so it is not a seed. */
 export const samplingSeed = () =>
