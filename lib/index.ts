@@ -9,8 +9,13 @@ export {
     type FinishReason,
     type TokenScores,
     type ScoreOptions,
+    type SequenceInfo,
+    type SequenceState,
+    type EngineStats,
+    LlamaSequence,
     UNREAD_LIMIT,
 } from './context/context.js';
+export type { ContextFullPolicy } from './options/context-options.js';
 export type { LlamaWarning, LlamaWarningCode } from './warnings.js';
 export type { TokenizeAsyncOptions } from './options/model-options.js';
 export {

@@ -22,7 +22,7 @@ addon_data::~addon_data() {
         for (const auto & weak : live_contexts) {
             if (auto state = weak.lock()) {
                 state->abort.store(true);
-                state->wake_reader_wait();
+                state->engine->wake();
             }
         }
     }

@@ -5,8 +5,7 @@
 #include "llama-ext.h"
 #include "llama_internals.h"
 #include "model.h"
-#include "workers/evaluate.h"
-#include "workers/generate.h"
+#include "workers/abortable.h"
 #include "workers/score.h"
 
 #include <algorithm>
@@ -20,11 +19,13 @@ Napi::Function context_wrap::define(Napi::Env env) {
                        {
                            InstanceMethod<&context_wrap::config>("config"),
                            InstanceMethod<&context_wrap::memory_report>("memoryReport"),
-                           InstanceMethod<&context_wrap::evaluate>("evaluate"),
-                           InstanceMethod<&context_wrap::generate>("generate"),
+                           InstanceMethod<&context_wrap::submit>("submit"),
+                           InstanceMethod<&context_wrap::clear_sequence>("clearSequence"),
+                           InstanceMethod<&context_wrap::copy_sequence>("copySequence"),
+                           InstanceMethod<&context_wrap::engine_stats>("engineStats"),
+                           InstanceMethod<&context_wrap::sequence_cells>("sequenceCells"),
                            InstanceMethod<&context_wrap::score>("score"),
                            InstanceMethod<&context_wrap::abort>("abort"),
-                           InstanceMethod<&context_wrap::tokens_read>("tokensRead"),
                            InstanceMethod<&context_wrap::set_loras>("setLoras"),
                            InstanceMethod<&context_wrap::dispose>("dispose"),
                            InstanceAccessor<&context_wrap::disposed>("disposed"),
@@ -204,6 +205,11 @@ context_wrap::context_wrap(const Napi::CallbackInfo & info) : Napi::ObjectWrap<c
     }
 
     state->dry_run = model_is_dry_run(model.get());
+    const uint32_t n_seq = llama_n_seq_max(ctx);
+    state->cached.resize(n_seq);
+    state->cells.reset(new std::atomic<uint32_t>[n_seq]);
+    state->publish_cells();
+    state->engine = std::make_unique<sequence_engine>(n_seq);
 
     // One persistent threadpool per context (a second one when batch processing uses a
     // different thread count): no thread creation per decode, workers sleep when idle.
@@ -252,18 +258,13 @@ void context_wrap::release_external_memory(napi_env env) {
     }
 }
 
-std::shared_ptr<context_state> context_wrap::acquire(Napi::Env env) {
+std::shared_ptr<context_state> context_wrap::live(Napi::Env env) {
     if (!state_) {
         throw_error(env, code::disposed, "the context has been disposed");
     }
     if (state_->dry_run) {
         throw_error(env, code::invalid_argument, "this context is a memory dry run (its model has no weights loaded): it can only report memory");
     }
-    if (state_->busy.exchange(true)) {
-        throw_error(env, code::busy, "the context is already running an operation; wait for it to finish");
-    }
-    state_->abort.store(false);
-    state_->tokens_read.store(0);
     return state_;
 }
 
@@ -285,6 +286,7 @@ Napi::Value context_wrap::config(const Napi::CallbackInfo & info) {
     const context_kv_facts facts = context_facts(ctx);
     out.Set("flashAttention", facts.flash_attn);
     out.Set("kvUnified", facts.kv_unified);
+    out.Set("canShift", llama_memory_can_shift(llama_get_memory(ctx)));
     out.Set("cacheTypeK", facts.has_kv ? Napi::Value(Napi::String::New(env, ggml_type_name(facts.type_k))) : env.Null());
     out.Set("cacheTypeV", facts.has_kv ? Napi::Value(Napi::String::New(env, ggml_type_name(facts.type_v))) : env.Null());
     return out;
@@ -332,12 +334,11 @@ Napi::Value context_wrap::memory_report(const Napi::CallbackInfo & info) {
     if (!state_) {
         throw_error(env, code::disposed, "the context has been disposed");
     }
-    // A decode may reallocate the output buffer: read only while no worker runs.
-    if (state_->busy.load()) {
-        throw_error(env, code::busy, "memoryReport() cannot read the context while an operation runs on it; call it when the operation has finished");
-    }
-    const context_memory mem = context_memory_report(state_->ctx.get());
-    Napi::Object         out = Napi::Object::New(env);
+    // A decode may reallocate the output buffer: read between two steps of the engine.
+    const std::shared_ptr<context_state> state = state_;
+    std::unique_lock<std::mutex>         lock  = state->lock_between_steps();
+    const context_memory                 mem   = context_memory_report(state->ctx.get());
+    Napi::Object                         out   = Napi::Object::New(env);
 
     Napi::Object kv = Napi::Object::New(env);
     kv.Set("present", mem.has_kv);
@@ -350,6 +351,11 @@ Napi::Value context_wrap::memory_report(const Napi::CallbackInfo & info) {
     kv.Set("cells", mem.cells);
     kv.Set("layers", mem.layers);
     kv.Set("streams", mem.streams);
+    Napi::Array per_sequence = Napi::Array::New(env, state->cached.size());
+    for (size_t i = 0; i < state->cached.size(); ++i) {
+        per_sequence.Set(static_cast<uint32_t>(i), static_cast<double>(state->cached[i].size()));
+    }
+    kv.Set("sequenceCells", per_sequence);
     out.Set("kv", kv);
 
     Napi::Array buffers = Napi::Array::New(env, mem.buffers.size());
@@ -369,7 +375,7 @@ Napi::Value context_wrap::memory_report(const Napi::CallbackInfo & info) {
 
     // The active LoRA adapters' buffers (the same adapter counts once per context).
     Napi::Array loras = Napi::Array::New(env);
-    for (const auto & [lora, scale] : state_->loras) {
+    for (const auto & [lora, scale] : state->loras) {
         for (const auto & [buft, bytes] : lora->buffers) {
             Napi::Object b = describe_buffer_type(env, buft);
             b.Set("bytes", static_cast<double>(bytes));
@@ -378,18 +384,6 @@ Napi::Value context_wrap::memory_report(const Napi::CallbackInfo & info) {
     }
     out.Set("loras", loras);
     return out;
-}
-
-Napi::Value context_wrap::evaluate(const Napi::CallbackInfo & info) {
-    Napi::Env                env    = info.Env();
-    std::vector<llama_token> tokens = read_tokens(env, info.Length() > 0 ? info[0] : env.Undefined(), "tokens");
-    auto                     state  = acquire(env);
-    try {
-        return queue_evaluate(env, state, std::move(tokens));
-    } catch (...) {
-        state->busy.store(false);  // no worker took the context over
-        throw;
-    }
 }
 
 namespace {
@@ -413,66 +407,73 @@ void check_score_tokens(Napi::Env env, const context_state & s, const std::vecto
 
 }  // namespace
 
+// score(tokens, sequence, reference?: NativeContext, referenceSequence?) -> { promise, abort() }
 Napi::Value context_wrap::score(const Napi::CallbackInfo & info) {
     Napi::Env                env    = info.Env();
     std::vector<llama_token> tokens = read_tokens(env, info.Length() > 0 ? info[0] : env.Undefined(), "tokens");
     if (tokens.size() < 2) {
         throw_error(env, code::invalid_argument, "score() needs at least 2 tokens: position i is scored on token i + 1");
     }
-    context_wrap * other = nullptr;
-    if (info.Length() > 1 && !info[1].IsUndefined() && !info[1].IsNull()) {
-        other = unwrap(env, info[1]);
+    const auto read_seq = [&](size_t index, const char * what) {
+        if (info.Length() <= index || !info[index].IsNumber()) {
+            throw_error(env, code::invalid_argument, std::string("score(): ") + what + " must be a sequence id");
+        }
+        return static_cast<llama_seq_id>(
+            checked_integer(env, info[index].As<Napi::Number>().DoubleValue(), 0, static_cast<int64_t>(llama_max_parallel_sequences()) - 1, std::string("score(): ") + what));
+    };
+    const llama_seq_id seq   = read_seq(1, "sequence");
+    context_wrap *     other = nullptr;
+    llama_seq_id       other_seq = 0;
+    if (info.Length() > 2 && !info[2].IsUndefined() && !info[2].IsNull()) {
+        other = unwrap(env, info[2]);
         if (other == this) {
             throw_error(env, code::invalid_argument, "the reference must be another context, not this one");
         }
+        other_seq = read_seq(3, "referenceSequence");
     }
-    if (!state_) {
-        throw_error(env, code::disposed, "the context has been disposed");
-    }
-    check_score_tokens(env, *state_, tokens, "context");
+    const std::shared_ptr<context_state> state = live(env);
+    check_score_tokens(env, *state, tokens, "context");
+    std::shared_ptr<context_state> reference;
     if (other != nullptr) {
         if (!other->state_) {
             throw_error(env, code::disposed, "the reference context has been disposed");
         }
-        const int32_t n_vocab     = llama_vocab_n_tokens(llama_model_get_vocab(state_->model.get()));
-        const int32_t n_vocab_ref = llama_vocab_n_tokens(llama_model_get_vocab(other->state_->model.get()));
+        reference = other->live(env);
+        const int32_t n_vocab     = llama_vocab_n_tokens(llama_model_get_vocab(state->model.get()));
+        const int32_t n_vocab_ref = llama_vocab_n_tokens(llama_model_get_vocab(reference->model.get()));
         if (n_vocab != n_vocab_ref) {
             throw_error(env, code::invalid_argument,
                         "the reference context's model has " + std::to_string(n_vocab_ref) + " tokens in its vocabulary and this one " +
                             std::to_string(n_vocab) + ": distributions over different vocabularies cannot be compared");
         }
-        check_score_tokens(env, *other->state_, tokens, "reference context");
+        check_score_tokens(env, *reference, tokens, "reference context");
     }
-    auto state = acquire(env);
-    std::shared_ptr<context_state> reference;
-    try {
-        if (other != nullptr) {
-            reference = other->acquire(env);
+    const auto check_seq = [&](const context_state & s, llama_seq_id id, const char * which) {
+        if (static_cast<size_t>(id) >= s.cached.size()) {
+            throw_error(env, code::invalid_argument, std::string("score(): sequence ") + std::to_string(id) + " is outside the " +
+                                                         which + "'s [0, " + std::to_string(s.cached.size()) + ")");
         }
-        return queue_score(env, state, reference, std::move(tokens));
+    };
+    check_seq(*state, seq, "context");
+    if (reference) {
+        check_seq(*reference, other_seq, "reference context");
+    }
+    if (!state->engine->claim(seq)) {
+        throw_error(env, code::busy, "sequence " + std::to_string(seq) + " is already running a request");
+    }
+    if (reference && !reference->engine->claim(other_seq)) {
+        state->engine->release(seq);
+        throw_error(env, code::busy, "sequence " + std::to_string(other_seq) + " of the reference context is already running a request");
+    }
+    auto abort = std::make_shared<std::atomic<bool>>(false);
+    try {
+        Napi::Promise promise = queue_score(env, { state, seq }, { reference, other_seq }, std::move(tokens), abort);
+        return promise_with_abort(env, promise, abort);
     } catch (...) {
-        state->busy.store(false);  // no worker took the contexts over
+        state->engine->release(seq);  // no worker took the sequences over
         if (reference) {
-            reference->busy.store(false);
+            reference->engine->release(other_seq);
         }
-        throw;
-    }
-}
-
-Napi::Value context_wrap::generate(const Napi::CallbackInfo & info) {
-    Napi::Env env = info.Env();
-    if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsFunction()) {
-        throw_error(env, code::invalid_argument, "generate(request: object, onTokens: function)");
-    }
-    generate_request request = read_generate_request(env, info[0].As<Napi::Object>());
-    auto             state   = acquire(env);
-    try {
-        if (!vocab_has_tokenizer(llama_model_get_vocab(state->model.get()))) {
-            throw_error(env, code::tokenize_failed, no_tokenizer_message);  // every sampled token is turned into text
-        }
-        return queue_generate(env, state, std::move(request), info[1].As<Napi::Function>());
-    } catch (...) {
-        state->busy.store(false);  // no worker took the context over
         throw;
     }
 }
@@ -480,20 +481,7 @@ Napi::Value context_wrap::generate(const Napi::CallbackInfo & info) {
 Napi::Value context_wrap::abort(const Napi::CallbackInfo & info) {
     if (state_) {
         state_->abort.store(true);
-        state_->wake_reader_wait();
-    }
-    return info.Env().Undefined();
-}
-
-// tokensRead(n): the running generation's JS reader has taken n tokens (backpressure).
-// Ignored when nothing runs or n is not a count.
-Napi::Value context_wrap::tokens_read(const Napi::CallbackInfo & info) {
-    if (state_ && info.Length() >= 1 && info[0].IsNumber()) {
-        const double n = info[0].As<Napi::Number>().DoubleValue();
-        if (std::isfinite(n) && n >= 0 && n <= static_cast<double>(UINT32_MAX)) {
-            state_->tokens_read.store(static_cast<uint32_t>(n));
-            state_->wake_reader_wait();
-        }
+        state_->engine->wake();
     }
     return info.Env().Undefined();
 }
@@ -503,7 +491,7 @@ Napi::Value context_wrap::dispose(const Napi::CallbackInfo & info) {
         // A worker still running holds its own reference: it sees the abort flag and
         // the context is freed when it finishes.
         state_->abort.store(true);
-        state_->wake_reader_wait();
+        state_->engine->wake();
         state_.reset();
         release_external_memory(info.Env());
     }

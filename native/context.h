@@ -1,5 +1,5 @@
-// LlamaContext wrapper: create (with a persistent ggml threadpool), config, evaluate,
-// generate, abort, dispose.
+// LlamaContext wrapper: create (with a persistent ggml threadpool), config, memory report,
+// requests on sequences (run by the context's engine), sequence copies, score, dispose.
 #pragma once
 
 #include "context_state.h"
@@ -17,19 +17,21 @@ class context_wrap : public Napi::ObjectWrap<context_wrap> {
     explicit context_wrap(const Napi::CallbackInfo & info);
     ~context_wrap() override;
 
-    // The live state, or a DISPOSED error. Marks it busy (BUSY error if it already is).
-    std::shared_ptr<context_state> acquire(Napi::Env env);
+    // The live state, or a DISPOSED error (or INVALID_ARGUMENT for a memory dry run).
+    std::shared_ptr<context_state> live(Napi::Env env);
     // The context_wrap of a NativeContext instance, or INVALID_ARGUMENT.
     static context_wrap * unwrap(Napi::Env env, Napi::Value value);
 
   private:
     Napi::Value config(const Napi::CallbackInfo & info);
     Napi::Value memory_report(const Napi::CallbackInfo & info);
-    Napi::Value evaluate(const Napi::CallbackInfo & info);
-    Napi::Value generate(const Napi::CallbackInfo & info);
+    Napi::Value submit(const Napi::CallbackInfo & info);          // context_sequences.cpp
+    Napi::Value clear_sequence(const Napi::CallbackInfo & info);  // context_sequences.cpp
+    Napi::Value copy_sequence(const Napi::CallbackInfo & info);   // context_sequences.cpp
+    Napi::Value engine_stats(const Napi::CallbackInfo & info);    // context_sequences.cpp
+    Napi::Value sequence_cells(const Napi::CallbackInfo & info);  // context_sequences.cpp
     Napi::Value score(const Napi::CallbackInfo & info);
     Napi::Value abort(const Napi::CallbackInfo & info);
-    Napi::Value tokens_read(const Napi::CallbackInfo & info);
     Napi::Value set_loras(const Napi::CallbackInfo & info);  // context_loras.cpp
     Napi::Value dispose(const Napi::CallbackInfo & info);
     Napi::Value disposed(const Napi::CallbackInfo & info);

@@ -52,9 +52,10 @@ Napi::Value context_wrap::set_loras(const Napi::CallbackInfo & info) {
     if (state_ != state) {
         throw_error(env, code::disposed, "the context was disposed while its adapters were being read");
     }
-    // The context holds raw pointers to its adapters while it decodes.
-    if (state->busy.load()) {
-        throw_error(env, code::busy, "setLoras() cannot change the adapters while an operation runs on the context; call it when the operation has finished");
+    // The context holds raw pointers to its adapters while it decodes, and the cache of a
+    // running request was computed with the previous set.
+    if (state->engine->any_claimed()) {
+        throw_error(env, code::busy, "setLoras() cannot change the adapters while a request runs on the context; call it when the requests have finished");
     }
     if (next == state->loras) {
         return env.Undefined();  // same adapters, same scales: keep the cache
@@ -66,7 +67,7 @@ Napi::Value context_wrap::set_loras(const Napi::CallbackInfo & info) {
         scales.push_back(scale);
     }
     {
-        std::lock_guard<std::mutex> lock(state->mutex);
+        std::unique_lock<std::mutex> lock = state->lock_between_steps();
         llama_set_adapters_lora(state->ctx.get(), adapters.empty() ? nullptr : adapters.data(), adapters.size(),
                                 scales.empty() ? nullptr : scales.data());
         state->reserve_pending = true;

@@ -1,14 +1,15 @@
-// The state behind a LlamaContext, shared between the JS wrapper and the worker
-// running on it, so that dispose() during work defers the free until the work ends.
+// The state behind a LlamaContext, shared between the JS wrapper and the work running on
+// it (the engine's worker, a score), so that dispose() during work defers the free until
+// the work ends.
 #pragma once
 
+#include "engine.h"
 #include "errors.h"
 #include "handles.h"
 #include "lora.h"
 
 #include <atomic>
-#include <functional>
-#include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -19,48 +20,52 @@ struct context_state {
     // its threadpools, then its LoRA adapters, then the model reference.
     llama_model_ptr   model;
     // The active LoRA adapters and their scales (changed on the JS thread, only while no
-    // worker runs: the context holds raw pointers to them).
+    // request runs: the context holds raw pointers to them).
     std::vector<std::pair<lora_ptr, float>> loras;
     threadpool_ptr    threadpool;
     threadpool_ptr    threadpool_batch;
     llama_context_ptr ctx;
 
-    std::mutex        mutex;          // one thread inside llama.cpp at a time
-    std::atomic<bool> abort{ false };  // read by llama.cpp's abort callback and our loops
-    std::atomic<bool> busy{ false };   // a worker owns the context (set on the JS thread)
+    // One thread inside llama.cpp at a time: the engine holds it for one step (a decode and
+    // its sampling), a score for one chunk, the JS thread for a memory report or a sequence
+    // copy. Take it from outside the engine with lock_between_steps().
+    std::mutex        mutex;
+    std::atomic<int>  waiters{ 0 };
+    // Set by dispose() and by the environment's teardown: read by llama.cpp's abort callback
+    // (a decode in flight stops) and by every loop. It is never cleared: the context is done.
+    std::atomic<bool> abort{ false };
     bool              dry_run = false;  // created on a no_alloc model: report memory only
     // The adapters changed: the next decode reserves the compute graph, which reads the
     // model's adapter set (see adapter_set_mutex). Guarded by mutex.
     bool              reserve_pending = false;
 
-    // Backpressure of a generation: tokens its JS reader has taken (set from the JS thread
-    // by consumed(), reset when an operation starts). The generate loop waits on read_cv
-    // while too many delivered tokens are unread; abort also ends that wait (it is polled
-    // as well, so a setter of `abort` that does not notify costs at most one poll).
-    std::atomic<uint32_t>   tokens_read{ 0 };
-    std::mutex              read_mutex;
-    std::condition_variable read_cv;
-    // After changing tokens_read or abort: taking the mutex orders the change before the
-    // waiter's next check, so that the notification cannot fall between its check and its wait.
-    void wake_reader_wait() {
-        { std::lock_guard<std::mutex> lock(read_mutex); }
-        read_cv.notify_all();
+    // Tokens each sequence holds in the KV cache, by sequence id (guarded by mutex), for
+    // prefix reuse and positions.
+    std::vector<std::vector<llama_token>> cached;
+    // cached[i].size(), readable without the mutex (ctx.sequences); updated with it held.
+    std::unique_ptr<std::atomic<uint32_t>[]> cells;
+    void publish_cells() {
+        for (size_t i = 0; i < cached.size(); ++i) {
+            cells[i].store(static_cast<uint32_t>(cached[i].size()), std::memory_order_relaxed);
+        }
     }
 
-    // Tokens of sequence 0 now in the KV cache (guarded by mutex), for prefix reuse.
-    std::vector<llama_token> cached;
+    std::unique_ptr<sequence_engine> engine;
 
-    // Decodes `tokens` as sequence 0, reusing the longest prefix already cached.
-    // Leaves the logits of the last token available. Returns the number of tokens
-    // reused, or -1 with `fail` set (fail.code == ABORTED when aborted).
-    // `after_batch` runs after each decoded batch (used as a heartbeat towards JS).
-    int64_t decode_prompt(const std::vector<llama_token> & tokens, failure & fail,
-                          const std::function<void()> & after_batch = {});
+    // The mutex, taken ahead of the engine's next step (it yields to waiters).
+    std::unique_lock<std::mutex> lock_between_steps() {
+        waiters.fetch_add(1);
+        std::unique_lock<std::mutex> lock(mutex);
+        waiters.fetch_sub(1);
+        return lock;
+    }
+
     // llama_decode, under the adapter-set lock when it will reserve the graph.
-    int32_t decode(llama_batch batch);
-    // Decodes one generated token.
-    bool decode_one(llama_token token, failure & fail);
+    int32_t decode(const llama_batch & batch);
+    // Empties every sequence (mutex held).
     void clear_memory();
+    // Empties one sequence (mutex held).
+    void clear_sequence(llama_seq_id seq);
 };
 
 }  // namespace llama_kv

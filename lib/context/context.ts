@@ -1,8 +1,9 @@
-import { binding, type NativeContext, type NativeGenerateResult } from '../native/binding.js';
-import { captureStack, fromNative, LlamaAbortError, LlamaConfigError, LlamaDisposedError } from '../errors.js';
+import { binding, type NativeContext, type NativeRequestResult } from '../native/binding.js';
+import { captureStack, fromNative, LlamaAbortError, LlamaConfigError, LlamaDisposedError, LlamaError } from '../errors.js';
 import { log } from '../logger.js';
 import { warning, type LlamaWarning } from '../warnings.js';
 import { resolveContextParams } from '../options/context-params.js';
+import type { ContextFullPolicy } from '../options/context-options.js';
 import { flashAttentionBackendWarning, type KvCacheType } from '../options/kv-cache.js';
 import { toMemoryReport, type MemoryReport } from '../memory/report.js';
 import { adoptChild, modelGpuLayers, modelPlacement, modelWeightPlacement, nativeModel, toTokenArray, LlamaModel } from '../model/model.js';
@@ -12,22 +13,29 @@ import { defaults, randomSeed, requestSeed } from '../options/defaults.js';
 import { generateOptionsSchema, signalOptionsSchema, type GenerateOptions } from '../options/generate-options.js';
 import { describe, parseArgument, parseOptions } from '../options/validate.js';
 import { contextOptionsSchema, loraListSchema, type ContextOptionsWithoutModel, type LlamaContextOptions, type LoraUse } from './options.js';
-import { TextStream } from './text-stream.js';
+import { startGeneration, UNREAD_LIMIT, type CompletionResult, type FinishReason, type GeneratedToken, type RunningStream, type RunPlace } from './generation.js';
+import { pickByPrefix, pickEmptiest, SequencePool, type Slot } from './sequence-pool.js';
+import { LlamaSequence, type SequenceHost } from './sequence.js';
+import type { ScoreOptionsOf, ScoreReference, TokenScores } from './scores.js';
 import { IterableWeakSet } from '../weak-set.js';
 
 export type { ContextOptionsWithoutModel, LlamaContextOptions, LoraUse };
+export type { CompletionResult, FinishReason, GeneratedToken, TokenScores };
+export { UNREAD_LIMIT, LlamaSequence };
 
 /** What is really in force, read back from llama.cpp. */
 export interface ContextConfig {
     /** Context size after llama.cpp's padding (all sequences together). */
     contextSize: number;
+    /** The cells one sequence may use: contextSize / parallel, or contextSize with kvUnified. */
+    contextSizePerSequence: number;
     /** Element type of the K cache, or null for a model without a KV cache (recurrent). */
     cacheTypeK: KvCacheType | null;
     /** Element type of the V cache, or null for a model without a KV cache. */
     cacheTypeV: KvCacheType | null;
     /** Flash attention as resolved by llama.cpp ('auto' has become 'on' or 'off'). */
     flashAttention: 'on' | 'off';
-    /** Sequences the context holds (n_seq_max). */
+    /** Sequences the context holds (n_seq_max): that many requests run at once. */
     parallel: number;
     kvUnified: boolean;
     batchSize: number;
@@ -36,95 +44,73 @@ export interface ContextConfig {
     threadsBatch: number;
     /** The context's `seed` option: its requests use seed + request index (see {@link GenerateOptions.seed}); `null`: a fresh random seed per request. */
     seed: number | null;
+    /** The requests' default when a sequence is full. */
+    onContextFull: ContextFullPolicy;
+    /** Whether llama.cpp can shift this context's cache (llama_memory_can_shift): onContextFull 'shift' needs it. */
+    canShift: boolean;
     /** What is allowed but probably not meant (contextSize above the trained context, a batch cut by a tiny contextSize, ...), also logged at 'warn'. */
     warnings: readonly LlamaWarning[];
 }
 
-/** One generated token and the text it completes. */
-export interface GeneratedToken {
-    /** The token id. */
-    token: number;
-    /**
-     * Text that became final with this token: may be empty (half of a multi-byte
-     * character, or possibly the start of a stop string), never a split character.
-     */
-    text: string;
+/** What a sequence is doing: 'prompt' (decoding a prompt, an evaluate or a score), 'generating', 'waiting' (a stream whose reader is behind), or 'idle'. */
+export type SequenceState = 'idle' | 'prompt' | 'generating' | 'waiting';
+
+/** One sequence of a context, from {@link LlamaContext.sequences}. */
+export interface SequenceInfo {
+    id: number;
+    state: SequenceState;
+    /** KV cells it holds (its cached tokens), as of the engine's last step. */
+    cells: number;
+    /** Held by an {@link LlamaSequence} from {@link LlamaContext.acquireSequence}. */
+    acquired: boolean;
 }
 
-/** Why generation ended. */
-export type FinishReason = 'eos' | 'stop' | 'length' | 'contextFull' | 'abort' | 'preempted';
-
-/** Result of {@link LlamaContext.complete}. */
-export interface CompletionResult {
-    /** The generated text, without a matched stop string. */
-    text: string;
-    /** Every sampled token (including those that formed a stop string; not the end-of-generation token). */
-    tokens: number[];
-    /** 'eos': the model ended; 'stop': a stop string matched; 'length': maxTokens were generated; 'contextFull': the context (its sequence's share) has no room for another token; 'abort': aborted; 'preempted': a generate() stream whose reader had stopped reading ({@link UNREAD_LIMIT} tokens unread) was ended because another call was waiting for the context. */
-    finishReason: FinishReason;
-    /** The sampling seed this request used: pass it as `seed` to reproduce the answer (same model, prompt, options and context state). */
-    seed: number;
-    timings: {
-        /** Tokens in the prompt. */
-        promptTokens: number;
-        /** Prompt tokens reused from the cache of the previous call (not decoded again). */
-        reusedTokens: number;
-        promptMs: number;
-        generatedTokens: number;
-        generationMs: number;
-    };
+/** Cumulative figures of the context's batch engine since its creation. */
+export interface EngineStats {
+    /** llama_decode calls of the engine (each carries every active sequence's tokens). */
+    steps: number;
+    /** Tokens decoded in those steps. */
+    tokens: number;
+    /** Milliseconds inside llama_decode. */
+    decodeMs: number;
+    /** Milliseconds of whole steps: decode, sampling, stop strings and the hand-off to JS. */
+    stepMs: number;
 }
 
-/**
- * Backpressure of generate(): after this many generated tokens that the reader has not taken,
- * the generation pauses until it reads on; a paused stream that another call on the context is
- * waiting behind is ended with finishReason 'preempted', so it never holds the context.
- */
-export const UNREAD_LIMIT = 64;
+/** Options of {@link LlamaContext.scoreTokens}. */
+export type ScoreOptions = ScoreOptionsOf<LlamaContext>;
 
 /** Stops the generation of a generate() stream that was dropped, unfinished, without return(). */
 const dropped = new FinalizationRegistry<{ abort?: () => void }>((run) => run.abort?.());
 
 type Prompt = string | ArrayLike<number>;
 
-/**
- * Per-position scores of a token sequence from {@link LlamaContext.scoreTokens}: entry i
- * is about position i predicting `tokens[i + 1]`, so each array has `tokens.length - 1`
- * entries.
- */
-export interface TokenScores {
-    /** ln p(tokens[i + 1] | tokens[0..i]) under this context, in nats. */
-    logProbs: Float64Array;
-    /** The most likely next token at each position (argmax of the logits; the lowest id on a tie). */
-    topTokens: Int32Array;
-    /** With a reference context: its log-probabilities and top tokens, and the divergence from it. */
-    reference?: {
-        logProbs: Float64Array;
-        topTokens: Int32Array;
-        /** KL(reference ‖ this) of the next-token distributions, in nats (0 when they are identical). */
-        kl: Float64Array;
-    };
-}
-
-/** Options of {@link LlamaContext.scoreTokens}. */
-export interface ScoreOptions {
-    /**
-     * Another context to compare with, e.g. the same model with an f16 cache: it decodes
-     * the same tokens in step, and each position gets the KL divergence of this
-     * context's next-token distribution from the reference's. Its model may differ
-     * (e.g. f16 weights against a quantized file) but must have the same vocabulary size.
-     */
-    reference?: LlamaContext;
-    /** Aborts the scoring: the promise rejects with a {@link LlamaAbortError} (code `ABORTED`). */
-    signal?: AbortSignal;
-}
-
 let nextContextId = 0;
 
+/** The request's sequence tokens that a failed native call attached to its error. */
+function tokensOnFailure(error: unknown): Int32Array | null {
+    const t = (error as { sequenceTokens?: unknown } | null)?.sequenceTokens;
+    return t instanceof Int32Array ? t : null;
+}
+
+/** Waits for `before`, or rejects with ABORTED when `signal` fires first. */
+function raceAbort(before: Promise<void>, signal: AbortSignal | undefined, what: string): Promise<void> {
+    if (signal === undefined) return before;
+    if (signal.aborted) return Promise.reject(new LlamaAbortError(`${what} was aborted before it started`));
+    return new Promise<void>((resolve, reject) => {
+        const onAbort = () => reject(new LlamaAbortError(`${what} was aborted before it started`));
+        signal.addEventListener('abort', onAbort, { once: true });
+        before.then(() => {
+            signal.removeEventListener('abort', onAbort);
+            resolve();
+        }, reject);
+    });
+}
 
 /**
- * A llama.cpp context (KV cache, compute buffers, a persistent threadpool) on a
- * model. Calls on one context run one at a time, in call order.
+ * A llama.cpp context (KV cache, compute buffers, a persistent threadpool) on a model, with
+ * `parallel` sequences. Requests run at the same time, one per sequence, batched by one native
+ * engine into one llama_decode per step; more requests than sequences wait in call order.
  *
  * @example
  * const ctx = new LlamaContext({ model, contextSize: 2048 });
@@ -134,6 +120,8 @@ export class LlamaContext {
     #native: NativeContext | null;
     readonly #model: LlamaModel;
     readonly #seed: number | null;
+    readonly #onContextFull: ContextFullPolicy;
+    readonly #canShift: boolean;
     /** generate()/complete() calls so far: the index of the next request. */
     #requests = 0;
     readonly #untrackForExit: () => void;
@@ -141,14 +129,15 @@ export class LlamaContext {
     readonly #contextPerSequence: number;
     readonly #warnings: readonly LlamaWarning[];
     readonly #release: () => void;
-    #queue: Promise<unknown> = Promise.resolve();
-    /** Calls queued that have not started. */
-    #waiting = 0;
-    /** The generation running now, for preemption when its reader has stopped reading. */
-    #running: { stalled(): boolean; preempt(): void } | null = null;
+    readonly #pool: SequencePool;
+    /** What each busy sequence is doing. */
+    readonly #activity = new Map<number, () => SequenceState>();
+    /** Generations on sequences the pool hands out: preempted when stalled while requests wait. */
+    readonly #streams = new Set<RunningStream>();
     #loras: readonly Readonly<LoraUse>[] = Object.freeze([]);
-    /** Creation order: two contexts' queues are always entered in this order (see scoreTokens). */
+    /** Creation order: two contexts' sequences are always taken in this order (see scoreTokens). */
     readonly #id = nextContextId++;
+    readonly #host: SequenceHost;
 
     constructor(options: LlamaContextOptions) {
         const opts = parseOptions(contextOptionsSchema, options, 'LlamaContext');
@@ -161,8 +150,12 @@ export class LlamaContext {
         const fa = flashAttentionBackendWarning(kv, binding().backendInfo(false), params.offloadKqv && modelGpuLayers(model) !== 0);
         if (fa) warnings.push(warning('FLASH_ATTENTION_KV_PAIR', fa, ['cacheTypeK', 'cacheTypeV', 'flashAttention']));
         let created: NativeContext | undefined;
+        let config: ReturnType<NativeContext['config']>;
+        const onContextFull = opts.onContextFull ?? defaults.context.onContextFull;
         try {
             created = new (binding().NativeContext)(native, params);
+            config = created.config();
+            if (onContextFull === 'shift' && !config.canShift) throw cannotShift('onContextFull');
             if (opts.loras && opts.loras.length > 0) {
                 created.setLoras(opts.loras.map(({ lora, scale }) => ({ lora: lora.requireNative(), scale })));
             }
@@ -172,13 +165,18 @@ export class LlamaContext {
         }
         this.#native = created;
         this.#untrackForExit = trackForExit(created);
-        this.#contextPerSequence = created.config().contextSizePerSequence;
+        this.#contextPerSequence = config.contextSizePerSequence;
+        this.#canShift = config.canShift;
+        this.#onContextFull = onContextFull;
+        this.#pool = new SequencePool(config.sequences);
+        this.#pool.onBlocked = () => this.#preemptStalled();
         this.#warnings = Object.freeze(warnings);
         for (const w of warnings) log('warn', w.message);
         this.#loras = Object.freeze((opts.loras ?? []).map(({ lora, scale }) => Object.freeze({ lora, scale })));
         this.#model = model;
         this.#seed = opts.seed ?? null;
         this.#release = adoptChild(model, this);
+        this.#host = this.#sequenceHost();
     }
 
     /** The model this context runs. */
@@ -196,6 +194,7 @@ export class LlamaContext {
         const c = this.#requireNative().config();
         return {
             contextSize: c.contextSize,
+            contextSizePerSequence: c.contextSizePerSequence,
             cacheTypeK: c.cacheTypeK as KvCacheType | null,
             cacheTypeV: c.cacheTypeV as KvCacheType | null,
             flashAttention: c.flashAttention ? 'on' : 'off',
@@ -206,14 +205,33 @@ export class LlamaContext {
             threads: c.threads,
             threadsBatch: c.threadsBatch,
             seed: this.#seed,
+            onContextFull: this.#onContextFull,
+            canShift: c.canShift,
             warnings: this.#warnings,
         };
     }
 
+    /** Every sequence of the context: what it does, the cells it holds, whether it is acquired. */
+    get sequences(): SequenceInfo[] {
+        const cells = this.#requireNative().sequenceCells();
+        return this.#pool.slots.map((slot) => ({
+            id: slot.id,
+            state: slot.busy ? (this.#activity.get(slot.id)?.() ?? 'prompt') : 'idle',
+            cells: cells[slot.id],
+            acquired: slot.owner !== null,
+        }));
+    }
+
+    /** The batch engine's cumulative figures (steps, tokens, time in and around llama_decode). */
+    get engineStats(): EngineStats {
+        return this.#requireNative().engineStats();
+    }
+
     /**
      * What this context has allocated, read from llama.cpp's buffers and KV cache
-     * tensors: KV cache (K and V), weights, compute buffers and output buffer, in total
-     * and per device. Throws BUSY while an operation runs on the context.
+     * tensors: KV cache (K and V, and the cells each sequence holds), weights, compute buffers
+     * and output buffer, in total and per device. While requests run it waits for the
+     * engine's current step (milliseconds) to read between two steps.
      */
     memoryReport(): MemoryReport {
         try {
@@ -225,93 +243,42 @@ export class LlamaContext {
     }
 
     /**
-     * Decodes `tokens` (reusing the longest prefix already in the cache) and returns
-     * the logits of the last position, one float per vocabulary entry. `signal` stops the
-     * decode between two batches: the promise then rejects with ABORTED.
+     * Holds one of the context's sequences for the caller: requests on the returned
+     * {@link LlamaSequence} run on it, one after another, and reuse its cache; the pool does not
+     * hand it to other requests until `release()`. Waits (FIFO, with the other requests) for a
+     * free sequence; `signal` aborts the wait.
+     */
+    async acquireSequence(options: { signal?: AbortSignal } = {}): Promise<LlamaSequence> {
+        const { signal } = parseOptions(signalOptionsSchema, options, 'acquireSequence()');
+        const holder = {};
+        const slot = await this.#pool.take(pickEmptiest, { signal, own: holder });
+        return new LlamaSequence(this.#host, slot);
+    }
+
+    /**
+     * Decodes `tokens` on a free sequence (the one that shares the longest prefix with them, which
+     * is reused) and returns the logits of the last position, one float per vocabulary entry.
+     * `signal` stops the decode between two steps: the promise then rejects with ABORTED.
      */
     evaluate(tokens: ArrayLike<number>, options: { signal?: AbortSignal } = {}): Promise<Float32Array> {
-        const stack = captureStack();
-        let ids: Int32Array;
-        let signal: AbortSignal | undefined;
-        try {
-            ids = this.#tokenIds(tokens);
-            signal = parseOptions(signalOptionsSchema, options, 'evaluate()').signal;
-        } catch (error) {
-            return Promise.reject(error);
-        }
-        return this.#enqueue(async () => {
-            if (signal?.aborted) throw new LlamaAbortError('evaluate() was aborted before it started');
-            const native = this.#requireNative();
-            const abort = () => native.abort();
-            signal?.addEventListener('abort', abort, { once: true });
-            try {
-                return await native.evaluate(ids);
-            } catch (error) {
-                const e = fromNative(error, stack);
-                if (e.code === 'ABORTED' && signal?.aborted) throw new LlamaAbortError(undefined, { cause: e });
-                // Aborted because the context (or its model) was disposed meanwhile.
-                if (e.code === 'ABORTED' && this.#native === null) throw new LlamaDisposedError('context');
-                throw e;
-            } finally {
-                signal?.removeEventListener('abort', abort);
-            }
-        });
+        return this.#evaluateOn(null, tokens, options);
     }
 
     /**
      * Scores a token sequence position by position: the log-probability of each next token
      * (for perplexity), the most likely token, and with `reference`, the KL divergence
-     * from the reference context's distribution. The sequence is decoded from an empty
-     * cache with logits at every position (in chunks of at most `batchSize` positions,
-     * fewer for large vocabularies) and is in the cache afterwards. With a reference,
-     * both contexts are held for the call: it runs after the operations queued on either.
+     * from the reference context's distribution. The tokens are decoded on a free sequence from
+     * an empty cache with logits at every position (in chunks of at most `batchSize` positions,
+     * fewer for large vocabularies) and are in that sequence's cache afterwards. With a
+     * reference, a free sequence of each context is held for the call; other sequences decode
+     * between its chunks.
      *
      * @example
      * const scores = await ctx.scoreTokens(model.tokenize(text), { reference: f16Ctx });
      * const meanKl = scores.reference!.kl.reduce((a, b) => a + b, 0) / scores.reference!.kl.length;
      */
     scoreTokens(tokens: ArrayLike<number>, options: ScoreOptions = {}): Promise<TokenScores> {
-        const stack = captureStack();
-        let ids: Int32Array;
-        try {
-            ids = this.#tokenIds(tokens);
-        } catch (error) {
-            return Promise.reject(error);
-        }
-        const reference = options.reference;
-        if (reference !== undefined && !(reference instanceof LlamaContext)) {
-            return Promise.reject(new LlamaConfigError('scoreTokens(): expected a LlamaContext for options.reference', 'INVALID_ARGUMENT', ['reference']));
-        }
-        const signal = options.signal;
-        if (signal !== undefined && !(signal instanceof AbortSignal)) {
-            return Promise.reject(new LlamaConfigError('scoreTokens(): expected an AbortSignal for options.signal', 'INVALID_ARGUMENT', ['signal']));
-        }
-        const task = async () => {
-            if (signal?.aborted) throw new LlamaAbortError();
-            const native = this.#requireNative();
-            const other = reference === undefined ? undefined : reference.#requireNative();
-            const abort = () => {
-                native.abort();
-                other?.abort();
-            };
-            signal?.addEventListener('abort', abort, { once: true });
-            try {
-                return await native.score(ids, other);
-            } catch (error) {
-                const e = fromNative(error, stack);
-                if (e.code === 'ABORTED' && signal?.aborted) throw new LlamaAbortError(undefined, { cause: e });
-                if (e.code === 'ABORTED' && (this.#native === null || (reference !== undefined && reference.#native === null))) {
-                    throw new LlamaDisposedError(this.#native === null ? 'context' : 'reference context');
-                }
-                throw e;
-            } finally {
-                signal?.removeEventListener('abort', abort);
-            }
-        };
-        if (reference === undefined || reference === this) return this.#enqueue(task);
-        // Entered in creation order, so that two scores with their contexts swapped cannot wait on each other.
-        const [first, second] = this.#id < reference.#id ? [this, reference] : [reference, this];
-        return first.#enqueue(() => second.#enqueue(task));
+        return this.#scoreOn(null, tokens, options);
     }
 
     /**
@@ -322,15 +289,169 @@ export class LlamaContext {
      * for await (const { text } of ctx.generate('Hello', { maxTokens: 16 })) process.stdout.write(text);
      */
     generate(prompt: Prompt, options: GenerateOptions = {}): AsyncGenerator<GeneratedToken, CompletionResult, undefined> {
+        return this.#generateOn(null, prompt, options);
+    }
+
+    /** Generates to the end and returns the text, the tokens, why it ended and timings. */
+    complete(prompt: Prompt, options: GenerateOptions = {}): Promise<CompletionResult> {
+        return this.#completeOn(null, prompt, options);
+    }
+
+    /** The LoRA adapters active on this context, with their scales. */
+    get loras(): readonly Readonly<LoraUse>[] {
+        return this.#loras;
+    }
+
+    /**
+     * Makes `adapters` the active LoRA set for the following decodes, without recreating
+     * the context: `[]` returns to the base model. It waits for the requests running on the
+     * context to end, and requests made meanwhile wait for it. The KV cache of every sequence
+     * is cleared when the set changes (it was computed with the previous adapters). An adapter
+     * loaded for another model, a disposed one or one listed twice is rejected.
+     *
+     * @example
+     * await ctx.setLoras([{ lora: styleA, scale: 1 }]);  // swap per request
+     * await ctx.setLoras([]);                           // back to the base model
+     */
+    setLoras(adapters: readonly LoraUse[], options: { signal?: AbortSignal } = {}): Promise<void> {
+        const stack = captureStack();
+        let list: LoraUse[];
+        let signal: AbortSignal | undefined;
+        try {
+            list = parseArgument(loraListSchema, adapters, 'adapters');
+            signal = parseOptions(signalOptionsSchema, options, 'setLoras()').signal;
+        } catch (error) {
+            return Promise.reject(error);
+        }
+        return this.#pool.exclusive(() => {
+            if (signal?.aborted) throw new LlamaAbortError('setLoras() was aborted before it ran');
+            try {
+                this.#applyLoras(list);
+            } catch (error) {
+                throw fromNative(error, stack);
+            }
+        });
+    }
+
+    #applyLoras(list: readonly LoraUse[]): void {
+        const native = this.#requireNative();
+        const before = this.#loras;
+        native.setLoras(list.map(({ lora, scale }) => ({ lora: lora.requireNative(), scale })));
+        this.#loras = Object.freeze(list.map(({ lora, scale }) => Object.freeze({ lora, scale })));
+        const same = before.length === list.length && before.every((u, i) => u.lora === list[i].lora && u.scale === list[i].scale);
+        if (!same) for (const slot of this.#pool.slots) slot.cached = new Int32Array(0); // the native side cleared every sequence
+    }
+
+    /** Frees the context (KV cache, buffers, threadpool). Work in flight is aborted first; waiting requests reject with DISPOSED. Idempotent. */
+    dispose(): void {
+        if (this.#native === null) return;
+        const native = this.#native;
+        this.#native = null;
+        this.#pool.close(new LlamaDisposedError('context'));
+        this.#release();
+        this.#untrackForExit();
+        native.dispose();
+    }
+
+    [Symbol.dispose](): void {
+        this.dispose();
+    }
+
+    async [Symbol.asyncDispose](): Promise<void> {
+        this.dispose();
+    }
+
+    // ---- requests on a place: a sequence from the pool (null) or an acquired one ----------
+
+    /** Where a request without a sequence runs: the free sequence that suits `prompt` best. */
+    #poolPlace(prompt: () => ArrayLike<number>): RunPlace {
+        return {
+            acquire: (signal) => this.#pool.take((free) => pickByPrefix(free, prompt), { signal }),
+            release: (slot, cached) => this.#leave(slot, cached),
+            native: () => this.#requireNative(),
+            disposed: () => this.#native === null,
+            onTokens: () => this.#preemptStalled(),
+            cancel: () => undefined,
+        };
+    }
+
+    #leave(slot: Slot, cached: Int32Array | null): void {
+        this.#activity.delete(slot.id);
+        this.#pool.leave(slot, cached ?? new Int32Array(0));
+    }
+
+    /** The functions a LlamaSequence runs its calls with. */
+    #sequenceHost(): SequenceHost {
+        return {
+            generate: (place, prompt, options) => this.#generateOn(place, prompt, options),
+            complete: (place, prompt, options) => this.#completeOn(place, prompt, options),
+            evaluate: (place, tokens, options) => this.#evaluateOn(place, tokens, options),
+            scoreTokens: (place, tokens, options) => this.#scoreOn(place, tokens, options as ScoreOptions),
+            place: (slot, before, done, isReleased) => ({
+                acquire: async (signal) => {
+                    try {
+                        await raceAbort(before, signal, 'the request');
+                        if (isReleased()) throw this.#native === null ? new LlamaDisposedError('context') : new LlamaError('DISPOSED', `sequence ${slot.id} was released`);
+                        await this.#pool.enter(slot);
+                        return slot;
+                    } catch (error) {
+                        done();
+                        throw error;
+                    }
+                },
+                release: (s, cached) => {
+                    this.#leave(s, cached);
+                    done();
+                },
+                native: () => this.#requireNative(),
+                disposed: () => this.#native === null,
+                cancel: done,
+            }),
+            fork: (slot, place, options) => this.#fork(slot, place, options),
+            clear: (slot) => this.#requireNative().clearSequence(slot.id),
+            disown: (slot) => this.#pool.disown(slot),
+            disposed: () => this.#native === null,
+        };
+    }
+
+    async #fork(source: Slot, place: RunPlace, options: { signal?: AbortSignal }): Promise<LlamaSequence> {
+        let target: LlamaSequence;
+        try {
+            target = await this.acquireSequence(options);
+        } catch (error) {
+            place.cancel();
+            throw error;
+        }
+        let slot: Slot;
+        try {
+            slot = await place.acquire(options.signal);
+        } catch (error) {
+            target.release();
+            throw error;
+        }
+        try {
+            this.#requireNative().copySequence(source.id, target.id);
+        } catch (error) {
+            target.release();
+            throw fromNative(error, captureStack());
+        } finally {
+            place.release(slot, slot.cached);
+        }
+        const targetSlot = this.#pool.slots[target.id];
+        targetSlot.cached = slot.cached.slice();
+        return target;
+    }
+
+    #generateOn(place: RunPlace | null, prompt: Prompt, options: GenerateOptions): AsyncGenerator<GeneratedToken, CompletionResult, undefined> {
         const handle: { abort?: () => void } = {};
-        const stream = this.#stream(prompt, options, handle);
+        const stream = this.#stream(place, prompt, options, handle);
         // Dropped without return(): the GC ends its generation (the handle does not reference the stream).
         dropped.register(stream, handle);
         return stream;
     }
 
-    async *#stream(prompt: Prompt, options: GenerateOptions, handle: { abort?: () => void }): AsyncGenerator<GeneratedToken, CompletionResult, undefined> {
-        const run = this.#start(prompt, options);
+    async *#stream(place: RunPlace | null, prompt: Prompt, options: GenerateOptions, handle: { abort?: () => void }): AsyncGenerator<GeneratedToken, CompletionResult, undefined> {
+        const run = this.#start(place, prompt, options);
         handle.abort = run.abort;
         let finished = false;
         try {
@@ -351,74 +472,208 @@ export class LlamaContext {
         }
     }
 
-    /** Generates to the end and returns the text, the tokens, why it ended and timings. */
-    async complete(prompt: Prompt, options: GenerateOptions = {}): Promise<CompletionResult> {
-        const run = this.#start(prompt, options);
+    async #completeOn(place: RunPlace | null, prompt: Prompt, options: GenerateOptions): Promise<CompletionResult> {
+        const run = this.#start(place, prompt, options);
         while ((await run.next()) !== null) {
             // drain: complete() only needs the result
         }
         return run.result;
     }
 
-    /** The LoRA adapters active on this context, with their scales. */
-    get loras(): readonly Readonly<LoraUse>[] {
-        return this.#loras;
+    #start(place: RunPlace | null, prompt: Prompt, options: GenerateOptions) {
+        const stack = captureStack();
+        let request;
+        let opts: ReturnType<typeof parseOptions<typeof generateOptionsSchema>>;
+        let promptInput: string | Int32Array;
+        try {
+            opts = parseOptions(generateOptionsSchema, options, 'generate()');
+            promptInput = typeof prompt === 'string' ? prompt : this.#tokenIds(prompt);
+            request = this.#generateRequest(opts, promptInput);
+        } catch (error) {
+            place?.cancel();
+            throw error;
+        }
+        const index = this.#requests++;
+        const seed = opts.seed ?? (this.#seed === null ? randomSeed() : requestSeed(this.#seed, index));
+        const tokensOf = () => (typeof promptInput === 'string' ? this.#model.tokenize(promptInput, { addSpecial: request.addSpecial, parseSpecial: request.parseSpecial }) : promptInput);
+        const where = place ?? this.#poolPlace(tokensOf);
+        let phase: () => SequenceState = () => 'prompt';
+        const tracked: RunPlace = {
+            ...where,
+            acquire: async (signal) => {
+                const slot = await where.acquire(signal);
+                this.#activity.set(slot.id, () => phase());
+                return slot;
+            },
+        };
+        const run = startGeneration({ ...request, seed }, request.stop, seed, tracked, opts.signal, stack);
+        phase = () => (run.stream.stalled() ? 'waiting' : run.stream.delivered() > 0 ? 'generating' : 'prompt');
+        if (place === null) {
+            this.#streams.add(run.stream);
+            void run.result.finally(() => this.#streams.delete(run.stream)).catch(() => undefined);
+        }
+        return { next: run.next, result: run.result, abort: run.abort };
     }
 
-    /**
-     * Makes `adapters` the active LoRA set for the following decodes, without recreating
-     * the context: `[]` returns to the base model. Runs after the operations already
-     * queued on the context. The KV cache is cleared when the set changes (it was computed
-     * with the previous adapters). An adapter loaded for another model, a disposed one or
-     * one listed twice is rejected.
-     *
-     * @example
-     * await ctx.setLoras([{ lora: styleA, scale: 1 }]);  // swap per request
-     * await ctx.setLoras([]);                           // back to the base model
-     */
-    setLoras(adapters: readonly LoraUse[], options: { signal?: AbortSignal } = {}): Promise<void> {
+    /** The engine request of generate() options (defaults applied, checked against the context). */
+    #generateRequest(opts: ReturnType<typeof parseOptions<typeof generateOptionsSchema>>, prompt: string | Int32Array) {
+        const stops = opts.stop === undefined ? [] : typeof opts.stop === 'string' ? [opts.stop] : opts.stop;
+        const onContextFull = opts.onContextFull ?? this.#onContextFull;
+        if (onContextFull === 'shift' && !this.#canShift) throw cannotShift('onContextFull');
+        const request = {
+            prompt,
+            addSpecial: opts.addSpecial ?? defaults.generate.addSpecial,
+            parseSpecial: opts.parseSpecial ?? defaults.generate.parseSpecial,
+            maxTokens: opts.maxTokens ?? defaults.generate.maxTokens,
+            temperature: opts.temperature ?? defaults.generate.temperature,
+            topK: opts.topK ?? defaults.generate.topK,
+            topP: opts.topP ?? defaults.generate.topP,
+            minP: opts.minP ?? defaults.generate.minP,
+            repeatPenalty: opts.repeatPenalty ?? defaults.generate.repeatPenalty,
+            repeatLastN: opts.repeatLastN ?? defaults.generate.repeatLastN,
+            stop: stops,
+            unreadLimit: UNREAD_LIMIT,
+            onContextFull,
+            keep: opts.keep ?? defaults.generate.keep,
+        };
+        // llama.cpp's penalty sampler keeps a ring of repeatLastN tokens of one sequence's context.
+        const perSequence = this.#contextPerSequence;
+        if (request.repeatLastN > perSequence) {
+            throw new LlamaConfigError(
+                `Expected an integer up to ${perSequence} (the context of one sequence) for repeatLastN but received ${describe(request.repeatLastN)}`,
+                'INVALID_CONFIG',
+                ['repeatLastN'],
+            );
+        }
+        return request;
+    }
+
+    async #evaluateOn(place: RunPlace | null, tokens: ArrayLike<number>, options: { signal?: AbortSignal }): Promise<Float32Array> {
         const stack = captureStack();
-        let list: LoraUse[];
+        let ids: Int32Array;
         let signal: AbortSignal | undefined;
         try {
-            list = parseArgument(loraListSchema, adapters, 'adapters');
-            signal = parseOptions(signalOptionsSchema, options, 'setLoras()').signal;
+            ids = this.#tokenIds(tokens);
+            signal = parseOptions(signalOptionsSchema, options, 'evaluate()').signal;
         } catch (error) {
-            return Promise.reject(error);
+            place?.cancel();
+            throw error;
         }
-        return this.#enqueue(async () => {
-            // It waits for the calls queued before it; once it runs it is one quick native call.
-            if (signal?.aborted) throw new LlamaAbortError('setLoras() was aborted before it ran');
-            try {
-                this.#applyLoras(list);
-            } catch (error) {
-                throw fromNative(error, stack);
+        const where = place ?? this.#poolPlace(() => ids);
+        if (signal?.aborted) {
+            where.cancel();
+            throw new LlamaAbortError('evaluate() was aborted before it started');
+        }
+        const slot = await where.acquire(signal);
+        this.#activity.set(slot.id, () => 'prompt');
+        let cached: Int32Array | null = null;
+        let raw: NativeRequestResult;
+        const abort = { run: () => undefined as void };
+        const onAbort = () => abort.run();
+        signal?.addEventListener('abort', onAbort, { once: true });
+        try {
+            const handle = where.native().submit({ kind: 'evaluate', sequence: slot.id, prompt: ids }, () => undefined);
+            abort.run = () => handle.abort();
+            if (signal?.aborted) handle.abort();
+            raw = await handle.promise;
+            cached = raw.cached;
+        } catch (error) {
+            cached = tokensOnFailure(error);
+            throw fromNative(error, stack);
+        } finally {
+            signal?.removeEventListener('abort', onAbort);
+            where.release(slot, cached);
+        }
+        if (raw.finishReason === 'abort') {
+            if (signal?.aborted) throw new LlamaAbortError();
+            throw new LlamaDisposedError('context'); // aborted because the context (or its model) was disposed meanwhile
+        }
+        return raw.logits!;
+    }
+
+    async #scoreOn(place: RunPlace | null, tokens: ArrayLike<number>, options: ScoreOptions): Promise<TokenScores> {
+        const stack = captureStack();
+        let ids: Int32Array;
+        const reference = options.reference;
+        const signal = options.signal;
+        try {
+            ids = this.#tokenIds(tokens);
+            if (reference !== undefined && !(reference instanceof LlamaContext)) {
+                throw new LlamaConfigError('scoreTokens(): expected a LlamaContext for options.reference', 'INVALID_ARGUMENT', ['reference']);
             }
-        });
+            if (signal !== undefined && !(signal instanceof AbortSignal)) {
+                throw new LlamaConfigError('scoreTokens(): expected an AbortSignal for options.signal', 'INVALID_ARGUMENT', ['signal']);
+            }
+        } catch (error) {
+            place?.cancel();
+            throw error;
+        }
+        if (reference === this) {
+            place?.cancel();
+            throw new LlamaConfigError('scoreTokens(): the reference must be another context, not this one', 'INVALID_ARGUMENT', ['reference']);
+        }
+        const own = place ?? this.#poolPlace(() => ids);
+        const other = reference === undefined ? null : reference.#poolPlace(() => ids);
+        if (signal?.aborted) {
+            own.cancel();
+            throw new LlamaAbortError();
+        }
+        // Sequences of two contexts are always taken in creation order, so that two scores with
+        // their contexts swapped cannot each hold one and wait for the other.
+        let slot: Slot | null = null;
+        let refSlot: Slot | null = null;
+        try {
+            if (other !== null && reference!.#id < this.#id) {
+                refSlot = await other.acquire(signal);
+                slot = await own.acquire(signal);
+            } else {
+                slot = await own.acquire(signal);
+                if (other !== null) refSlot = await other.acquire(signal);
+            }
+        } catch (error) {
+            if (slot !== null) own.release(slot, slot.cached);
+            else own.cancel();
+            if (refSlot !== null) other!.release(refSlot, refSlot.cached);
+            throw error;
+        }
+        this.#activity.set(slot.id, () => 'prompt');
+        let ok = false;
+        const onAbort: { run: () => void } = { run: () => undefined };
+        const abortListener = () => onAbort.run();
+        signal?.addEventListener('abort', abortListener, { once: true });
+        try {
+            const native = own.native();
+            const refNative = reference === undefined ? undefined : other!.native();
+            const call = native.score(ids, slot.id, refNative, refSlot?.id);
+            onAbort.run = () => call.abort();
+            if (signal?.aborted) call.abort();
+            const scores = await call.promise;
+            ok = true;
+            return scores;
+        } catch (error) {
+            const e = fromNative(error, stack);
+            if (e.code === 'ABORTED' && signal?.aborted) throw new LlamaAbortError(undefined, { cause: e });
+            if (e.code === 'ABORTED' && (this.#native === null || (reference !== undefined && reference.#native === null))) {
+                throw new LlamaDisposedError(this.#native === null ? 'context' : 'reference context');
+            }
+            throw e;
+        } finally {
+            signal?.removeEventListener('abort', abortListener);
+            // On success both sequences hold the tokens; a failed score leaves them empty.
+            own.release(slot, ok ? ids.slice() : null);
+            if (refSlot !== null) other!.release(refSlot, ok ? ids.slice() : null);
+        }
     }
 
-    #applyLoras(list: readonly LoraUse[]): void {
-        this.#requireNative().setLoras(list.map(({ lora, scale }) => ({ lora: lora.requireNative(), scale })));
-        this.#loras = Object.freeze(list.map(({ lora, scale }) => Object.freeze({ lora, scale })));
-    }
-
-    /** Frees the context (KV cache, buffers, threadpool). Work in flight is aborted first. Idempotent. */
-    dispose(): void {
-        if (this.#native === null) return;
-        const native = this.#native;
-        this.#native = null;
-        this.#release();
-        this.#untrackForExit();
-        native.dispose();
-    }
-
-    [Symbol.dispose](): void {
-        this.dispose();
-    }
-
-    async [Symbol.asyncDispose](): Promise<void> {
-        this.dispose();
-        await this.#queue.catch(() => undefined);
+    /** A stream whose reader stopped reading does not hold a sequence while a request waits for one. */
+    #preemptStalled(): void {
+        if (this.#pool.waiting === 0) return;
+        for (const stream of this.#streams) {
+            if (stream.stalled()) {
+                stream.preempt();
+                return;
+            }
+        }
     }
 
     /** Token ids as an Int32Array, each in the model's vocabulary (INVALID_ARGUMENT otherwise, as llama.cpp would be asked to read past its tables). */
@@ -437,168 +692,15 @@ export class LlamaContext {
         if (this.#native === null) throw new LlamaDisposedError('context');
         return this.#native;
     }
+}
 
-    /** Runs `task` after every earlier call on this context has settled. */
-    #enqueue<T>(task: () => Promise<T>): Promise<T> {
-        this.#waiting++;
-        const start = () => {
-            this.#waiting--;
-            return task();
-        };
-        const next = this.#queue.then(start, start);
-        this.#queue = next.catch(() => undefined);
-        this.#preemptStalled();
-        return next;
-    }
-
-    /** A generation whose reader stopped reading does not hold the context while a call waits. */
-    #preemptStalled(): void {
-        if (this.#waiting > 0 && this.#running?.stalled()) this.#running.preempt();
-    }
-
-    #start(prompt: Prompt, options: GenerateOptions) {
-        const stack = captureStack();
-        const opts = parseOptions(generateOptionsSchema, options, 'generate()');
-        const index = this.#requests++;
-        const promptInput = typeof prompt === 'string' ? prompt : this.#tokenIds(prompt);
-        const stops = opts.stop === undefined ? [] : typeof opts.stop === 'string' ? [opts.stop] : opts.stop;
-        const request = {
-            prompt: promptInput,
-            addSpecial: opts.addSpecial ?? defaults.generate.addSpecial,
-            parseSpecial: opts.parseSpecial ?? defaults.generate.parseSpecial,
-            maxTokens: opts.maxTokens ?? defaults.generate.maxTokens,
-            temperature: opts.temperature ?? defaults.generate.temperature,
-            topK: opts.topK ?? defaults.generate.topK,
-            topP: opts.topP ?? defaults.generate.topP,
-            minP: opts.minP ?? defaults.generate.minP,
-            repeatPenalty: opts.repeatPenalty ?? defaults.generate.repeatPenalty,
-            repeatLastN: opts.repeatLastN ?? defaults.generate.repeatLastN,
-            seed: opts.seed ?? (this.#seed === null ? randomSeed() : requestSeed(this.#seed, index)),
-            stop: stops,
-            unreadLimit: UNREAD_LIMIT,
-        };
-        // llama.cpp's penalty sampler keeps a ring of repeatLastN tokens of one sequence's context.
-        const perSequence = this.#contextPerSequence;
-        if (request.repeatLastN > perSequence) {
-            throw new LlamaConfigError(
-                `Expected an integer up to ${perSequence} (the context of one sequence) for repeatLastN but received ${describe(request.repeatLastN)}`,
-                'INVALID_CONFIG',
-                ['repeatLastN'],
-            );
-        }
-        const signal = opts.signal;
-        const stream = new TextStream(stops);
-        const tokens: number[] = [];
-        const pending: GeneratedToken[] = [];
-        let done = false;
-        let wake: (() => void) | null = null;
-        const notify = () => {
-            const w = wake;
-            wake = null;
-            w?.();
-        };
-        let native: NativeContext | null = null;
-        let cancelled = false;
-        let preempted = false;
-        const abort = () => {
-            cancelled = true;
-            native?.abort();
-        };
-        // Backpressure: tokens the reader has taken, and the count last told to the native loop.
-        let read = 0;
-        let reported = 0;
-        const report = () => {
-            if (done || read === reported) return;
-            reported = read;
-            native?.tokensRead(read);
-        };
-        const running = {
-            // As the native loop counts: it waits once UNREAD_LIMIT tokens are delivered beyond the last report.
-            stalled: () => !done && tokens.length - reported >= UNREAD_LIMIT,
-            preempt: () => {
-                preempted = true;
-                abort();
-            },
-        };
-
-        const result = this.#enqueue(async (): Promise<CompletionResult> => {
-            try {
-                native = this.#requireNative();
-                this.#running = running;
-                let raw: NativeGenerateResult;
-                if (signal?.aborted || cancelled) {
-                    raw = { finishReason: 'abort', promptTokens: 0, reusedTokens: 0, promptMs: 0, generatedTokens: 0, generationMs: 0, stopOffset: null };
-                } else {
-                    signal?.addEventListener('abort', abort, { once: true });
-                    try {
-                        raw = await native.generate(request, (ids, pieces) => {
-                            for (let i = 0; i < ids.length; i++) {
-                                tokens.push(ids[i]);
-                                pending.push({ token: ids[i], text: stream.push(pieces[i]) });
-                            }
-                            notify();
-                            this.#preemptStalled();
-                        });
-                    } finally {
-                        signal?.removeEventListener('abort', abort);
-                    }
-                }
-                // Stopped because the context (or its model) was disposed, not by the caller.
-                if (raw.finishReason === 'abort' && this.#native === null && !signal?.aborted && !cancelled) {
-                    throw new LlamaDisposedError('context');
-                }
-                const finishReason: FinishReason = raw.finishReason === 'abort' && preempted && !signal?.aborted ? 'preempted' : raw.finishReason;
-                const tail = stream.finish(raw.stopOffset);
-                if (tail) {
-                    const last = pending.at(-1);
-                    if (last) last.text += tail;
-                    else pending.push({ token: tokens.at(-1) ?? -1, text: tail });
-                }
-                return {
-                    text: stream.fullText(raw.stopOffset),
-                    tokens,
-                    finishReason,
-                    seed: request.seed,
-                    timings: {
-                        promptTokens: raw.promptTokens,
-                        reusedTokens: raw.reusedTokens,
-                        promptMs: raw.promptMs,
-                        generatedTokens: raw.generatedTokens,
-                        generationMs: raw.generationMs,
-                    },
-                };
-            } catch (error) {
-                throw fromNative(error, stack);
-            } finally {
-                if (this.#running === running) this.#running = null;
-                done = true;
-                notify();
-            }
-        });
-        result.catch(() => undefined); // observed by next()/result; never an unhandled rejection
-
-        /**
-         * The next token event, or null at the end. The last queued event is held back
-         * while the stream holds bytes (a possible stop string or a partial character),
-         * so that the final text can still be appended to it.
-         */
-        const next = async (): Promise<GeneratedToken | null> => {
-            for (;;) {
-                if (pending.length > 1 || (pending.length === 1 && (done || stream.pendingBytes === 0))) {
-                    read++;
-                    if (read - reported >= UNREAD_LIMIT / 4) report();
-                    return pending.shift()!;
-                }
-                if (done) {
-                    await result;
-                    return pending.shift() ?? null;
-                }
-                report(); // about to wait: the native loop must know everything was read
-                await new Promise<void>((resolve) => (wake = resolve));
-            }
-        };
-        return { next, result, abort };
-    }
+/** onContextFull 'shift' where llama.cpp cannot shift the cache. */
+function cannotShift(option: string): LlamaConfigError {
+    return new LlamaConfigError(
+        `${option} 'shift' needs a KV cache that llama.cpp can shift, and this context's cannot (llama_memory_can_shift is false: e.g. a recurrent or M-RoPE model): use onContextFull 'error'`,
+        'INVALID_CONFIG',
+        [option],
+    );
 }
 
 declare module '../model/model.js' {

@@ -317,7 +317,7 @@ function headerEstimate(gguf: GgufMetadata, facts: HeaderModelFacts, p: NativePa
             ubatchSize: tokens,
             kvUnified: p.kvUnified,
         },
-        kv: { k: { type: typeK, bytes: kBytes }, v: { type: typeV, bytes: vBytes }, bytes: kvBytes, cells: ctx.total, layers: facts.layerCount, sequences: p.kvUnified ? 1 : p.sequences, recurrentBytes: 0 },
+        kv: { k: { type: typeK, bytes: kBytes }, v: { type: typeV, bytes: vBytes }, bytes: kvBytes, cells: ctx.total, layers: facts.layerCount, sequences: p.kvUnified ? 1 : p.sequences, cellsPerSequence: p.kvUnified ? ctx.total : Math.floor(ctx.total / p.sequences), cellsUsed: new Array<number>(p.sequences).fill(0), recurrentBytes: 0 },
         weights: placed.weights,
         loras: { bytes: 0 },
         compute: { bytes: compute },

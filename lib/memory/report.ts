@@ -45,6 +45,10 @@ export interface MemoryReport {
         layers: number;
         /** KV streams: 1 when kvUnified, else one per sequence (parallel). */
         sequences: number;
+        /** The cells one sequence may fill: its own stream's (contextSize / parallel), or with kvUnified the whole shared pool. */
+        cellsPerSequence: number;
+        /** The cells each sequence holds now, by sequence id (its cached tokens); with kvUnified their sum is what the pool has in use. */
+        cellsUsed: number[];
         /** Recurrent state (Mamba, RWKV, hybrid models), counted in `bytes`. */
         recurrentBytes: number;
         /** Present when the figures need a word of explanation (recurrent state, no KV cache). */
@@ -108,6 +112,8 @@ export function toMemoryReport(native: NativeMemoryReport, model: { placement: W
             cells: kv.cells * kv.streams,
             layers: kv.layers,
             sequences: kv.streams,
+            cellsPerSequence: kv.cells,
+            cellsUsed: [...(kv.sequenceCells ?? [])],
             recurrentBytes: kv.recurrentBytes,
         },
         weights: describeWeightBuffers(

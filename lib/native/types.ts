@@ -78,28 +78,36 @@ export interface NativeContextConfig {
     threadpool: boolean;
     flashAttention: boolean;
     kvUnified: boolean;
+    /** llama_memory_can_shift: whether a full sequence can be shifted. */
+    canShift: boolean;
     cacheTypeK: string | null;
     cacheTypeV: string | null;
 }
 
-export interface NativeGenerateRequest {
+/** A request for the context's engine, on one sequence. */
+export interface NativeRequest {
+    kind: 'generate' | 'evaluate';
+    sequence: number;
     prompt: string | Int32Array;
-    addSpecial: boolean;
-    parseSpecial: boolean;
-    maxTokens: number;
-    temperature: number;
-    topK: number;
-    topP: number;
-    minP: number;
-    repeatPenalty: number;
-    repeatLastN: number;
-    seed: number;
-    stop: string[];
-    /** Backpressure: the loop waits while this many delivered tokens are unread (tokensRead()); 0 or absent: no limit. */
+    addSpecial?: boolean;
+    parseSpecial?: boolean;
+    maxTokens?: number;
+    temperature?: number;
+    topK?: number;
+    topP?: number;
+    minP?: number;
+    repeatPenalty?: number;
+    repeatLastN?: number;
+    seed?: number;
+    stop?: string[];
+    /** Backpressure: the sequence sits out of the batch while this many delivered tokens are unread (tokensRead()); 0 or absent: no limit. */
     unreadLimit?: number;
+    /** A full sequence: 'shift' drops the oldest half after the first `keep` tokens; 'error' (default) ends with contextFull. */
+    onContextFull?: 'error' | 'shift';
+    keep?: number;
 }
 
-export interface NativeGenerateResult {
+export interface NativeRequestResult {
     finishReason: 'eos' | 'stop' | 'length' | 'contextFull' | 'abort';
     promptTokens: number;
     reusedTokens: number;
@@ -107,6 +115,29 @@ export interface NativeGenerateResult {
     generatedTokens: number;
     generationMs: number;
     stopOffset: number | null;
+    /** Context shifts made during the request. */
+    shifts: number;
+    /** What the sequence's cache holds now. */
+    cached: Int32Array;
+    /** evaluate: the logits of the last position. */
+    logits?: Float32Array;
+}
+
+/** A request in flight. */
+export interface NativeRequestHandle {
+    promise: Promise<NativeRequestResult>;
+    /** Ends the request at the engine's next step; other sequences go on. */
+    abort(): void;
+    /** Its reader has taken `n` tokens (backpressure). */
+    tokensRead(n: number): void;
+}
+
+/** Cumulative figures of a context's engine. */
+export interface NativeEngineStats {
+    steps: number;
+    tokens: number;
+    decodeMs: number;
+    stepMs: number;
 }
 
 export interface NativeBufferPlace {
@@ -129,6 +160,8 @@ export interface NativeMemoryReport {
         cells: number;
         layers: number;
         streams: number;
+        /** Cells each sequence holds, by sequence id. */
+        sequenceCells: number[];
     };
     buffers: (NativeBufferPlace & { model: number; context: number; compute: number; experts: number })[];
     output: NativeBufferPlace & { bytes: number };
@@ -152,12 +185,17 @@ export interface NativeScores {
 export interface NativeContext {
     config(): NativeContextConfig;
     memoryReport(): NativeMemoryReport;
-    evaluate(tokens: Int32Array): Promise<Float32Array>;
-    score(tokens: Int32Array, reference?: NativeContext): Promise<NativeScores>;
-    generate(request: NativeGenerateRequest, onTokens: (tokens: Int32Array, pieces: Buffer[]) => void): Promise<NativeGenerateResult>;
+    submit(request: NativeRequest, onTokens: (tokens: Int32Array, pieces: Buffer[]) => void): NativeRequestHandle;
+    score(tokens: Int32Array, sequence: number, reference?: NativeContext, referenceSequence?: number): { promise: Promise<NativeScores>; abort(): void };
+    /** Empties a sequence that runs no request (waits for the engine's current step). */
+    clearSequence(sequence: number): void;
+    /** `target` becomes a copy of `source`'s cache; neither may run a request. */
+    copySequence(source: number, target: number): void;
+    engineStats(): NativeEngineStats;
+    /** Cells each sequence holds, as of the engine's last step (no lock). */
+    sequenceCells(): Uint32Array;
+    /** Aborts everything on the context for good (process exit). */
     abort(): void;
-    /** The running generation's reader has taken `n` tokens (backpressure). */
-    tokensRead(n: number): void;
     setLoras(adapters: { lora: NativeLora; scale: number }[]): void;
     dispose(): void;
     readonly disposed: boolean;

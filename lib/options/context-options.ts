@@ -19,6 +19,11 @@ export const flashAttentionOption = () =>
 export const cacheTypeOption = () =>
     z.preprocess((v) => (typeof v === 'string' ? v.toLowerCase() : v), z.enum(KV_CACHE_TYPES, { error: oneOf(KV_CACHE_TYPES) }));
 
+/** What a request does when its sequence is full. */
+export const CONTEXT_FULL_POLICIES = ['error', 'shift'] as const;
+export type ContextFullPolicy = (typeof CONTEXT_FULL_POLICIES)[number];
+export const contextFullOption = () => z.enum(CONTEXT_FULL_POLICIES, { error: oneOf(CONTEXT_FULL_POLICIES) });
+
 /** A preset name ('conservative', 'balanced', ...). */
 export const kvPresetOption = () => z.enum(Object.keys(KV_PRESETS) as [KvPreset, ...KvPreset[]], { error: oneOf(Object.keys(KV_PRESETS)) });
 
@@ -39,6 +44,7 @@ export const contextSettingsShape = {
     offloadKqv: bool().optional(),
     swaFull: bool().optional(),
     checkMemory: bool().optional(),
+    onContextFull: contextFullOption().optional(),
 };
 
 /** `model`: any object here; the context checks that it is a live LlamaModel. */
@@ -114,4 +120,12 @@ export interface ContextSettings {
      * seed + n unless it has its own `seed`. Defaults to none: every request draws a fresh random seed.
      */
     seed?: number;
+    /**
+     * What a request does when its sequence is full (no cell left for the next token): 'error' ends it with
+     * finishReason 'contextFull', keeping the tokens so far; 'shift' keeps the first `keep` tokens (and the
+     * BOS token), discards the oldest half of the rest and goes on, as llama.cpp's server does
+     * (`--context-shift`). 'shift' is refused where llama.cpp cannot shift the model's cache. Each request
+     * may override it. Defaults to `'error'`.
+     */
+    onContextFull?: ContextFullPolicy;
 }

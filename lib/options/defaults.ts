@@ -22,6 +22,7 @@ export const defaults = {
         offloadKqv: true,
         swaFull: true,
         checkMemory: true,
+        onContextFull: 'error' as const,
     },
     generate: {
         maxTokens: 256,
@@ -33,6 +34,7 @@ export const defaults = {
         repeatLastN: 64,
         addSpecial: true,
         parseSpecial: false,
+        keep: 0,
     },
     tokenize: { addSpecial: true, parseSpecial: false },
     calibrate: {

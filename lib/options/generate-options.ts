@@ -1,6 +1,7 @@
 /** Options of generate() and complete(). */
 import { z } from 'zod';
 import { int32CountOption, maxTokensOption, nonNegativeFloatOption, positiveFloatOption } from './llama-limits.js';
+import { contextFullOption, type ContextFullPolicy } from './context-options.js';
 import { bool, samplingSeed, signal, unitInterval } from './validate.js';
 
 const stopSchema = z.union([z.string(), z.array(z.string())], { error: 'a string or an array of strings' });
@@ -18,6 +19,8 @@ export const generateOptionsSchema = z.strictObject({
     signal: signal().optional(),
     addSpecial: bool().optional(),
     parseSpecial: bool().optional(),
+    onContextFull: contextFullOption().optional(),
+    keep: int32CountOption().optional(),
 });
 
 /** Options of {@link LlamaContext.generate} and {@link LlamaContext.complete}. */
@@ -51,6 +54,10 @@ export interface GenerateOptions {
     addSpecial?: boolean;
     /** For a text prompt: parse special tokens such as `<s>` written in the text. Defaults to `false`. */
     parseSpecial?: boolean;
+    /** When the sequence is full: 'error' ends with finishReason 'contextFull', 'shift' discards old tokens and goes on (see the context option). Defaults to the context's `onContextFull`. */
+    onContextFull?: ContextFullPolicy;
+    /** With onContextFull 'shift': the first tokens a shift never discards (llama.cpp `--keep`), on top of the BOS token. Defaults to `0`. */
+    keep?: number;
 }
 
 /** `{ signal? }`: the options of the calls that only take an AbortSignal (evaluate()). */

@@ -71,34 +71,53 @@ double kl_divergence(const float * ref, const row_stats & rs, const std::vector<
 
 class score_worker : public Napi::AsyncProgressQueueWorker<char> {
   public:
-    score_worker(Napi::Env env, std::shared_ptr<context_state> state, std::shared_ptr<context_state> reference,
-                 std::vector<llama_token> tokens) :
+    score_worker(Napi::Env env, score_target target, score_target reference, std::vector<llama_token> tokens,
+                 std::shared_ptr<std::atomic<bool>> abort) :
         Napi::AsyncProgressQueueWorker<char>(Napi::Function::New(env, [](const Napi::CallbackInfo &) {}), "llama-kv:score"),
         deferred_(Napi::Promise::Deferred::New(env)),
-        state_(std::move(state)),
-        ref_(std::move(reference)),
-        tokens_(std::move(tokens)) {}
+        state_(std::move(target.state)),
+        ref_(std::move(reference.state)),
+        seq_(target.seq),
+        ref_seq_(reference.seq),
+        tokens_(std::move(tokens)),
+        abort_(std::move(abort)) {}
 
+    // The sequences were claimed for this score by queue_score's caller.
     ~score_worker() override {
-        state_->busy.store(false);
+        state_->engine->release(seq_);
         if (ref_) {
-            ref_->busy.store(false);
+            ref_->engine->release(ref_seq_);
         }
     }
 
     Napi::Promise promise() const { return deferred_.Promise(); }
 
   protected:
-    void Execute(const ExecutionProgress & progress) override {
-        // std::lock orders the two locks, so two scores with their contexts swapped cannot deadlock.
-        std::unique_lock<std::mutex> own(state_->mutex, std::defer_lock);
-        std::unique_lock<std::mutex> other;
+    // Both contexts' locks, taken ahead of their engines' next steps: other sequences
+    // decode between two chunks of a score. std::lock orders the two, so two scores with
+    // their contexts swapped cannot deadlock.
+    struct locks {
+        std::unique_lock<std::mutex> own, other;
+    };
+    locks lock_contexts() {
+        locks l;
+        state_->waiters.fetch_add(1);
+        l.own = std::unique_lock<std::mutex>(state_->mutex, std::defer_lock);
         if (ref_) {
-            other = std::unique_lock<std::mutex>(ref_->mutex, std::defer_lock);
-            std::lock(own, other);
+            ref_->waiters.fetch_add(1);
+            l.other = std::unique_lock<std::mutex>(ref_->mutex, std::defer_lock);
+            std::lock(l.own, l.other);
+            ref_->waiters.fetch_sub(1);
         } else {
-            own.lock();
+            l.own.lock();
         }
+        state_->waiters.fetch_sub(1);
+        return l;
+    }
+
+    bool aborted() const { return abort_->load() || state_->abort.load() || (ref_ && ref_->abort.load()); }
+
+    void Execute(const ExecutionProgress & progress) override {
         log_capture_reset();
 
         const int32_t n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(state_->model.get()));
@@ -117,15 +136,16 @@ class score_worker : public Napi::AsyncProgressQueueWorker<char> {
             kl_.resize(n_scored);
         }
 
-        state_->clear_memory();
-        if (ref_) {
-            ref_->clear_memory();
+        {
+            locks l = lock_contexts();
+            clear_all();
         }
         batch_holder holder(static_cast<int32_t>(chunk));
         llama_batch & batch = holder.batch;
         const char    beat  = 0;
         for (size_t i = 0; i < tokens_.size(); i += chunk) {
-            if (state_->abort.load() || (ref_ && ref_->abort.load())) {
+            locks l = lock_contexts();
+            if (aborted()) {
                 clear_all();
                 fail_ = { code::aborted, "aborted" };
                 return;
@@ -136,10 +156,9 @@ class score_worker : public Napi::AsyncProgressQueueWorker<char> {
                 batch.token[j]     = tokens_[i + j];
                 batch.pos[j]       = static_cast<llama_pos>(i + j);
                 batch.n_seq_id[j]  = 1;
-                batch.seq_id[j][0] = 0;
                 batch.logits[j]    = 1;
             }
-            if (!decode_chunk(*state_, batch) || (ref_ && !decode_chunk(*ref_, batch))) {
+            if (!decode_chunk(*state_, batch, seq_) || (ref_ && !decode_chunk(*ref_, batch, ref_seq_))) {
                 clear_all();
                 return;
             }
@@ -165,19 +184,19 @@ class score_worker : public Napi::AsyncProgressQueueWorker<char> {
             }
             progress.Send(&beat, 1);
         }
-        // Both caches now hold the whole sequence: a later evaluate/generate reuses it.
-        state_->cached = tokens_;
+        // Both sequences now hold the whole token list: a later evaluate/generate reuses it.
+        locks l = lock_contexts();
+        state_->cached[static_cast<size_t>(seq_)] = tokens_;
         if (ref_) {
-            ref_->cached = tokens_;
+            ref_->cached[static_cast<size_t>(ref_seq_)] = tokens_;
+            ref_->publish_cells();
         }
+        state_->publish_cells();
     }
 
     void OnProgress(const char *, size_t) override {
         if (!outside_js([&] { Callback().Call({}); })) {
-            state_->abort.store(true);
-            if (ref_) {
-                ref_->abort.store(true);
-            }
+            abort_->store(true);  // the environment is going away
         }
     }
 
@@ -190,7 +209,10 @@ class score_worker : public Napi::AsyncProgressQueueWorker<char> {
     }
 
   private:
-    bool decode_chunk(context_state & s, const llama_batch & batch) {
+    bool decode_chunk(context_state & s, llama_batch & batch, llama_seq_id seq) {
+        for (int32_t j = 0; j < batch.n_tokens; ++j) {
+            batch.seq_id[j][0] = seq;
+        }
         const int32_t rc = s.decode(batch);
         if (rc != 0) {
             fail_ = decode_failure(rc, log_capture_take());
@@ -199,11 +221,11 @@ class score_worker : public Napi::AsyncProgressQueueWorker<char> {
         return true;
     }
 
-    // A failed or aborted score leaves no half-decoded sequence behind.
+    // A failed or aborted score leaves no half-decoded sequence behind (locks held).
     void clear_all() {
-        state_->clear_memory();
+        state_->clear_sequence(seq_);
         if (ref_) {
-            ref_->clear_memory();
+            ref_->clear_sequence(ref_seq_);
         }
     }
 
@@ -245,7 +267,10 @@ class score_worker : public Napi::AsyncProgressQueueWorker<char> {
     Napi::Promise::Deferred        deferred_;
     std::shared_ptr<context_state> state_;
     std::shared_ptr<context_state> ref_;
+    llama_seq_id                   seq_;
+    llama_seq_id                   ref_seq_;
     std::vector<llama_token>       tokens_;
+    std::shared_ptr<std::atomic<bool>> abort_;
     std::vector<double>            log_prob_, ref_log_prob_, kl_;
     std::vector<int32_t>           top_, ref_top_;
     std::vector<double>            ref_exps_;  // scratch: exp(logit - max) of the reference row
@@ -254,9 +279,9 @@ class score_worker : public Napi::AsyncProgressQueueWorker<char> {
 
 }  // namespace
 
-Napi::Promise queue_score(Napi::Env env, std::shared_ptr<context_state> state, std::shared_ptr<context_state> reference,
-                          std::vector<llama_token> tokens) {
-    auto * worker = new score_worker(env, std::move(state), std::move(reference), std::move(tokens));  // freed by node-addon-api
+Napi::Promise queue_score(Napi::Env env, score_target target, score_target reference, std::vector<llama_token> tokens,
+                          std::shared_ptr<std::atomic<bool>> abort) {
+    auto * worker = new score_worker(env, std::move(target), std::move(reference), std::move(tokens), std::move(abort));  // freed by node-addon-api
     Napi::Promise promise = worker->promise();
     worker->Queue();
     return promise;

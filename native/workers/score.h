@@ -10,6 +10,7 @@
 
 #include <napi.h>
 
+#include <atomic>
 #include <memory>
 #include <vector>
 
@@ -17,7 +18,15 @@ namespace llama_kv {
 
 // `reference` may be null. The caller has checked the tokens against both vocabularies
 // and context sizes, and has acquired both states (busy), which the worker releases.
-Napi::Promise queue_score(Napi::Env env, std::shared_ptr<context_state> state, std::shared_ptr<context_state> reference,
-                          std::vector<llama_token> tokens);
+// A context and the sequence of it that a score decodes on (claimed by the caller: the
+// worker releases it when done).
+struct score_target {
+    std::shared_ptr<context_state> state;
+    llama_seq_id                   seq = 0;
+};
+
+// `reference.state` may be null. `abort` stops the score between two chunks.
+Napi::Promise queue_score(Napi::Env env, score_target target, score_target reference, std::vector<llama_token> tokens,
+                          std::shared_ptr<std::atomic<bool>> abort);
 
 }  // namespace llama_kv

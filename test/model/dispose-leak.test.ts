@@ -24,7 +24,7 @@ describe('dispose during work, and create/dispose cycles', () => {
         const lora = await ensureFixtureLora('micro-lora-r4-attn', { dir: fixtures.cacheDir });
         const outcomes: Record<string, Record<string, number>> = {};
         const report: { dispose: Record<string, { before: number; after: number; max: number }>; cycles: Record<string, { n: number; before: number; after: number }> } = { dispose: {}, cycles: {} };
-        for (const only of ['load', 'evaluate', 'generate', 'quantize', 'lora', 'cycles']) {
+        for (const only of ['load', 'evaluate', 'generate', 'sequences', 'quantize', 'lora', 'cycles']) {
             const config = { model, lora, work, iterations: 500, cycles: 2000, modelCycles: 200, only };
             const r = spawnSync(process.execPath, ['--expose-gc', join(root, 'test', 'support', 'stress', 'dispose-and-leak.mjs')], {
                 encoding: 'utf8',

@@ -117,7 +117,7 @@ describe('generation control', () => {
         expect(pre.tokens).toEqual([]);
     });
 
-    it('aborts during prompt processing (through llama.cpp abort callback)', async () => {
+    it('aborts during prompt processing, between two chunks of batchSize tokens', async () => {
         const big = new LlamaContext({ model, contextSize: 2048, batchSize: 64, threads: 1 });
         const prompt = Array.from({ length: 1900 }, (_, i) => 100 + (i % 1000));
         const controller = new AbortController();
@@ -127,9 +127,16 @@ describe('generation control', () => {
         const abortedMs = performance.now() - t0;
         expect(result.finishReason).toBe('abort');
         expect(result.tokens).toEqual([]);
-        const full = await big.complete(prompt, { maxTokens: 1, temperature: 0 });
-        expect(full.timings.reusedTokens).toBe(0); // an aborted prompt leaves no half state behind
-        expect(abortedMs).toBeLessThan(full.timings.promptMs);
+        const full = await big.complete(prompt, { maxTokens: 4, temperature: 0 });
+        // The engine stops a request between two steps: the chunks it decoded stay in the cache,
+        // whole, and the next request reuses them.
+        expect(full.timings.reusedTokens % 64).toBe(0);
+        expect(full.timings.reusedTokens).toBeLessThan(prompt.length);
+        const fresh = new LlamaContext({ model, contextSize: 2048, batchSize: 64, threads: 1 });
+        const whole = await fresh.complete(prompt, { maxTokens: 4, temperature: 0 });
+        expect(full.tokens).toEqual(whole.tokens);
+        expect(abortedMs).toBeLessThan(whole.timings.promptMs); // it did not decode the whole prompt first
+        fresh.dispose();
         big.dispose();
     });
 

@@ -4,16 +4,20 @@ import { linkSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { binding, type NativeContext, type NativeContextParams, type NativeGenerateRequest, type NativeModel } from '../../lib/native/binding.js';
+import { binding, type NativeContext, type NativeContextParams, type NativeModel, type NativeRequest } from '../../lib/native/binding.js';
 import { ensureFixtureModel } from '../../lib/demo/models.js';
 import { corpusCases } from '../support/corpus/corpus.js';
 import { fixtures } from '../support/fixtures.js';
 
+/** The engine's request calls, as the old one-call-per-kind surface. */
+const gen = (c: NativeContext, r: NativeRequest, onTokens: (t: Int32Array, p: Buffer[]) => void) => c.submit(r, onTokens).promise;
+const evaluate = (c: NativeContext, tokens: Int32Array) => c.submit({ kind: 'evaluate', sequence: 0, prompt: tokens }, () => {}).promise.then((r) => r.logits!);
+
 describe('native argument checks', () => {
     let model: NativeModel;
     let ctx: NativeContext;
-    const request: NativeGenerateRequest = {
-        prompt: 'Once upon a time', addSpecial: true, parseSpecial: false, maxTokens: 2, temperature: 0,
+    const request: NativeRequest = {
+        kind: 'generate', sequence: 0, prompt: 'Once upon a time', addSpecial: true, parseSpecial: false, maxTokens: 2, temperature: 0,
         topK: 40, topP: 0.95, minP: 0.05, repeatPenalty: 1.1, repeatLastN: 64, seed: 1, stop: [],
     };
     beforeAll(async () => {
@@ -34,7 +38,7 @@ describe('native argument checks', () => {
         ['repeatLastN', NaN], ['repeatLastN', 1e12], ['seed', -5], ['seed', 2 ** 33], ['maxTokens', Infinity], ['maxTokens', -1],
         ['temperature', NaN],
     ] as const)('generate rejects %s = %s', (field, value) => {
-        expect(() => ctx.generate({ ...request, [field]: value }, () => {})).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+        expect(() => gen(ctx, { ...request, [field]: value }, () => {})).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
     });
 
     it('refuses more sequences than batch rows (llama.cpp asserts in output_reserve); found by the property tests', async () => {
@@ -52,17 +56,46 @@ describe('native argument checks', () => {
     });
 
     it('refuses a repetition window larger than the context instead of allocating it', async () => {
-        await expect(ctx.generate({ ...request, repeatLastN: 2_000_000_000 }, () => {})).rejects.toMatchObject({
+        await expect(gen(ctx, { ...request, repeatLastN: 2_000_000_000 }, () => {})).rejects.toMatchObject({
             code: 'INVALID_ARGUMENT',
             message: expect.stringContaining('repeatLastN'),
         });
         // The context is free again afterwards.
-        const r = await ctx.generate(request, () => {});
+        const r = await gen(ctx, request, () => {});
         expect(r.generatedTokens).toBe(2);
     });
 
+    it('the engine takes one request per sequence, in range, and sequence copies only between idle ones', async () => {
+        const native = binding();
+        const two = new native.NativeContext(model, { ...contextParams, contextSize: 512, sequences: 2 });
+        const ids = Int32Array.of(1, 2, 3);
+        for (const sequence of [2, -1, 1.5, NaN, 2 ** 40]) {
+            expect(() => two.submit({ kind: 'evaluate', sequence, prompt: ids }, () => {}), String(sequence)).toThrow(code('INVALID_ARGUMENT'));
+        }
+        expect(() => two.submit({ kind: 'other' as never, sequence: 0, prompt: ids }, () => {})).toThrow(code('INVALID_ARGUMENT'));
+        expect(() => two.submit({ ...request, onContextFull: 'wrap' as never }, () => {})).toThrow(code('INVALID_ARGUMENT'));
+        const running = two.submit({ ...request, maxTokens: 64 }, () => {});
+        expect(() => two.submit({ kind: 'evaluate', sequence: 0, prompt: ids }, () => {})).toThrow(code('BUSY'));
+        expect(() => two.copySequence(0, 1)).toThrow(code('BUSY'));
+        expect(() => two.copySequence(1, 0)).toThrow(code('BUSY'));
+        expect(() => two.clearSequence(0)).toThrow(code('BUSY'));
+        expect(() => two.copySequence(1, 1)).toThrow(code('INVALID_ARGUMENT'));
+        expect(() => two.copySequence(1, 5)).toThrow(code('INVALID_ARGUMENT'));
+        const other = await two.submit({ kind: 'evaluate', sequence: 1, prompt: ids }, () => {}).promise; // the other sequence runs meanwhile
+        expect(other.cached).toEqual(ids);
+        const done = await running.promise;
+        expect(done.cached.length).toBe(done.promptTokens + done.generatedTokens - 1);
+        two.copySequence(0, 1);
+        expect(two.sequenceCells()).toEqual(Uint32Array.of(done.cached.length, done.cached.length));
+        running.tokensRead(Number.NaN); // ignored, as is a call after the end
+        running.abort();
+        two.dispose();
+        expect(() => two.submit(request, () => {})).toThrow(code('DISPOSED'));
+        expect(() => two.sequenceCells()).toThrow(code('DISPOSED'));
+    });
+
     it('rejects token ids that are not 32-bit integers', async () => {
-        expect(() => ctx.evaluate([1, 2 ** 40] as unknown as Int32Array)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+        expect(() => ctx.submit({ kind: 'evaluate', sequence: 0, prompt: [1, 2 ** 40] as unknown as Int32Array }, () => {})).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
         expect(() => model.tokenToPiece(NaN, false)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
         expect(() => model.tokenToPiece(40000, false)).toThrow(/outside the vocabulary/);
         expect(model.tokenToPiece(1, true).toString()).toBe('<s>');
@@ -87,19 +120,23 @@ describe('native argument checks', () => {
     it('score takes only a context of its own as the reference, and two tokens at least', async () => {
         const native = binding();
         const ids = Int32Array.from([1, 2, 3]);
-        expect(() => ctx.score(ids, model as unknown as NativeContext)).toThrow(/expected a native context/);
-        expect(() => ctx.score(ids, Object.create(native.NativeContext.prototype) as NativeContext)).toThrow(/expected a native context/);
-        expect(() => ctx.score(ids, ctx)).toThrow(/another context/);
-        expect(() => ctx.score(Int32Array.from([1]))).toThrow(code('INVALID_ARGUMENT'));
-        expect(() => ctx.score([1.5, 2] as unknown as Int32Array)).toThrow(code('INVALID_ARGUMENT'));
+        expect(() => ctx.score(ids, 0, model as unknown as NativeContext, 0)).toThrow(/expected a native context/);
+        expect(() => ctx.score(ids, 0, Object.create(native.NativeContext.prototype) as NativeContext, 0)).toThrow(/expected a native context/);
+        expect(() => ctx.score(ids, 0, ctx, 0)).toThrow(/another context/);
+        expect(() => ctx.score(Int32Array.from([1]), 0)).toThrow(code('INVALID_ARGUMENT'));
+        expect(() => ctx.score([1.5, 2] as unknown as Int32Array, 0)).toThrow(code('INVALID_ARGUMENT'));
+        expect(() => ctx.score(ids, 1)).toThrow(code('INVALID_ARGUMENT')); // the context has one sequence
+        expect(() => ctx.score(ids, -1)).toThrow(code('INVALID_ARGUMENT'));
         const other = new native.NativeContext(model, contextParams);
-        const pending = ctx.score(ids, other);
-        // Both contexts are held while the score runs.
-        expect(() => other.evaluate(ids)).toThrow(code('BUSY'));
-        expect(() => ctx.evaluate(ids)).toThrow(code('BUSY'));
+        expect(() => ctx.score(ids, 0, other, 3)).toThrow(code('INVALID_ARGUMENT'));
+        const pending = ctx.score(ids, 0, other, 0).promise;
+        // Both sequences are held while the score runs.
+        expect(() => other.submit({ kind: 'evaluate', sequence: 0, prompt: ids }, () => {})).toThrow(code('BUSY'));
+        expect(() => ctx.submit({ kind: 'evaluate', sequence: 0, prompt: ids }, () => {})).toThrow(code('BUSY'));
+        expect(() => ctx.clearSequence(0)).toThrow(code('BUSY'));
         expect((await pending).reference!.kl).toEqual(new Float64Array([0, 0]));
         other.dispose();
-        expect(() => ctx.score(ids, other)).toThrow(code('DISPOSED'));
+        expect(() => ctx.score(ids, 0, other, 0)).toThrow(code('DISPOSED'));
     });
 
     it('setLoras survives getters that dispose the context while the list is read (found in review: a null dereference)', async () => {
@@ -124,7 +161,7 @@ describe('native argument checks', () => {
             expect(() => native.loadModel(fixtures.f16, { ...loadParams, ...bad } as never)).toThrow(code('INVALID_ARGUMENT'));
         }
         for (const field of ['temperature', 'topP', 'minP', 'repeatPenalty'] as const) {
-            expect(() => ctx.generate({ ...request, [field]: 1e300 }, () => {})).toThrow(code('INVALID_ARGUMENT'));
+            expect(() => gen(ctx, { ...request, [field]: 1e300 }, () => {})).toThrow(code('INVALID_ARGUMENT'));
         }
     });
 
@@ -154,7 +191,7 @@ describe('native argument checks', () => {
         for (const bufferType of extra) {
             const m = await native.loadModel(fixtures.q4_0, { ...loadParams, tensorOverrides: [{ pattern: 'ffn_(up|down|gate)', bufferType }] }).promise;
             const c = new native.NativeContext(m, contextParams);
-            expect((await c.evaluate(new Int32Array([1, 2, 3]))).length).toBeGreaterThan(0);
+            expect((await evaluate(c, new Int32Array([1, 2, 3]))).length).toBeGreaterThan(0);
             c.dispose();
             m.dispose();
         }
@@ -163,10 +200,10 @@ describe('native argument checks', () => {
     it('rejects with the error a JS callback threw instead of losing it (found in review)', async () => {
         const native = binding();
         const thrown = new Error('from onTokens');
-        await expect(ctx.generate({ ...request, maxTokens: 8 }, () => { throw thrown; })).rejects.toBe(thrown);
+        await expect(gen(ctx, { ...request, maxTokens: 8 }, () => { throw thrown; })).rejects.toBe(thrown);
         const fromProgress = new Error('from onProgress');
         await expect(native.loadModel(fixtures.f16, loadParams, () => { throw fromProgress; }).promise).rejects.toBe(fromProgress);
-        expect((await ctx.generate(request, () => {})).generatedTokens).toBe(2); // the context is free again
+        expect((await gen(ctx, request, () => {})).generatedTokens).toBe(2); // the context is free again
     });
 
     it('detokenize sizes its text from the pieces (llama.cpp sums the length in an int32)', () => {
@@ -199,13 +236,13 @@ describe('native argument checks', () => {
             await corpusCases(original).find((c) => c.name === 'tokenizer.ggml.model=none, vocabulary kept')!.write(path);
             const m = await native.loadModel(path, loadParams).promise;
             const c = new native.NativeContext(m, contextParams);
-            expect((await c.evaluate(Int32Array.of(5, 6))).length).toBe(32000);
+            expect((await evaluate(c, Int32Array.of(5, 6))).length).toBe(32000);
             expect(() => m.tokenize('hi', true, false)).toThrow(code('TOKENIZE_FAILED'));
             await expect(m.tokenizeAsync('hi', true, false)).rejects.toMatchObject({ code: 'TOKENIZE_FAILED', message: expect.stringContaining("tokenizer.ggml.model is 'none'") });
             expect(() => m.detokenize(Int32Array.of(5), false, false)).toThrow(code('TOKENIZE_FAILED'));
             expect(() => m.tokenToPiece(5, false)).toThrow(code('TOKENIZE_FAILED'));
-            expect(() => c.generate({ ...request, prompt: Int32Array.of(5, 6) }, () => {})).toThrow(code('TOKENIZE_FAILED'));
-            expect(() => c.generate(request, () => {})).toThrow(code('TOKENIZE_FAILED'));
+            expect(() => gen(c, { ...request, prompt: Int32Array.of(5, 6) }, () => {})).toThrow(code('TOKENIZE_FAILED'));
+            expect(() => gen(c, request, () => {})).toThrow(code('TOKENIZE_FAILED'));
             c.dispose();
             m.dispose();
         } finally {

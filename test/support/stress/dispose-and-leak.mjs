@@ -61,6 +61,20 @@ const ops = {
         await p;
         if (model !== base) model.dispose();
     },
+    // Four sequences generating at once, one of them aborted at a random moment, the
+    // context disposed at another: the engine's batch loop mid-step.
+    async sequences() {
+        const ctx = base.createContext({ contextSize: 1024, parallel: 4, threads: 1 });
+        const abort = new AbortController();
+        const prompts = ['Once upon a time', 'The little dog', 'In the morning', 'She said that'];
+        const runs = prompts.map((prompt, i) => settle('sequences', ctx.complete(prompt, { maxTokens: 48, signal: i === 1 ? abort.signal : undefined })));
+        const waiting = settle('sequences (queued)', ctx.evaluate(base.tokenize('A fifth request waits')));
+        await later();
+        abort.abort();
+        await later();
+        ctx.dispose();
+        await Promise.all([...runs, waiting]);
+    },
     async quantize() {
         const abort = new AbortController();
         const p = settle('quantize', quantizeModel({ input: modelPath, output: `${work}/q.gguf`, type: 'Q8_0', threads: 1, signal: abort.signal }));
