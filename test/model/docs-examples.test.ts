@@ -113,8 +113,10 @@ describe('docs CLI examples', () => {
 
     it.each(cliBlocks.map((c) => [where(c.block), c.lines] as const))('%s runs', (_where, lines) => {
         const dir = mkdtempSync(join(tmpdir(), 'llama-kv-docs-cli-'));
-        // A prompt set for the examples that read one.
+        // A prompt set for the examples that read one (calibrate --prompts).
         writeFileSync(join(dir, 'my-workload.jsonl'), ['{"name":"greeting","text":"Hello, how are you today? I am fine, thank you."}', '{"name":"story","category":"creative","text":"Once upon a time there was a llama."}'].join('\n') + '\n');
+        // And one prompt per line, for `run --prompts-file`.
+        writeFileSync(join(dir, 'prompts.txt'), ['Once upon a time', '', 'The llama said', 'Hello, how are you today?'].join('\n') + '\n');
         for (const line of lines) {
             const args = shellWords(line).slice(2).map((w) => CLI_FILES[w]?.() ?? w);
             const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 120_000, cwd: dir, env: { ...process.env, LLAMA_KV_CACHE_DIR: fixtures.cacheDir } });

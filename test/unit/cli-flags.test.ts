@@ -25,6 +25,12 @@ describe('CLI flags', () => {
         for (const [typed, flag] of cases) expect(suggestFlag(typed, runFlags)?.names[0], typed).toBe(flag);
     });
 
+    it("suggests --prompts-file for llama.cpp's -f/--file, which it does not take (llama-cli reads one prompt from it, llama-parallel one per line)", () => {
+        expect(unknownFlag(['-f', 'prompts.txt'])).toBe('unknown flag -f; did you mean --prompts-file?');
+        expect(unknownFlag(['--file', 'prompts.txt'])).toBe('unknown flag --file; did you mean --prompts-file?');
+        expect(parseFlags(['--prompts-file', 'a.txt', '-np', '2'], runFlags).flags).toEqual({ promptsFile: 'a.txt', parallel: 2 });
+    });
+
     it('says nothing when no flag is close', () => {
         expect(unknownFlag(['--zzzzzz'])).toBe('unknown flag --zzzzzz');
         expect(suggestFlag('--frobnicate', runFlags)).toBeUndefined();

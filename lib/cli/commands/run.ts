@@ -7,10 +7,19 @@ import { LlamaModel } from '../../model/model.js';
 import { flagHelp, parseFlags, UsageError, type FlagSpec } from '../flags/args.js';
 import { contextFlags, contextOptionsFromFlags } from '../flags/context-flags.js';
 import { modelFlags, modelOptionsFromFlags } from '../flags/model-flags.js';
+import { formatResults, formatSummary, runBatch } from '../run/batch.js';
+import { readPromptsFile } from '../run/prompts-file.js';
 
 export const runFlags: FlagSpec[] = [
     { names: ['-m', '--model'], key: 'model', type: 'string', help: 'GGUF model file (default: the built-in demo model)' },
-    { names: ['-p', '--prompt'], key: 'prompt', type: 'string', help: 'prompt text (required)' },
+    { names: ['-p', '--prompt'], key: 'prompt', type: 'string', help: 'prompt text (required, or --prompts-file)' },
+    {
+        names: ['--prompts-file'],
+        key: 'promptsFile',
+        type: 'string',
+        help: "file of prompts, one per line, all submitted at once to the -np sequences (llama.cpp's llama-parallel reads it with -f/--file); instead of -p",
+        suggestedFor: ['-f', '--file'],
+    },
     { names: ['-n', '--n-predict'], key: 'maxTokens', type: 'int', help: 'tokens to generate (default 128)' },
     ...contextFlags,
     ...modelFlags,
@@ -23,16 +32,21 @@ export const runFlags: FlagSpec[] = [
     { names: ['--min-p'], key: 'minP', type: 'float', help: 'min-p (default 0.05)' },
     { names: ['--repeat-penalty'], key: 'repeatPenalty', type: 'float', help: 'repeat penalty (default 1)' },
     { names: ['-s', '--seed'], key: 'seed', type: 'int', help: 'sampling seed (default random)' },
-    { names: ['--json'], key: 'json', type: 'bool', help: 'print one JSON object instead of streaming' },
+    { names: ['--json'], key: 'json', type: 'bool', help: 'print one JSON object instead of streaming (with --prompts-file: every result and the summary)' },
     { names: ['--verbose'], key: 'verbose', type: 'bool', help: "show llama.cpp's info log on stderr" },
 ];
 
-export const runUsage = `usage: llama-kv run [-m model.gguf] -p PROMPT [-n 128] [-c 4096] [-ctk q8_0 -ctv q4_0] [-fa auto] [--gpu auto] [-ngl N] [--n-cpu-moe N] [--lora a.gguf] [-t N] [--temp 0.8] [--json]\n${flagHelp(runFlags)}`;
+export const runUsage = `usage: llama-kv run [-m model.gguf] (-p PROMPT | --prompts-file FILE [-np N]) [-n 128] [-c 4096] [-ctk q8_0 -ctv q4_0] [-fa auto] [--gpu auto] [-ngl N] [--n-cpu-moe N] [--lora a.gguf] [-t N] [--temp 0.8] [--json]\n${flagHelp(runFlags)}`;
 
 export async function run(argv: readonly string[]): Promise<number> {
     const { flags, positional } = parseFlags(argv, runFlags);
     if (positional.length > 0) throw new UsageError(`unexpected argument "${positional[0]}"`);
-    if (typeof flags.prompt !== 'string') throw new UsageError('-p/--prompt is required');
+    if (typeof flags.prompt === 'string' && typeof flags.promptsFile === 'string') {
+        throw new UsageError('-p/--prompt and --prompts-file cannot be used together: put that prompt in the file');
+    }
+    if (typeof flags.prompt !== 'string' && typeof flags.promptsFile !== 'string') throw new UsageError('-p/--prompt or --prompts-file is required');
+    // Read before the model loads: a bad file fails at once.
+    const prompts = typeof flags.promptsFile === 'string' ? await readPromptsFile(flags.promptsFile) : undefined;
     // The library's warnings, said with this command's flags (-c, not contextSize).
     setLogger((level, message) => process.stderr.write(`[${level}] ${inFlagNames(message, runFlags)}\n`), { level: flags.verbose ? 'info' : 'warn' });
 
@@ -49,9 +63,20 @@ export async function run(argv: readonly string[]): Promise<number> {
         ];
         const loras = [];
         for (const { file, scale } of adapters) loras.push({ lora: await model.loadLora(file), scale });
+        const seed = flags.seed as number | undefined;
         // Values go to the API as typed: its validation messages are the CLI's (exit code 2).
-        const ctx = new LlamaContext({ model, ...contextOptionsFromFlags(flags), threads: flags.threads as number | undefined, loras });
+        // A batch's -s is the context's seed: prompt i (from 0, in file order) samples with seed + i.
+        const ctx = new LlamaContext({
+            model,
+            ...contextOptionsFromFlags(flags),
+            threads: flags.threads as number | undefined,
+            loras,
+            ...(prompts !== undefined && seed !== undefined ? { seed } : {}),
+        });
         const config = ctx.config;
+        const settings =
+            `kv: ${config.cacheTypeK}/${config.cacheTypeV}, flash attention ${config.flashAttention}` +
+            `${loras.length > 0 ? ` | loras: ${loras.map(({ lora, scale }) => `${basename(lora.path)}@${scale}`).join(', ')}` : ''}`;
         const options = {
             maxTokens: (flags.maxTokens as number | undefined) ?? 128,
             temperature: flags.temperature as number | undefined,
@@ -59,18 +84,25 @@ export async function run(argv: readonly string[]): Promise<number> {
             topP: flags.topP as number | undefined,
             minP: flags.minP as number | undefined,
             repeatPenalty: flags.repeatPenalty as number | undefined,
-            seed: flags.seed as number | undefined,
+            seed: prompts === undefined ? seed : undefined,
         };
         const controller = new AbortController();
         const onSigint = () => controller.abort();
         process.once('SIGINT', onSigint);
         try {
-            if (flags.json) {
-                const result = await ctx.complete(flags.prompt, { ...options, signal: controller.signal });
-                process.stdout.write(JSON.stringify({ model: path, prompt: flags.prompt, ...result }) + '\n');
+            if (prompts !== undefined) {
+                const { results, summary } = await runBatch(ctx, prompts, options, controller);
+                process.stdout.write(flags.json ? JSON.stringify({ model: path, results, summary }) + '\n' : formatResults(results));
+                process.stderr.write(formatSummary(summary, settings));
                 return 0;
             }
-            const stream = ctx.generate(flags.prompt, { ...options, signal: controller.signal });
+            const prompt = flags.prompt as string;
+            if (flags.json) {
+                const result = await ctx.complete(prompt, { ...options, signal: controller.signal });
+                process.stdout.write(JSON.stringify({ model: path, prompt, ...result }) + '\n');
+                return 0;
+            }
+            const stream = ctx.generate(prompt, { ...options, signal: controller.signal });
             let step = await stream.next();
             while (!step.done) {
                 process.stdout.write(step.value.text);
@@ -82,8 +114,7 @@ export async function run(argv: readonly string[]): Promise<number> {
             process.stderr.write(
                 `prompt: ${timings.promptTokens} tokens, ${rate(timings.promptTokens - timings.reusedTokens, timings.promptMs)} t/s | ` +
                     `generation: ${timings.generatedTokens} tokens, ${rate(timings.generatedTokens, timings.generationMs)} t/s | ` +
-                    `finish: ${finishReason} | kv: ${config.cacheTypeK}/${config.cacheTypeV}, flash attention ${config.flashAttention}` +
-                    `${loras.length > 0 ? ` | loras: ${loras.map(({ lora, scale }) => `${basename(lora.path)}@${scale}`).join(', ')}` : ''}\n`,
+                    `finish: ${finishReason} | ${settings}\n`,
             );
             return 0;
         } finally {

@@ -13,6 +13,12 @@ export interface FlagSpec {
     key: string;
     type: FlagType;
     help: string;
+    /**
+     * Names other tools give this flag that are not accepted here because they mean something
+     * else there too (llama-cli's -f reads one prompt, llama-parallel's one per line): an
+     * unknown flag with one of these names suggests this flag.
+     */
+    suggestedFor?: string[];
 }
 
 export type ParsedFlags = Record<string, string | number | boolean | string[] | [string, string][]>;
@@ -55,12 +61,14 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[]):
 }
 
 /**
- * The flag an unknown one most likely means: a known name in other dashes or case
+ * The flag an unknown one most likely means: a flag that lists it in `suggestedFor`, a known name in other dashes or case
  * (`--ctk` for -ctk), the flag of the option llama.cpp's name stands for (`--ctx` for
  * -c/--ctx-size, `--n-gpu-layers` for -ngl), the flag of an option named as the API names it
  * (`--max-tokens` for -n), else the closest long name.
  */
 export function suggestFlag(name: string, specs: readonly FlagSpec[]): FlagSpec | undefined {
+    const named = specs.find((s) => s.suggestedFor?.includes(name));
+    if (named) return named;
     const same = specs.find((s) => s.names.some((n) => sameName(n, name)));
     if (same) return same;
     const keys = specs.map((s) => s.key);
