@@ -43,7 +43,7 @@ describe('run --prompts-file: the file', () => {
 });
 
 describe('run --prompts-file: the output', () => {
-    const timings = { promptTokens: 5, reusedTokens: 1, promptMs: 10, generatedTokens: 2, generationMs: 20 };
+    const timings = { promptTokens: 5, reusedTokens: 1, promptMs: 10, generatedTokens: 2, generationMs: 20, contextShifts: 0 };
     const results: BatchResult[] = [
         { index: 1, line: 1, prompt: 'Hi', text: ' there', tokenCount: 2, finishReason: 'length', seed: 7, timings },
         { index: 2, line: 3, prompt: 'Bye', text: '', tokenCount: 0, finishReason: 'eos', seed: 8, timings: { ...timings, generatedTokens: 0 } },
