@@ -88,23 +88,34 @@ void engine_job::post(bool final) {
     }
 }
 
+void engine_job::heartbeat() {
+    {
+        std::lock_guard<std::mutex> lock(out_mutex);
+        probe = true;
+    }
+    post(false);
+}
+
 void engine_job::drain(Napi::Env env, Napi::Function on_tokens) {
     if (env == nullptr) {
         return;  // the environment is being torn down
     }
     std::vector<token_event> events;
     bool                     settle = false;
+    bool                     probing = false;
     {
         std::lock_guard<std::mutex> lock(out_mutex);
         events.swap(outbox);
         call_pending = false;
+        probing      = probe;
+        probe        = false;
         if (finished && !settled) {
             settled = true;
             settle  = true;
         }
     }
-    outside_js([&] {
-        if (!events.empty() && callback_error.IsEmpty()) {
+    const bool called = outside_js([&] {
+        if ((!events.empty() || probing) && callback_error.IsEmpty()) {
             auto        tokens = Napi::Int32Array::New(env, events.size());
             Napi::Array pieces = Napi::Array::New(env, events.size());
             for (size_t i = 0; i < events.size(); ++i) {
@@ -112,7 +123,9 @@ void engine_job::drain(Napi::Env env, Napi::Function on_tokens) {
                 pieces.Set(static_cast<uint32_t>(i), Napi::Buffer<char>::Copy(env, events[i].piece.data(), events[i].piece.size()));
             }
             try {
-                on_tokens.Call({ tokens, pieces });
+                if (on_tokens.Call({ tokens, pieces }).IsEmpty()) {
+                    abort.store(true);  // JS cannot run any more (the environment is stopping)
+                }
             } catch (const Napi::Error & e) {
                 // The callback threw: stop, and reject with its error rather than lose it.
                 callback_error = Napi::Reference<Napi::Value>::New(e.Value(), 1);
@@ -157,6 +170,9 @@ void engine_job::drain(Napi::Env env, Napi::Function on_tokens) {
         }
         deferred.Resolve(out);
     });
+    if (!called) {
+        abort.store(true);
+    }
 }
 
 // ---- submission (JS thread) -----------------------------------------------------------
@@ -247,9 +263,15 @@ void sequence_engine::run(context_state & state) {
                 woken_ = false;
             }
             if (!step(state)) {
-                // Every sequence waits for its reader: sleep until one reads, aborts or a request arrives.
+                // Every sequence waits for its reader: sleep until one reads, aborts or a request
+                // arrives. Each quarter second without any, a heartbeat checks that JS still runs.
                 std::unique_lock<std::mutex> lock(mutex_);
-                cv_.wait_for(lock, std::chrono::seconds(1), [&] { return woken_ || !incoming_.empty(); });
+                if (!cv_.wait_for(lock, std::chrono::milliseconds(250), [&] { return woken_ || !incoming_.empty(); })) {
+                    lock.unlock();
+                    for (auto & job : active_) {
+                        job->heartbeat();
+                    }
+                }
             }
         }
     } catch (const std::exception & e) {
@@ -288,6 +310,7 @@ void sequence_engine::end(context_state & state, engine_job & job, const char * 
     const size_t seq = static_cast<size_t>(job.req.seq);
     if (seq < state.cached.size()) {
         r.cached = state.cached[seq];
+        state.cells[seq].store(static_cast<uint32_t>(r.cached.size()), std::memory_order_relaxed);  // before JS hears of the end
     }
     job.phase = engine_job::phase_t::done;
     release(job.req.seq);
@@ -515,7 +538,7 @@ bool sequence_engine::step(context_state & state) {
     remove_done();
     if (batch.n_tokens == 0) {
         state.publish_cells();  // start_job may have rolled a sequence back
-        return false;
+        return active_.empty();  // false: every sequence left waits for its reader
     }
 
     const uint64_t t_decode = now_ns();
@@ -579,6 +602,7 @@ bool sequence_engine::step(context_state & state) {
                       job->prompt.begin() + static_cast<std::ptrdiff_t>(job->prompt_pos + job->chunk));
         job->prompt_pos += job->chunk;
         if (job->prompt_pos < job->prompt.size()) {
+            job->heartbeat();
             continue;
         }
         job->result.prompt_ms = static_cast<double>(now_us() - job->t_start_us) / 1000.0;

@@ -90,6 +90,7 @@ struct engine_job : std::enable_shared_from_this<engine_job> {
     std::mutex               out_mutex;
     std::vector<token_event> outbox;
     bool                     call_pending = false;
+    bool                     probe        = false;  // a heartbeat: call onTokens even with no tokens
     bool                     finished     = false;  // result is final
     bool                     settled      = false;  // JS side: the promise was settled
     engine_result            result;
@@ -102,6 +103,10 @@ struct engine_job : std::enable_shared_from_this<engine_job> {
 
     // Engine thread: queues tokens (or the final result) for JS.
     void post(bool final);
+    // Engine thread: a call into JS with no tokens, made while a request produces none (a long
+    // prompt, a stalled reader). A worker being terminated runs its event loop until our work
+    // ends, without running JS: the failed call is how the engine learns it, and it aborts.
+    void heartbeat();
     // JS thread: hands queued tokens to onTokens, and settles once the result is final.
     void drain(Napi::Env env, Napi::Function on_tokens);
 };

@@ -88,13 +88,20 @@ describe('ctx.memoryReport()', () => {
         expect(() => ctx.memoryReport()).toThrow(expect.objectContaining({ code: 'DISPOSED' }));
     });
 
-    it('refuses to read while an operation runs (BUSY), and works again after', async () => {
-        const ctx = new LlamaContext({ model, contextSize: 2048, threads: 1 });
+    it('reads between two steps of the engine while requests run, with the cells of each sequence', async () => {
+        const ctx = new LlamaContext({ model, contextSize: 2048, parallel: 2, threads: 1 });
         const stream = ctx.generate('Once upon a time', { maxTokens: 1500, temperature: 0 });
         await stream.next(); // the native loop is now running
-        expect(() => ctx.memoryReport()).toThrow(expect.objectContaining({ code: 'BUSY' }));
+        const first = ctx.memoryReport();
+        const during = ctx.memoryReport();
+        expect(during.kv.bytes).toBe(first.kv.bytes);
+        expect(during.total.bytes).toBe(first.total.bytes);
+        expect(during.kv.cellsPerSequence).toBe(1024);
+        const running = ctx.sequences.find((s) => s.state !== 'idle')!;
+        expect(during.kv.cellsUsed[running.id]).toBeGreaterThan(4); // the prompt and the first token at least
+        expect(during.kv.cellsUsed[1 - running.id]).toBe(0);
         await stream.return(undefined as never); // stops generation and waits for it
-        expect(ctx.memoryReport().kv.bytes).toBeGreaterThan(0);
+        expect(ctx.memoryReport().kv.cellsUsed[running.id]).toBeGreaterThanOrEqual(during.kv.cellsUsed[running.id]);
         ctx.dispose();
     });
 });

@@ -282,7 +282,7 @@ describe('backpressure: a stream nobody reads neither runs on nor holds the cont
             await it.next();
         })();
         // Paused with its allowance unread: its sequence is held until the stream is collected.
-        await sleep(100);
+        for (let i = 0; i < 500 && ctx.sequences[0].state !== 'waiting'; i++) await sleep(20);
         expect(ctx.sequences[0].state).toBe('waiting');
         for (let i = 0; i < 20 && ctx.sequences[0].state !== 'idle'; i++) {
             gc();
