@@ -35,7 +35,7 @@ import {
 export const GENERATOR_VERSION = 1;
 
 /** Names of the built-in fixture models. */
-export type FixtureModelName = 'tiny-f16' | 'tiny-q8_0' | 'tiny-q4_0' | 'tiny-hd48-f16' | 'tiny-moe-f16' | 'micro-f16' | 'bench-f16' | 'bench-small-q8_0';
+export type FixtureModelName = 'tiny-f16' | 'tiny-q8_0' | 'tiny-q4_0' | 'tiny-hd48-f16' | 'tiny-moe-f16' | 'tiny-mrope-f16' | 'micro-f16' | 'bench-f16' | 'bench-small-q8_0';
 
 /** Everything that determines a fixture model. */
 export interface FixtureModelSpec {
@@ -65,6 +65,11 @@ export interface FixtureModelSpec {
     seed: number;
     /** Experts per layer (a Mixtral-style MoE feed-forward); absent or 0 for a dense model. */
     nExpert?: number;
+    /**
+     * llama.cpp architecture: absent for `llama`; `qwen2vl` is the same network with M-RoPE
+     * (four position sections per token), whose KV cache llama.cpp cannot shift.
+     */
+    architecture?: 'qwen2vl';
     /** Experts used per token (MoE only). */
     nExpertUsed?: number;
 }
@@ -93,6 +98,8 @@ export const FIXTURE_MODELS: Readonly<Record<FixtureModelName, Readonly<FixtureM
     'tiny-hd48-f16': { ...TINY_BASE, nEmbd: 192, displayName: 'llama-kv tiny hd48 f16', weightType: 'F16', fileType: 1 },
     // A mixture of experts: 4 experts per layer, 2 used per token (for cpuMoeLayers).
     'tiny-moe-f16': { ...TINY_BASE, nFf: 256, nExpert: 4, nExpertUsed: 2, displayName: 'llama-kv tiny moe f16', weightType: 'F16', fileType: 1 },
+    // The tiny network as llama.cpp's qwen2vl architecture: M-RoPE, so llama_memory_can_shift() is false.
+    'tiny-mrope-f16': { ...TINY_BASE, displayName: 'llama-kv tiny mrope f16', weightType: 'F16', fileType: 1, architecture: 'qwen2vl' },
     // One small layer (4 MB, mostly the 32000-token embeddings): the base of the corrupted-file corpus.
     'micro-f16': { ...TINY_BASE, nLayer: 1, nEmbd: 64, nHead: 2, nHeadKv: 1, nFf: 128, contextLength: 256, displayName: 'llama-kv micro f16', weightType: 'F16', fileType: 1 },
     // About 125M parameters (250 MB): for benchmarks, generated on demand, never in tests.
@@ -356,22 +363,27 @@ function modelEntries(spec: Readonly<FixtureModelSpec>, nVocab: number): GgufKvE
     const u32 = (key: string, value: number): GgufKvEntry => ({ key, type: GGUF_VALUE_TYPE.UINT32, value });
     const f32 = (key: string, value: number): GgufKvEntry => ({ key, type: GGUF_VALUE_TYPE.FLOAT32, value });
     const str = (key: string, value: string): GgufKvEntry => ({ key, type: GGUF_VALUE_TYPE.STRING, value });
+    const arch = spec.architecture ?? 'llama';
+    const head = spec.nEmbd / spec.nHead;
+    // M-RoPE sections (temporal, height, width, extra) over the head's rotary pairs: text broadcasts one position to all.
+    const mrope: GgufKvEntry[] = arch === 'qwen2vl' ? [{ key: 'qwen2vl.rope.dimension_sections', type: GGUF_VALUE_TYPE.ARRAY, arrayType: GGUF_VALUE_TYPE.INT32, value: [head / 4, head / 8, head / 8, 0] }] : [];
     return [
-        str('general.architecture', 'llama'),
+        str('general.architecture', arch),
         str('general.name', spec.displayName),
         u32('general.file_type', spec.fileType),
         u32('general.quantization_version', 2),
-        u32('llama.context_length', spec.contextLength),
-        u32('llama.embedding_length', spec.nEmbd),
-        u32('llama.block_count', spec.nLayer),
-        u32('llama.feed_forward_length', spec.nFf),
-        u32('llama.attention.head_count', spec.nHead),
-        u32('llama.attention.head_count_kv', spec.nHeadKv),
-        u32('llama.rope.dimension_count', spec.nEmbd / spec.nHead),
-        f32('llama.rope.freq_base', spec.ropeFreqBase),
-        f32('llama.attention.layer_norm_rms_epsilon', spec.rmsEps),
-        u32('llama.vocab_size', nVocab),
-        ...(spec.nExpert ? [u32('llama.expert_count', spec.nExpert), u32('llama.expert_used_count', spec.nExpertUsed ?? 1)] : []),
+        u32(`${arch}.context_length`, spec.contextLength),
+        u32(`${arch}.embedding_length`, spec.nEmbd),
+        u32(`${arch}.block_count`, spec.nLayer),
+        u32(`${arch}.feed_forward_length`, spec.nFf),
+        u32(`${arch}.attention.head_count`, spec.nHead),
+        u32(`${arch}.attention.head_count_kv`, spec.nHeadKv),
+        u32(`${arch}.rope.dimension_count`, spec.nEmbd / spec.nHead),
+        f32(`${arch}.rope.freq_base`, spec.ropeFreqBase),
+        f32(`${arch}.attention.layer_norm_rms_epsilon`, spec.rmsEps),
+        u32(`${arch}.vocab_size`, nVocab),
+        ...(spec.nExpert ? [u32(`${arch}.expert_count`, spec.nExpert), u32(`${arch}.expert_used_count`, spec.nExpertUsed ?? 1)] : []),
+        ...mrope,
     ];
 }
 

@@ -3,6 +3,7 @@
 // run alone; scheduling (FIFO, prefix choice, fork, abort) is observed through results.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { estimateMemory, LlamaContext, LlamaModel, planFit, type CompletionResult, type KvCacheType } from '../../lib/index.js';
+import { ensureFixtureModel } from '../../lib/demo/models.js';
 import { fixtures } from '../support/fixtures.js';
 
 const PROMPTS = ['Once upon a time', 'The quick brown fox jumps', 'In a galaxy far, far away there', 'She opened the door and'];
@@ -210,6 +211,19 @@ describe('a full sequence', () => {
             ctx.dispose();
         });
     }
+
+    it("'shift' is refused where llama.cpp cannot shift the cache (M-RoPE), at creation and per request", async () => {
+        const mrope = await LlamaModel.load({ path: await ensureFixtureModel('tiny-mrope-f16', { dir: fixtures.cacheDir }), gpu: false });
+        const message = expect.stringContaining("onContextFull 'shift' needs a KV cache that llama.cpp can shift");
+        expect(() => new LlamaContext({ model: mrope, contextSize: 256, onContextFull: 'shift' })).toThrow(expect.objectContaining({ code: 'INVALID_CONFIG', message }));
+        const ctx = new LlamaContext({ model: mrope, contextSize: 256, threads: 2 });
+        expect(ctx.config.canShift).toBe(false);
+        await expect(ctx.complete('Once', { onContextFull: 'shift' })).rejects.toMatchObject({ code: 'INVALID_CONFIG', message });
+        // 'error' still ends a full sequence cleanly.
+        expect((await ctx.complete('Once', { temperature: 0, maxTokens: 1000 })).finishReason).toBe('contextFull');
+        ctx.dispose();
+        mrope.dispose();
+    });
 
     it('a request may choose its own policy', async () => {
         const ctx = new LlamaContext({ model, contextSize: 256, threads: 2 });
