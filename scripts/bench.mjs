@@ -11,6 +11,13 @@
 //   -m bench-f16   -t 1,2   --kv f16/f16,q8_0/q8_0,q8_0/q4_0   -fa on   -p 512 -n 128 -r 5
 //   --out bench-results/bench-<date>.json
 // `-m bench-q8_0` is the bench model quantized to Q8_0 (made once, into the cache).
+// --parallel [LIST] (LIST default 1,2,4,8) is the parallel mode, `llama-kv bench -npl LIST`:
+// ours with N concurrent requests on one context of N sequences against llama.cpp's
+// llama-batched-bench (built into build-bench/ instead of llama-bench), defaults
+//   -m bench-f16   -t 2   --kv f16/f16,q8_0/q4_0   -fa on   -p 128 -n 128 -r 3
+//   --out bench-results/bench-parallel-<date>.json
+// (`llama-kv bench` itself names it -npl, as llama-batched-bench does: -np/--parallel is the
+// context flag of `llama-kv run` and `memory`, one number of sequences.)
 // --quick: -p 64 -n 16 -r 2 -t 1 (the test suite's smoke run). --compare prev.json exits 1
 // when a figure got more than 5% (--threshold) worse. --addon PATH runs our side from
 // another built addon (a .node file, or a folder holding one with its ggml libraries:
@@ -20,7 +27,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { buildLlamaBench, builtCpuVariant, compareFlags, compareLibraries } from './bench/build-llama-bench.mjs';
+import { buildBatchedBench, buildLlamaBench, builtCpuVariant, compareFlags, compareLibraries } from './bench/build-llama-bench.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const log = (line) => process.stderr.write(`[llama-kv bench] ${line}\n`);
@@ -37,6 +44,21 @@ function addonFile(path) {
     return join(full, nodes[0]);
 }
 
+/**
+ * Takes `--parallel [LIST]` (or --parallel=LIST) out of argv: [LIST, '1,2,4,8' when bare, or
+ * null when absent; the other arguments]. A bare --parallel is followed by a flag or nothing.
+ */
+function takeParallel(argv) {
+    const rest = [];
+    let list = null;
+    for (let i = 0; i < argv.length; i++) {
+        if (argv[i] === '--parallel') list = argv[i + 1] !== undefined && !argv[i + 1].startsWith('-') ? argv[++i] : '1,2,4,8';
+        else if (argv[i].startsWith('--parallel=')) list = argv[i].slice(11);
+        else rest.push(argv[i]);
+    }
+    return [list, rest];
+}
+
 /** Takes `--addon PATH` (or --addon=PATH) out of argv: [the path or null, the other arguments]. */
 function takeAddon(argv) {
     const rest = [];
@@ -50,7 +72,10 @@ function takeAddon(argv) {
 }
 
 async function main(argvIn) {
-    const [addonArg, argv] = takeAddon(argvIn);
+    const [addonArg, withParallel] = takeAddon(argvIn);
+    const [parallelList, argvRest] = takeParallel(withParallel);
+    const argv = parallelList === null ? argvRest : ['-npl', parallelList, ...argvRest];
+    const parallel = has(argv, '-npl');
     const addon = addonArg === null ? null : addonFile(addonArg);
     // Read by lib/native/binding.ts when the addon is first loaded (below, not yet), and inherited
     // by the child processes of the peak-RSS measurement.
@@ -65,6 +90,8 @@ async function main(argvIn) {
     if (has(argv, '-h', '--help')) {
         process.stdout.write(`npm run bench -- [flags]: llama-kv bench with llama-bench built in build-bench/ and these defaults:\n` +
             '  -m bench-f16 -t 1,2 --out bench-results/bench-<date>.json (-m bench-q8_0: the bench model in Q8_0)\n' +
+            '  --parallel [1,2,4,8]: the parallel mode (llama-kv bench -npl LIST) against llama-batched-bench built in build-bench/,\n' +
+            '    with -t 2 --out bench-results/bench-parallel-<date>.json\n' +
             '  --addon PATH: our side from another built addon (a .node file or its folder, e.g. prebuilds/linux-x64) instead of build/\n\n' + benchUsage + '\n');
         return 0;
     }
@@ -78,10 +105,15 @@ async function main(argvIn) {
             const variant = builtCpuVariant(root);
             if (variant !== null) notes.push(`ours: build/ compiles its one CPU backend (libggml-cpu) as ggml's ${variant} CPU variant`);
         }
-        if (!has(argv, '--ours-only', '--llama-bench')) {
-            const built = buildLlamaBench(root, log);
-            args.push('--llama-bench', built.llamaBench);
-            if (!has(argv, '--reference')) args.push('--reference', built.reference);
+        const building = parallel ? !has(argv, '--ours-only', '--batched-bench') : !has(argv, '--ours-only', '--llama-bench');
+        if (building) {
+            if (parallel) {
+                args.push('--batched-bench', buildBatchedBench(root, log));
+            } else {
+                const built = buildLlamaBench(root, log);
+                args.push('--llama-bench', built.llamaBench);
+                if (!has(argv, '--reference')) args.push('--reference', built.reference);
+            }
             const flags = compareFlags(root);
             const note = flags === null
                 ? 'the compile flags of build-bench/ were not compared with the addon\'s (build/ has no build.ninja)'
@@ -100,8 +132,8 @@ async function main(argvIn) {
             }
         }
         if (!has(argv, '-m', '--model')) args.push('-m', 'bench-f16');
-        if (!has(argv, '-t', '--threads') && !has(argv, '--quick')) args.push('-t', '1,2');
-        if (!has(argv, '--out')) args.push('--out', join(root, 'bench-results', `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`));
+        if (!has(argv, '-t', '--threads') && !has(argv, '--quick')) args.push('-t', parallel ? '2' : '1,2');
+        if (!has(argv, '--out')) args.push('--out', join(root, 'bench-results', `bench-${parallel ? 'parallel-' : ''}${new Date().toISOString().replace(/[:.]/g, '-')}.json`));
         // bench-q8_0: the bench model quantized once into the fixture cache.
         for (let i = 0; i < args.length; i++) {
             if ((args[i] === '-m' || args[i] === '--model') && args[i + 1] === 'bench-q8_0' && !existsSync('bench-q8_0')) {

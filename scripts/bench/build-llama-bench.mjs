@@ -1,5 +1,5 @@
-// Builds llama.cpp's llama-bench and the reference program (test/support/reference/greedy.cpp)
-// in build-bench/, from our own CMakeLists.txt with LLAMA_KV_BENCH=ON: the same ggml
+// Builds llama.cpp's llama-bench, llama-batched-bench (the reference of `llama-kv bench -npl`)
+// and the reference program (test/support/reference/greedy.cpp) in build-bench/, from our own CMakeLists.txt with LLAMA_KV_BENCH=ON: the same ggml
 // and llama targets as the addon's, so the same compile flags by construction. The
 // addon's build/ is only read (its CMakeCache.txt, for the options and compilers it was
 // configured with, and its build.ninja, to check the flags), never built.
@@ -132,10 +132,27 @@ export function compareLibraries(root) {
  * (incremental: a no-op when up to date). Returns their paths.
  */
 export function buildLlamaBench(root, log) {
+    const [llamaBench, reference] = buildBenchTargets(root, log, ['llama-bench', 'llama-kv-reference'], 'llama.cpp\'s llama-bench and the reference program');
+    return { llamaBench, reference };
+}
+
+/**
+ * Configures build-bench/ when needed and builds llama.cpp's llama-batched-bench
+ * (tools/batched-bench: N sequences decoded in one llama_batch per step), the reference of
+ * `llama-kv bench -npl`. Returns its path.
+ */
+export function buildBatchedBench(root, log) {
+    return buildBenchTargets(root, log, ['llama-batched-bench'], 'llama.cpp\'s llama-batched-bench')[0];
+}
+
+/**
+ * Configures build-bench/ when needed and builds `targets` (incremental: a no-op when up to
+ * date). Returns the paths of the executables, in the order of `targets`.
+ */
+export function buildBenchTargets(root, log, targets, what) {
     const buildDir = join(root, 'build-bench');
     const out = join(buildDir, 'Release');
-    const llamaBench = join(out, 'llama-bench');
-    const reference = join(out, 'llama-kv-reference');
+    const files = targets.map((t) => join(out, t));
     const wanted = mirroredDefines(root);
     // The executables land in build-bench/Release (our CMakeLists.txt's layout, as cmake-js's
     // build/Release) beside ggml's libraries and the CPU backend modules, which
@@ -151,21 +168,21 @@ export function buildLlamaBench(root, log) {
         const generator = have.size === 0 && which('ninja') ? ['-G', 'Ninja'] : [];
         execFileSync('cmake', ['-S', root, '-B', buildDir, ...generator, ...wanted], { stdio: ['ignore', 'ignore', 'inherit'] });
     }
-    const missing = !existsSync(llamaBench) || !existsSync(reference);
+    const missing = files.some((f) => !existsSync(f));
     const jobs = process.env.LLAMA_KV_BUILD_JOBS || String(availableParallelism());
-    if (missing) log('building llama.cpp\'s llama-bench and the reference program in build-bench/ (the first build takes several minutes)');
+    if (missing) log(`building ${what} in build-bench/ (the first build takes several minutes)`);
     const started = Date.now();
     // A first build prints megabytes of compiler warnings (GCC 12 on ggml's AMX code):
     // spawnSync's default 1 MiB output limit would kill it part way.
-    const r = spawnSync('cmake', ['--build', buildDir, '--target', 'llama-bench', 'llama-kv-reference', '--parallel', jobs], { encoding: 'utf8', maxBuffer: 1 << 30 });
-    if (r.error) throw new Error(`building llama-bench failed: ${r.error.message}`);
+    const r = spawnSync('cmake', ['--build', buildDir, '--target', ...targets, '--parallel', jobs], { encoding: 'utf8', maxBuffer: 1 << 30 });
+    if (r.error) throw new Error(`building ${targets.join(', ')} failed: ${r.error.message}`);
     if (r.status !== 0) {
         // From the first failed step on: the tail alone is often the warnings of another job.
         const lines = `${r.stdout}\n${r.stderr}`.trim().split('\n');
         const failed = lines.findIndex((l) => l.startsWith('FAILED:'));
         const shown = failed >= 0 ? lines.slice(failed, failed + 30) : lines.slice(-30);
-        throw new Error(`building llama-bench failed:\n${shown.join('\n')}`);
+        throw new Error(`building ${targets.join(', ')} failed:\n${shown.join('\n')}`);
     }
     if (missing) log(`built in ${((Date.now() - started) / 1000).toFixed(0)} s`);
-    return { llamaBench, reference };
+    return files;
 }

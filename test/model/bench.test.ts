@@ -1,12 +1,14 @@
 // The benchmark's quick mode end to end: builds llama.cpp's llama-bench in build-bench/
 // when it is not there yet (minutes on 2 cores; reused afterwards), runs it and llama-kv
-// on a tiny fixture model, and checks the table, the JSON report and --compare. No
+// on a tiny fixture model, and checks the table, the JSON report and --compare. The same
+// for the parallel mode (npm run bench -- --parallel) against llama-batched-bench. No
 // timing targets: only that every figure is there and sane.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import type { ParallelBenchReport } from '../../lib/cli/bench/parallel-report.js';
 import type { BenchReport } from '../../lib/cli/bench/report.js';
 import { ensureFixtureModel } from '../../lib/demo/models.js';
 import { getBackends } from '../../lib/index.js';
@@ -137,6 +139,102 @@ describe('npm run bench (quick mode)', () => {
             const bad = cli(...args);
             expect(bad.code, args.join(' ')).toBe(2);
             expect(bad.stderr).toContain('usage: llama-kv bench');
+        }
+    });
+});
+
+describe('npm run bench -- --parallel (llama-kv against llama-batched-bench)', () => {
+    const parallelFile = join(dir, 'parallel.json');
+    let buildFailure: string | null = null;
+
+    beforeAll(() => {
+        // Built as `npm run bench -- --parallel` builds it (build-bench/, configured from build/).
+        const script = `import { buildBatchedBench } from ${JSON.stringify(join(root, 'scripts', 'bench', 'build-llama-bench.mjs'))};\n` +
+            `buildBatchedBench(${JSON.stringify(root)}, (line) => process.stderr.write(line + '\\n'));`;
+        const r = node(['--input-type=module', '-e', script], 60 * 60_000);
+        if (r.code !== 0) buildFailure = r.stderr.trim().split('\n').slice(-15).join('\n');
+    }, 60 * 60_000);
+
+    it('runs both sides per npl and K/V pair and prints the table and the JSON report', (ctx) => {
+        if (buildFailure !== null) ctx.skip(`llama-batched-bench cannot be built here:\n${buildFailure}`);
+        const r = bench('--parallel', '1,2', '-p', '16', '-n', '8', '-r', '1', '-t', '1', '-m', model, '--out', parallelFile);
+        expect(r.code, r.stderr).toBe(0);
+        const header = ['model', 'threads', 'npl', 'K/V', 'S_TG ours t/s', 'S_TG llama.cpp t/s', 'ratio', 'S ours t/s', 'S llama.cpp t/s', 'ratio'];
+        expect(r.stdout).toMatch(new RegExp(`^\\|${header.map((h) => ` *${h.replace(/[./]/g, '\\$&')} *`).join('\\|')}\\|$`, 'm'));
+        for (const npl of [1, 2]) {
+            for (const kv of ['f16/f16', 'q8_0/q4_0']) {
+                expect(r.stdout).toMatch(new RegExp(`\\| 1 +\\| ${npl} +\\| ${kv.replace('/', '\\/')} +\\|( +[\\d.]+( \\*)? \\|){6}$`, 'm'));
+            }
+        }
+        expect(r.stdout).toMatch(/outside llama_decode ms\/step/);
+
+        const report = JSON.parse(readFileSync(parallelFile, 'utf8')) as ParallelBenchReport;
+        expect(report).toMatchObject({ version: 1, mode: 'parallel' });
+        expect(report.settings).toMatchObject({ promptTokens: 16, generatedTokens: 8, parallel: [1, 2], reps: 1, threads: [1], flashAttention: 'on', kvUnified: false, batchSize: 2048, ubatchSize: 512 });
+        expect(report.llamaCpp.batchedBench).toBe(join(root, 'build-bench', 'Release', 'llama-batched-bench'));
+        expect(report.rows.map((row) => `${row.parallel} ${row.cacheTypeK}/${row.cacheTypeV}`)).toEqual(['1 f16/f16', '2 f16/f16', '1 q8_0/q4_0', '2 q8_0/q4_0']);
+        for (const row of report.rows) {
+            // npl sequences of 16 + 8 cells, each share padded to 256, on both sides.
+            expect(row.context.contextSize).toBe(256 * row.parallel);
+            expect(row.context.perSequence).toBe(256);
+            expect(row.flashAttention).toBe('on');
+            for (const side of [row.tg, row.total, row.pp]) {
+                expect(side.ours.samples).toHaveLength(1);
+                expect(side.llamaCpp?.samples).toHaveLength(1);
+                for (const x of [...side.ours.samples, ...side.llamaCpp!.samples]) expect(x).toBeGreaterThan(0);
+                expect(Number.isFinite(side.ratio)).toBe(true);
+                expect(side.ratio).toBeGreaterThan(0);
+                expect(side.ratio).toBeCloseTo(side.ours.median / side.llamaCpp!.median, 10);
+            }
+            // maxTokens = generatedTokens + 1 per sequence: the first token, then 8 generation steps
+            // (fewer only where a generation ended on EOS in every try, which the row notes).
+            expect(row.sequenceTokens).toHaveLength(1);
+            expect(row.sequenceTokens[0]).toHaveLength(row.parallel);
+            if (!row.notes.some((n) => n.includes('end-of-generation'))) expect(row.sequenceTokens[0]).toEqual(Array(row.parallel).fill(9));
+            expect(row.speedupVs1).toBeGreaterThan(0);
+            if (row.parallel === 1) expect(row.speedupVs1).toBe(1);
+            expect(row.concurrent).toEqual(row.parallel === 1 ? null : expect.any(Boolean));
+            const lag = row.eventLoopLagMs;
+            expect(lag.resolutionMs).toBe(1);
+            if (lag.count > 0) {
+                expect(lag.p50).toBeGreaterThanOrEqual(0);
+                expect(lag.p50).toBeLessThanOrEqual(lag.p99);
+                expect(lag.p99).toBeLessThanOrEqual(lag.max);
+            }
+            // engineStats comes with the batching engine; without it the column says n/a.
+            if (row.engine !== null) {
+                expect(row.engine.steps).toBeGreaterThan(0);
+                expect(row.engine.stepMs).toBeGreaterThanOrEqual(row.engine.decodeMs);
+                expect(row.engine.outsideDecodeMsPerStep).toBeGreaterThanOrEqual(0);
+            }
+        }
+        if (report.rows.every((row) => row.engine === null)) expect(r.stdout).toMatch(/\| +n\/a \|/);
+    }, 10 * 60_000);
+
+    it('--compare of two parallel reports; -np/--parallel and the single-sequence report are refused', (ctx) => {
+        if (!existsSync(parallelFile)) ctx.skip('no parallel report (the run above was skipped or failed)');
+        const same = bench('--compare', parallelFile, '--current', parallelFile);
+        expect(same.code, same.stderr).toBe(0);
+        expect(same.stdout).toMatch(/S_TG ours t\/s/);
+        expect(same.stdout).toMatch(/no regression over 5% \(\d+ figures compared\)/);
+
+        const previous = JSON.parse(readFileSync(parallelFile, 'utf8')) as ParallelBenchReport;
+        previous.rows[1].tg.ours.median *= 1.25; // the current run is 20% slower there
+        const doctored = join(dir, 'parallel-better.json');
+        writeFileSync(doctored, JSON.stringify(previous));
+        const worse = bench('--compare', doctored, '--current', parallelFile);
+        expect(worse.code).toBe(1);
+        expect(worse.stdout).toMatch(/npl=2 f16\/f16 S_TG ours t\/s +\| .*-20\.0% \| REGRESSION/);
+
+        const single = join(dir, 'single.json');
+        writeFileSync(single, JSON.stringify({ version: 1, rows: [] }));
+        const mixed = bench('--compare', single, '--current', parallelFile);
+        expect(mixed.code).toBe(2);
+        expect(mixed.stderr).toContain('is a single-sequence report');
+        for (const flag of ['-np', '--parallel']) {
+            const bad = cli('-m', model, flag, '2');
+            expect(bad.code).toBe(2);
+            expect(bad.stderr).toContain('the parallel mode of bench is -npl');
         }
     });
 });

@@ -84,7 +84,7 @@ interface LlamaBenchTest {
  */
 export async function runLlamaBench(binary: string, args: LlamaBenchArgs): Promise<LlamaBenchResult> {
     const argv = llamaBenchArgv(args);
-    const { code, signal, stdout, stderr } = await run(binary, argv);
+    const { code, signal, stdout, stderr } = await runProcess(binary, argv);
     if (code !== 0) {
         throw new Error(`llama-bench exited with ${code ?? signal}: ${binary} ${argv.join(' ')}\n${stderr.trim().split('\n').slice(-10).join('\n')}`);
     }
@@ -114,7 +114,8 @@ export async function runLlamaBench(binary: string, args: LlamaBenchArgs): Promi
     };
 }
 
-function run(file: string, argv: string[]): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+/** Runs `file` with `argv` to its end: its exit code or signal and its whole stdout and stderr. */
+export function runProcess(file: string, argv: string[]): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
     return new Promise((resolve, reject) => {
         const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
         let stdout = '';

@@ -253,7 +253,8 @@ export interface Comparison {
     unmatched: string[];
 }
 
-interface Figure {
+/** One figure of a report, for {@link compareFigures}. */
+export interface Figure {
     name: string;
     value: number | null;
     higherIsBetter: boolean;
@@ -295,10 +296,15 @@ function figures(report: BenchReport): Figure[] {
  * better). A figure more than `thresholdPercent` worse than before is a regression.
  */
 export function compareReports(previous: BenchReport, current: BenchReport, thresholdPercent = 5): Comparison {
-    const before = new Map(figures(previous).map((x) => [x.name, x]));
+    return compareFigures(figures(previous), figures(current), thresholdPercent);
+}
+
+/** Compares two reports' figures by name (see {@link compareReports}); the parallel report's go through it too. */
+export function compareFigures(previousFigures: readonly Figure[], currentFigures: readonly Figure[], thresholdPercent = 5): Comparison {
+    const before = new Map(previousFigures.map((x) => [x.name, x]));
     const metrics: ComparedMetric[] = [];
     const unmatched: string[] = [];
-    for (const x of figures(current)) {
+    for (const x of currentFigures) {
         const p = before.get(x.name);
         if (x.value === null || !Number.isFinite(x.value)) continue;
         if (!p || p.value === null || !Number.isFinite(p.value)) {

@@ -57,7 +57,8 @@ export interface BenchOptions {
     onProgress?: (message: string) => void;
 }
 
-function pinnedCommit(): string | null {
+/** The llama.cpp commit of vendor/llama.cpp.json, or null. */
+export function pinnedCommit(): string | null {
     try {
         return (JSON.parse(readFileSync(join(packageRoot(), 'vendor', 'llama.cpp.json'), 'utf8')) as { commit?: string }).commit ?? null;
     } catch {
@@ -65,12 +66,25 @@ function pinnedCommit(): string | null {
     }
 }
 
-function ownVersion(): string {
+/** llama-kv's version (package.json). */
+export function ownVersion(): string {
     try {
         return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
     } catch {
         return 'unknown';
     }
+}
+
+/** The machine a report was measured on. */
+export function machineFacts(): BenchReport['machine'] {
+    return {
+        cpu: cpus()[0]?.model?.trim() ?? 'unknown',
+        cpuId: cpuIdentity(),
+        cpus: availableParallelism(),
+        memoryBytes: totalmem(),
+        os: `${platform()} ${release()}`,
+        node: process.version,
+    };
 }
 
 /** Runs the benchmark and returns the report (nothing is printed: progress goes to `onProgress`). */
@@ -126,14 +140,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     return {
         version: BENCH_REPORT_VERSION,
         createdAt: new Date().toISOString(),
-        machine: {
-            cpu: cpus()[0]?.model?.trim() ?? 'unknown',
-            cpuId: cpuIdentity(),
-            cpus: availableParallelism(),
-            memoryBytes: totalmem(),
-            os: `${platform()} ${release()}`,
-            node: process.version,
-        },
+        machine: machineFacts(),
         llamaCpp: { llamaBench, commit: facts.commit, pinnedCommit: pinnedCommit(), cpuBackend: facts.cpuBackend, reference },
         ours: { version: ownVersion(), cpuBackend: cpu?.path ?? null, cpuVariant: cpu?.variant ?? null, cpuFeatures: cpu ? featureList(cpu.features) : [], extraBufferTypes: cpu?.devices[0]?.extraBufferTypes ?? [] },
         settings: { promptTokens: P, generatedTokens: N, batchSize, ubatchSize, flashAttention: fa, reps, threads: threadList, configs: [...configs] },
