@@ -190,7 +190,32 @@ const repack = {
     },
 };
 
-const RENDERERS = { bench, 'bench:addons': addons, 'bench:repack': repack };
+/** `npm run bench -- --parallel`: N concurrent requests against llama-batched-bench. */
+const parallel = {
+    headline(r) {
+        const rows = r.rows ?? [];
+        const parts = [`S_TG ours / llama.cpp ${range(rows.map((row) => row.tg?.ratio), ratio)}`];
+        const four = rows.filter((row) => row.npl === 4);
+        if (four.length > 0) {
+            parts.push(`4 sequences vs 1: ours ${range(four.map((row) => row.speedupVs1), (x) => `×${fixed(x, 2)}`)}, llama.cpp ${range(four.map((row) => row.llamaCppSpeedupVs1), (x) => `×${fixed(x, 2)}`)}`);
+        }
+        return parts.join('; ');
+    },
+    details(r) {
+        const out = [table(
+            ['npl', 'K/V', 'S_TG ours t/s', 'S_TG llama.cpp t/s', 'ratio', 'S ours t/s', 'S llama.cpp t/s', 'ratio', 'S_TG ours vs npl 1', 'S_TG llama.cpp vs npl 1', 'lag p99', 'outside llama_decode per step'],
+            (r.rows ?? []).map((row) => [
+                row.npl, row.kv, tps(row.tg.ours), tps(row.tg.llamaCpp), ratio(row.tg.ratio), tps(row.total.ours), tps(row.total.llamaCpp), ratio(row.total.ratio),
+                `×${fixed(row.speedupVs1, 2)}`, `×${fixed(row.llamaCppSpeedupVs1, 2)}`, `${fixed(row.lagP99Ms, 2)} ms`,
+                typeof row.outsideDecodeMsPerStep === 'number' ? `${fixed(row.outsideDecodeMsPerStep, 3)} ms (${fixed(row.outsideDecodePercent, 1)}%)` : 'n/a',
+            ]),
+            ['r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+        )];
+        return out;
+    },
+};
+
+const RENDERERS = { bench, 'bench:addons': addons, 'bench:repack': repack, 'bench:parallel': parallel };
 
 function settingsText(r) {
     const s = r.settings ?? {};

@@ -114,15 +114,21 @@ async function main(argvIn) {
                 args.push('--llama-bench', built.llamaBench);
                 if (!has(argv, '--reference')) args.push('--reference', built.reference);
             }
-            const flags = compareFlags(root);
-            const note = flags === null
+            // Our side from build-bench/'s own addon (`--addon build-bench/Release`, after
+            // `cmake --build build-bench --target llama_kv`): the reference's ggml libraries by
+            // construction, so build/ says nothing about it.
+            const ownAddon = addon !== null && dirname(addon) === join(root, 'build-bench', 'Release');
+            const flags = ownAddon ? null : compareFlags(root);
+            const note = ownAddon
+                ? 'ours: build-bench/\'s own addon, which loads the same ggml libraries as the llama.cpp programs beside it (build/ not compared)'
+                : flags === null
                 ? 'the compile flags of build-bench/ were not compared with the addon\'s (build/ has no build.ninja)'
                 : flags.differing.length > 0
                   ? `WARNING: ${flags.differing.length} of ${flags.compared} objects of build-bench/ are compiled with other flags than in the addon's build/, e.g. ${flags.differing[0]}`
                   : `build-bench/ compiles with the same defines, include directories and flags as the addon's build/ (${flags.compared} objects compared: ${flags.compared - flags.addon} ggml/llama, ${flags.addon} of the addon)`;
             log(note);
             notes.push(note);
-            const libs = compareLibraries(root);
+            const libs = ownAddon ? null : compareLibraries(root);
             if (libs !== null) {
                 const libNote = libs.differing.length === 0
                     ? `the ggml libraries of build/ and build-bench/ are byte-identical (${libs.identical.join(', ')})`

@@ -194,6 +194,10 @@ describe('npm run bench -- --parallel (llama-kv against llama-batched-bench)', (
             expect(row.speedupVs1).toBeGreaterThan(0);
             if (row.parallel === 1) expect(row.speedupVs1).toBe(1);
             expect(row.concurrent).toEqual(row.parallel === 1 ? null : expect.any(Boolean));
+            if (row.repetitionContention !== null) {
+                expect(row.repetitionContention).toHaveLength(1);
+                expect(row.repetitionContention[0]).toBeGreaterThanOrEqual(0);
+            }
             const lag = row.eventLoopLagMs;
             expect(lag.resolutionMs).toBe(1);
             if (lag.count > 0) {

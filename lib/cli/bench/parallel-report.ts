@@ -41,6 +41,12 @@ export interface ParallelRow extends KvPair {
     /** Ours: the engine's counters over the timed repetitions, null where the context has none (before the batching engine). */
     engine: EngineSummary | null;
     contention: CpuContention | null;
+    /**
+     * CPU time other processes took during each repetition (both sides), in percent of one CPU, in
+     * the order of the samples: on a shared machine a repetition others ran into can be many times
+     * slower. Null where not measurable.
+     */
+    repetitionContention: number[] | null;
     notes: string[];
 }
 

@@ -136,6 +136,7 @@ async function measureRow(model: LlamaModel, s: RowSettings, facts: Facts, progr
         await runParallel(ctx, Array.from({ length: s.parallel }, nextPrompt), 2);
 
         const theirs = { tg: [] as number[], total: [] as number[], pp: [] as number[] };
+        const repContention: number[] = [];
         const ours = { tg: [] as number[], total: [] as number[], pp: [] as number[], tokens: [] as number[][], engine: [] as (EngineStats | null)[], concurrent: [] as boolean[] };
         const args: BatchedBenchArgs = {
             model: s.path, contextSize, promptTokens: P, generatedTokens: N, parallel: s.parallel, threads: s.threads,
@@ -143,6 +144,7 @@ async function measureRow(model: LlamaModel, s: RowSettings, facts: Facts, progr
         };
         for (let rep = 0; rep < s.reps; rep++) {
             progress(`${label}: repetition ${rep + 1}/${s.reps}`);
+            const repMeter = startCpuMeter();
             if (s.batchedBench !== null) {
                 const r = await runBatchedBench(s.batchedBench, args);
                 if (r.row.n_kv_max !== c.contextSize) notes.push(`llama-batched-bench's context is ${r.row.n_kv_max} cells, ours ${c.contextSize}`);
@@ -159,6 +161,8 @@ async function measureRow(model: LlamaModel, s: RowSettings, facts: Facts, progr
             ours.tokens.push(run.sequences.map((q) => q.tokens));
             ours.engine.push(run.engine);
             ours.concurrent.push(run.concurrent);
+            const taken = repMeter();
+            if (taken !== null) repContention.push(taken.otherPercent);
         }
         progress(`${label}: event-loop lag`);
         const lagRun = await oursRun(ctx, s, nextPrompt, notes, label, 1);
@@ -183,6 +187,7 @@ async function measureRow(model: LlamaModel, s: RowSettings, facts: Facts, progr
             eventLoopLagMs: lagRun.lag!,
             engine: summarizeEngine(ours.engine),
             contention: meter(),
+            repetitionContention: repContention.length === s.reps ? repContention : null,
             notes: [...new Set(notes)],
         };
     } finally {
