@@ -22,16 +22,9 @@ export interface EngineStats {
     stepMs: number;
 }
 
-/**
- * `ctx.engineStats`, or null where the context has none (before the batching engine).
- * TODO(engine merge): read the typed getter instead of the cast.
- */
+/** The context's engine counters (`ctx.engineStats`). */
 export function readEngineStats(ctx: LlamaContext): EngineStats | null {
-    const s = (ctx as unknown as { engineStats?: Partial<EngineStats> }).engineStats;
-    if (s === undefined || s === null || typeof s !== 'object') return null;
-    const { steps, tokens, decodeMs, stepMs } = s;
-    if (![steps, tokens, decodeMs, stepMs].every((x) => typeof x === 'number' && Number.isFinite(x))) return null;
-    return { steps: steps!, tokens: tokens!, decodeMs: decodeMs!, stepMs: stepMs! };
+    return ctx.engineStats;
 }
 
 /** `after - before`, field by field (null when either is null). */
