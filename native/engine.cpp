@@ -68,15 +68,23 @@ void batch_add(llama_batch & batch, llama_token token, llama_pos pos, llama_seq_
 
 // ---- delivery -------------------------------------------------------------------------
 
-void engine_job::post(bool final) {
-    bool call = false;
+void engine_job::post(bool final, bool force) {
+    const int64_t now  = now_us();
+    bool          call = false;
     {
         std::lock_guard<std::mutex> lock(out_mutex);
         if (final) {
             finished = true;
         }
-        call         = !call_pending;
-        call_pending = true;
+        // One call into JS per delivery interval at most: tokens that come sooner wait in the
+        // outbox for the next call (flush() after each step sends them once it is due). The
+        // first token goes at once.
+        const bool due = final || force || last_call_us == 0 || now - last_call_us >= delivery_interval_us;
+        if (due && !call_pending && (final || force || !outbox.empty())) {
+            call         = true;
+            call_pending = true;
+            last_call_us = now;
+        }
     }
     if (call) {
         // The call holds the job until it has run.
@@ -93,7 +101,7 @@ void engine_job::heartbeat() {
         std::lock_guard<std::mutex> lock(out_mutex);
         probe = true;
     }
-    post(false);
+    post(false, true);
 }
 
 void engine_job::drain(Napi::Env env, Napi::Function on_tokens) {
@@ -265,6 +273,9 @@ void sequence_engine::run(context_state & state) {
             if (!step(state)) {
                 // Every sequence waits for its reader: sleep until one reads, aborts or a request
                 // arrives. Each quarter second without any, a heartbeat checks that JS still runs.
+                for (auto & job : active_) {
+                    job->post(false, true);  // what the delivery interval held back, before sleeping
+                }
                 std::unique_lock<std::mutex> lock(mutex_);
                 if (!cv_.wait_for(lock, std::chrono::milliseconds(250), [&] { return woken_ || !incoming_.empty(); })) {
                     lock.unlock();
@@ -506,7 +517,8 @@ bool sequence_engine::step(context_state & state) {
         if (job->phase != engine_job::phase_t::generating) {
             continue;
         }
-        if (job->req.unread_limit > 0 && job->result.generated - job->tokens_read.load() >= job->req.unread_limit) {
+        const uint32_t read = std::min(job->tokens_read.load(), job->result.generated);  // a count beyond what was sent means all
+        if (job->req.unread_limit > 0 && job->result.generated - read >= job->req.unread_limit) {
             continue;  // its reader is behind: it sits out until it reads on
         }
         std::vector<llama_token> & cached = state.cached[static_cast<size_t>(job->req.seq)];
@@ -628,6 +640,9 @@ bool sequence_engine::step(context_state & state) {
     }
     remove_done();
     state.publish_cells();
+    for (auto & job : active_) {
+        job->post(false);  // tokens held back by the delivery interval, once it is due
+    }
     stats.step_ns += now_ns() - t0;
     return true;
 }

@@ -46,6 +46,11 @@ struct engine_request {
 
 engine_request read_engine_request(Napi::Env env, Napi::Object obj);
 
+// At most one call into JS per request and interval: a fast model's tokens reach JS in
+// batches instead of waking the JS thread per token (which takes CPU from ggml's threads on a
+// small machine). Far below what a reader notices.
+constexpr int64_t delivery_interval_us = 4000;
+
 struct token_event {
     llama_token token = 0;
     std::string piece;
@@ -91,6 +96,7 @@ struct engine_job : std::enable_shared_from_this<engine_job> {
     std::vector<token_event> outbox;
     bool                     call_pending = false;
     bool                     probe        = false;  // a heartbeat: call onTokens even with no tokens
+    int64_t                  last_call_us = 0;      // when the last call into JS was queued
     bool                     finished     = false;  // result is final
     bool                     settled      = false;  // JS side: the promise was settled
     engine_result            result;
@@ -101,8 +107,9 @@ struct engine_job : std::enable_shared_from_this<engine_job> {
 
     explicit engine_job(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
 
-    // Engine thread: queues tokens (or the final result) for JS.
-    void post(bool final);
+    // Engine thread: hands queued tokens (or, final, the result) to JS when a call is due
+    // (`force`: now, whatever the interval).
+    void post(bool final, bool force = false);
     // Engine thread: a call into JS with no tokens, made while a request produces none (a long
     // prompt, a stalled reader). A worker being terminated runs its event loop until our work
     // ends, without running JS: the failed call is how the engine learns it, and it aborts.

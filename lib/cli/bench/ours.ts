@@ -26,10 +26,10 @@ export interface BenchContextSettings {
 /**
  * A context as llama-bench creates one for a test: contextSize = the tokens of the test
  * (llama-bench's n_ctx = n_prompt + n_gen + n_depth; llama.cpp pads it to a multiple of
- * 256 and lowers batchSize to it), one sequence, `threads` for both prompt and generation
+ * 256 and lowers batchSize to it), `parallel` sequences (one KV stream each; one by default), `threads` for both prompt and generation
  * (one threadpool), the same K/V types, flash attention and batch sizes.
  */
-export function benchContext(model: LlamaModel, settings: BenchContextSettings, contextSize: number): LlamaContext {
+export function benchContext(model: LlamaModel, settings: BenchContextSettings, contextSize: number, parallel = 1): LlamaContext {
     return new LlamaContext({
         model,
         contextSize,
@@ -40,7 +40,8 @@ export function benchContext(model: LlamaModel, settings: BenchContextSettings, 
         flashAttention: settings.flashAttention,
         batchSize: settings.batchSize,
         ubatchSize: settings.ubatchSize,
-        parallel: 1,
+        parallel,
+        kvUnified: false,
         seed: 1,
     });
 }

@@ -4,10 +4,10 @@
  * generation phase as llama-batched-bench splits its T_PP and T_TG.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { LlamaContext } from '../../context/context.js';
+import type { LlamaContext } from '../../context/context.js';
 import type { LlamaModel } from '../../model/model.js';
 import type { BenchContextSettings, EventLoopLag } from './ours.js';
-import { tokenSource } from './ours.js';
+import { benchContext, tokenSource } from './ours.js';
 import { spansOverlap, splitPhases, type ParallelPhases, type TokenEvent } from './phases.js';
 
 /**
@@ -39,20 +39,7 @@ export function engineStatsDelta(before: EngineStats | null, after: EngineStats 
  * llama.cpp's default), the same threads, K/V types, flash attention and batch sizes.
  */
 export function parallelContext(model: LlamaModel, settings: BenchContextSettings, parallel: number, contextSize: number): LlamaContext {
-    return new LlamaContext({
-        model,
-        contextSize,
-        parallel,
-        kvUnified: false,
-        threads: settings.threads,
-        threadsBatch: settings.threads,
-        cacheTypeK: settings.cacheTypeK,
-        cacheTypeV: settings.cacheTypeV,
-        flashAttention: settings.flashAttention,
-        batchSize: settings.batchSize,
-        ubatchSize: settings.ubatchSize,
-        seed: 1,
-    });
+    return benchContext(model, settings, contextSize, parallel);
 }
 
 /**
