@@ -294,26 +294,37 @@ void sequence_engine::run(context_state & state) {
 }
 
 void sequence_engine::fail_everything(context_state & state, failure f) {
-    std::unique_lock<std::mutex> lock(mutex_);
-    for (auto & job : incoming_) {
-        active_.push_back(std::move(job));
+    // Every request ends with `f`, those that arrive meanwhile too; running_ goes false only
+    // together with an empty queue, so that no request is left without a worker.
+    for (;;) {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            for (auto & job : incoming_) {
+                active_.push_back(std::move(job));
+            }
+            incoming_.clear();
+            if (active_.empty()) {
+                running_ = false;
+                return;
+            }
+        }
+        std::lock_guard<std::mutex> lock(state.mutex);
+        for (auto & job : active_) {
+            end(state, *job, nullptr, f);
+        }
+        active_.clear();
     }
-    incoming_.clear();
-    lock.unlock();
-    for (auto & job : active_) {
-        end(state, *job, nullptr, f);
-    }
-    active_.clear();
-    lock.lock();
-    running_ = false;
 }
 
 void sequence_engine::end(context_state & state, engine_job & job, const char * reason, failure f) {
+    if (job.phase == engine_job::phase_t::done) {
+        return;  // ended already (fail_everything after a step that ended it): release its function once
+    }
     engine_result & r = job.result;
     if (f) {
         r.fail = std::move(f);
     } else {
-        r.finish_reason = reason;
+        r.finish_reason = reason != nullptr ? reason : "abort";
     }
     if (job.t_gen_us > 0) {
         r.generation_ms = static_cast<double>(now_us() - job.t_gen_us) / 1000.0;
