@@ -225,6 +225,23 @@ describe('a full sequence', () => {
         mrope.dispose();
     });
 
+    it('with kvUnified the sequences share one pool: a full pool ends the sequence holding the most cells, and the others go on', async () => {
+        const ctx = new LlamaContext({ model, contextSize: 256, parallel: 2, threads: 2, kvUnified: true });
+        expect(ctx.config.contextSizePerSequence).toBe(256);
+        const [long, short] = await Promise.all([
+            ctx.complete('Once upon a time', { temperature: 0, maxTokens: 1000 }),
+            ctx.complete('The quick brown fox', { temperature: 0, maxTokens: 60 }),
+        ]);
+        expect(short.finishReason).toBe('length');
+        expect(short.tokens).toHaveLength(60);
+        expect(long.finishReason).toBe('contextFull');
+        // The pool is full: both sequences' cells together are all of it.
+        const used = ctx.memoryReport().kv.cellsUsed;
+        expect(used[0] + used[1]).toBe(256);
+        expect(used[long.sequence]).toBe(long.timings.promptTokens + long.tokens.length - 1);
+        ctx.dispose();
+    });
+
     it('a request may choose its own policy', async () => {
         const ctx = new LlamaContext({ model, contextSize: 256, threads: 2 });
         const r = await ctx.complete('Once', { temperature: 0, maxTokens: 400, onContextFull: 'shift' });
