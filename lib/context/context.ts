@@ -85,6 +85,13 @@ const dropped = new FinalizationRegistry<{ abort?: () => void }>((run) => run.ab
 
 type Prompt = string | ArrayLike<number>;
 
+/** A generation once started: its token events, its result, and how to end it. */
+interface StartedRun {
+    next(): Promise<GeneratedToken | null>;
+    result: Promise<CompletionResult>;
+    abort(): void;
+}
+
 let nextContextId = 0;
 
 /** The request's sequence tokens that a failed native call attached to its error. */
@@ -444,14 +451,35 @@ export class LlamaContext {
 
     #generateOn(place: RunPlace | null, prompt: Prompt, options: GenerateOptions): AsyncGenerator<GeneratedToken, CompletionResult, undefined> {
         const handle: { abort?: () => void } = {};
-        const stream = this.#stream(place, prompt, options, handle);
+        // On a sequence the request takes its turn now, in call order (its place already holds
+        // the turn); on the pool it starts at the first next(), as it always did.
+        let eager: StartedRun | null = null;
+        if (place !== null) {
+            try {
+                eager = this.#start(place, prompt, options);
+                handle.abort = eager.abort;
+            } catch (error) {
+                eager = null;
+                const failed = (async function* (): AsyncGenerator<GeneratedToken, CompletionResult, undefined> {
+                    throw error;
+                })();
+                return failed;
+            }
+        }
+        const stream = this.#stream(() => eager ?? this.#start(place, prompt, options), handle);
+        // return() before the first next() never runs the generator's body: end the request here.
+        const done = stream.return.bind(stream);
+        stream.return = (value) => {
+            handle.abort?.();
+            return done(value);
+        };
         // Dropped without return(): the GC ends its generation (the handle does not reference the stream).
         dropped.register(stream, handle);
         return stream;
     }
 
-    async *#stream(place: RunPlace | null, prompt: Prompt, options: GenerateOptions, handle: { abort?: () => void }): AsyncGenerator<GeneratedToken, CompletionResult, undefined> {
-        const run = this.#start(place, prompt, options);
+    async *#stream(begin: () => StartedRun, handle: { abort?: () => void }): AsyncGenerator<GeneratedToken, CompletionResult, undefined> {
+        const run = begin();
         handle.abort = run.abort;
         let finished = false;
         try {
@@ -480,7 +508,7 @@ export class LlamaContext {
         return run.result;
     }
 
-    #start(place: RunPlace | null, prompt: Prompt, options: GenerateOptions) {
+    #start(place: RunPlace | null, prompt: Prompt, options: GenerateOptions): StartedRun {
         const stack = captureStack();
         let request;
         let opts: ReturnType<typeof parseOptions<typeof generateOptionsSchema>>;

@@ -106,10 +106,10 @@ describe('generation control', () => {
             step = await run.next();
         }
         expect(step.value.finishReason).toBe('abort');
-        // The native loop checks the flag before sampling each token, so at most one more token
-        // is sampled after abort(); tokens sampled before it may still be in the delivery queue
-        // (they arrive in batches), hence the margin.
-        expect(seen).toBeLessThanOrEqual(atAbort + 8);
+        // The engine ends the request at its next step, so at most one more token is sampled
+        // after abort(); tokens sampled before it may still be on their way to JS (they arrive at
+        // most every 4 ms, in batches: about 13 tokens of this model here), hence the margin.
+        expect(seen).toBeLessThanOrEqual(atAbort + 32);
         expect(step.value.tokens.length).toBe(seen);
 
         const pre = await ctx.complete(PROMPT, { maxTokens: 1000, temperature: 0, signal: AbortSignal.abort() });

@@ -143,6 +143,23 @@ describe('concurrent sequences', () => {
         ctx.dispose();
     });
 
+    it('a stream on a sequence takes its turn when called; return() before reading it ends it and frees the turn', async () => {
+        const ctx = new LlamaContext({ model, contextSize: 512, parallel: 2, threads: 2 });
+        const seq = await ctx.acquireSequence();
+        const first = seq.generate(PROMPTS[0], { ...greedy, maxTokens: 400 });
+        const after = seq.complete(PROMPTS[1], { ...greedy, maxTokens: 4 }); // queued behind the stream
+        await new Promise((resolve) => setImmediate(resolve));
+        expect(ctx.sequences[seq.id].state).not.toBe('idle'); // the stream runs though nobody read it yet
+        const ended = await first.return(undefined as never);
+        expect(ended.done).toBe(true);
+        expect((await after).tokens).toEqual(await aloneTokens(['f16', 'f16'], PROMPTS[1], 4));
+        // A generator never iterated and never returned does not hold the pool's sequences: it never started.
+        void ctx.generate(PROMPTS[2], greedy);
+        expect((await ctx.complete(PROMPTS[3], { ...greedy, maxTokens: 4 })).tokens).toHaveLength(4);
+        seq.release();
+        ctx.dispose();
+    });
+
     it('reports the cells each sequence holds', async () => {
         for (const kvUnified of [false, true]) {
             const ctx = new LlamaContext({ model, contextSize: 1024, parallel: 4, threads: 2, kvUnified });
