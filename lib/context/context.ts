@@ -16,7 +16,7 @@ import { contextOptionsSchema, loraListSchema, type ContextOptionsWithoutModel, 
 import { startGeneration, UNREAD_LIMIT, type CompletionResult, type FinishReason, type GeneratedToken, type RunningStream, type RunPlace } from './generation.js';
 import { pickByPrefix, pickEmptiest, SequencePool, type Slot } from './sequence-pool.js';
 import { LlamaSequence, type SequenceHost } from './sequence.js';
-import type { ScoreOptionsOf, ScoreReference, TokenScores } from './scores.js';
+import type { ScoreOptionsOf, TokenScores } from './scores.js';
 import { IterableWeakSet } from '../weak-set.js';
 
 export type { ContextOptionsWithoutModel, LlamaContextOptions, LoraUse };
