@@ -251,25 +251,27 @@ sequence_engine::~sequence_engine() {
 
 // ---- the loop (engine thread) ---------------------------------------------------------
 
+bool sequence_engine::take_incoming() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto & job : incoming_) {
+        active_.push_back(std::move(job));
+    }
+    incoming_.clear();
+    woken_ = false;
+    if (active_.empty()) {
+        running_ = false;  // with the queue empty, under its lock: the next submit starts a worker
+        return false;
+    }
+    return true;
+}
+
 void sequence_engine::run(context_state & state) {
     try {
         if (batch_capacity_ == 0) {
             batch_capacity_ = static_cast<int32_t>(llama_n_batch(state.ctx.get()));
             batch_          = llama_batch_init(batch_capacity_, 0, 1);
         }
-        for (;;) {
-            {
-                std::unique_lock<std::mutex> lock(mutex_);
-                for (auto & job : incoming_) {
-                    active_.push_back(std::move(job));
-                }
-                incoming_.clear();
-                if (active_.empty()) {
-                    running_ = false;
-                    return;
-                }
-                woken_ = false;
-            }
+        while (take_incoming()) {
             if (!step(state)) {
                 // Every sequence waits for its reader: sleep until one reads, aborts or a request
                 // arrives. Each quarter second without any, a heartbeat checks that JS still runs.
@@ -296,18 +298,7 @@ void sequence_engine::run(context_state & state) {
 void sequence_engine::fail_everything(context_state & state, failure f) {
     // Every request ends with `f`, those that arrive meanwhile too; running_ goes false only
     // together with an empty queue, so that no request is left without a worker.
-    for (;;) {
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            for (auto & job : incoming_) {
-                active_.push_back(std::move(job));
-            }
-            incoming_.clear();
-            if (active_.empty()) {
-                running_ = false;
-                return;
-            }
-        }
+    while (take_incoming()) {
         std::lock_guard<std::mutex> lock(state.mutex);
         for (auto & job : active_) {
             end(state, *job, nullptr, f);

@@ -152,6 +152,8 @@ class sequence_engine {
     void run(context_state & state);
 
   private:
+    // Moves new requests into the active list; false (and not running) when there is no work.
+    bool take_incoming();
     bool step(context_state & state);
     void start_job(context_state & state, engine_job & job);
     bool shift(context_state & state, engine_job & job);

@@ -13,7 +13,7 @@ import { defaults, randomSeed, requestSeed } from '../options/defaults.js';
 import { generateOptionsSchema, signalOptionsSchema, type GenerateOptions } from '../options/generate-options.js';
 import { describe, parseArgument, parseOptions } from '../options/validate.js';
 import { contextOptionsSchema, loraListSchema, type ContextOptionsWithoutModel, type LlamaContextOptions, type LoraUse } from './options.js';
-import { startGeneration, UNREAD_LIMIT, type CompletionResult, type FinishReason, type GeneratedToken, type RunningStream, type RunPlace } from './generation.js';
+import { startGeneration, tokensOnFailure, UNREAD_LIMIT, type CompletionResult, type FinishReason, type GeneratedToken, type RunningStream, type RunPlace } from './generation.js';
 import { pickByPrefix, pickEmptiest, SequencePool, type Slot } from './sequence-pool.js';
 import { LlamaSequence, type SequenceHost } from './sequence.js';
 import type { ScoreOptionsOf, TokenScores } from './scores.js';
@@ -93,12 +93,6 @@ interface StartedRun {
 }
 
 let nextContextId = 0;
-
-/** The request's sequence tokens that a failed native call attached to its error. */
-function tokensOnFailure(error: unknown): Int32Array | null {
-    const t = (error as { sequenceTokens?: unknown } | null)?.sequenceTokens;
-    return t instanceof Int32Array ? t : null;
-}
 
 /** Waits for `before`, or rejects with ABORTED when `signal` fires first. */
 function raceAbort(before: Promise<void>, signal: AbortSignal | undefined, what: string): Promise<void> {

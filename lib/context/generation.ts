@@ -92,8 +92,8 @@ export interface GenerationRun {
 
 type EngineRequest = Omit<NativeRequest, 'sequence' | 'kind'>;
 
-/** Reads the sequence tokens a failed native request attached to its error. */
-function tokensOnFailure(error: unknown): Int32Array | null {
+/** The sequence tokens a failed native request attached to its error (null when none). */
+export function tokensOnFailure(error: unknown): Int32Array | null {
     const t = (error as { sequenceTokens?: unknown } | null)?.sequenceTokens;
     return t instanceof Int32Array ? t : null;
 }
