@@ -519,17 +519,16 @@ export class LlamaContext {
         const seed = opts.seed ?? (this.#seed === null ? randomSeed() : requestSeed(this.#seed, index));
         const tokensOf = () => (typeof promptInput === 'string' ? this.#model.tokenize(promptInput, { addSpecial: request.addSpecial, parseSpecial: request.parseSpecial }) : promptInput);
         const where = place ?? this.#poolPlace(tokensOf);
-        let phase: () => SequenceState = () => 'prompt';
         const tracked: RunPlace = {
             ...where,
             acquire: async (signal) => {
                 const slot = await where.acquire(signal);
-                this.#activity.set(slot.id, () => phase());
+                // Read when asked, after startGeneration has returned `run`.
+                this.#activity.set(slot.id, () => (run.stream.stalled() ? 'waiting' : run.stream.delivered() > 0 ? 'generating' : 'prompt'));
                 return slot;
             },
         };
         const run = startGeneration({ ...request, seed }, request.stop, seed, tracked, opts.signal, stack);
-        phase = () => (run.stream.stalled() ? 'waiting' : run.stream.delivered() > 0 ? 'generating' : 'prompt');
         if (place === null) {
             this.#streams.add(run.stream);
             void run.result.finally(() => this.#streams.delete(run.stream)).catch(() => undefined);
