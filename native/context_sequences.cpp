@@ -127,12 +127,15 @@ Napi::Value context_wrap::engine_stats(const Napi::CallbackInfo & info) {
     if (!state_) {
         throw_error(env, code::disposed, "the context has been disposed");
     }
-    const llama_kv::engine_stats & s   = state_->engine->stats;
-    Napi::Object         out = Napi::Object::New(env);
+    const llama_kv::engine_stats & s = state_->engine->stats;
+    // decode_ns before step_ns: the engine adds to them in the other order (stepMs >= decodeMs).
+    const uint64_t decode_ns = s.decode_ns.load();
+    const uint64_t step_ns   = s.step_ns.load();
+    Napi::Object   out       = Napi::Object::New(env);
     out.Set("steps", static_cast<double>(s.steps.load()));
     out.Set("tokens", static_cast<double>(s.tokens.load()));
-    out.Set("decodeMs", static_cast<double>(s.decode_ns.load()) / 1e6);
-    out.Set("stepMs", static_cast<double>(s.step_ns.load()) / 1e6);
+    out.Set("decodeMs", static_cast<double>(decode_ns) / 1e6);
+    out.Set("stepMs", static_cast<double>(step_ns) / 1e6);
     return out;
 }
 

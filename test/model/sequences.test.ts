@@ -43,6 +43,21 @@ describe('concurrent sequences', () => {
         });
     }
 
+    it('engineStats read as each result arrives: the step counted with its decode (stepMs >= decodeMs)', async () => {
+        const ctx = new LlamaContext({ model, contextSize: 512, parallel: 2, threads: 2 });
+        let last = ctx.engineStats;
+        for (let i = 0; i < 40; i++) {
+            const r = await ctx.complete(PROMPTS[i % PROMPTS.length], { temperature: 0, maxTokens: 1 + (i % 3) });
+            const s = ctx.engineStats; // read in the callback's turn, while the engine may still end its step
+            expect(s.stepMs, `request ${i}`).toBeGreaterThanOrEqual(s.decodeMs);
+            // A repeated prompt reuses its cached prefix: at least its last token is decoded again.
+            expect(s.tokens - last.tokens).toBeGreaterThanOrEqual(r.tokens.length);
+            expect(s.tokens - last.tokens).toBeLessThanOrEqual(r.timings.promptTokens + r.tokens.length - 1);
+            last = s;
+        }
+        ctx.dispose();
+    });
+
     it('aborting one of four leaves the other three bit-identical', async () => {
         const ctx = new LlamaContext({ model, contextSize: 2048, parallel: 4, threads: 2, flashAttention: 'on' });
         const abort = new AbortController();
