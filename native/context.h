@@ -31,6 +31,9 @@ class context_wrap : public Napi::ObjectWrap<context_wrap> {
     Napi::Value engine_stats(const Napi::CallbackInfo & info);    // context_sequences.cpp
     Napi::Value sequence_cells(const Napi::CallbackInfo & info);  // context_sequences.cpp
     Napi::Value score(const Napi::CallbackInfo & info);
+    Napi::Value state_layout(const Napi::CallbackInfo & info);  // context_state_io.cpp
+    Napi::Value save_state(const Napi::CallbackInfo & info);    // context_state_io.cpp
+    Napi::Value load_state(const Napi::CallbackInfo & info);    // context_state_io.cpp
     Napi::Value abort(const Napi::CallbackInfo & info);
     Napi::Value set_loras(const Napi::CallbackInfo & info);  // context_loras.cpp
     Napi::Value dispose(const Napi::CallbackInfo & info);

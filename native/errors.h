@@ -26,6 +26,9 @@ constexpr const char * backend_unavailable   = "BACKEND_UNAVAILABLE";
 constexpr const char * lora_load_failed      = "LORA_LOAD_FAILED";
 constexpr const char * quantize_failed       = "QUANTIZE_FAILED";
 constexpr const char * insufficient_memory   = "INSUFFICIENT_MEMORY";
+constexpr const char * state_mismatch        = "STATE_MISMATCH";
+constexpr const char * invalid_state_file    = "INVALID_STATE_FILE";
+constexpr const char * state_io_failed       = "STATE_IO_FAILED";
 constexpr const char * internal              = "INTERNAL";
 }  // namespace code
 

@@ -36,6 +36,22 @@ struct ctx_buf_output_tag {
     friend type get(ctx_buf_output_tag);
 };
 
+struct kv_v_trans_tag {
+    using type = bool llama_kv_cache::*;
+    friend type get(kv_v_trans_tag);
+};
+struct kv_rot_k_tag {
+    using type = bool llama_kv_cache::*;
+    friend type get(kv_rot_k_tag);
+};
+struct kv_rot_v_tag {
+    using type = bool llama_kv_cache::*;
+    friend type get(kv_rot_v_tag);
+};
+
+template struct member_access<kv_v_trans_tag, &llama_kv_cache::v_trans>;
+template struct member_access<kv_rot_k_tag, &llama_kv_cache::attn_rot_k>;
+template struct member_access<kv_rot_v_tag, &llama_kv_cache::attn_rot_v>;
 template struct member_access<kv_size_k_tag, &llama_kv_cache::size_k_bytes>;
 template struct member_access<kv_size_v_tag, &llama_kv_cache::size_v_bytes>;
 template struct member_access<ctx_buf_output_tag, &llama_context::buf_output>;
@@ -169,6 +185,29 @@ context_kv_facts context_facts(const llama_context * ctx) {
         facts.type_v = kv->type_v();
     }
     return facts;
+}
+
+context_state_layout context_state_layout_of(const llama_context * ctx) {
+    context_state_layout out;
+    const llama_memory_i * mem = ctx->get_memory();
+    const llama_kv_cache * kv  = nullptr;
+    if (const auto * plain = dynamic_cast<const llama_kv_cache *>(mem)) {
+        kv = plain;
+    } else if (const auto * iswa = dynamic_cast<const llama_kv_cache_iswa *>(mem)) {
+        kv         = iswa->get_base();
+        out.caches = 2;
+    } else {
+        out.unsupported = mem == nullptr ? "the model has no KV cache" : "its memory is recurrent or hybrid, not a KV cache";
+        return out;
+    }
+    out.cell_ext = kv->has_cell_ext();
+    out.has_v    = !ctx->get_model().hparams.is_mla();
+    out.v_trans  = kv->*get(kv_v_trans_tag{});
+    out.rot_k    = kv->*get(kv_rot_k_tag{});
+    out.rot_v    = kv->*get(kv_rot_v_tag{});
+    const llama_cparams & cparams = ctx->get_cparams();
+    out.n_stream                  = cparams.kv_unified ? 1 : cparams.n_seq_max;
+    return out;
 }
 
 std::vector<tensor_place> model_tensor_placement(const llama_model * model) {

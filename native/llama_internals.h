@@ -43,6 +43,21 @@ struct context_kv_facts {
 
 context_kv_facts context_facts(const llama_context * ctx);
 
+// How a context's memory writes a sequence's state (llama_state_seq_get_data), for a saved
+// state's header and the payload check (state_section.h).
+struct context_state_layout {
+    std::string unsupported;  // why its state cannot be saved or loaded; empty when it can
+    uint32_t    caches   = 1;      // 2 for iSWA (full-attention cache, then the SWA one)
+    bool        cell_ext = false;  // cells carry llama_kv_cell_ext
+    bool        has_v    = true;   // false for MLA
+    bool        v_trans  = true;   // V stored transposed (no flash attention)
+    bool        rot_k    = false;  // K stored Hadamard-rotated (quantized K, LLAMA_ATTN_ROT_DISABLE unset)
+    bool        rot_v    = false;
+    uint32_t    n_stream = 1;      // streams per cache: 1 with kv_unified, else n_seq_max
+};
+
+context_state_layout context_state_layout_of(const llama_context * ctx);
+
 // Memory actually allocated by a context, read from its buffers and tensors.
 struct context_memory {
     struct buffer {

@@ -12,12 +12,15 @@ import { checkContextMemory } from '../memory/guard.js';
 import { defaults, randomSeed, requestSeed } from '../options/defaults.js';
 import { generateOptionsSchema, signalOptionsSchema, type GenerateOptions } from '../options/generate-options.js';
 import { describe, parseArgument, parseOptions } from '../options/validate.js';
+import { statePathSchema } from '../options/state-options.js';
 import { contextOptionsSchema, loraListSchema, type ContextOptionsWithoutModel, type LlamaContextOptions, type LoraUse } from './options.js';
 import { startGeneration, tokensOnFailure, UNREAD_LIMIT, type CompletionResult, type FinishReason, type GeneratedToken, type RunningStream, type RunPlace } from './generation.js';
 import { pickByPrefix, pickEmptiest, SequencePool, type Slot } from './sequence-pool.js';
 import { LlamaSequence, type SequenceHost } from './sequence.js';
 import type { ScoreOptionsOf, TokenScores } from './scores.js';
 import { IterableWeakSet } from '../weak-set.js';
+import { modelIdentity } from '../model/identity.js';
+import { fileName, llamaCppCommit, loadSequences, readCheckedHeader, saveSequences, stateWriter, type StateTarget } from './state.js';
 
 export type { ContextOptionsWithoutModel, LlamaContextOptions, LoraUse };
 export type { CompletionResult, FinishReason, GeneratedToken, TokenScores };
@@ -244,6 +247,141 @@ export class LlamaContext {
     }
 
     /**
+     * Saves every sequence's KV cache and tokens to `path` (a temporary file renamed when
+     * complete), after the requests running now; requests made meanwhile wait. The file
+     * says what it belongs to (docs/api.md, "State files"). Resolves with the bytes written.
+     */
+    saveStateFile(path: string, options: { signal?: AbortSignal } = {}): Promise<number> {
+        let signal: AbortSignal | undefined;
+        try {
+            path = parseArgument(statePathSchema, path, 'path');
+            signal = parseOptions(signalOptionsSchema, options, 'saveStateFile()').signal;
+        } catch (error) {
+            return Promise.reject(error);
+        }
+        return this.#pool.exclusive(async () => {
+            const target = this.#stateTarget();
+            const sequences = this.#pool.slots.map((slot) => ({ id: slot.id, tokens: slot.cached.length }));
+            return (await saveSequences(this.#requireNative(), target, 'context', sequences, path, signal)) as number;
+        });
+    }
+
+    /**
+     * Restores every sequence from a file of {@link saveStateFile}, after the requests running
+     * now: each saved sequence into the sequence of the same id, the others emptied. The header
+     * is checked first (STATE_MISMATCH names the field that differs; INVALID_STATE_FILE for a
+     * damaged file), then each sequence's bytes; on failure every sequence is left empty.
+     */
+    loadStateFile(path: string, options: { signal?: AbortSignal } = {}): Promise<void> {
+        let signal: AbortSignal | undefined;
+        try {
+            path = parseArgument(statePathSchema, path, 'path');
+            signal = parseOptions(signalOptionsSchema, options, 'loadStateFile()').signal;
+        } catch (error) {
+            return Promise.reject(error);
+        }
+        return this.#pool.exclusive(async () => {
+            const native = this.#requireNative();
+            const read = await readCheckedHeader(path, this.#stateTarget());
+            if (read.header.kind !== 'context') {
+                throw new LlamaError('INVALID_ARGUMENT', `${path} holds one sequence (seq.saveState): load it with seq.loadStateFile()`);
+            }
+            const ids = read.header.sequences.map((s) => s.id);
+            const outside = ids.find((id) => id >= this.#pool.slots.length);
+            if (outside !== undefined) {
+                throw new LlamaError('STATE_MISMATCH', `${path} was saved with sequence ${outside}, this context has ${this.#pool.slots.length} (parallel): create it with parallel: ${Math.max(...ids) + 1} or more`);
+            }
+            for (const slot of this.#pool.slots) {
+                native.clearSequence(slot.id);
+                slot.cached = new Int32Array(0);
+            }
+            let tokens: Int32Array[];
+            try {
+                tokens = await loadSequences(native, path, read, ids, signal);
+            } catch (error) {
+                for (const slot of this.#pool.slots) if (!this.#host.disposed()) native.clearSequence(slot.id);
+                throw error;
+            }
+            for (const [i, id] of ids.entries()) this.#pool.slots[id].cached = tokens[i];
+        });
+    }
+
+    /** What a saved state must match to load here. */
+    #stateTarget(): StateTarget {
+        const native = this.#requireNative();
+        const layout = native.stateLayout();
+        if (layout.unsupported !== null) throw new LlamaError('INVALID_ARGUMENT', `this context's state cannot be saved or loaded: ${layout.unsupported}`);
+        const config = this.config;
+        return {
+            writer: stateWriter(),
+            llamaCpp: llamaCppCommit(),
+            model: { ...modelIdentity(modelPlacement(this.#model).header), file: fileName(this.#model.path) },
+            cache: {
+                typeK: config.cacheTypeK ?? '',
+                typeV: config.cacheTypeV ?? '',
+                vTransposed: layout.vTransposed,
+                rotateK: layout.rotateK,
+                rotateV: layout.rotateV,
+                cellExt: layout.cellExt,
+                caches: layout.caches,
+            },
+            loras: this.#loras
+                .map(({ lora, scale }) => ({ name: fileName(lora.path), identity: lora.metadata.identity, scale }))
+                .sort((a, b) => (a.identity < b.identity ? -1 : a.identity > b.identity ? 1 : a.scale - b.scale)),
+            cellsPerSequence: config.contextSizePerSequence,
+        };
+    }
+
+    /** Saves one sequence's state (seq.saveState / saveStateFile) in its turn. */
+    async #saveSequenceState(place: RunPlace, path: string | undefined, options: { signal?: AbortSignal }): Promise<Buffer | number> {
+        let signal: AbortSignal | undefined;
+        try {
+            if (path !== undefined) path = parseArgument(statePathSchema, path, 'path');
+            signal = parseOptions(signalOptionsSchema, options, path === undefined ? 'saveState()' : 'saveStateFile()').signal;
+        } catch (error) {
+            place.cancel();
+            throw error;
+        }
+        const slot = await place.acquire(signal);
+        try {
+            return await saveSequences(place.native(), this.#stateTarget(), 'sequence', [{ id: slot.id, tokens: slot.cached.length }], path, signal);
+        } finally {
+            place.release(slot, slot.cached);
+        }
+    }
+
+    /** Loads one sequence's state (seq.loadState / loadStateFile) in its turn. */
+    async #loadSequenceState(place: RunPlace, source: Buffer | string, options: { signal?: AbortSignal }): Promise<void> {
+        let signal: AbortSignal | undefined;
+        try {
+            if (typeof source === 'string') source = parseArgument(statePathSchema, source, 'path');
+            else if (!Buffer.isBuffer(source)) throw new LlamaConfigError(`loadState(): expected a Buffer but received ${describe(source)}`, 'INVALID_ARGUMENT', ['state']);
+            signal = parseOptions(signalOptionsSchema, options, typeof source === 'string' ? 'loadStateFile()' : 'loadState()').signal;
+        } catch (error) {
+            place.cancel();
+            throw error;
+        }
+        const slot = await place.acquire(signal);
+        let cached: Int32Array | null = slot.cached;
+        try {
+            const native = place.native();
+            const read = await readCheckedHeader(source, this.#stateTarget());
+            if (read.header.kind !== 'sequence') {
+                throw new LlamaError('INVALID_ARGUMENT', `${typeof source === 'string' ? source : 'the state'} holds a whole context (ctx.saveStateFile): load it with ctx.loadStateFile()`);
+            }
+            try {
+                cached = (await loadSequences(native, source, read, [slot.id], signal))[0];
+            } catch (error) {
+                // Refused before llama.cpp read it: the sequence is as it was; after: it is empty.
+                if (!place.disposed() && native.sequenceCells()[slot.id] === 0) cached = null;
+                throw error;
+            }
+        } finally {
+            place.release(slot, cached);
+        }
+    }
+
+    /**
      * Holds one of the context's sequences for the caller: requests on the returned
      * {@link LlamaSequence} run on it, one after another, and reuse its cache; the pool does not
      * hand it to other requests until `release()`. Waits (FIFO, with the other requests) for a
@@ -409,6 +547,8 @@ export class LlamaContext {
                 cancel: done,
             }),
             fork: (slot, place, options) => this.#fork(slot, place, options),
+            saveState: (place, path, options) => this.#saveSequenceState(place, path, options),
+            loadState: (place, source, options) => this.#loadSequenceState(place, source, options),
             clear: (slot) => this.#requireNative().clearSequence(slot.id),
             disown: (slot) => this.#pool.disown(slot),
             disposed: () => this.#native === null,

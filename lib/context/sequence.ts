@@ -20,6 +20,10 @@ export interface SequenceHost {
     /** A new owned sequence holding a copy of `slot`'s cache. */
     fork(slot: Slot, place: RunPlace, options: { signal?: AbortSignal }): Promise<LlamaSequence>;
     clear(slot: Slot): void;
+    /** Saves the sequence's state in its turn: a Buffer, or the bytes written to `path`. */
+    saveState(place: RunPlace, path: string | undefined, options: { signal?: AbortSignal }): Promise<Buffer | number>;
+    /** Loads a state (a Buffer, or a file's path) into the sequence in its turn. */
+    loadState(place: RunPlace, source: Buffer | string, options: { signal?: AbortSignal }): Promise<void>;
     disown(slot: Slot): void;
     disposed(): boolean;
 }
@@ -112,6 +116,42 @@ export class LlamaSequence {
      */
     fork(options: { signal?: AbortSignal } = {}): Promise<LlamaSequence> {
         return this.#host.fork(this.#slot, this.#place(), options);
+    }
+
+    /**
+     * Its KV cache and tokens as a self-describing state (docs/api.md, "State files"), after its
+     * calls queued so far. A state of n tokens takes about n times the KV bytes per cell
+     * ({@link estimateMemory}'s `state`), so a q4_0 cache saves about a quarter of an f16 one.
+     *
+     * @example
+     * const saved = await seq.saveState();
+     * // ... later, on a context with the same model, K/V types and adapters:
+     * await other.loadState(saved);
+     */
+    async saveState(options: { signal?: AbortSignal } = {}): Promise<Buffer> {
+        return (await this.#host.saveState(this.#place(), undefined, options)) as Buffer;
+    }
+
+    /**
+     * Replaces this sequence's cache with a state of {@link saveState} (or of
+     * {@link saveStateFile}'s file read into a Buffer), after its calls queued so far. Every header
+     * field is checked first: another model, K or V type, flash attention setting or LoRA set
+     * rejects with STATE_MISMATCH naming the field and both values, and the sequence stays as
+     * it was; damaged bytes reject with INVALID_STATE_FILE. A state of more tokens than the
+     * sequence has cells rejects with STATE_MISMATCH and the numbers.
+     */
+    loadState(state: Buffer, options: { signal?: AbortSignal } = {}): Promise<void> {
+        return this.#host.loadState(this.#place(), state, options);
+    }
+
+    /** {@link saveState} to a file, written under a temporary name and renamed when complete; resolves with its size. */
+    async saveStateFile(path: string, options: { signal?: AbortSignal } = {}): Promise<number> {
+        return (await this.#host.saveState(this.#place(), path, options)) as number;
+    }
+
+    /** {@link loadState} from a file of {@link saveStateFile}, read off the JS thread. */
+    loadStateFile(path: string, options: { signal?: AbortSignal } = {}): Promise<void> {
+        return this.#host.loadState(this.#place(), path, options);
     }
 
     /** Empties this sequence's cache, after its calls queued so far. */

@@ -5,6 +5,7 @@
 import type { NativeLora } from '../native/binding.js';
 import { LlamaDisposedError } from '../errors.js';
 import type { GgufMetadata, GgufValue } from '../gguf/types.js';
+import { loraIdentity } from './identity.js';
 
 /** What a LoRA adapter is, from its GGUF file and from llama.cpp. */
 export interface LoraMetadata {
@@ -18,6 +19,8 @@ export interface LoraMetadata {
     architecture: string;
     /** The GGUF key/value map as stored in the file. */
     gguf: Record<string, GgufValue>;
+    /** SHA-256 (hex) of its tensor table and metadata: how a saved state names the adapter. */
+    identity: string;
 }
 
 /** Facts about an adapter file, from its header. @internal */
@@ -38,6 +41,7 @@ export function loraFacts(path: string, gguf: GgufMetadata): LoraMetadata {
         targets: [...pairs.keys()].sort(),
         architecture: typeof kv['general.architecture'] === 'string' ? kv['general.architecture'] : '',
         gguf: kv,
+        identity: loraIdentity(gguf),
     };
 }
 

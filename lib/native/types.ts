@@ -182,11 +182,30 @@ export interface NativeScores {
     reference?: { logProbs: Float64Array; topTokens: Int32Array; kl: Float64Array };
 }
 
+/** From NativeContext.stateLayout(): llama_internals' context_state_layout. */
+export interface NativeStateLayout {
+    /** Why this context's state cannot be saved (recurrent or hybrid memory); null when it can. */
+    unsupported: string | null;
+    /** 1, or 2 for an iSWA cache. */
+    caches: number;
+    cellExt: boolean;
+    hasV: boolean;
+    vTransposed: boolean;
+    rotateK: boolean;
+    rotateV: boolean;
+}
+
 export interface NativeContext {
     config(): NativeContextConfig;
     memoryReport(): NativeMemoryReport;
     submit(request: NativeRequest, onTokens: (tokens: Int32Array, pieces: Buffer[]) => void): NativeRequestHandle;
     score(tokens: Int32Array, sequence: number, reference?: NativeContext, referenceSequence?: number): { promise: Promise<NativeScores>; abort(): void };
+    /** How this context's memory saves a sequence (for a saved state's header). */
+    stateLayout(): NativeStateLayout;
+    /** Writes `prefix` then one section per sequence, to a Buffer, or to `tmpPath` renamed to `path` (resolves with the bytes written). */
+    saveState(sequences: number[], prefix: Buffer, path?: string, tmpPath?: string): { promise: Promise<Buffer | number>; abort(): void };
+    /** Loads the sections from `offset` of a Buffer or file into `sequences`; resolves with each section's tokens. */
+    loadState(source: Buffer | string, offset: number, sequences: number[], tokenCounts: number[]): { promise: Promise<Int32Array[]>; abort(): void };
     /** Empties a sequence that runs no request (waits for the engine's current step). */
     clearSequence(sequence: number): void;
     /** `target` becomes a copy of `source`'s cache; neither may run a request. */

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { batchSizeOption, contextSizeOption, floatOption, parallelOption, threadsOption } from './llama-limits.js';
 import { KV_CACHE_TYPES, KV_PRESETS, type FlashAttention, type KvCacheType, type KvPreset } from './kv-cache.js';
 import { bool, oneOf, samplingSeed } from './validate.js';
+import { promptCacheOption, type PromptCacheOptions } from './state-options.js';
 
 const FLASH_ATTENTION = ['auto', 'on', 'off'] as const;
 
@@ -45,6 +46,7 @@ export const contextSettingsShape = {
     swaFull: bool().optional(),
     checkMemory: bool().optional(),
     onContextFull: contextFullOption().optional(),
+    promptCache: promptCacheOption().optional(),
 };
 
 /** `model`: any object here; the context checks that it is a live LlamaModel. */
@@ -128,4 +130,11 @@ export interface ContextSettings {
      * may override it. Defaults to `'error'`.
      */
     onContextFull?: ContextFullPolicy;
+    /**
+     * Keep sequences' states when they are about to be overwritten (another prompt takes the
+     * sequence, or it is cleared), in RAM and optionally on disk, and restore one for a prompt
+     * that starts with its tokens instead of decoding them (see {@link PromptCacheOptions}).
+     * `ctx.promptCache` reports it. Defaults to none.
+     */
+    promptCache?: PromptCacheOptions;
 }

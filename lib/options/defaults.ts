@@ -50,6 +50,8 @@ export const defaults = {
     inspectModel: { timeoutMs: 120_000 },
     logger: { level: 'warn' as const },
     /** readGgufMetadata(): the first read, and the largest header it reads. */
+    /** The promptCache context option's fields. */
+    promptCache: { ramBytes: 256 * 1024 * 1024, diskBytes: 4 * 1024 * 1024 * 1024, minTokens: 32 },
     gguf: { initialChunkSize: 256 * 1024, maxHeaderBytes: 512 * 1024 * 1024 },
     detokenize: { renderSpecial: false },
     /** ensureFixtureModel()/ensureFixtureLora(): where the generated demo models are cached. */
