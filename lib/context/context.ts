@@ -20,6 +20,7 @@ import { LlamaSequence, type SequenceHost } from './sequence.js';
 import type { ScoreOptionsOf, TokenScores } from './scores.js';
 import { IterableWeakSet } from '../weak-set.js';
 import { modelIdentity } from '../model/identity.js';
+import { PromptCache, type PromptCacheStats } from './prompt-cache.js';
 import { fileName, llamaCppCommit, loadSequences, readCheckedHeader, saveSequences, stateWriter, type StateTarget } from './state.js';
 
 export type { ContextOptionsWithoutModel, LlamaContextOptions, LoraUse };
@@ -142,6 +143,7 @@ export class LlamaContext {
     /** Creation order: two contexts' sequences are always taken in this order (see scoreTokens). */
     readonly #id = nextContextId++;
     readonly #host: SequenceHost;
+    readonly #promptCache: PromptCache | null = null;
 
     constructor(options: LlamaContextOptions) {
         const opts = parseOptions(contextOptionsSchema, options, 'LlamaContext');
@@ -181,6 +183,16 @@ export class LlamaContext {
         this.#seed = opts.seed ?? null;
         this.#release = adoptChild(model, this);
         this.#host = this.#sequenceHost();
+        if (opts.promptCache !== undefined) {
+            this.#promptCache = new PromptCache(opts.promptCache, {
+                target: () => this.#stateTarget(),
+                save: (id, path) => saveSequences(this.#requireNative(), this.#stateTarget(), 'sequence', [{ id, tokens: this.#pool.slots[id].cached.length }], path, undefined),
+                load: async (id, source) => {
+                    const read = await readCheckedHeader(source, this.#stateTarget());
+                    return (await loadSequences(this.#requireNative(), source, read, [id], undefined))[0];
+                },
+            });
+        }
     }
 
     /** The model this context runs. */
@@ -224,6 +236,16 @@ export class LlamaContext {
             cells: cells[slot.id],
             acquired: slot.owner !== null,
         }));
+    }
+
+    /** The prompt cache's figures (entries, bytes in RAM and on disk, hits, misses), or null without the `promptCache` option. */
+    get promptCache(): PromptCacheStats | null {
+        return this.#promptCache?.stats ?? null;
+    }
+
+    /** Waits for the prompt cache's state files being written after the last requests (before the process exits). */
+    flushPromptCache(): Promise<void> {
+        return this.#promptCache?.flush() ?? Promise.resolve();
     }
 
     /** The batch engine's cumulative figures (steps, tokens, time in and around llama_decode). */
@@ -514,9 +536,23 @@ export class LlamaContext {
         };
     }
 
-    #leave(slot: Slot, cached: Int32Array | null): void {
+    /** A request on `slot` ended. With a prompt cache folder, the sequence stays held while its state is written there. */
+    #leave(slot: Slot, cached: Int32Array | null): Promise<void> | null {
         this.#activity.delete(slot.id);
-        this.#pool.leave(slot, cached ?? new Int32Array(0));
+        const now = cached ?? new Int32Array(0);
+        slot.cached = now;
+        const write = this.#native === null ? null : (this.#promptCache?.persist(slot.id, now) ?? null);
+        if (write === null) {
+            this.#pool.leave(slot, now);
+            return null;
+        }
+        return write.finally(() => this.#pool.leave(slot, now));
+    }
+
+    /** Before a request runs `prompt` on `slot`: the prompt cache keeps what it would overwrite and restores a longer cached prefix. */
+    async #fromPromptCache(slot: Slot, prompt: () => ArrayLike<number>): Promise<void> {
+        if (this.#promptCache === null) return;
+        slot.cached = await this.#promptCache.prepare(slot.id, slot.cached, prompt());
     }
 
     /** The functions a LlamaSequence runs its calls with. */
@@ -539,8 +575,9 @@ export class LlamaContext {
                     }
                 },
                 release: (s, cached) => {
-                    this.#leave(s, cached);
-                    done();
+                    const write = this.#leave(s, cached);
+                    if (write === null) done();
+                    else void write.finally(done);
                 },
                 native: () => this.#requireNative(),
                 disposed: () => this.#native === null,
@@ -549,7 +586,10 @@ export class LlamaContext {
             fork: (slot, place, options) => this.#fork(slot, place, options),
             saveState: (place, path, options) => this.#saveSequenceState(place, path, options),
             loadState: (place, source, options) => this.#loadSequenceState(place, source, options),
-            clear: (slot) => this.#requireNative().clearSequence(slot.id),
+            clear: async (slot) => {
+                if (this.#promptCache !== null) await this.#promptCache.keep(slot.id, slot.cached);
+                this.#requireNative().clearSequence(slot.id);
+            },
             disown: (slot) => this.#pool.disown(slot),
             disposed: () => this.#native === null,
         };
@@ -663,6 +703,12 @@ export class LlamaContext {
             ...where,
             acquire: async (signal) => {
                 const slot = await where.acquire(signal);
+                try {
+                    await this.#fromPromptCache(slot, tokensOf);
+                } catch (error) {
+                    where.release(slot, slot.cached);
+                    throw error;
+                }
                 // Read when asked, after startGeneration has returned `run`.
                 this.#activity.set(slot.id, () => (run.stream.stalled() ? 'waiting' : run.stream.delivered() > 0 ? 'generating' : 'prompt'));
                 return slot;
@@ -727,6 +773,12 @@ export class LlamaContext {
         }
         const slot = await where.acquire(signal);
         this.#activity.set(slot.id, () => 'prompt');
+        try {
+            await this.#fromPromptCache(slot, () => ids);
+        } catch (error) {
+            where.release(slot, slot.cached);
+            throw error;
+        }
         let cached: Int32Array | null = null;
         let raw: NativeRequestResult;
         const abort = { run: () => undefined as void };

@@ -19,7 +19,7 @@ export interface SequenceHost {
     place(slot: Slot, before: Promise<void>, done: () => void, isReleased: () => boolean): RunPlace;
     /** A new owned sequence holding a copy of `slot`'s cache. */
     fork(slot: Slot, place: RunPlace, options: { signal?: AbortSignal }): Promise<LlamaSequence>;
-    clear(slot: Slot): void;
+    clear(slot: Slot): void | Promise<void>;
     /** Saves the sequence's state in its turn: a Buffer, or the bytes written to `path`. */
     saveState(place: RunPlace, path: string | undefined, options: { signal?: AbortSignal }): Promise<Buffer | number>;
     /** Loads a state (a Buffer, or a file's path) into the sequence in its turn. */
@@ -159,7 +159,7 @@ export class LlamaSequence {
         const place = this.#place();
         const slot = await place.acquire(undefined);
         try {
-            this.#host.clear(slot);
+            await this.#host.clear(slot);
         } finally {
             place.release(slot, new Int32Array(0));
         }
