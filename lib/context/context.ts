@@ -6,6 +6,7 @@ import { resolveContextParams } from '../options/context-params.js';
 import type { ContextFullPolicy } from '../options/context-options.js';
 import { flashAttentionBackendWarning, type KvCacheType } from '../options/kv-cache.js';
 import { toMemoryReport, type MemoryReport } from '../memory/report.js';
+import { stateSizeOf } from '../memory/state-size.js';
 import { adoptChild, modelGpuLayers, modelPlacement, modelWeightPlacement, nativeModel, toTokenArray, LlamaModel } from '../model/model.js';
 import { estimateResolved, KV_ONLY_LOAD } from '../memory/estimate.js';
 import { checkContextMemory } from '../memory/guard.js';
@@ -261,8 +262,13 @@ export class LlamaContext {
      */
     memoryReport(): MemoryReport {
         try {
-            const native = this.#requireNative().memoryReport();
-            return toMemoryReport(native, { placement: modelWeightPlacement(this.#model), gguf: modelPlacement(this.#model).header });
+            const nativeContext = this.#requireNative();
+            const report = toMemoryReport(nativeContext.memoryReport(), { placement: modelWeightPlacement(this.#model), gguf: modelPlacement(this.#model).header });
+            const layout = nativeContext.stateLayout();
+            if (layout.unsupported === null) report.kv.state = stateSizeOf(report.kv, layout.cellExt);
+            report.promptCache = { bytes: this.#promptCache?.stats.ramBytes ?? 0 };
+            report.total.bytes += report.promptCache.bytes;
+            return report;
         } catch (error) {
             throw fromNative(error, captureStack());
         }

@@ -3,6 +3,7 @@
  * and output exact for dense-attention models, compute approximate), or by asking
  * llama.cpp to dry-run every allocation without reading the weights (`simulate`).
  */
+import { stateSizeOf } from './state-size.js';
 import { binding, type NativeBinding, type NativeModel } from '../native/binding.js';
 import { CONTEXT_PADDING, resolveContextParams } from '../options/context-params.js';
 import { captureStack, fromNative, LlamaAbortError, LlamaConfigError, LlamaError } from '../errors.js';
@@ -43,6 +44,8 @@ export interface MemoryEstimate {
     loras: MemoryComponent;
     compute: MemoryComponent;
     output: MemoryComponent;
+    /** The prompt cache's `ramBytes` when the options have a `promptCache` (the most it holds in RAM), else 0. */
+    promptCache: MemoryComponent;
     total: MemoryComponent;
     /** Whether each figure is exact (equal to what a live context allocates) or approximate. */
     exact: Record<Components, boolean>;
@@ -168,7 +171,14 @@ export function weightLoad(load: { useMmap: boolean; repack: boolean }): WeightL
 /** Header-level estimate for already parsed options. Throws the same errors as LlamaContext. @internal */
 export function estimateFromHeader(gguf: GgufMetadata, facts: HeaderModelFacts, options: EstimateContextOptions, load: WeightLoad): MemoryEstimate {
     const resolved = resolveContextParams(options, facts);
-    return { ...headerEstimate(gguf, facts, resolved.native, resolved.kv, load), warnings: resolved.warnings };
+    return withPromptCache({ ...headerEstimate(gguf, facts, resolved.native, resolved.kv, load), warnings: resolved.warnings }, options);
+}
+
+/** The prompt cache's RAM limit counted in an estimate whose options have one. */
+function withPromptCache(estimate: MemoryEstimate, options: { promptCache?: { ramBytes?: number } }): MemoryEstimate {
+    if (options.promptCache === undefined) return estimate;
+    const bytes = options.promptCache.ramBytes ?? defaults.promptCache.ramBytes;
+    return { ...estimate, promptCache: { bytes }, total: { bytes: estimate.total.bytes + bytes } };
 }
 
 /** Header-level estimate for parameters already resolved by resolveContextParams. @internal */
@@ -215,7 +225,7 @@ export async function openSimulator(
             const params = resolved.native;
             try {
                 const estimate = { ...simulateEstimate(native, model, params, { placement, gguf }), warnings: resolved.warnings };
-                return (run.useMmap ?? defaults.model.useMmap) && mappable ? asMapped(estimate, placement, gguf) : estimate;
+                return withPromptCache((run.useMmap ?? defaults.model.useMmap) && mappable ? asMapped(estimate, placement, gguf) : estimate, options);
             } catch (error) {
                 throw fromNative(error, stack);
             }
@@ -317,11 +327,12 @@ function headerEstimate(gguf: GgufMetadata, facts: HeaderModelFacts, p: NativePa
             ubatchSize: tokens,
             kvUnified: p.kvUnified,
         },
-        kv: { k: { type: typeK, bytes: kBytes }, v: { type: typeV, bytes: vBytes }, bytes: kvBytes, cells: ctx.total, layers: facts.layerCount, sequences: p.kvUnified ? 1 : p.sequences, cellsPerSequence: p.kvUnified ? ctx.total : Math.floor(ctx.total / p.sequences), cellsUsed: new Array<number>(p.sequences).fill(0), recurrentBytes: 0 },
+        kv: { k: { type: typeK, bytes: kBytes }, v: { type: typeV, bytes: vBytes }, bytes: kvBytes, cells: ctx.total, layers: facts.layerCount, sequences: p.kvUnified ? 1 : p.sequences, cellsPerSequence: p.kvUnified ? ctx.total : Math.floor(ctx.total / p.sequences), cellsUsed: new Array<number>(p.sequences).fill(0), recurrentBytes: 0, state: stateSizeOf({ k: { bytes: kBytes }, v: { bytes: vBytes }, cells: ctx.total, layers: facts.layerCount, sequences: p.kvUnified ? 1 : p.sequences }) },
         weights: placed.weights,
         loras: { bytes: 0 },
         compute: { bytes: compute },
         output: { bytes: output },
+        promptCache: { bytes: 0 },
         total: { bytes: weights + kvBytes + compute + output },
         exact: { kv: facts.denseKv, weights: placed.exact, loras: true, compute: false, output: true },
         source: { kv: 'header', weights: 'header', loras: 'header', compute: 'header', output: 'header' },
@@ -351,6 +362,7 @@ function simulateEstimate(native: NativeBinding, model: NativeModel, p: NativePa
             loras: { bytes: 0 },
             compute: report.compute,
             output: report.output,
+            promptCache: { bytes: 0 },
             total: report.total,
             exact: { kv: true, weights: true, loras: true, compute: true, output: true },
             source: { kv: 'simulate', weights: 'simulate', loras: 'header', compute: 'simulate', output: 'simulate' },

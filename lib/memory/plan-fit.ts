@@ -114,7 +114,7 @@ function plan(opts: PlanOptions, gguf: GgufMetadata, facts: HeaderModelFacts, si
     const parallel = opts.parallel ?? defaults.planFit.parallel;
     const batchSize = opts.batchSize ?? defaults.context.batchSize;
     const budget = opts.budgetBytes;
-    const extra = { batchSize: opts.batchSize, ubatchSize: opts.ubatchSize };
+    const extra = { batchSize: opts.batchSize, ubatchSize: opts.ubatchSize, ...(opts.promptCache ? { promptCache: opts.promptCache } : {}) };
 
     const margin = 1.15;
     const useMmap = opts.useMmap ?? defaults.model.useMmap;

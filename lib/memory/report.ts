@@ -2,6 +2,7 @@
  * Memory reports: what a live context has allocated, read from llama.cpp's buffers
  * and KV cache tensors (never recomputed from a formula).
  */
+import { stateSizeOf, type StateSize } from './state-size.js';
 import type { NativeMemoryReport } from '../native/binding.js';
 import type { GgufMetadata } from '../gguf/types.js';
 import type { KvCacheType } from '../options/kv-cache.js';
@@ -53,6 +54,12 @@ export interface MemoryReport {
         recurrentBytes: number;
         /** Present when the figures need a word of explanation (recurrent state, no KV cache). */
         note?: string;
+        /**
+         * What a saved state of one sequence takes (seq.saveState, a prompt cache entry): n tokens
+         * take `fixedBytes + n * bytesPerToken` plus the header's JSON (about 1 KB). Exact for a
+         * dense KV cache; a quantized cache's state shrinks with it (q4_0 is about a quarter of f16).
+         */
+        state: StateSize;
     };
     /**
      * The model's tensors, on every device, per buffer type: what maps the file
@@ -65,7 +72,9 @@ export interface MemoryReport {
     compute: MemoryComponent;
     /** The host buffer for logits / embeddings. */
     output: MemoryComponent;
-    /** weights + loras + kv + compute + output. */
+    /** States the prompt cache holds in RAM (0 without the `promptCache` option; an estimate counts its `ramBytes`). */
+    promptCache: MemoryComponent;
+    /** weights + loras + kv + compute + output + promptCache. */
     total: MemoryComponent;
     devices: DeviceMemory[];
 }
@@ -115,6 +124,7 @@ export function toMemoryReport(native: NativeMemoryReport, model: { placement: W
             cellsPerSequence: kv.cells,
             cellsUsed: [...(kv.sequenceCells ?? [])],
             recurrentBytes: kv.recurrentBytes,
+            state: { bytesPerToken: 0, fixedBytes: 0 },
         },
         weights: describeWeightBuffers(
             native.buffers.map((b) => ({ bufferType: b.buffer, device: b.device, bytes: b.model })),
@@ -124,9 +134,11 @@ export function toMemoryReport(native: NativeMemoryReport, model: { placement: W
         loras: { bytes: sum('loraBytes') },
         compute: { bytes: sum('computeBytes') },
         output: { bytes: sum('outputBytes') },
+        promptCache: { bytes: 0 },
         total: { bytes: 0 },
         devices: list,
     };
+    report.kv.state = stateSizeOf(report.kv);
     report.total.bytes = report.weights.bytes + report.loras.bytes + report.kv.bytes + report.compute.bytes + report.output.bytes;
     if (!kv.present && kv.recurrentBytes === 0) report.kv.note = 'this model has no KV cache';
     else if (kv.recurrentBytes > 0) report.kv.note = `includes ${kv.recurrentBytes} bytes of recurrent state (not K/V)`;

@@ -1,4 +1,5 @@
 /** Options of planFit(). */
+import { promptCacheOption } from './state-options.js';
 import { z } from 'zod';
 import type { GgufMetadata } from '../gguf/types.js';
 import { ggufModelOption } from './estimate-options.js';
@@ -48,5 +49,6 @@ export const planFitSchema = z.strictObject({
     ubatchSize: batchSizeOption().optional(),
     useMmap: bool().optional(),
     repack: bool().optional(),
+    promptCache: promptCacheOption().optional(),
     signal: signal().optional(),
 });

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LlamaContext, LlamaError, LlamaModel, type KvCacheType } from '../../lib/index.js';
+import { estimateMemory, LlamaContext, LlamaError, LlamaModel, planFit, type KvCacheType } from '../../lib/index.js';
 import { fixtures } from '../support/fixtures.js';
 import { root } from '../support/global-setup.js';
 
@@ -82,6 +82,50 @@ describe('saved state', () => {
         // q4_0 is 4.5 bits a value against 16: 0.28 of the KV bytes, plus the per-cell metadata and header.
         expect(sizes.q4_0 / sizes.f16).toBeGreaterThan(0.25);
         expect(sizes.q4_0 / sizes.f16).toBeLessThan(0.35);
+    });
+
+    for (const kv of [['f16', 'f16'], ['q8_0', 'q4_0']] as [KvCacheType, KvCacheType][]) {
+        it(`memoryReport and estimateMemory give the state size exactly, bar the header's JSON (${kv.join('/')})`, async () => {
+            const ctx = context(kv, { parallel: 2, contextSize: 1024 });
+            const report = ctx.memoryReport().kv.state;
+            const estimate = (await estimateMemory({ model: fixtures.q8_0, contextSize: 1024, parallel: 2, cacheTypeK: kv[0], cacheTypeV: kv[1], flashAttention: 'on' })).kv.state;
+            expect(estimate).toEqual(report);
+            for (const text of ['Hi', PROMPT, PROMPT.repeat(5)]) {
+                const seq = await ctx.acquireSequence();
+                const tokens = model.tokenize(text);
+                await seq.evaluate(tokens);
+                const state = await seq.saveState();
+                const json = Math.ceil((16 + state.readUInt32LE(12)) / 8) * 8;
+                expect(state.length - json).toBe(report.fixedBytes + tokens.length * report.bytesPerToken);
+                await seq.clear();
+                seq.release();
+            }
+            ctx.dispose();
+        });
+    }
+
+    it('a prompt cache is counted: memoryReport holds what it keeps, estimateMemory and planFit its ramBytes', async () => {
+        const ramBytes = 64 * 2 ** 20;
+        const base = await estimateMemory({ model: fixtures.q8_0, contextSize: 1024 });
+        const withCache = await estimateMemory({ model: fixtures.q8_0, contextSize: 1024, promptCache: { ramBytes } });
+        expect(withCache.promptCache.bytes).toBe(ramBytes);
+        expect(withCache.total.bytes - base.total.bytes).toBe(ramBytes);
+        const budget = base.total.bytes + ramBytes / 2;
+        const plain = await planFit({ model: fixtures.q8_0, budgetBytes: budget, minContextSize: 256 });
+        const planned = await planFit({ model: fixtures.q8_0, budgetBytes: budget + ramBytes, minContextSize: 256, promptCache: { ramBytes } });
+        expect(planned.estimate.total.bytes).toBeLessThanOrEqual(budget + ramBytes);
+        expect(planned.estimate.promptCache.bytes).toBe(ramBytes);
+        expect(plain.estimate.promptCache.bytes).toBe(0);
+
+        const ctx = context(['q8_0', 'q8_0'], { promptCache: { ramBytes, minTokens: 4 } });
+        expect(ctx.memoryReport().promptCache.bytes).toBe(0);
+        await ctx.evaluate(model.tokenize(PROMPT));
+        await ctx.evaluate(model.tokenize('Another prompt takes the sequence'));
+        const report = ctx.memoryReport();
+        expect(report.promptCache.bytes).toBe(ctx.promptCache!.ramBytes);
+        expect(report.promptCache.bytes).toBeGreaterThan(0);
+        expect(report.total.bytes).toBe(report.weights.bytes + report.loras.bytes + report.kv.bytes + report.compute.bytes + report.output.bytes + report.promptCache.bytes);
+        ctx.dispose();
     });
 
     it('across a process restart: saved in one child, loaded in another, bit-identical', () => {
