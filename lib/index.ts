@@ -16,6 +16,10 @@ export {
     UNREAD_LIMIT,
 } from './context/context.js';
 export type { ContextFullPolicy } from './options/context-options.js';
+export type { PromptCacheOptions } from './options/state-options.js';
+export type { PromptCacheStats } from './context/prompt-cache.js';
+export type { StateHeader } from './context/state-header.js';
+export type { StateSize } from './memory/state-size.js';
 export type { LlamaWarning, LlamaWarningCode } from './warnings.js';
 export type { TokenizeAsyncOptions } from './options/model-options.js';
 export {

@@ -215,7 +215,27 @@ const parallel = {
     },
 };
 
-const RENDERERS = { bench, 'bench:addons': addons, 'bench:repack': repack, 'bench:parallel': parallel };
+/** `npm run bench:state`: restoring a saved state against decoding its tokens again. */
+const state = {
+    headline(r) {
+        return (r.rows ?? [])
+            .map((row) => `${row.kv}: restore ×${fixed(row.decodeOverRestoreBuffer, 0)} (Buffer), ×${fixed(row.decodeOverRestoreFile, 0)} (file) faster than decoding ${row.tokens} tokens; ${fixed(row.stateBytesPerToken, 1)} B/token for ${row.kvBytesPerCell} B/cell of KV`)
+            .join('; ');
+    },
+    details(r) {
+        return [table(
+            ['K/V', 'tokens', 'decode', 'restore (Buffer)', 'restore (file)', 'decode / restore (Buffer)', 'decode / restore (file)', 'file', 'state B/token', 'KV B/cell', 'kv.state predicted'],
+            (r.rows ?? []).map((row) => [
+                row.kv, row.tokens, `${fixed(row.decodeMs, 0)} ms`, `${fixed(row.restoreBufferMs, 1)} ms`, `${fixed(row.restoreFileMs, 1)} ms`,
+                `×${fixed(row.decodeOverRestoreBuffer, 0)}`, `×${fixed(row.decodeOverRestoreFile, 0)}`, `${fixed(row.fileBytes / 2 ** 20, 2)} MiB`,
+                fixed(row.stateBytesPerToken, 1), row.kvBytesPerCell, row.predictedMatches ? 'exactly' : 'no',
+            ]),
+            ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l'],
+        )];
+    },
+};
+
+const RENDERERS = { bench, 'bench:addons': addons, 'bench:repack': repack, 'bench:parallel': parallel, 'bench:state': state };
 
 function settingsText(r) {
     const s = r.settings ?? {};

@@ -1,5 +1,5 @@
 /** Options of planFit(). */
-import { promptCacheOption } from './state-options.js';
+import { promptCacheOption, type PromptCacheOptions } from './state-options.js';
 import { z } from 'zod';
 import type { GgufMetadata } from '../gguf/types.js';
 import { ggufModelOption } from './estimate-options.js';
@@ -34,6 +34,8 @@ export interface PlanFitOptions {
     useMmap?: boolean;
     /** The model load's `repack` (whether the CPU's extra buffer types copy weights). Defaults to `true`. */
     repack?: boolean;
+    /** The context's prompt cache: its `ramBytes` are counted in the plan's total (see {@link PromptCacheOptions}). Defaults to none. */
+    promptCache?: PromptCacheOptions;
     /** Checked before each candidate's estimate: an abort rejects with ABORTED. Defaults to none. */
     signal?: AbortSignal;
 }
