@@ -84,7 +84,7 @@ Napi::Value context_wrap::state_layout(const Napi::CallbackInfo & info) {
     return out;
 }
 
-// saveState(sequences, prefix: Buffer, path?, tmpPath?) -> { promise: Buffer | bytes written, abort() }
+// saveState(sequences, prefix: Buffer, tokenCounts (the header's), path?, tmpPath?) -> { promise: Buffer | bytes written, abort() }
 Napi::Value context_wrap::save_state(const Napi::CallbackInfo & info) {
     Napi::Env                            env   = info.Env();
     const std::shared_ptr<context_state> state = live(env);
@@ -95,18 +95,30 @@ Napi::Value context_wrap::save_state(const Napi::CallbackInfo & info) {
     }
     auto prefix = info[1].As<Napi::Buffer<uint8_t>>();
     req.prefix.assign(prefix.Data(), prefix.Data() + prefix.Length());
-    if (info.Length() > 2 && !info[2].IsUndefined()) {
-        req.path     = read_string(env, info[2], "path");
-        req.tmp_path = read_string(env, info.Length() > 3 ? info[3] : env.Undefined(), "tmpPath");
+    if (info.Length() < 3 || !info[2].IsArray() || info[2].As<Napi::Array>().Length() != req.seqs.size()) {
+        throw_error(env, code::invalid_argument, "saveState(): tokenCounts must be an array with one count per sequence");
+    }
+    Napi::Array counts = info[2].As<Napi::Array>();
+    for (uint32_t i = 0; i < counts.Length(); ++i) {
+        Napi::Value v = counts.Get(i);
+        if (!v.IsNumber()) {
+            throw_error(env, code::invalid_argument, "saveState(): tokenCounts[" + std::to_string(i) + "] must be a number");
+        }
+        req.n_tokens.push_back(static_cast<uint32_t>(checked_integer(env, v.As<Napi::Number>().DoubleValue(), 0, UINT32_MAX, "tokenCounts")));
+    }
+    if (info.Length() > 3 && !info[3].IsUndefined()) {
+        req.path     = read_string(env, info[3], "path");
+        req.tmp_path = read_string(env, info.Length() > 4 ? info[4] : env.Undefined(), "tmpPath");
     }
     require_supported(env, *state);
     req.state = state;
     claim_all(env, *state, req.seqs);
-    auto abort = std::make_shared<std::atomic<bool>>(false);
+    auto                            abort = std::make_shared<std::atomic<bool>>(false);
+    const std::vector<llama_seq_id> seqs  = req.seqs;
     try {
         return promise_with_abort(env, queue_state_save(env, std::move(req), abort), abort);
     } catch (...) {
-        for (llama_seq_id seq : req.seqs) {
+        for (llama_seq_id seq : seqs) {
             state->engine->release(seq);
         }
         throw;

@@ -100,7 +100,11 @@ void check_cache(reader & r, uint32_t n_tokens, const payload_layout & layout, b
             r.error = "it holds " + std::to_string(cells) + " cells for " + std::to_string(n_tokens) + " tokens";
             return;
         }
-        int64_t last = -1;
+        // Cells are written in cell order, not position order (after a shift, or with kvUnified,
+        // later positions can sit in lower cells). The full-attention cache holds each position
+        // 0..n-1 once; a sliding-window cache the last `cells` of them.
+        const uint32_t    lowest = first ? 0 : n_tokens - cells;
+        std::vector<bool> seen_pos(cells, false);
         for (uint32_t i = 0; i < cells; ++i) {
             int32_t  pos      = 0;
             uint32_t n_seq_id = 0;
@@ -118,20 +122,19 @@ void check_cache(reader & r, uint32_t n_tokens, const payload_layout & layout, b
             if (!r.read(seq_id, "a cell")) {
                 return;
             }
-            const bool in_order = first ? pos == static_cast<int64_t>(i) : (pos > last && pos < static_cast<int64_t>(n_tokens));
-            if (!in_order) {
-                r.error = "cell " + std::to_string(i) + " is at position " + std::to_string(pos) +
-                          (first ? ", not " + std::to_string(i) : ", out of order");
+            if (pos < static_cast<int64_t>(lowest) || pos >= static_cast<int64_t>(n_tokens) || seen_pos[static_cast<size_t>(pos - lowest)]) {
+                r.error = "cell " + std::to_string(i) + " is at position " + std::to_string(pos) + ", outside [" + std::to_string(lowest) +
+                          ", " + std::to_string(n_tokens) + ") or twice";
                 return;
             }
-            last = pos;
+            seen_pos[static_cast<size_t>(pos - lowest)] = true;
         }
         uint32_t v_trans = 0;
         uint32_t n_layer = 0;
         if (!r.read(v_trans, "the V layout") || !r.read(n_layer, "the layer count")) {
             return;
         }
-        if (v_trans > 1 || n_layer == 0 || n_layer > max_layers) {
+        if (v_trans > 1 || n_layer > max_layers) {  // 0 layers: a cache whose layers all went to the other one (iSWA)
             r.error = "its V layout (" + std::to_string(v_trans) + ") or layer count (" + std::to_string(n_layer) + ") is invalid";
             return;
         }

@@ -187,6 +187,7 @@ export class LlamaContext {
         if (opts.promptCache !== undefined) {
             this.#promptCache = new PromptCache(opts.promptCache, {
                 target: () => this.#stateTarget(),
+                cells: (id) => this.#requireNative().sequenceCells()[id],
                 save: (id, path) => saveSequences(this.#requireNative(), this.#stateTarget(), 'sequence', [{ id, tokens: this.#pool.slots[id].cached.length }], path, undefined),
                 load: async (id, source) => {
                     const read = await readCheckedHeader(source, this.#stateTarget());

@@ -32,6 +32,8 @@ export interface PromptCacheStats {
 }
 
 interface Entry {
+    /** The settings it was saved with (the hash of its StateTarget): entries of other settings (another LoRA set) are skipped. */
+    settings: string;
     tokens: Int32Array;
     key: string;
     ram: Buffer | null;
@@ -43,6 +45,8 @@ interface Entry {
 /** What the cache does with a sequence (the context implements it on the sequence it holds). */
 export interface PromptCacheHost {
     target(): StateTarget;
+    /** The cells the sequence holds on the native side (what it holds after a failed load). */
+    cells(sequence: number): number;
     save(sequence: number, path?: string): Promise<Buffer | number>;
     load(sequence: number, source: Buffer | string): Promise<Int32Array>;
 }
@@ -98,7 +102,9 @@ export class PromptCache {
         if (cached.length > shared) await this.keep(sequence, cached);
         let best: Entry | null = null;
         let bestShared = shared;
+        const settings = this.#settings();
         for (const e of this.#entries.values()) {
+            if (e.settings !== settings) continue;
             const s = commonPrefix(e.tokens, prompt);
             if (s > bestShared) {
                 best = e;
@@ -117,10 +123,10 @@ export class PromptCache {
             return tokens;
         } catch (error) {
             if (!quiet(error)) log('warn', `prompt cache: restoring ${best.tokens.length} tokens failed (${(error as Error).message}); decoding instead`);
-            this.#drop(best);
+            if (error instanceof LlamaError && error.code === 'INVALID_STATE_FILE') this.#drop(best); // damaged: of no use to anyone
             this.#misses++;
-            // Refused before llama.cpp read it: the sequence is as it was; otherwise it is empty.
-            return error instanceof LlamaError && (error.code === 'STATE_MISMATCH' || error.code === 'INVALID_STATE_FILE') ? cached : new Int32Array(0);
+            // Refused before llama.cpp read it: the sequence is as it was; after: empty.
+            return this.#host.cells(sequence) === 0 ? new Int32Array(0) : cached;
         }
     }
 
@@ -165,12 +171,19 @@ export class PromptCache {
         while (this.#pending.size > 0) await Promise.all([...this.#pending]);
     }
 
+    /** The entry key: the settings and the tokens. */
     #keyOf(tokens: Int32Array): string {
-        return createHash('sha256').update(Buffer.from(tokens.buffer, tokens.byteOffset, tokens.byteLength)).digest('hex').slice(0, 32);
+        return createHash('sha256').update(this.#settings()).update(Buffer.from(tokens.buffer, tokens.byteOffset, tokens.byteLength)).digest('hex').slice(0, 32);
+    }
+
+    /** A hash of what a state must match to load here (model, K/V layout, adapters). */
+    #settings(): string {
+        const target = this.#host.target();
+        return createHash('sha256').update(JSON.stringify({ ...target, writer: '', llamaCpp: '', cellsPerSequence: 0 })).digest('hex').slice(0, 16);
     }
 
     #add(key: string, tokens: Int32Array, part: { ram?: Buffer; file?: string; fileBytes?: number }): void {
-        const e = this.#entries.get(key) ?? { tokens: tokens.slice(), key, ram: null, file: null, fileBytes: 0, lastUsed: 0 };
+        const e = this.#entries.get(key) ?? { settings: this.#settings(), tokens: tokens.slice(), key, ram: null, file: null, fileBytes: 0, lastUsed: 0 };
         if (part.ram !== undefined) e.ram = part.ram;
         if (part.file !== undefined) {
             e.file = part.file;
@@ -180,15 +193,13 @@ export class PromptCache {
         this.#entries.set(key, e);
         // An entry whose tokens start the new one's is covered by it: a prompt shares as much with the new one.
         for (const other of [...this.#entries.values()]) {
-            if (other !== e && other.tokens.length < e.tokens.length && commonPrefix(other.tokens, e.tokens) === other.tokens.length) this.#drop(other);
+            if (other !== e && other.settings === e.settings && other.tokens.length < e.tokens.length && commonPrefix(other.tokens, e.tokens) === other.tokens.length) this.#drop(other);
         }
     }
 
     async #writeFile(sequence: number, key: string, tokens: Int32Array): Promise<void> {
         await mkdir(this.#dir!, { recursive: true });
-        const target = this.#host.target();
-        const model = createHash('sha256').update(JSON.stringify({ ...target, writer: '', llamaCpp: '' })).digest('hex').slice(0, 16);
-        const file = join(this.#dir!, `${model}-${key}${SUFFIX}`);
+        const file = join(this.#dir!, `${this.#settings()}-${key}${SUFFIX}`);
         const bytes = (await this.#host.save(sequence, file)) as number;
         this.#add(key, tokens, { file, fileBytes: bytes });
     }
@@ -235,6 +246,8 @@ export class PromptCache {
                     checkStateTarget(header, target, file);
                     if (header.kind !== 'sequence') continue;
                     const n = header.sequences[0].tokens;
+                    const info = await stat(file);
+                    if (length + 32 + 4 * n > info.size) continue; // its header claims more tokens than the file has: damaged
                     const handle = await open(file, 'r');
                     let tokens: Int32Array;
                     try {
@@ -245,10 +258,9 @@ export class PromptCache {
                     } finally {
                         await handle.close();
                     }
-                    const info = await stat(file);
                     const key = this.#keyOf(tokens);
                     if (!this.#entries.has(key)) {
-                        this.#entries.set(key, { tokens, key, ram: null, file, fileBytes: info.size, lastUsed: info.mtimeMs / 1e12 });
+                        this.#entries.set(key, { settings: this.#settings(), tokens, key, ram: null, file, fileBytes: info.size, lastUsed: info.mtimeMs / 1e12 });
                     }
                 } catch {
                     // another model's, a damaged or foreign file: not ours to use or delete

@@ -133,10 +133,11 @@ export async function saveSequences(
     const stack = captureStack();
     const prefix = encodeStateHeader({ kind, ...target, sequences });
     const ids = sequences.map((s) => s.id);
-    if (path === undefined) return withSignal(() => native.saveState(ids, prefix), signal, stack);
+    const counts = sequences.map((s) => s.tokens);
+    if (path === undefined) return withSignal(() => native.saveState(ids, prefix, counts), signal, stack);
     const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
     try {
-        return await withSignal(() => native.saveState(ids, prefix, path, tmp), signal, stack);
+        return await withSignal(() => native.saveState(ids, prefix, counts, path, tmp), signal, stack);
     } catch (error) {
         await rm(tmp, { force: true }).catch(() => undefined); // native code removes it; this covers a call that never started
         throw error;

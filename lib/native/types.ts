@@ -202,8 +202,8 @@ export interface NativeContext {
     score(tokens: Int32Array, sequence: number, reference?: NativeContext, referenceSequence?: number): { promise: Promise<NativeScores>; abort(): void };
     /** How this context's memory saves a sequence (for a saved state's header). */
     stateLayout(): NativeStateLayout;
-    /** Writes `prefix` then one section per sequence, to a Buffer, or to `tmpPath` renamed to `path` (resolves with the bytes written). */
-    saveState(sequences: number[], prefix: Buffer, path?: string, tmpPath?: string): { promise: Promise<Buffer | number>; abort(): void };
+    /** Writes `prefix` then one section per sequence (holding `tokenCounts[i]` tokens, else INTERNAL), to a Buffer, or to `tmpPath` renamed to `path` (resolves with the bytes written). */
+    saveState(sequences: number[], prefix: Buffer, tokenCounts: number[], path?: string, tmpPath?: string): { promise: Promise<Buffer | number>; abort(): void };
     /** Loads the sections from `offset` of a Buffer or file into `sequences`; resolves with each section's tokens. */
     loadState(source: Buffer | string, offset: number, sequences: number[], tokenCounts: number[]): { promise: Promise<Int32Array[]>; abort(): void };
     /** Empties a sequence that runs no request (waits for the engine's current step). */

@@ -88,6 +88,7 @@ class state_save_worker : public state_worker_base {
     state_save_worker(Napi::Env env, state_save_request req, std::shared_ptr<std::atomic<bool>> abort) :
         state_worker_base(env, "llama-kv:saveState", req.state, req.seqs, std::move(abort)),
         prefix_(std::move(req.prefix)),
+        n_tokens_(std::move(req.n_tokens)),
         path_(std::move(req.path)),
         tmp_path_(std::move(req.tmp_path)) {}
 
@@ -108,7 +109,8 @@ class state_save_worker : public state_worker_base {
             out_ = std::move(prefix_);
         }
         std::vector<uint8_t> payload;
-        for (llama_seq_id seq : seqs_) {
+        for (size_t i = 0; i < seqs_.size(); ++i) {
+            const llama_seq_id seq = seqs_[i];
             std::vector<llama_token> tokens;
             size_t                   at   = 0;
             size_t                   size = 0;
@@ -119,6 +121,12 @@ class state_save_worker : public state_worker_base {
                 }
                 llama_context * ctx = state_->ctx.get();
                 tokens              = state_->cached[static_cast<size_t>(seq)];
+                if (tokens.size() != n_tokens_[i]) {
+                    // The header would not describe the section: refuse rather than write a file that cannot load.
+                    fail_ = { code::internal, "sequence " + std::to_string(seq) + " holds " + std::to_string(tokens.size()) +
+                                                  " tokens where the caller expected " + std::to_string(n_tokens_[i]) };
+                    return cleanup();
+                }
                 size                = llama_state_seq_get_size(ctx, seq);
                 if (size == 0) {
                     fail_ = { code::internal, with_log("llama.cpp could not size sequence " + std::to_string(seq) + "'s state", log_capture_take()) };
@@ -225,9 +233,10 @@ class state_save_worker : public state_worker_base {
         out_.shrink_to_fit();
     }
 
-    std::vector<uint8_t> prefix_;
-    std::string          path_;
-    std::string          tmp_path_;
+    std::vector<uint8_t>  prefix_;
+    std::vector<uint32_t> n_tokens_;
+    std::string           path_;
+    std::string           tmp_path_;
     file_handle          file_;
     bool                 created_ = false;
     std::vector<uint8_t> out_;

@@ -22,6 +22,7 @@ struct state_save_request {
     std::shared_ptr<context_state> state;
     std::vector<llama_seq_id>      seqs;
     std::vector<uint8_t>           prefix;
+    std::vector<uint32_t>          n_tokens;  // each sequence's token count as the header says it
     std::string                    path;      // empty: resolve with a Buffer
     std::string                    tmp_path;  // written first, renamed to path
 };

@@ -137,9 +137,18 @@ describe.runIf(cpuExtraBufferTypes().includes('CPU_REPACK'))('weights placed in 
             const ctx = model.createContext({ contextSize: 512, threads: 1 });
             const live = ctx.memoryReport();
             const repack = live.weights.byBufferType.find((b) => b.bufferType === 'CPU_REPACK');
-            // 2 layers x 3 feed-forward matrices of 256 x 512 Q4_0 values (18 bytes per 32).
-            expect(repack).toMatchObject({ mapped: false, tensors: 6, device: 'CPU' });
-            expect(repack!.bytes).toBe(6 * ((256 * 512) / 32) * 18);
+            // 2 layers x 3 feed-forward matrices of 256 x 512 Q4_0 values (18 bytes per 32). Without AMX
+            // (an AVX2 CPU), llama.cpp's default placement puts the other Q4_0 matrices there too.
+            const ffnBytes = 6 * ((256 * 512) / 32) * 18;
+            expect(repack).toMatchObject({ mapped: false, device: 'CPU' });
+            const amx = live.weights.byBufferType.some((b) => b.bufferType === 'AMX');
+            if (amx) {
+                expect(repack!.tensors).toBe(6);
+                expect(repack!.bytes).toBe(ffnBytes);
+            } else {
+                expect(repack!.tensors).toBeGreaterThanOrEqual(6);
+                expect(repack!.bytes).toBeGreaterThanOrEqual(ffnBytes);
+            }
             const sim = await estimateMemory({ model: fixtures.q4_0, contextSize: 512, simulate: true, tensorOverrides });
             expect(sim.weights).toEqual(live.weights);
             expect(sim.total.bytes).toBe(live.total.bytes);

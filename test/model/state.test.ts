@@ -64,6 +64,45 @@ describe('saved state', () => {
         });
     }
 
+    it('cells out of position order (kvUnified reuse, a context shift) save and load bit-identically', async () => {
+        const kv: [KvCacheType, KvCacheType] = ['q8_0', 'q8_0'];
+        const shared = context(kv, { parallel: 2, kvUnified: true, contextSize: 1024 });
+        const [a, b] = [await shared.acquireSequence(), await shared.acquireSequence()];
+        const long = model.tokenize(PROMPT.repeat(3));
+        await a.evaluate(long);
+        const other = model.tokenize('In a galaxy far, far away there lived a painter of stars and of the sea');
+        await b.evaluate(other);
+        // a keeps its first 10 tokens and takes 20 new ones: they land in the cells it freed, below b's.
+        await a.evaluate(Int32Array.from([...long.slice(0, 10), ...model.tokenize(PROMPT, { addSpecial: false }).slice(0, 20)]));
+        const bMore = Int32Array.from([...other, ...model.tokenize(' and then', { addSpecial: false })]);
+        await b.evaluate(bMore); // b's new tokens go into cells below its earlier ones
+        for (const seq of [a, b]) {
+            const before = await seq.evaluate(seq.tokens);
+            const state = await seq.saveState();
+            const fresh = context(kv, { parallel: 2, kvUnified: true, contextSize: 1024 });
+            const target = await fresh.acquireSequence();
+            await target.loadState(state);
+            expect(bytesOf(await target.evaluate(seq.tokens)).equals(bytesOf(before))).toBe(true);
+            fresh.dispose();
+        }
+        shared.dispose();
+
+        // A shift leaves positions 0..n-1 in cells of another order.
+        const small = context(kv, { contextSize: 256, onContextFull: 'shift' });
+        const seq = await small.acquireSequence();
+        const r = await seq.complete(PROMPT.repeat(5), { temperature: 0, maxTokens: 200, keep: 4 });
+        expect(r.timings.contextShifts).toBeGreaterThan(0);
+        const tokens = seq.tokens;
+        const before = await seq.evaluate(tokens);
+        const state = await seq.saveState();
+        const fresh = context(kv, { contextSize: 256 });
+        const target = await fresh.acquireSequence();
+        await target.loadState(state);
+        expect(bytesOf(await target.evaluate(tokens)).equals(bytesOf(before))).toBe(true);
+        small.dispose();
+        fresh.dispose();
+    });
+
     it('a q4_0 K/V state is about a quarter of an f16 one; the file equals the Buffer', async () => {
         const tokens = model.tokenize(PROMPT.repeat(4));
         const sizes: Record<string, number> = {};
