@@ -66,6 +66,38 @@ std::string read_string(Napi::Env env, Napi::Value value, const char * what) {
     return s;
 }
 
+// One token count per sequence (the header's), from info[index].
+std::vector<uint32_t> read_counts(Napi::Env env, const Napi::CallbackInfo & info, size_t index, size_t n, const char * call) {
+    if (info.Length() <= index || !info[index].IsArray() || info[index].As<Napi::Array>().Length() != n) {
+        throw_error(env, code::invalid_argument, std::string(call) + ": tokenCounts must be an array with one count per sequence");
+    }
+    Napi::Array           counts = info[index].As<Napi::Array>();
+    std::vector<uint32_t> out;
+    for (uint32_t i = 0; i < counts.Length(); ++i) {
+        Napi::Value v = counts.Get(i);
+        if (!v.IsNumber()) {
+            throw_error(env, code::invalid_argument, std::string(call) + ": tokenCounts[" + std::to_string(i) + "] must be a number");
+        }
+        out.push_back(static_cast<uint32_t>(checked_integer(env, v.As<Napi::Number>().DoubleValue(), 0, UINT32_MAX, "tokenCounts")));
+    }
+    return out;
+}
+
+// Queues a claimed worker; the claims go back if queueing throws.
+template <typename Queue>
+Napi::Value queue_claimed(Napi::Env env, const std::shared_ptr<context_state> & state, const std::vector<llama_seq_id> & seqs, Queue queue) {
+    claim_all(env, *state, seqs);
+    auto abort = std::make_shared<std::atomic<bool>>(false);
+    try {
+        return promise_with_abort(env, queue(abort), abort);
+    } catch (...) {
+        for (llama_seq_id seq : seqs) {
+            state->engine->release(seq);
+        }
+        throw;
+    }
+}
+
 }  // namespace
 
 // stateLayout() -> how this context's memory saves a sequence, for the state header.
@@ -95,34 +127,15 @@ Napi::Value context_wrap::save_state(const Napi::CallbackInfo & info) {
     }
     auto prefix = info[1].As<Napi::Buffer<uint8_t>>();
     req.prefix.assign(prefix.Data(), prefix.Data() + prefix.Length());
-    if (info.Length() < 3 || !info[2].IsArray() || info[2].As<Napi::Array>().Length() != req.seqs.size()) {
-        throw_error(env, code::invalid_argument, "saveState(): tokenCounts must be an array with one count per sequence");
-    }
-    Napi::Array counts = info[2].As<Napi::Array>();
-    for (uint32_t i = 0; i < counts.Length(); ++i) {
-        Napi::Value v = counts.Get(i);
-        if (!v.IsNumber()) {
-            throw_error(env, code::invalid_argument, "saveState(): tokenCounts[" + std::to_string(i) + "] must be a number");
-        }
-        req.n_tokens.push_back(static_cast<uint32_t>(checked_integer(env, v.As<Napi::Number>().DoubleValue(), 0, UINT32_MAX, "tokenCounts")));
-    }
+    req.n_tokens = read_counts(env, info, 2, req.seqs.size(), "saveState()");
     if (info.Length() > 3 && !info[3].IsUndefined()) {
         req.path     = read_string(env, info[3], "path");
         req.tmp_path = read_string(env, info.Length() > 4 ? info[4] : env.Undefined(), "tmpPath");
     }
     require_supported(env, *state);
     req.state = state;
-    claim_all(env, *state, req.seqs);
-    auto                            abort = std::make_shared<std::atomic<bool>>(false);
-    const std::vector<llama_seq_id> seqs  = req.seqs;
-    try {
-        return promise_with_abort(env, queue_state_save(env, std::move(req), abort), abort);
-    } catch (...) {
-        for (llama_seq_id seq : seqs) {
-            state->engine->release(seq);
-        }
-        throw;
-    }
+    const std::vector<llama_seq_id> seqs = req.seqs;
+    return queue_claimed(env, state, seqs, [&](std::shared_ptr<std::atomic<bool>> abort) { return queue_state_save(env, std::move(req), std::move(abort)); });
 }
 
 // loadState(source: Buffer | path, offset, sequences, tokenCounts) -> { promise: Int32Array[], abort() }
@@ -143,33 +156,14 @@ Napi::Value context_wrap::load_state(const Napi::CallbackInfo & info) {
     }
     req.offset = static_cast<uint64_t>(checked_integer(env, info[1].As<Napi::Number>().DoubleValue(), 0, int64_t{ 1 } << 53, "offset"));
     req.seqs   = read_sequences(env, *state, info.Length() > 2 ? info[2] : env.Undefined());
-    if (info.Length() < 4 || !info[3].IsArray() || info[3].As<Napi::Array>().Length() != req.seqs.size()) {
-        throw_error(env, code::invalid_argument, "loadState(): tokenCounts must be an array with one count per sequence");
-    }
-    Napi::Array counts = info[3].As<Napi::Array>();
-    for (uint32_t i = 0; i < counts.Length(); ++i) {
-        Napi::Value v = counts.Get(i);
-        if (!v.IsNumber()) {
-            throw_error(env, code::invalid_argument, "loadState(): tokenCounts[" + std::to_string(i) + "] must be a number");
-        }
-        req.n_tokens.push_back(static_cast<uint32_t>(checked_integer(env, v.As<Napi::Number>().DoubleValue(), 0, UINT32_MAX, "tokenCounts")));
-    }
+    req.n_tokens = read_counts(env, info, 3, req.seqs.size(), "loadState()");
     require_supported(env, *state);
     if (source.IsBuffer()) {
         req.keep = Napi::Reference<Napi::Value>::New(source, 1);
     }
     req.state = state;
-    claim_all(env, *state, req.seqs);
-    auto abort = std::make_shared<std::atomic<bool>>(false);
     const std::vector<llama_seq_id> seqs = req.seqs;
-    try {
-        return promise_with_abort(env, queue_state_load(env, std::move(req), abort), abort);
-    } catch (...) {
-        for (llama_seq_id seq : seqs) {
-            state->engine->release(seq);
-        }
-        throw;
-    }
+    return queue_claimed(env, state, seqs, [&](std::shared_ptr<std::atomic<bool>> abort) { return queue_state_load(env, std::move(req), std::move(abort)); });
 }
 
 }  // namespace llama_kv

@@ -2,7 +2,6 @@
 // token) or gives a LlamaError; zero crashes, zero hangs. Files are loaded in child
 // processes, a batch per child, so a crash is counted instead of killing the runner;
 // a batch that dies is re-run a file per child to name the file.
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,33 +11,13 @@ import { ensureFixtureModel } from '../../lib/demo/models.js';
 import { corpusCases } from '../support/corpus/corpus.js';
 import { root } from '../support/global-setup.js';
 import { fixtures } from '../support/fixtures.js';
+import { runCorpusChild, type ChildRun } from '../support/child-batch.js';
 
 const runner = join(root, 'test', 'support', 'corpus', 'load-files.mjs');
 const dist = pathToFileURL(join(root, 'dist', 'index.js')).href;
 
-interface ChildRun {
-    results: Map<string, string>;
-    status: number | null;
-    signal: NodeJS.Signals | null;
-    timedOut: boolean;
-    stderr: string;
-}
-
 function loadInChild(files: string[], timeoutMs: number): ChildRun {
-    const r = spawnSync(process.execPath, [runner], {
-        input: JSON.stringify(files),
-        encoding: 'utf8',
-        env: { ...process.env, LLAMA_KV_DIST: dist },
-        timeout: timeoutMs,
-        maxBuffer: 64 * 2 ** 20,
-    });
-    const results = new Map<string, string>();
-    for (const line of (r.stdout ?? '').split('\n')) {
-        if (!line.startsWith('{')) continue;
-        const { file, outcome } = JSON.parse(line) as { file: string; outcome: string };
-        results.set(file, outcome);
-    }
-    return { results, status: r.status, signal: r.signal, timedOut: (r.error as NodeJS.ErrnoException | undefined)?.code === 'ETIMEDOUT', stderr: r.stderr ?? '' };
+    return runCorpusChild(runner, files, { LLAMA_KV_DIST: dist }, timeoutMs);
 }
 
 describe('corrupted-model corpus', () => {

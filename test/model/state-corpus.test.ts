@@ -2,7 +2,6 @@
 // context decodes on it) or gives a LlamaError, and the context still decodes after it; no
 // crash, no hang. Files are loaded in child processes, a batch per child; a batch that dies
 // is re-run a file per child to name the file.
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { LlamaContext, LlamaModel, type KvCacheType } from '../../lib/index.js';
 import { root } from '../support/global-setup.js';
 import { fixtures } from '../support/fixtures.js';
+import { runCorpusChild, type ChildRun } from '../support/child-batch.js';
 import { parseState, stateCorpus } from '../support/state-corpus/corpus.js';
 import { xxh64 } from '../support/state-corpus/xxh64.js';
 
@@ -29,21 +29,8 @@ async function savedState(path: string, kv: [KvCacheType, KvCacheType], flashAtt
     return state;
 }
 
-function loadInChild(cases: { file: string; config: string }[], timeoutMs: number) {
-    const r = spawnSync(process.execPath, [runner], {
-        input: JSON.stringify(cases),
-        encoding: 'utf8',
-        env: { ...process.env, LLAMA_KV_DIST: dist, LLAMA_KV_STATE_MODEL: fixtures.q8_0 },
-        timeout: timeoutMs,
-        maxBuffer: 64 * 2 ** 20,
-    });
-    const results = new Map<string, string>();
-    for (const line of (r.stdout ?? '').split('\n')) {
-        if (!line.startsWith('{')) continue;
-        const { file, outcome } = JSON.parse(line) as { file: string; outcome: string };
-        results.set(file, outcome);
-    }
-    return { results, status: r.status, signal: r.signal, timedOut: (r.error as NodeJS.ErrnoException | undefined)?.code === 'ETIMEDOUT', stderr: r.stderr ?? '' };
+function loadInChild(cases: { file: string; config: string }[], timeoutMs: number): ChildRun {
+    return runCorpusChild(runner, cases, { LLAMA_KV_DIST: dist, LLAMA_KV_STATE_MODEL: fixtures.q8_0 }, timeoutMs);
 }
 
 describe('damaged-state corpus', () => {
