@@ -1,3 +1,4 @@
+import { basename } from 'node:path';
 import { binding, type NativeContext, type NativeRequestResult } from '../native/binding.js';
 import { captureStack, fromNative, LlamaAbortError, LlamaConfigError, LlamaDisposedError, LlamaError } from '../errors.js';
 import { log } from '../logger.js';
@@ -22,7 +23,7 @@ import type { ScoreOptionsOf, TokenScores } from './scores.js';
 import { IterableWeakSet } from '../weak-set.js';
 import { modelIdentity } from '../model/identity.js';
 import { PromptCache, type PromptCacheStats } from './prompt-cache.js';
-import { fileName, llamaCppCommit, loadSequences, readCheckedHeader, saveSequences, stateWriter, type StateTarget } from './state.js';
+import { llamaCppCommit, loadSequences, readCheckedHeader, saveSequences, stateWriter, type StateTarget } from './state.js';
 
 export type { ContextOptionsWithoutModel, LlamaContextOptions, LoraUse };
 export type { CompletionResult, FinishReason, GeneratedToken, TokenScores };
@@ -99,6 +100,12 @@ interface StartedRun {
 
 let nextContextId = 0;
 
+/** A state call's path (when it has one) and `{ signal? }`, checked. */
+function parseStateCall<P extends string | undefined>(path: P, options: unknown, what: string): { path: P; signal: AbortSignal | undefined } {
+    const checked = (path === undefined ? undefined : parseArgument(statePathSchema, path, 'path')) as P;
+    return { path: checked, signal: parseOptions(signalOptionsSchema, options, what).signal };
+}
+
 /** Waits for `before`, or rejects with ABORTED when `signal` fires first. */
 function raceAbort(before: Promise<void>, signal: AbortSignal | undefined, what: string): Promise<void> {
     if (signal === undefined) return before;
@@ -145,6 +152,8 @@ export class LlamaContext {
     readonly #id = nextContextId++;
     readonly #host: SequenceHost;
     readonly #promptCache: PromptCache | null = null;
+    /** What a saved state must match here, computed once per LoRA set (#applyLoras resets it). */
+    #target: StateTarget | null = null;
 
     constructor(options: LlamaContextOptions) {
         const opts = parseOptions(contextOptionsSchema, options, 'LlamaContext');
@@ -283,8 +292,7 @@ export class LlamaContext {
     saveStateFile(path: string, options: { signal?: AbortSignal } = {}): Promise<number> {
         let signal: AbortSignal | undefined;
         try {
-            path = parseArgument(statePathSchema, path, 'path');
-            signal = parseOptions(signalOptionsSchema, options, 'saveStateFile()').signal;
+            ({ path, signal } = parseStateCall(path, options, 'saveStateFile()'));
         } catch (error) {
             return Promise.reject(error);
         }
@@ -304,8 +312,7 @@ export class LlamaContext {
     loadStateFile(path: string, options: { signal?: AbortSignal } = {}): Promise<void> {
         let signal: AbortSignal | undefined;
         try {
-            path = parseArgument(statePathSchema, path, 'path');
-            signal = parseOptions(signalOptionsSchema, options, 'loadStateFile()').signal;
+            ({ path, signal } = parseStateCall(path, options, 'loadStateFile()'));
         } catch (error) {
             return Promise.reject(error);
         }
@@ -337,6 +344,11 @@ export class LlamaContext {
 
     /** What a saved state must match to load here. */
     #stateTarget(): StateTarget {
+        this.#target ??= this.#computeStateTarget();
+        return this.#target;
+    }
+
+    #computeStateTarget(): StateTarget {
         const native = this.#requireNative();
         const layout = native.stateLayout();
         if (layout.unsupported !== null) throw new LlamaError('INVALID_ARGUMENT', `this context's state cannot be saved or loaded: ${layout.unsupported}`);
@@ -344,7 +356,7 @@ export class LlamaContext {
         return {
             writer: stateWriter(),
             llamaCpp: llamaCppCommit(),
-            model: { ...modelIdentity(modelPlacement(this.#model).header), file: fileName(this.#model.path) },
+            model: { ...modelIdentity(modelPlacement(this.#model).header), file: basename(this.#model.path) },
             cache: {
                 typeK: config.cacheTypeK ?? '',
                 typeV: config.cacheTypeV ?? '',
@@ -355,7 +367,7 @@ export class LlamaContext {
                 caches: layout.caches,
             },
             loras: this.#loras
-                .map(({ lora, scale }) => ({ name: fileName(lora.path), identity: lora.metadata.identity, scale }))
+                .map(({ lora, scale }) => ({ name: basename(lora.path), identity: lora.metadata.identity, scale }))
                 .sort((a, b) => (a.identity < b.identity ? -1 : a.identity > b.identity ? 1 : a.scale - b.scale)),
             cellsPerSequence: config.contextSizePerSequence,
         };
@@ -365,8 +377,7 @@ export class LlamaContext {
     async #saveSequenceState(place: RunPlace, path: string | undefined, options: { signal?: AbortSignal }): Promise<Buffer | number> {
         let signal: AbortSignal | undefined;
         try {
-            if (path !== undefined) path = parseArgument(statePathSchema, path, 'path');
-            signal = parseOptions(signalOptionsSchema, options, path === undefined ? 'saveState()' : 'saveStateFile()').signal;
+            ({ path, signal } = parseStateCall(path, options, path === undefined ? 'saveState()' : 'saveStateFile()'));
         } catch (error) {
             place.cancel();
             throw error;
@@ -506,6 +517,7 @@ export class LlamaContext {
         const before = this.#loras;
         native.setLoras(list.map(({ lora, scale }) => ({ lora: lora.requireNative(), scale })));
         this.#loras = Object.freeze(list.map(({ lora, scale }) => Object.freeze({ lora, scale })));
+        this.#target = null;
         const same = before.length === list.length && before.every((u, i) => u.lora === list[i].lora && u.scale === list[i].scale);
         if (!same) for (const slot of this.#pool.slots) slot.cached = new Int32Array(0); // the native side cleared every sequence
     }

@@ -52,6 +52,8 @@ export interface PromptCacheHost {
 }
 
 const SUFFIX = '.lkvstate';
+/** The settings hash of each target object (a context keeps one per LoRA set). */
+const settingsHashes = new WeakMap<StateTarget, string>();
 
 export class PromptCache {
     readonly #ramLimit: number;
@@ -176,10 +178,15 @@ export class PromptCache {
         return createHash('sha256').update(this.#settings()).update(Buffer.from(tokens.buffer, tokens.byteOffset, tokens.byteLength)).digest('hex').slice(0, 32);
     }
 
-    /** A hash of what a state must match to load here (model, K/V layout, adapters). */
+    /** A hash of what a state must match to load here (model, K/V layout, adapters), once per target. */
     #settings(): string {
         const target = this.#host.target();
-        return createHash('sha256').update(JSON.stringify({ ...target, writer: '', llamaCpp: '', cellsPerSequence: 0 })).digest('hex').slice(0, 16);
+        let hash = settingsHashes.get(target);
+        if (hash === undefined) {
+            hash = createHash('sha256').update(JSON.stringify({ ...target, writer: '', llamaCpp: '', cellsPerSequence: 0 })).digest('hex').slice(0, 16);
+            settingsHashes.set(target, hash);
+        }
+        return hash;
     }
 
     #add(key: string, tokens: Int32Array, part: { ram?: Buffer; file?: string; fileBytes?: number }): void {

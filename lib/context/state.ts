@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { captureStack, fromNative, LlamaAbortError, LlamaError } from '../errors.js';
 import { ownPackageVersion } from '../native/backend-packages.js';
 import { packageRoot, type NativeContext } from '../native/binding.js';
@@ -162,9 +162,4 @@ export function loadSequences(
 ): Promise<Int32Array[]> {
     const stack = captureStack();
     return withSignal(() => native.loadState(source, read.length, sequences, read.header.sequences.map((s) => s.tokens)), signal, stack);
-}
-
-/** The model file's name, as a header records it. */
-export function fileName(path: string): string {
-    return basename(path);
 }
