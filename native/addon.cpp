@@ -2,11 +2,13 @@
 // lives in per-environment instance data.
 #include "addon_data.h"
 #include "backends.h"
+#include "chat_templates.h"
 #include "context.h"
 #include "heap.h"
 #include "logger.h"
 #include "lora.h"
 #include "model.h"
+#include "workers/chat.h"
 #include "workers/load_model.h"
 #include "workers/quantize.h"
 
@@ -30,6 +32,11 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
     exports.Set("loadLora", Napi::Function::New(env, load_lora, "loadLora"));
     exports.Set("quantize", Napi::Function::New(env, quantize_model, "quantize"));
     exports.Set("loadModel", Napi::Function::New(env, load_model, "loadModel"));
+    exports.Set("chatInit", Napi::Function::New(env, chat_init, "chatInit"));
+    exports.Set("chatApply", Napi::Function::New(env, chat_apply, "chatApply"));
+    exports.Set("chatParse", Napi::Function::New(env, chat_parse, "chatParse"));
+    exports.Set("jsonSchemaToGrammar", Napi::Function::New(env, json_schema_to_gbnf, "jsonSchemaToGrammar"));
+    exports.Set("checkGrammar", Napi::Function::New(env, check_grammar, "checkGrammar"));
     exports.Set("setLogger", Napi::Function::New(env, set_logger, "setLogger"));
     exports.Set("setLogLevel", Napi::Function::New(env, set_log_level, "setLogLevel"));
     exports.Set("systemInfo", Napi::Function::New(env, system_info, "systemInfo"));

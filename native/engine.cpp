@@ -401,7 +401,7 @@ void sequence_engine::start_job(context_state & state, engine_job & job) {
     job.prompt_pos           = n_keep;
     job.result.reused_tokens = n_keep;
     if (job.req.kind == engine_request::kind_t::generate) {
-        job.sampler = sequence_sampler(job.req.sampling, vocab);
+        job.sampler = sequence_sampler(job.req.sampling, job.req.grammar, vocab);
         // The repetition penalty sees the tail of the prompt, as in llama.cpp's tools.
         job.sampler.accept_prompt(prompt.data(), prompt.size());
     }
@@ -441,14 +441,19 @@ void sequence_engine::sample(context_state & state, engine_job & job, int32_t ro
     engine_result &     r     = job.result;
     const llama_token   token = job.sampler.sample(state.ctx.get(), row);
     if (token == LLAMA_TOKEN_NULL) {
-        end(state, job, nullptr, { code::decode_failed, with_log("llama.cpp returned no logits", log_capture_take()) });
+        if (!job.sampler.error().empty()) {
+            end(state, job, nullptr, { code::grammar_failed, job.sampler.error() });
+        } else {
+            end(state, job, nullptr, { code::decode_failed, with_log("llama.cpp returned no logits", log_capture_take()) });
+        }
         return;
     }
     if (llama_vocab_is_eog(vocab, token)) {
         end(state, job, "eos");
         return;
     }
-    token_event event{ token, token_piece(vocab, token) };
+    const bool  special = std::binary_search(job.req.render_special.begin(), job.req.render_special.end(), token);
+    token_event event{ token, token_piece(vocab, token, special) };
     ++r.generated;
     int64_t stop_at = -1;
     if (!job.req.stop.empty()) {

@@ -34,6 +34,9 @@ struct engine_request {
     bool                     add_special   = true;
     bool                     parse_special = false;
     sampler_params           sampling;
+    grammar_params           grammar;
+    // Special tokens whose text the output shows (a chat format's markers, e.g. <tool_call>), sorted.
+    std::vector<llama_token> render_special;
     uint32_t                 max_tokens = 0;
     std::vector<std::string> stop;
     // Backpressure: at most this many delivered tokens unread by JS before the sequence

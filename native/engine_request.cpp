@@ -4,6 +4,7 @@
 
 #include "model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -87,6 +88,37 @@ engine_request read_engine_request(Napi::Env env, Napi::Object obj) {
     }
     if (!obj.Get("keep").IsUndefined()) {
         r.keep = read_u32(env, obj, "keep");
+    }
+    Napi::Value grammar = obj.Get("grammar");
+    if (!grammar.IsUndefined() && !grammar.IsNull()) {
+        if (!grammar.IsObject() || !grammar.As<Napi::Object>().Get("text").IsString()) {
+            throw_error(env, code::invalid_argument, "request: grammar must be { text, lazy, patterns, tokens, prefill }");
+        }
+        Napi::Object     g  = grammar.As<Napi::Object>();
+        grammar_params & gp = r.grammar;
+        gp.grammar          = g.Get("text").As<Napi::String>().Utf8Value();
+        gp.lazy             = g.Get("lazy").ToBoolean().Value();
+        Napi::Value patterns = g.Get("patterns");
+        if (patterns.IsArray()) {
+            auto arr = patterns.As<Napi::Array>();
+            for (uint32_t i = 0; i < arr.Length(); ++i) {
+                Napi::Value v = arr.Get(i);
+                if (!v.IsString()) {
+                    throw_error(env, code::invalid_argument, "request: grammar.patterns must be strings");
+                }
+                gp.trigger_patterns.push_back(v.As<Napi::String>().Utf8Value());
+            }
+        }
+        if (!g.Get("tokens").IsUndefined()) {
+            gp.trigger_tokens = read_tokens(env, g.Get("tokens"), "grammar.tokens");
+        }
+        if (!g.Get("prefill").IsUndefined()) {
+            gp.prefill = read_tokens(env, g.Get("prefill"), "grammar.prefill");
+        }
+    }
+    if (!obj.Get("renderSpecial").IsUndefined()) {
+        r.render_special = read_tokens(env, obj.Get("renderSpecial"), "renderSpecial");
+        std::sort(r.render_special.begin(), r.render_special.end());
     }
     Napi::Value stop = obj.Get("stop");
     if (stop.IsArray()) {

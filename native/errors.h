@@ -29,6 +29,9 @@ constexpr const char * insufficient_memory   = "INSUFFICIENT_MEMORY";
 constexpr const char * state_mismatch        = "STATE_MISMATCH";
 constexpr const char * invalid_state_file    = "INVALID_STATE_FILE";
 constexpr const char * state_io_failed       = "STATE_IO_FAILED";
+constexpr const char * template_failed       = "TEMPLATE_FAILED";
+constexpr const char * invalid_grammar       = "INVALID_GRAMMAR";
+constexpr const char * grammar_failed        = "GRAMMAR_FAILED";
 constexpr const char * internal              = "INTERNAL";
 }  // namespace code
 

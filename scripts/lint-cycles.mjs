@@ -30,6 +30,7 @@ export const LAYERS = {
     model: 5,
     context: 6,
     calibrate: 7,
+    chat: 7,
     cli: 8,
     'index.ts': 9,
     'inspect-model-child.ts': 9,

@@ -13,6 +13,15 @@ import { estimateResolved, KV_ONLY_LOAD } from '../memory/estimate.js';
 import { checkContextMemory } from '../memory/guard.js';
 import { defaults, randomSeed, requestSeed } from '../options/defaults.js';
 import { generateOptionsSchema, signalOptionsSchema, type GenerateOptions } from '../options/generate-options.js';
+import { chatRequestExtras } from '../options/grammar-options.js';
+import { compileGrammar } from '../model/grammar.js';
+import type { NativeGrammar } from '../native/binding.js';
+
+/** @internal */
+interface ChatRequestExtras {
+    grammar?: NativeGrammar;
+    renderSpecial?: number[];
+}
 import { describe, parseArgument, parseOptions } from '../options/validate.js';
 import { statePathSchema } from '../options/state-options.js';
 import { contextOptionsSchema, loraListSchema, type ContextOptionsWithoutModel, type LlamaContextOptions, type LoraUse } from './options.js';
@@ -577,6 +586,7 @@ export class LlamaContext {
     /** The functions a LlamaSequence runs its calls with. */
     #sequenceHost(): SequenceHost {
         return {
+            context: () => this,
             generate: (place, prompt, options) => this.#generateOn(place, prompt, options),
             complete: (place, prompt, options) => this.#completeOn(place, prompt, options),
             evaluate: (place, tokens, options) => this.#evaluateOn(place, tokens, options),
@@ -709,7 +719,7 @@ export class LlamaContext {
         try {
             opts = parseOptions(generateOptionsSchema, options, 'generate()');
             promptInput = typeof prompt === 'string' ? prompt : this.#tokenIds(prompt);
-            request = this.#generateRequest(opts, promptInput);
+            request = this.#generateRequest(opts, promptInput, (options as { [chatRequestExtras]?: ChatRequestExtras })[chatRequestExtras]);
         } catch (error) {
             place?.cancel();
             throw error;
@@ -742,7 +752,7 @@ export class LlamaContext {
     }
 
     /** The engine request of generate() options (defaults applied, checked against the context). */
-    #generateRequest(opts: ReturnType<typeof parseOptions<typeof generateOptionsSchema>>, prompt: string | Int32Array) {
+    #generateRequest(opts: ReturnType<typeof parseOptions<typeof generateOptionsSchema>>, prompt: string | Int32Array, extras?: ChatRequestExtras) {
         const stops = opts.stop === undefined ? [] : typeof opts.stop === 'string' ? [opts.stop] : opts.stop;
         const onContextFull = opts.onContextFull ?? this.#onContextFull;
         if (onContextFull === 'shift' && !this.#canShift) throw cannotShift('onContextFull');
@@ -761,6 +771,8 @@ export class LlamaContext {
             unreadLimit: UNREAD_LIMIT,
             onContextFull,
             keep: opts.keep ?? defaults.generate.keep,
+            grammar: extras?.grammar ?? compileGrammar(nativeModel(this.#model), opts),
+            renderSpecial: extras?.renderSpecial,
         };
         // llama.cpp's penalty sampler keeps a ring of repeatLastN tokens of one sequence's context.
         const perSequence = this.#contextPerSequence;

@@ -11,6 +11,8 @@ import type { Slot } from './sequence-pool.js';
 
 /** What a {@link LlamaSequence} runs its calls with (implemented by its context). @internal */
 export interface SequenceHost {
+    /** The context (typed loosely: context.ts imports this file). */
+    context(): object;
     generate(place: RunPlace, prompt: string | ArrayLike<number>, options: GenerateOptions): AsyncGenerator<GeneratedToken, CompletionResult, undefined>;
     complete(place: RunPlace, prompt: string | ArrayLike<number>, options: GenerateOptions): Promise<CompletionResult>;
     evaluate(place: RunPlace, tokens: ArrayLike<number>, options: { signal?: AbortSignal }): Promise<Float32Array>;
@@ -72,6 +74,11 @@ export class LlamaSequence {
     constructor(host: SequenceHost, slot: Slot) {
         this.#host = host;
         this.#slot = slot;
+    }
+
+    /** The context this sequence belongs to (a LlamaContext). @internal */
+    get host(): object {
+        return this.#host.context();
     }
 
     /** The sequence id in the context (llama.cpp's seq_id). */

@@ -9,6 +9,7 @@ import {
     LlamaAbortError,
     LlamaConfigError,
     LlamaDisposedError,
+    LlamaError,
 } from '../errors.js';
 import { LlamaLora, loraFacts } from './lora.js';
 import { inspectModel } from './inspect-model.js';
@@ -20,7 +21,10 @@ import { checkModelMemory } from '../memory/guard.js';
 import { CPU_TENSOR_ALIGNMENT, firstMisalignedTensor, type WeightPlacement } from '../memory/weight-buffers.js';
 import { defaults } from '../options/defaults.js';
 import { modelLoadOptionsSchema, tokenizeAsyncOptionsSchema, tokenizeOptionsSchema, type ModelLoadOptions, type TokenizeAsyncOptions, type TokenizeOptions } from '../options/model-options.js';
-import { parseOptions } from '../options/validate.js';
+import { parseArgument, parseOptions } from '../options/validate.js';
+import { applyChatTemplateOptionsSchema, chatMessagesSchema, type ApplyChatTemplateOptions, type ChatMessage } from '../options/chat-options.js';
+import { ModelChat } from './model-chat.js';
+import type { ChatTemplateInfo } from './chat-template.js';
 
 /** Anything that a model disposes before itself. @internal */
 export interface ModelChild {
@@ -30,6 +34,7 @@ export interface ModelChild {
 let nativeOf: (model: LlamaModel) => NativeModel;
 let placementOf: (model: LlamaModel) => ModelPlacement;
 let childrenOf: (model: LlamaModel) => IterableWeakSet<ModelChild>;
+let chatOf: (model: LlamaModel) => ModelChat;
 
 /**
  * A GGUF model loaded by llama.cpp. Create with {@link LlamaModel.load}; free with
@@ -40,6 +45,7 @@ export class LlamaModel {
     /** Held weakly: a context or adapter nobody references is the GC's to free (its native part holds the model). */
     readonly #children = new IterableWeakSet<ModelChild>();
     readonly #placement: ModelPlacement;
+    #chat: ModelChat | null = null;
     /** Path the model was loaded from. */
     readonly path: string;
     /** Metadata of the model. */
@@ -49,6 +55,7 @@ export class LlamaModel {
         nativeOf = (model) => model.#requireNative();
         childrenOf = (model) => model.#children;
         placementOf = (model) => model.#placement;
+        chatOf = (model) => model.#requireChat();
     }
 
     private constructor(native: NativeModel, path: string, gguf: Record<string, GgufValue>, placement: ModelPlacement) {
@@ -115,8 +122,9 @@ export class LlamaModel {
         );
         const onAbort = () => abort();
         opts.signal?.addEventListener('abort', onAbort, { once: true });
+        let model: LlamaModel;
         try {
-            return new LlamaModel(await promise, opts.path, gguf.kv, {
+            model = new LlamaModel(await promise, opts.path, gguf.kv, {
                 gpuLayers: placement.gpuLayers,
                 devices: placement.devices ?? [],
                 header: gguf,
@@ -131,6 +139,53 @@ export class LlamaModel {
         } finally {
             opts.signal?.removeEventListener('abort', onAbort);
         }
+        if (model.#native!.metadata().vocabType !== 0) { // LLAMA_VOCAB_TYPE_NONE: no tokenizer
+            const fileTemplate = gguf.kv['tokenizer.chat_template'];
+            try {
+                model.#chat = await ModelChat.create(() => model.#requireNative(), typeof fileTemplate === 'string' ? fileTemplate : undefined, opts.chatTemplate, opts.signal);
+            } catch (error) {
+                model.dispose();
+                throw error;
+            }
+        }
+        return model;
+    }
+
+    /**
+     * The model's chat template: its source and where it came from (the file's
+     * `tokenizer.chat_template`, the `chatTemplate` load option, or llama.cpp's ChatML
+     * fallback when the file has none); null for a model without a tokenizer.
+     */
+    get chatTemplate(): Readonly<ChatTemplateInfo> | null {
+        return this.#chat?.info ?? null;
+    }
+
+    /**
+     * Renders a conversation with the model's chat template (or `template`) exactly as
+     * llama.cpp's server renders it for this model: its Jinja engine and chat layer, tools
+     * and thinking mode included; the model's BOS is left out of the text when the tokenizer
+     * adds it (as the server does). Off the JS thread, with bounds on what the template may
+     * do: a template that fails, or runs too long, too deep or too large, rejects with
+     * TEMPLATE_FAILED.
+     */
+    async applyChatTemplate(messages: readonly ChatMessage[], options: ApplyChatTemplateOptions = {}): Promise<string> {
+        const msgs = parseArgument(chatMessagesSchema, messages, 'messages');
+        const opts = parseOptions(applyChatTemplateOptionsSchema, options, 'applyChatTemplate()');
+        const { params } = await this.#requireChat().render(ModelChat.input(msgs, opts), opts.template, false, opts.signal);
+        return params.prompt;
+    }
+
+    /**
+     * The tokens of {@link applyChatTemplate}'s text as llama.cpp's server tokenizes it
+     * (special tokens parsed, BOS added as the model says), except that the text of a
+     * control token inside a message's content stays text: user text cannot inject
+     * `<|im_end|>` or the like.
+     */
+    async tokenizeChat(messages: readonly ChatMessage[], options: ApplyChatTemplateOptions = {}): Promise<Int32Array> {
+        const msgs = parseArgument(chatMessagesSchema, messages, 'messages');
+        const opts = parseOptions(applyChatTemplateOptionsSchema, options, 'tokenizeChat()');
+        const { tokens } = await this.#requireChat().render(ModelChat.input(msgs, opts), opts.template, true, opts.signal);
+        return tokens!;
     }
 
     /**
@@ -235,6 +290,19 @@ export class LlamaModel {
         if (this.#native === null) throw new LlamaDisposedError('model');
         return this.#native;
     }
+
+    #requireChat(): ModelChat {
+        this.#requireNative();
+        if (this.#chat === null) {
+            throw new LlamaError('TOKENIZE_FAILED', 'This model has no tokenizer (tokenizer.ggml.model is none): it cannot chat');
+        }
+        return this.#chat;
+    }
+}
+
+/** The chat templates of a model (DISPOSED, or an error for a model without a tokenizer). @internal */
+export function modelChat(model: LlamaModel): ModelChat {
+    return chatOf(model);
 }
 
 /** @internal */

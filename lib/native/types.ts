@@ -105,6 +105,27 @@ export interface NativeRequest {
     /** A full sequence: 'shift' drops the oldest half after the first `keep` tokens; 'error' (default) ends with contextFull. */
     onContextFull?: 'error' | 'shift';
     keep?: number;
+    /** A GBNF grammar the output follows (llama.cpp's grammar sampler, root rule 'root'). */
+    grammar?: NativeGrammar;
+    /** Special tokens whose text the output shows (a chat format's preserved tokens). */
+    renderSpecial?: number[];
+}
+
+/** A grammar for the sampler: lazy ones apply from the first trigger (a regex over the output, or a token) on. */
+export interface NativeGrammar {
+    text: string;
+    lazy: boolean;
+    patterns: string[];
+    tokens: number[];
+    /** Tokens accepted by the grammar before sampling (a template's generation prompt). */
+    prefill: number[];
+}
+
+/** Bounds on one chat template init or render (0: none). */
+export interface NativeTemplateLimits {
+    maxSteps: number;
+    maxDepth: number;
+    maxBytes: number;
 }
 
 export interface NativeRequestResult {
@@ -280,4 +301,23 @@ export interface NativeBinding {
     /** With `withMemory`, each device's free and total memory (a GPU backend may create a driver context to answer); 0 otherwise. */
     backendInfo(withMemory?: boolean): NativeBackendInfo;
     llamaVersion: string;
+    /** Initializes a model's chat templates (or `override` when not empty); `info` is JSON. */
+    chatInit(model: NativeModel, override: string, limits: NativeTemplateLimits): {
+        promise: Promise<{ handle: NativeChatTemplates; info: string }>;
+        abort(): void;
+    };
+    /** Renders an OpenAI-style body; `params` is common_chat_params as JSON. */
+    chatApply(model: NativeModel, handle: NativeChatTemplates, inputs: string, limits: NativeTemplateLimits, tokenize: boolean, prefix?: string, spacePrefix?: boolean): {
+        promise: Promise<{ params: string; tokens?: Int32Array }>;
+        abort(): void;
+    };
+    /** common_chat_parse of generated text: JSON { content, reasoning, toolCalls } or { error }. */
+    chatParse(text: string, isPartial: boolean, params: string): string;
+    /** llama.cpp's json-schema-to-grammar; throws INVALID_GRAMMAR. */
+    jsonSchemaToGrammar(schema: string): string;
+    /** Parses a GBNF grammar against the model's vocabulary; throws INVALID_GRAMMAR with llama.cpp's message. */
+    checkGrammar(model: NativeModel, grammar: string, root: string): void;
 }
+
+/** An opaque handle to initialized chat templates. */
+export type NativeChatTemplates = { readonly __brand: 'NativeChatTemplates' };

@@ -37,6 +37,25 @@ export const defaults = {
         keep: 0,
     },
     tokenize: { addSpecial: true, parseSpecial: false },
+    chat: {
+        addGenerationPrompt: true,
+        enableThinking: true,
+        toolChoice: 'auto' as const,
+        /** Model turns of one prompt() that may call tools before it must answer. */
+        maxToolRounds: 8,
+        /**
+         * What a chat template (from a model file or a user) may spend in one init or render:
+         * Jinja statements and expressions executed, nesting depth, bytes of text built.
+         * Real templates use a few thousand steps per message.
+         */
+        templateLimits: { maxSteps: 5_000_000, maxDepth: 400, maxBytes: 256 * 1024 * 1024 },
+        /** Templates kept initialized per model besides its own (the `template` option). */
+        templateCache: 8,
+    },
+    grammar: {
+        /** Nesting of groups in a GBNF grammar, and of a JSON schema (llama.cpp parses both recursively). */
+        maxNesting: 128,
+    },
     calibrate: {
         configurations: ['conservative', 'balanced', 'aggressive', 'extreme'] as const,
         reference: 'conservative' as const,

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { int32CountOption, maxTokensOption, nonNegativeFloatOption, positiveFloatOption } from './llama-limits.js';
 import { contextFullOption, type ContextFullPolicy } from './context-options.js';
 import { bool, samplingSeed, signal, unitInterval } from './validate.js';
+import { grammarOptionShape, type GrammarOptions } from './grammar-options.js';
 
 const stopSchema = z.union([z.string(), z.array(z.string())], { error: 'a string or an array of strings' });
 
@@ -21,10 +22,11 @@ export const generateOptionsSchema = z.strictObject({
     parseSpecial: bool().optional(),
     onContextFull: contextFullOption().optional(),
     keep: int32CountOption().optional(),
+    ...grammarOptionShape,
 });
 
 /** Options of {@link LlamaContext.generate} and {@link LlamaContext.complete}. */
-export interface GenerateOptions {
+export interface GenerateOptions extends GrammarOptions {
     /** Most tokens to generate (llama.cpp `--n-predict`). Defaults to `256`. */
     maxTokens?: number;
     /** Sampling temperature; 0 is greedy and deterministic (llama.cpp `--temp`). Defaults to `0.8`. */

@@ -27,6 +27,7 @@ export const modelLoadOptionsSchema = z.strictObject({
     vocabOnly: bool().optional(),
     checkTensors: bool().optional(),
     checkMemory: bool().optional(),
+    chatTemplate: z.string({ error: 'a Jinja chat template (string)' }).min(1, { error: 'a non-empty Jinja chat template' }).optional(),
     onProgress: fn<(progress: number) => void>().optional(),
     signal: signal().optional(),
 });
@@ -103,6 +104,12 @@ export interface ModelLoadOptions {
      * offloaded layers against the GPU devices' free memory. Defaults to `true`.
      */
     checkMemory?: boolean;
+    /**
+     * A Jinja chat template to use instead of the file's `tokenizer.chat_template` (llama.cpp
+     * `--chat-template-file`'s contents): {@link LlamaModel.chatTemplate} then says 'override'.
+     * Defaults to the file's template, or llama.cpp's ChatML when it has none.
+     */
+    chatTemplate?: string;
     /** Called with the load progress in [0, 1]. Defaults to none. */
     onProgress?: (progress: number) => void;
     /** Aborts the load; the promise then rejects with an ABORTED error. Defaults to none. */
