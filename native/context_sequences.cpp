@@ -42,6 +42,21 @@ Napi::Value context_wrap::submit(const Napi::CallbackInfo & info) {
     if (request.kind == engine_request::kind_t::generate && !vocab_has_tokenizer(llama_model_get_vocab(state->model.get()))) {
         throw_error(env, code::tokenize_failed, no_tokenizer_message);  // every sampled token is turned into text
     }
+    {
+        // Token ids the sampler uses (llama.cpp indexes its vocabulary with them unchecked).
+        const llama_vocab *      vocab = llama_model_get_vocab(state->model.get());
+        std::vector<llama_token> ids   = request.grammar.trigger_tokens;
+        ids.insert(ids.end(), request.grammar.prefill.begin(), request.grammar.prefill.end());
+        ids.insert(ids.end(), request.render_special.begin(), request.render_special.end());
+        for (const auto & b : request.sampling.logit_bias) {
+            ids.push_back(b.token);
+        }
+        const int64_t bad = find_invalid_token(vocab, ids.data(), ids.size());
+        if (bad >= 0) {
+            throw_error(env, code::invalid_argument, "request: token " + std::to_string(ids[static_cast<size_t>(bad)]) +
+                                                         " (logitBias, grammar or renderSpecial) is outside the vocabulary");
+        }
+    }
     auto job  = std::make_shared<engine_job>(env);
     job->req  = std::move(request);
     job->tsfn = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "llama-kv:tokens", 0, 1);

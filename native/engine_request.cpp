@@ -72,6 +72,28 @@ engine_request read_engine_request(Napi::Env env, Napi::Object obj) {
     // Bounded by the context when the request starts (the penalty sampler allocates a ring of this size).
     s.repeat_last_n = static_cast<int32_t>(checked_integer(env, read_number(env, obj, "repeatLastN"), 0, INT32_MAX, "request: repeatLastN"));
     s.seed          = read_u32(env, obj, "seed");
+    Napi::Value bias = obj.Get("logitBias");
+    if (bias.IsArray()) {
+        // [token, bias, token, bias, ...]: tokens checked against the vocabulary, biases finite or -Infinity.
+        auto           arr = bias.As<Napi::Array>();
+        const uint32_t n   = arr.Length();
+        if (n % 2 != 0) {
+            throw_error(env, code::invalid_argument, "request: logitBias must be [token, bias] pairs");
+        }
+        for (uint32_t i = 0; i < n; i += 2) {
+            Napi::Value t = arr.Get(i);
+            Napi::Value b = arr.Get(i + 1);
+            if (!t.IsNumber() || !b.IsNumber()) {
+                throw_error(env, code::invalid_argument, "request: logitBias must be [token, bias] pairs of numbers");
+            }
+            const auto  token = static_cast<llama_token>(checked_integer(env, t.As<Napi::Number>().DoubleValue(), 0, INT32_MAX, "request: logitBias token"));
+            const double v    = b.As<Napi::Number>().DoubleValue();
+            if (!(std::isfinite(v) && std::fabs(v) <= 1e30) && v != -std::numeric_limits<double>::infinity()) {
+                throw_error(env, code::invalid_argument, "request: a logitBias bias must be a finite number or -Infinity");
+            }
+            s.logit_bias.push_back({ token, static_cast<float>(v) });
+        }
+    }
     if (s.repeat_penalty <= 0.0f) {
         throw_error(env, code::invalid_argument, "request: repeatPenalty must be > 0");
     }

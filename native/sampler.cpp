@@ -36,10 +36,13 @@ sequence_sampler::sequence_sampler(const sampler_params & r, const grammar_param
         }
     }
     const bool penalties = r.repeat_penalty != 1.0f && r.repeat_last_n != 0;
-    if (r.temperature <= 0.0f && !penalties) {
+    if (r.temperature <= 0.0f && !penalties && r.logit_bias.empty()) {
         return;  // greedy: argmax of the logits row, exactly what llama_sampler_init_greedy picks
     }
     chain_.reset(llama_sampler_chain_init(llama_sampler_chain_default_params()));
+    if (!r.logit_bias.empty()) {
+        llama_sampler_chain_add(chain_.get(), llama_sampler_init_logit_bias(n_vocab_, static_cast<int32_t>(r.logit_bias.size()), r.logit_bias.data()));
+    }
     if (penalties) {
         llama_sampler_chain_add(chain_.get(), llama_sampler_init_penalties(n_vocab_, r.repeat_last_n, r.repeat_penalty, 0.0f, 0.0f));
     }

@@ -17,6 +17,7 @@ struct sampler_params {
     float    repeat_penalty = 1.0f;
     int32_t  repeat_last_n  = 64;
     uint32_t seed           = 0;
+    std::vector<llama_logit_bias> logit_bias;  // added to the logits before anything else
 };
 
 // A GBNF grammar the output must follow; lazy: only from the first match of a trigger

@@ -243,7 +243,7 @@ export class LlamaChatSession {
             return null;
         }
         const { params, tokens } = rendered;
-        const grammar = this.#grammar(params, userGrammar);
+        const grammar = this.#grammar(params, userGrammar, toolChoice === 'required');
         const stops = [...(opts.stop === undefined ? [] : typeof opts.stop === 'string' ? [opts.stop] : opts.stop), ...params.additionalStops];
         const renderSpecial = this.#preservedTokens(params);
         const { tools: _t, toolChoice: _c, enableThinking: _e, maxToolRounds: _m, grammar: _g, jsonSchema: _j, responseFormat: _r, ...sampling } = opts;
@@ -309,10 +309,11 @@ export class LlamaChatSession {
     }
 
     /** The sampler grammar of a turn: the template's (tool calls, a JSON response format), else the user's GBNF. */
-    #grammar(params: ChatParams, user: UserConstraint | undefined): NativeGrammar | undefined {
+    #grammar(params: ChatParams, user: UserConstraint | undefined, callFirst: boolean): NativeGrammar | undefined {
         const native = nativeModel(this.#model);
         if (params.grammar !== '') {
-            checkGrammar(native, params.grammar);
+            const text = callFirst && !params.grammarLazy ? withoutPreamble(params.grammar) : params.grammar;
+            checkGrammar(native, text);
             const patterns: string[] = [];
             const tokens: number[] = [];
             for (const t of params.grammarTriggers) {
@@ -323,7 +324,7 @@ export class LlamaChatSession {
             }
             // As llama.cpp's server: a template's grammar starts at the generation prompt, which the prompt already holds.
             const prefill = !params.grammarLazy && params.generationPrompt !== '' ? this.#prefillTokens(params.generationPrompt) : [];
-            return { text: params.grammar, lazy: params.grammarLazy, patterns, tokens, prefill };
+            return { text, lazy: params.grammarLazy, patterns, tokens, prefill };
         }
         if (user === undefined) return undefined;
         const text = user.kind === 'gbnf' ? user.text : grammarText({ jsonSchema: user.schema as Record<string, unknown> })!;
@@ -402,6 +403,15 @@ function userConstraint(opts: ChatPromptOptions): UserConstraint | undefined {
     if (opts.jsonSchema !== undefined) return { kind: 'schema', schema: opts.jsonSchema };
     if (opts.responseFormat?.type === 'json_object') return { kind: 'schema', schema: opts.responseFormat.schema ?? {} };
     return undefined;
+}
+
+/**
+ * toolChoice 'required': llama.cpp's grammar lets free text come before the call (`root ::=
+ * ... until-N? tool-calls`), which a model may never leave; without that optional preamble
+ * the reply starts with the call (after any reasoning block the root rule keeps).
+ */
+function withoutPreamble(grammar: string): string {
+    return grammar.replace(/^(root ::= .*?) until-\d+\?(?= )/m, '$1');
 }
 
 function escapeRegex(s: string): string {

@@ -773,6 +773,7 @@ export class LlamaContext {
             keep: opts.keep ?? defaults.generate.keep,
             grammar: extras?.grammar ?? compileGrammar(nativeModel(this.#model), opts),
             renderSpecial: extras?.renderSpecial,
+            logitBias: opts.logitBias === undefined ? undefined : (Array.isArray(opts.logitBias) ? opts.logitBias : Object.entries(opts.logitBias).map(([t, b]) => [Number(t), b] as const)).flat(),
         };
         // llama.cpp's penalty sampler keeps a ring of repeatLastN tokens of one sequence's context.
         const perSequence = this.#contextPerSequence;

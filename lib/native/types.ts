@@ -109,6 +109,8 @@ export interface NativeRequest {
     grammar?: NativeGrammar;
     /** Special tokens whose text the output shows (a chat format's preserved tokens). */
     renderSpecial?: number[];
+    /** [token, bias, token, bias, ...]: llama.cpp's logit-bias sampler, first in the chain. */
+    logitBias?: number[];
 }
 
 /** A grammar for the sampler: lazy ones apply from the first trigger (a regex over the output, or a token) on. */

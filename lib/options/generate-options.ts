@@ -5,6 +5,12 @@ import { contextFullOption, type ContextFullPolicy } from './context-options.js'
 import { bool, samplingSeed, signal, unitInterval } from './validate.js';
 import { grammarOptionShape, type GrammarOptions } from './grammar-options.js';
 
+const biasValue = z.union([z.number({ error: 'a finite number or -Infinity' }), z.literal(-Infinity)], { error: 'a finite number or -Infinity' });
+const logitBiasSchema = z.union([
+    z.record(z.string().regex(/^\d+$/, { error: 'a token id' }), biasValue),
+    z.array(z.tuple([z.number().int().nonnegative(), biasValue]), { error: 'an array of [token, bias] pairs' }),
+], { error: 'an object { [token]: bias } or an array of [token, bias] pairs' });
+
 const stopSchema = z.union([z.string(), z.array(z.string())], { error: 'a string or an array of strings' });
 
 export const generateOptionsSchema = z.strictObject({
@@ -22,6 +28,7 @@ export const generateOptionsSchema = z.strictObject({
     parseSpecial: bool().optional(),
     onContextFull: contextFullOption().optional(),
     keep: int32CountOption().optional(),
+    logitBias: logitBiasSchema.optional(),
     ...grammarOptionShape,
 });
 
@@ -58,6 +65,11 @@ export interface GenerateOptions extends GrammarOptions {
     parseSpecial?: boolean;
     /** When the sequence is full: 'error' ends with finishReason 'contextFull', 'shift' discards old tokens and goes on (see the context option). Defaults to the context's `onContextFull`. */
     onContextFull?: ContextFullPolicy;
+    /**
+     * Added to the logits of these tokens before sampling (llama.cpp `--logit-bias`):
+     * `{ [token]: bias }` or `[token, bias]` pairs; `-Infinity` bans a token. Defaults to none.
+     */
+    logitBias?: Record<number, number> | ReadonlyArray<readonly [number, number]>;
     /** With onContextFull 'shift': the first tokens a shift never discards (llama.cpp `--keep`), on top of the BOS token. Defaults to `0`. */
     keep?: number;
 }
