@@ -95,55 +95,14 @@ bool input_spans_of(const std::string & prompt, const std::vector<jinja::string>
 
 // Tokenizes the rendered prompt as llama.cpp's server does (special tokens parsed, the
 // vocabulary's bos/eos added), except that a control token's text inside user text stays
-// text: those stretches are tokenized without parsing special tokens.
-bool tokenize_prompt(const llama_vocab * vocab, const std::vector<std::string> & special_texts, const tokenize_fn & tokenize,
-                     const std::string & prompt, const std::vector<input_span> & spans, bool add_special,
-                     std::vector<llama_token> & out, std::string & error) {
-    std::vector<std::pair<size_t, size_t>> injected;  // [begin, end) of control-token text in user text
+// text: one llama_tokenize call with the user text's spans marked literal.
+bool tokenize_prompt(const tokenize_fn & tokenize, const std::string & prompt, const std::vector<input_span> & spans,
+                     bool add_special, std::vector<llama_token> & out, std::string & error) {
+    std::vector<std::pair<size_t, size_t>> literal;
     for (const auto & span : spans) {
-        for (const auto & text : special_texts) {
-            for (size_t at = prompt.find(text, span.begin); at != std::string::npos && at + text.size() <= span.end;
-                 at          = prompt.find(text, at + 1)) {
-                injected.emplace_back(at, at + text.size());
-            }
-        }
+        literal.emplace_back(span.begin, span.end);
     }
-    if (injected.empty()) {
-        return tokenize(prompt, add_special, true, out, error);
-    }
-    std::sort(injected.begin(), injected.end());
-    out.clear();
-    if (add_special && llama_vocab_get_add_bos(vocab) && llama_vocab_bos(vocab) != LLAMA_TOKEN_NULL) {
-        out.push_back(llama_vocab_bos(vocab));
-    }
-    std::vector<llama_token> piece;
-    auto                     add = [&](size_t b, size_t e, bool parse_special) {
-        if (e <= b) {
-            return true;
-        }
-        if (!tokenize(prompt.substr(b, e - b), false, parse_special, piece, error)) {
-            return false;
-        }
-        out.insert(out.end(), piece.begin(), piece.end());
-        return true;
-    };
-    size_t at = 0;
-    for (const auto & [b, e] : injected) {
-        if (b < at) {
-            continue;  // overlaps the previous one
-        }
-        if (!add(at, b, true) || !add(b, e, false)) {
-            return false;
-        }
-        at = e;
-    }
-    if (!add(at, prompt.size(), true)) {
-        return false;
-    }
-    if (add_special && llama_vocab_get_add_eos(vocab) && llama_vocab_eos(vocab) != LLAMA_TOKEN_NULL) {
-        out.push_back(llama_vocab_eos(vocab));
-    }
-    return true;
+    return tokenize(prompt, add_special, literal, out, error);
 }
 
 // Whether tokenizing prompt[from..] alone gives what the whole prompt's tokenization has
@@ -333,7 +292,7 @@ bool chat_common_apply(const common_chat_templates * tmpls, const llama_vocab * 
                 rest.push_back({ std::max(span.begin, from) - from, span.end - from });
             }
         }
-        if (!tokenize_prompt(vocab, special_texts, tokenize, params.prompt.substr(from), rest, from == 0, *tok.tokens, error)) {
+        if (!tokenize_prompt(tokenize, params.prompt.substr(from), rest, from == 0, *tok.tokens, error)) {
             return false;
         }
         out["tokensFrom"] = static_cast<int64_t>(from);

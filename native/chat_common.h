@@ -22,8 +22,10 @@ struct template_limits {
     uint64_t max_bytes = 0;
 };
 
-// (text, add_special, parse_special, out, error) -> ok
-using tokenize_fn = std::function<bool(const std::string &, bool, bool, std::vector<llama_token> &, std::string &)>;
+// (text, add_special, literal, out, error) -> ok: special tokens parsed, except control-token
+// texts overlapping the `literal` byte ranges (vendor/patches/0006).
+using tokenize_fn = std::function<bool(const std::string &, bool, const std::vector<std::pair<size_t, size_t>> &,
+                                       std::vector<llama_token> &, std::string &)>;
 
 // Initializes the templates of `model`, or `override_src` when not empty. Null and `error`
 // on failure; `info_json`: { source, toolUseSource, explicit, supportsThinking, caps }.

@@ -3,6 +3,8 @@
 #include "errors.h"
 #include "model.h"
 
+#include "llama-vocab.h"
+
 namespace llama_kv {
 
 namespace {
@@ -68,9 +70,12 @@ bool chat_templates_apply(const llama_model_ptr & model, const chat_templates_ho
                           const template_limits & limits, const std::atomic<bool> * abort, std::string & out_json,
                           const chat_tokenize_request & tok, std::string & error) {
     const llama_vocab * vocab = llama_model_get_vocab(model.get());
-    const tokenize_fn   tokenize = [vocab](const std::string & text, bool add_special, bool parse_special,
+    const tokenize_fn   tokenize = [vocab](const std::string & text, bool add_special, const std::vector<std::pair<size_t, size_t>> & literal,
                                          std::vector<llama_token> & out, std::string & err) {
-        return tokenize_text(vocab, text, add_special, parse_special, out, err);
+        llama_kv_set_literal_ranges(&literal);
+        const bool ok = tokenize_text(vocab, text, add_special, true, out, err);
+        llama_kv_set_literal_ranges(nullptr);
+        return ok;
     };
     return chat_common_apply(holder.tmpls.get(), vocab, holder.special_texts, tokenize, inputs_json, limits, abort, out_json, tok,
                              error);

@@ -9,7 +9,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { z } from 'zod';
@@ -35,7 +35,20 @@ import {
 export const GENERATOR_VERSION = 1;
 
 /** Names of the built-in fixture models. */
-export type FixtureModelName = 'tiny-f16' | 'tiny-q8_0' | 'tiny-q4_0' | 'tiny-hd48-f16' | 'tiny-moe-f16' | 'tiny-mrope-f16' | 'micro-f16' | 'bench-f16' | 'bench-small-q8_0';
+export type FixtureModelName =
+    | 'tiny-f16'
+    | 'tiny-q8_0'
+    | 'tiny-q4_0'
+    | 'tiny-hd48-f16'
+    | 'tiny-moe-f16'
+    | 'tiny-mrope-f16'
+    | 'micro-f16'
+    | 'chat-llama3-f16'
+    | 'chat-qwen-f16'
+    | 'chat-gemma-f16'
+    | 'chat-tools-f16'
+    | 'bench-f16'
+    | 'bench-small-q8_0';
 
 /** Everything that determines a fixture model. */
 export interface FixtureModelSpec {
@@ -72,6 +85,11 @@ export interface FixtureModelSpec {
     architecture?: 'qwen2vl';
     /** Experts used per token (MoE only). */
     nExpertUsed?: number;
+    /**
+     * A chat template for `tokenizer.chat_template`: the name of a file in llama.cpp's
+     * `models/templates/` (see {@link findChatTemplateFile}); absent for none.
+     */
+    chatTemplate?: string;
 }
 
 const TINY_BASE = {
@@ -85,6 +103,9 @@ const TINY_BASE = {
     rmsEps: 1e-5,
     seed: 0x11a3a4b,
 } as const;
+
+/** micro-f16's network (one small layer; 9 MB, almost all of it the 32000-token embedding and output matrices) with a 2048-token context: the base of the chat fixtures. */
+const CHAT_BASE = { ...TINY_BASE, nLayer: 1, nEmbd: 64, nHead: 2, nHeadKv: 1, nFf: 128, weightType: 'F16', fileType: 1 } as const;
 
 /** Specs of the built-in fixture models. */
 export const FIXTURE_MODELS: Readonly<Record<FixtureModelName, Readonly<FixtureModelSpec>>> = {
@@ -102,6 +123,15 @@ export const FIXTURE_MODELS: Readonly<Record<FixtureModelName, Readonly<FixtureM
     'tiny-mrope-f16': { ...TINY_BASE, displayName: 'llama-kv tiny mrope f16', weightType: 'F16', fileType: 1, architecture: 'qwen2vl' },
     // One small layer (4 MB, mostly the 32000-token embeddings): the base of the corrupted-file corpus.
     'micro-f16': { ...TINY_BASE, nLayer: 1, nEmbd: 64, nHead: 2, nHeadKv: 1, nFf: 128, contextLength: 256, displayName: 'llama-kv micro f16', weightType: 'F16', fileType: 1 },
+    // The micro network with real chat templates from llama.cpp's models/templates/ (the
+    // tokens they name, such as <|im_start|>, are plain text in the SPM vocabulary).
+    'chat-llama3-f16': { ...CHAT_BASE, displayName: 'llama-kv chat llama3 f16', chatTemplate: 'meta-llama-Llama-3.1-8B-Instruct.jinja' },
+    // ChatML with tools.
+    'chat-qwen-f16': { ...CHAT_BASE, displayName: 'llama-kv chat qwen f16', chatTemplate: 'Qwen-Qwen2.5-7B-Instruct.jinja' },
+    // No system role (the template folds it into the first user turn).
+    'chat-gemma-f16': { ...CHAT_BASE, displayName: 'llama-kv chat gemma f16', chatTemplate: 'google-gemma-2-2b-it.jinja' },
+    // Hermes 2 Pro tool calls (<tool_call>{...}</tool_call>), which llama.cpp's chat layer parses.
+    'chat-tools-f16': { ...CHAT_BASE, displayName: 'llama-kv chat tools f16', chatTemplate: 'NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use.jinja' },
     // About 125M parameters (250 MB): for benchmarks, generated on demand, never in tests.
     'bench-f16': {
         ...TINY_BASE,
@@ -195,6 +225,48 @@ export function findVocabFile(): string {
     return candidate;
 }
 
+const TEMPLATES_RELATIVE_PATH = join('vendor', 'llama.cpp', 'models', 'templates');
+
+/**
+ * Locate a chat template of llama.cpp's `models/templates/` by file name: in the folder
+ * `templates/` beside `$LLAMA_KV_VOCAB` when that is set and has it, else in
+ * `vendor/llama.cpp/models/templates/` under the package root.
+ *
+ * @param name A file name such as `Qwen-Qwen2.5-7B-Instruct.jinja` (no folders).
+ * @throws LlamaConfigError (code INVALID_ARGUMENT) for a name with a folder in it.
+ * @throws LlamaModelLoadError (code MODEL_NOT_FOUND) when the file does not exist (run `npm run vendor`).
+ */
+export function findChatTemplateFile(name: string): string {
+    if (name === '' || basename(name) !== name || name === '.' || name === '..') {
+        throw new LlamaConfigError(`chatTemplate must be a file name in llama.cpp's models/templates/ (received '${name}')`, 'INVALID_ARGUMENT', ['chatTemplate']);
+    }
+    const fromEnv = process.env.LLAMA_KV_VOCAB;
+    const root = findPackageRoot();
+    const candidates = [
+        ...(fromEnv ? [join(dirname(resolve(fromEnv)), 'templates', name)] : []),
+        ...(root === undefined ? [] : [join(root, TEMPLATES_RELATIVE_PATH, name)]),
+    ];
+    const found = candidates.find((path) => existsSync(path));
+    if (found === undefined) {
+        throw new LlamaModelLoadError(
+            'MODEL_NOT_FOUND',
+            `chat template not found (${candidates.length > 0 ? candidates.join(', ') : join(TEMPLATES_RELATIVE_PATH, name)}); run \`npm run vendor\` to fetch llama.cpp`,
+        );
+    }
+    return found;
+}
+
+/** The text of a spec's chat template, or undefined when it has none. */
+async function readChatTemplate(spec: Readonly<FixtureModelSpec>): Promise<string | undefined> {
+    if (spec.chatTemplate === undefined) return undefined;
+    const path = findChatTemplateFile(spec.chatTemplate);
+    try {
+        return await readFile(path, 'utf8');
+    } catch (error) {
+        throw new LlamaModelLoadError('MODEL_LOAD_FAILED', `Cannot read the chat template ${path}: ${(error as Error).message}`, { cause: error });
+    }
+}
+
 /** Default cache directory for generated models. */
 export function defaultFixtureCacheDir(): string {
     return defaults.demo.dir();
@@ -236,13 +308,14 @@ async function readVocab(path: string): Promise<Uint8Array> {
  * File name of a fixture model: its name, the generator version and a hash of
  * its spec and vocab, so any change gives a new file.
  */
-function fixtureFileName(name: FixtureModelName, spec: Readonly<FixtureModelSpec>, vocab: Uint8Array): string {
+function fixtureFileName(name: FixtureModelName, spec: Readonly<FixtureModelSpec>, vocab: Uint8Array, chatTemplate: string | undefined): string {
     const hash = createHash('sha256')
         .update(JSON.stringify({ GENERATOR_VERSION, spec }))
-        .update(vocab)
-        .digest('hex')
-        .slice(0, 12);
-    return `llama-kv-${name}-v${GENERATOR_VERSION}-${hash}.gguf`;
+        .update(vocab);
+    // The template's text, not only its file name: a changed template is a new file.
+    if (chatTemplate !== undefined) hash.update(JSON.stringify({ chatTemplate }));
+    const digest = hash.digest('hex').slice(0, 12);
+    return `llama-kv-${name}-v${GENERATOR_VERSION}-${digest}.gguf`;
 }
 
 /**
@@ -262,15 +335,16 @@ export async function ensureFixtureModel(
     const opts = parseOptions(fixtureOptionsSchema, options, 'ensureFixtureModel()');
     const vocabPath = opts.vocabPath ?? findVocabFile();
     const vocabBytes = await readVocab(vocabPath);
+    const chatTemplate = await readChatTemplate(spec);
     const dir = resolve(opts.dir ?? defaultFixtureCacheDir());
-    const path = join(dir, fixtureFileName(name, spec, vocabBytes));
+    const path = join(dir, fixtureFileName(name, spec, vocabBytes, chatTemplate));
     if (await isFile(path)) {
         return path;
     }
     await mkdir(dir, { recursive: true });
     const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
     try {
-        await writeFixtureModelFromVocab(spec, parseGguf(vocabBytes), tmp);
+        await writeFixtureModelFromVocab(spec, parseGguf(vocabBytes), tmp, chatTemplate);
         await rename(tmp, path);
     } catch (err) {
         await rm(tmp, { force: true });
@@ -301,7 +375,7 @@ export async function writeFixtureModel(
     vocabPath: string = findVocabFile(),
 ): Promise<void> {
     const vocab = parseGguf(await readVocab(vocabPath));
-    await writeFixtureModelFromVocab(spec, vocab, path);
+    await writeFixtureModelFromVocab(spec, vocab, path, await readChatTemplate(spec));
 }
 
 /** Generate and write a model given the parsed vocab file. */
@@ -309,12 +383,14 @@ async function writeFixtureModelFromVocab(
     spec: Readonly<FixtureModelSpec>,
     vocab: GgufMetadata,
     path: string,
+    chatTemplate: string | undefined,
 ): Promise<void> {
     validateSpec(spec);
     const tokenizerKv = tokenizerEntries(vocab);
     const nVocab = vocabSize(tokenizerKv);
+    const templateKv: GgufKvEntry[] = chatTemplate === undefined ? [] : [{ key: 'tokenizer.chat_template', type: GGUF_VALUE_TYPE.STRING, value: chatTemplate }];
     await writeGguf(path, {
-        kv: [...modelEntries(spec, nVocab), ...tokenizerKv],
+        kv: [...modelEntries(spec, nVocab), ...tokenizerKv, ...templateKv],
         tensors: modelTensors(spec, nVocab),
     });
 }

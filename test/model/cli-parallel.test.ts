@@ -105,7 +105,7 @@ describe('llama-kv run --prompts-file', () => {
             [['--prompts-file', work], `--prompts-file: cannot read "${work}": EISDIR`],
             [['--prompts-file', empty], `--prompts-file: "${empty}" holds no prompt (one prompt per line; blank lines are skipped)`],
             [['--prompts-file', file, '-p', 'Hi'], '-p/--prompt and --prompts-file cannot be used together'],
-            [['-f', file], 'unknown flag -f; did you mean --prompts-file?'],
+            [['-f', file, '--prompts-file', file], '-f/--file'],
             [[], '-p/--prompt or --prompts-file is required'],
         ];
         for (const [args, message] of cases) {

@@ -203,7 +203,7 @@ describe('fixture model contents', () => {
     });
 
     it('describes the models in FIXTURE_MODELS', () => {
-        expect(Object.keys(FIXTURE_MODELS).sort()).toEqual(['bench-f16', 'bench-small-q8_0', 'micro-f16', 'tiny-f16', 'tiny-hd48-f16', 'tiny-moe-f16', 'tiny-mrope-f16', 'tiny-q4_0', 'tiny-q8_0']);
+        expect(Object.keys(FIXTURE_MODELS).sort()).toEqual(['bench-f16', 'bench-small-q8_0', 'chat-gemma-f16', 'chat-llama3-f16', 'chat-qwen-f16', 'chat-tools-f16', 'micro-f16', 'tiny-f16', 'tiny-hd48-f16', 'tiny-moe-f16', 'tiny-mrope-f16', 'tiny-q4_0', 'tiny-q8_0']);
         expect(FIXTURE_MODELS['tiny-moe-f16']).toMatchObject({ nExpert: 4, nExpertUsed: 2 });
         expect(FIXTURE_MODELS['tiny-hd48-f16'].nEmbd / FIXTURE_MODELS['tiny-hd48-f16'].nHead).toBe(48);
         expect(FIXTURE_MODELS['tiny-q8_0']).toMatchObject({ weightType: 'Q8_0', fileType: 7, nLayer: 2 });

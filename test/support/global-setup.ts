@@ -9,17 +9,18 @@ import { ensureFixtureModel } from '../../lib/demo/models.js';
 
 export const root = resolve(import.meta.dirname, '..', '..');
 
-function buildReference(): string {
+/** Builds one test-only reference program of the CMake build and returns its path. */
+function buildReference(target: string): string {
     const buildDir = join(root, 'build');
     if (!existsSync(join(buildDir, 'CMakeCache.txt'))) {
         throw new Error('build/ is not configured: run `npm install` (or `npm run build`) before `npm test`');
     }
-    execFileSync('cmake', ['--build', buildDir, '--target', 'llama-kv-reference', '--parallel', '2'], { stdio: 'pipe', maxBuffer: 256 * 2 ** 20 });
-    for (const candidate of ['Release/llama-kv-reference', 'bin/llama-kv-reference']) {
+    execFileSync('cmake', ['--build', buildDir, '--target', target, '--parallel', '2'], { stdio: 'pipe', maxBuffer: 256 * 2 ** 20 });
+    for (const candidate of [`Release/${target}`, `bin/${target}`]) {
         const file = join(buildDir, candidate);
         if (existsSync(file)) return file;
     }
-    throw new Error('llama-kv-reference was built but not found under build/');
+    throw new Error(`${target} was built but not found under build/`);
 }
 
 export default async function setup(project: TestProject): Promise<void> {
@@ -33,13 +34,35 @@ export default async function setup(project: TestProject): Promise<void> {
         loraAttn: await ensureFixtureLora('tiny-lora-r8-attn', { dir }),
         loraFfn: await ensureFixtureLora('tiny-lora-r4-ffn', { dir }),
         loraHd48: await ensureFixtureLora('tiny-hd48-lora-r8-attn', { dir }),
-        reference: buildReference(),
+        reference: buildReference('llama-kv-reference'),
         cacheDir: dir,
+        chat: {
+            llama3: await ensureFixtureModel('chat-llama3-f16', { dir }),
+            qwen: await ensureFixtureModel('chat-qwen-f16', { dir }),
+            gemma: await ensureFixtureModel('chat-gemma-f16', { dir }),
+            tools: await ensureFixtureModel('chat-tools-f16', { dir }),
+        },
+        chatReference: buildReference('llama-kv-chat-reference'),
     });
 }
 
 declare module 'vitest' {
     export interface ProvidedContext {
-        fixtures: { f16: string; q8_0: string; q4_0: string; hd48: string; moe: string; loraAttn: string; loraFfn: string; loraHd48: string; reference: string; cacheDir: string };
+        fixtures: {
+            f16: string;
+            q8_0: string;
+            q4_0: string;
+            hd48: string;
+            moe: string;
+            loraAttn: string;
+            loraFfn: string;
+            loraHd48: string;
+            reference: string;
+            cacheDir: string;
+            /** Micro models whose tokenizer.chat_template is a template of llama.cpp's models/templates/ (see lib/demo/models.ts). */
+            chat: { llama3: string; qwen: string; gemma: string; tools: string };
+            /** llama.cpp's common_chat_templates_apply as its server calls it (test/support/reference/chat-apply.cpp). */
+            chatReference: string;
+        };
     }
 }

@@ -25,9 +25,8 @@ describe('CLI flags', () => {
         for (const [typed, flag] of cases) expect(suggestFlag(typed, runFlags)?.names[0], typed).toBe(flag);
     });
 
-    it("suggests --prompts-file for llama.cpp's -f/--file, which it does not take (llama-cli reads one prompt from it, llama-parallel one per line)", () => {
-        expect(unknownFlag(['-f', 'prompts.txt'])).toBe('unknown flag -f; did you mean --prompts-file?');
-        expect(unknownFlag(['--file', 'prompts.txt'])).toBe('unknown flag --file; did you mean --prompts-file?');
+    it("takes llama.cpp's -f/--file (one prompt read from a file) and --prompts-file (one prompt per line)", () => {
+        expect(parseFlags(['-f', 'prompt.txt'], runFlags).flags).toEqual({ file: 'prompt.txt' });
         expect(parseFlags(['--prompts-file', 'a.txt', '-np', '2'], runFlags).flags).toEqual({ promptsFile: 'a.txt', parallel: 2 });
     });
 

@@ -6,19 +6,22 @@ import { inFlagNames } from '../format/flag-names.js';
 import { LlamaModel } from '../../model/model.js';
 import { flagHelp, parseFlags, UsageError, type FlagSpec } from '../flags/args.js';
 import { contextFlags, contextOptionsFromFlags } from '../flags/context-flags.js';
+import { grammarFlags, grammarOptionsFromFlags } from '../flags/grammar-flags.js';
+import { promptFromFlags, readStdin, withoutFinalNewline } from '../flags/input.js';
 import { modelFlags, modelOptionsFromFlags } from '../flags/model-flags.js';
+import { samplingFlags, samplingOptionsFromFlags } from '../flags/sampling-flags.js';
 import { formatResults, formatSummary, runBatch } from '../run/batch.js';
-import { readPromptsFile } from '../run/prompts-file.js';
+import { readPromptsFile, type FilePrompt } from '../run/prompts-file.js';
 
 export const runFlags: FlagSpec[] = [
     { names: ['-m', '--model'], key: 'model', type: 'string', help: 'GGUF model file (default: the built-in demo model)' },
-    { names: ['-p', '--prompt'], key: 'prompt', type: 'string', help: 'prompt text (required, or --prompts-file)' },
+    { names: ['-p', '--prompt'], key: 'prompt', type: 'string', help: 'prompt text (or -f, --prompts-file, or the prompt on stdin)' },
+    { names: ['-f', '--file'], key: 'file', type: 'string', help: "file holding the prompt, without its final line break (llama.cpp's -f); instead of -p" },
     {
         names: ['--prompts-file'],
         key: 'promptsFile',
         type: 'string',
         help: "file of prompts, one per line, all submitted at once to the -np sequences (llama.cpp's llama-parallel reads it with -f/--file); instead of -p",
-        suggestedFor: ['-f', '--file'],
     },
     { names: ['-n', '--n-predict'], key: 'maxTokens', type: 'int', help: 'tokens to generate (default 128)' },
     ...contextFlags,
@@ -26,17 +29,16 @@ export const runFlags: FlagSpec[] = [
     { names: ['--lora'], key: 'lora', type: 'list', help: 'LoRA adapter to apply at scale 1 (repeatable)' },
     { names: ['--lora-scaled'], key: 'loraScaled', type: 'pair', help: 'LoRA adapter and its scale, e.g. --lora-scaled a.gguf 0.5 (repeatable)' },
     { names: ['-t', '--threads'], key: 'threads', type: 'int', help: 'threads (default: number of CPUs)' },
-    { names: ['--temp'], key: 'temperature', type: 'float', help: 'temperature, 0 = greedy (default 0.8)' },
-    { names: ['--top-k'], key: 'topK', type: 'int', help: 'top-k (default 40)' },
-    { names: ['--top-p'], key: 'topP', type: 'float', help: 'top-p (default 0.95)' },
-    { names: ['--min-p'], key: 'minP', type: 'float', help: 'min-p (default 0.05)' },
-    { names: ['--repeat-penalty'], key: 'repeatPenalty', type: 'float', help: 'repeat penalty (default 1)' },
-    { names: ['-s', '--seed'], key: 'seed', type: 'int', help: 'sampling seed (default random)' },
+    ...samplingFlags,
+    ...grammarFlags,
     { names: ['--json'], key: 'json', type: 'bool', help: 'print one JSON object instead of streaming (with --prompts-file: every result and the summary)' },
     { names: ['--verbose'], key: 'verbose', type: 'bool', help: "show llama.cpp's info log on stderr" },
 ];
 
-export const runUsage = `usage: llama-kv run [-m model.gguf] (-p PROMPT | --prompts-file FILE [-np N]) [-n 128] [-c 4096] [-ctk q8_0 -ctv q4_0] [-fa auto] [--gpu auto] [-ngl N] [--n-cpu-moe N] [--lora a.gguf] [-t N] [--temp 0.8] [--json]\n${flagHelp(runFlags)}`;
+export const runUsage =
+    'usage: llama-kv run [-m model.gguf] (-p PROMPT | -f FILE | --prompts-file FILE [-np N] | < PROMPT) [-n 128] [-c 4096] [-ctk q8_0 -ctv q4_0] [-fa auto] ' +
+    `[--gpu auto] [-ngl N] [--n-cpu-moe N] [--lora a.gguf] [-t N] [--temp 0.8] [--grammar-file F | -j SCHEMA] [--json]\n${flagHelp(runFlags)}\n` +
+    'Without -p, -f or --prompts-file, the prompt is read from stdin when it is not a terminal.';
 
 export async function run(argv: readonly string[]): Promise<number> {
     const { flags, positional } = parseFlags(argv, runFlags);
@@ -44,9 +46,14 @@ export async function run(argv: readonly string[]): Promise<number> {
     if (typeof flags.prompt === 'string' && typeof flags.promptsFile === 'string') {
         throw new UsageError('-p/--prompt and --prompts-file cannot be used together: put that prompt in the file');
     }
-    if (typeof flags.prompt !== 'string' && typeof flags.promptsFile !== 'string') throw new UsageError('-p/--prompt or --prompts-file is required');
+    if (typeof flags.file === 'string' && typeof flags.promptsFile === 'string') {
+        throw new UsageError('-f/--file and --prompts-file cannot be used together: -f holds one prompt, --prompts-file one per line');
+    }
     // Read before the model loads: a bad file fails at once.
-    const prompts = typeof flags.promptsFile === 'string' ? await readPromptsFile(flags.promptsFile) : undefined;
+    const input: { prompts: FilePrompt[] } | { prompt: string } =
+        typeof flags.promptsFile === 'string' ? { prompts: await readPromptsFile(flags.promptsFile) } : { prompt: (await promptFromFlags(flags)) ?? (await promptFromStdin()) };
+    const batch = 'prompts' in input;
+    const grammar = await grammarOptionsFromFlags(flags);
     // The library's warnings, said with this command's flags (-c, not contextSize).
     setLogger((level, message) => process.stderr.write(`[${level}] ${inFlagNames(message, runFlags)}\n`), { level: flags.verbose ? 'info' : 'warn' });
 
@@ -71,7 +78,7 @@ export async function run(argv: readonly string[]): Promise<number> {
             ...contextOptionsFromFlags(flags),
             threads: flags.threads as number | undefined,
             loras,
-            ...(prompts !== undefined && seed !== undefined ? { seed } : {}),
+            ...(batch && seed !== undefined ? { seed } : {}),
         });
         const config = ctx.config;
         const settings =
@@ -79,24 +86,21 @@ export async function run(argv: readonly string[]): Promise<number> {
             `${loras.length > 0 ? ` | loras: ${loras.map(({ lora, scale }) => `${basename(lora.path)}@${scale}`).join(', ')}` : ''}`;
         const options = {
             maxTokens: (flags.maxTokens as number | undefined) ?? 128,
-            temperature: flags.temperature as number | undefined,
-            topK: flags.topK as number | undefined,
-            topP: flags.topP as number | undefined,
-            minP: flags.minP as number | undefined,
-            repeatPenalty: flags.repeatPenalty as number | undefined,
-            seed: prompts === undefined ? seed : undefined,
+            ...samplingOptionsFromFlags(flags),
+            ...grammar,
+            seed: batch ? undefined : seed,
         };
         const controller = new AbortController();
         const onSigint = () => controller.abort();
         process.once('SIGINT', onSigint);
         try {
-            if (prompts !== undefined) {
-                const { results, summary } = await runBatch(ctx, prompts, options, controller);
+            if ('prompts' in input) {
+                const { results, summary } = await runBatch(ctx, input.prompts, options, controller);
                 process.stdout.write(flags.json ? JSON.stringify({ model: path, results, summary }) + '\n' : formatResults(results));
                 process.stderr.write(formatSummary(summary, settings));
                 return 0;
             }
-            const prompt = flags.prompt as string;
+            const { prompt } = input;
             if (flags.json) {
                 const result = await ctx.complete(prompt, { ...options, signal: controller.signal });
                 process.stdout.write(JSON.stringify({ model: path, prompt, ...result }) + '\n');
@@ -123,4 +127,13 @@ export async function run(argv: readonly string[]): Promise<number> {
     } finally {
         model.dispose();
     }
+}
+
+/** The prompt piped to stdin (without its final line break); a terminal or an empty stdin is the missing-prompt usage error. */
+async function promptFromStdin(): Promise<string> {
+    const missing = '-p/--prompt or --prompts-file is required';
+    if (process.stdin.isTTY) throw new UsageError(`${missing} (or -f/--file FILE, or the prompt on stdin)`);
+    const text = withoutFinalNewline(await readStdin());
+    if (text === '') throw new UsageError(`${missing}: stdin held no prompt`);
+    return text;
 }

@@ -90,7 +90,7 @@ function convert(name: string, type: 'string' | 'int' | 'float', raw: string): s
 
 export function flagHelp(specs: readonly FlagSpec[]): string {
     return specs
-        .map((s) => `  ${s.names.join(', ')}${placeholder(s.type)}`.padEnd(34) + s.help)
+        .map((s) => `${`  ${s.names.join(', ')}${placeholder(s.type)}`.padEnd(33)} ${s.help}`)
         .join('\n');
 }
 
