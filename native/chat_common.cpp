@@ -106,18 +106,17 @@ bool tokenize_prompt(const tokenize_fn & tokenize, const std::string & prompt, c
 }
 
 // Whether tokenizing prompt[from..] alone gives what the whole prompt's tokenization has
-// there: llama.cpp splits the text at control-token texts first and tokenizes the pieces
-// apart, so a cut just before one is clean, and anywhere for a vocabulary that does not
-// prefix a space to a call's first text.
-bool clean_cut(const std::string & prompt, size_t from, const std::vector<std::string> & special_texts, bool space_prefix) {
+// there. llama.cpp splits the text at control-token texts first and tokenizes each piece
+// of text apart, a SentencePiece vocabulary prefixing a space to a piece after a control
+// token or at the start: so a cut just before or just after a control token's text is clean
+// for every vocabulary, and a cut anywhere else may not be (a merge, a space prefix).
+bool clean_cut(const std::string & prompt, size_t from, const std::vector<std::string> & special_texts) {
     if (from == 0 || from > prompt.size()) {
         return false;
     }
-    if (!space_prefix) {
-        return true;
-    }
     for (const auto & text : special_texts) {
-        if (prompt.compare(from, text.size(), text) == 0) {
+        if (prompt.compare(from, text.size(), text) == 0 ||
+            (from >= text.size() && prompt.compare(from - text.size(), text.size(), text) == 0)) {
             return true;
         }
     }
@@ -283,7 +282,7 @@ bool chat_common_apply(const common_chat_templates * tmpls, const llama_vocab * 
         out["inputMarks"] = input_spans_of(params.prompt, renders, text(llama_vocab_bos(vocab)), text(llama_vocab_eos(vocab)), spans);
         size_t from = 0;
         if (tok.prefix != nullptr && params.prompt.compare(0, tok.prefix->size(), *tok.prefix) == 0 &&
-            clean_cut(params.prompt, tok.prefix->size(), special_texts, tok.space_prefix)) {
+            clean_cut(params.prompt, tok.prefix->size(), special_texts)) {
             from = tok.prefix->size();
         }
         std::vector<input_span> rest;

@@ -40,14 +40,12 @@ std::vector<std::string> chat_special_texts(const llama_vocab * vocab);
 // common_chat_params as JSON. With `tokens`, also the prompt's tokens: tokenized as the
 // server does, except that user text holding a control token's text stays text.
 // With `prefix` (the text of tokens a sequence already holds), only the prompt's text after
-// it is tokenized, without bos, when the prompt starts with it and tokenizing the rest alone
-// gives the tokens the whole would (not so when a vocabulary that prefixes a space to a
-// call's first text, `space_prefix`, would see text there); `out_json` says where from
-// ("tokensFrom": a byte offset, 0 for the whole prompt).
+// it is tokenized, without bos, when the prompt starts with it and the cut is clean (next to
+// a control token's text, where llama.cpp's tokenizer splits anyway); `out_json` says where
+// from ("tokensFrom": a byte offset, 0 for the whole prompt).
 struct chat_tokenize_request {
     std::vector<llama_token> * tokens = nullptr;  // null: no tokens
     const std::string *        prefix = nullptr;
-    bool                       space_prefix = false;
 };
 bool chat_common_apply(const common_chat_templates * tmpls, const llama_vocab * vocab, const std::vector<std::string> & special_texts,
                        const tokenize_fn & tokenize, const std::string & inputs_json, const template_limits & limits,

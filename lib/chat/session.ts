@@ -82,7 +82,6 @@ export class LlamaChatSession {
     #cache: CacheText | null = null;
     #turn: Promise<unknown> = Promise.resolve();
     #disposed = false;
-    #spacePrefix: boolean | null = null;
 
     constructor(options: LlamaChatSessionOptions) {
         const opts = parseOptions(chatSessionOptionsSchema, options, 'LlamaChatSession');
@@ -297,7 +296,7 @@ export class LlamaChatSession {
         };
         const templates = await chat.templates(this.#template, opts.signal);
         const cache = this.#cache;
-        const out = await renderChat(nativeModel(this.#model), templates, input, true, opts.signal, cache?.text, this.#usesSpacePrefix());
+        const out = await renderChat(nativeModel(this.#model), templates, input, true, opts.signal, cache?.text);
         let tokens = out.tokens!;
         if (cache !== null && (out.params.tokensFrom ?? 0) > 0) {
             const joined = new Int32Array(cache.tokens.length + tokens.length);
@@ -382,15 +381,6 @@ export class LlamaChatSession {
         while (i < last && this.#messages[i].role !== 'user') i++;
         this.#windowStart = i;
         return true;
-    }
-
-    /** Whether the vocabulary prefixes a space to the first text of a tokenize call (SentencePiece). */
-    #usesSpacePrefix(): boolean {
-        if (this.#spacePrefix === null) {
-            const ids = this.#model.tokenize('a', { addSpecial: false });
-            this.#spacePrefix = ids.length > 0 && decoder.decode(nativeModel(this.#model).tokenToPiece(ids[0], false)).startsWith(' ');
-        }
-        return this.#spacePrefix;
     }
 }
 

@@ -162,11 +162,10 @@ export async function renderChat(
     tokenize: boolean,
     signal?: AbortSignal,
     prefix?: string,
-    spacePrefix = false,
 ): Promise<{ params: ChatParams; tokens?: Int32Array }> {
     const body = JSON.stringify(renderBody(input));
     const out = await abortable(
-        () => binding().chatApply(model, templates.handle, body, defaults.chat.templateLimits, tokenize, prefix, spacePrefix),
+        () => binding().chatApply(model, templates.handle, body, defaults.chat.templateLimits, tokenize, prefix),
         signal,
         'Rendering the chat template',
     );

@@ -309,7 +309,7 @@ export interface NativeBinding {
         abort(): void;
     };
     /** Renders an OpenAI-style body; `params` is common_chat_params as JSON. */
-    chatApply(model: NativeModel, handle: NativeChatTemplates, inputs: string, limits: NativeTemplateLimits, tokenize: boolean, prefix?: string, spacePrefix?: boolean): {
+    chatApply(model: NativeModel, handle: NativeChatTemplates, inputs: string, limits: NativeTemplateLimits, tokenize: boolean, prefix?: string): {
         promise: Promise<{ params: string; tokens?: Int32Array }>;
         abort(): void;
     };

@@ -83,15 +83,14 @@ class chat_init_worker : public chat_worker {
 class chat_apply_worker : public chat_worker {
   public:
     chat_apply_worker(Napi::Env env, llama_model_ptr model, chat_templates_ptr holder, std::string inputs, template_limits limits,
-                      bool tokenize, bool has_prefix, std::string prefix, bool space_prefix) :
+                      bool tokenize, bool has_prefix, std::string prefix) :
         chat_worker(env, "llama-kv:chat-apply", limits),
         model_(std::move(model)),
         holder_(std::move(holder)),
         inputs_(std::move(inputs)),
         tokenize_(tokenize),
         has_prefix_(has_prefix),
-        prefix_(std::move(prefix)),
-        space_prefix_(space_prefix) {}
+        prefix_(std::move(prefix)) {}
 
   protected:
     void Execute() override {
@@ -99,7 +98,6 @@ class chat_apply_worker : public chat_worker {
         chat_tokenize_request tok;
         tok.tokens       = tokenize_ ? &tokens_ : nullptr;
         tok.prefix       = has_prefix_ ? &prefix_ : nullptr;
-        tok.space_prefix = space_prefix_;
         if (!chat_templates_apply(model_, *holder_, inputs_, limits_, abort_.get(), params_, tok, error)) {
             fail(error);
         }
@@ -125,7 +123,6 @@ class chat_apply_worker : public chat_worker {
     bool                     tokenize_;
     bool                     has_prefix_;
     std::string              prefix_;
-    bool                     space_prefix_;
     std::string              params_;
     std::vector<llama_token> tokens_;
 };
@@ -149,15 +146,14 @@ Napi::Value chat_init(const Napi::CallbackInfo & info) {
 Napi::Value chat_apply(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     if (info.Length() < 5 || !info[2].IsString() || !info[4].IsBoolean()) {
-        throw_error(env, code::invalid_argument, "chatApply(model, handle, inputs: string, limits, tokenize: boolean, prefix?: string, spacePrefix?: boolean)");
+        throw_error(env, code::invalid_argument, "chatApply(model, handle, inputs: string, limits, tokenize: boolean, prefix?: string)");
     }
     const bool has_prefix = info.Length() > 5 && info[5].IsString();
     llama_model_ptr    model  = model_wrap::unwrap(env, info[0])->model(env);
     chat_templates_ptr holder = unwrap_chat_templates(env, info[1]);
     auto *             worker = new chat_apply_worker(env, std::move(model), std::move(holder), info[2].As<Napi::String>().Utf8Value(),
                                                       read_template_limits(env, info[3]), info[4].As<Napi::Boolean>().Value(), has_prefix,
-                                                      has_prefix ? info[5].As<Napi::String>().Utf8Value() : std::string(),
-                                                      info.Length() > 6 && info[6].ToBoolean().Value());
+                                                      has_prefix ? info[5].As<Napi::String>().Utf8Value() : std::string());
     Napi::Promise      promise = worker->promise();
     auto               abort   = worker->abort_flag();
     worker->Queue();
