@@ -80,7 +80,7 @@ export {
     type BucketScore,
     type KlSummary,
 } from './calibrate/index.js';
-export { LlamaChatSession, type ChatPromptResult, type ChatDelta, type ChatStream, type LlamaChatSessionOptions } from './chat/session.js';
+export { LlamaChatSession, type ChatPromptResult, type ChatDelta, type ChatStream, type LlamaChatSessionOptions, type ChatToolCallResult } from './chat/session.js';
 export type { ChatTemplateInfo, ChatTemplateOrigin } from './model/chat-template.js';
 export type { ApplyChatTemplateOptions, ChatMessage, ChatTool, ChatToolCall, ChatPromptOptions } from './options/chat-options.js';
 export type { GrammarOptions } from './options/grammar-options.js';

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 
 namespace llama_kv {
 
@@ -203,6 +204,10 @@ json params_to_json(const common_chat_params & p) {
 
 }  // namespace
 
+bool finish_apply(const common_chat_params & params, const std::vector<jinja::string> & renders, const llama_vocab * vocab,
+                  const std::vector<std::string> & special_texts, const tokenize_fn & tokenize, const chat_tokenize_request & tok,
+                  std::string & out_json, std::string & error);
+
 std::vector<std::string> chat_special_texts(const llama_vocab * vocab) {
     std::vector<std::string> out;
     const int32_t            n = llama_vocab_n_tokens(vocab);
@@ -217,8 +222,20 @@ std::vector<std::string> chat_special_texts(const llama_vocab * vocab) {
     return out;
 }
 
+// Templates longer than this are refused before parsing (the longest of llama.cpp's
+// models/templates is under 32 KiB).
+constexpr size_t max_template_bytes = 4u << 20;
+
 common_chat_templates * chat_common_init(const llama_model * model, const std::string & override_src, const template_limits & limits,
                                          const std::atomic<bool> * abort, std::string & info_json, std::string & error) {
+    for (const char * name : { static_cast<const char *>(nullptr), "tool_use" }) {
+        const char * src  = override_src.empty() ? llama_model_chat_template(model, name) : nullptr;
+        const size_t size = src != nullptr ? std::strlen(src) : (name == nullptr ? override_src.size() : 0);
+        if (size > max_template_bytes) {
+            error = "the chat template is " + std::to_string(size) + " bytes long: at most " + std::to_string(max_template_bytes) + " are accepted";
+            return nullptr;
+        }
+    }
     limits_scope scope(limits, abort);
     try {
         common_chat_templates_ptr tmpls = common_chat_templates_init(model, override_src);
@@ -273,6 +290,17 @@ bool chat_common_apply(const common_chat_templates * tmpls, const llama_vocab * 
             return false;
         }
     }
+    try {
+        return finish_apply(params, renders, vocab, special_texts, tokenize, tok, out_json, error);
+    } catch (const std::exception & e) {
+        error = std::string("the chat template's output could not be used: ") + e.what();  // e.g. not UTF-8 (JSON)
+        return false;
+    }
+}
+
+bool finish_apply(const common_chat_params & params, const std::vector<jinja::string> & renders, const llama_vocab * vocab,
+                  const std::vector<std::string> & special_texts, const tokenize_fn & tokenize, const chat_tokenize_request & tok,
+                  std::string & out_json, std::string & error) {
     json out = params_to_json(params);
     if (tok.tokens != nullptr) {
         const auto text = [&](llama_token t) {

@@ -72,10 +72,11 @@ bool chat_templates_apply(const llama_model_ptr & model, const chat_templates_ho
     const llama_vocab * vocab = llama_model_get_vocab(model.get());
     const tokenize_fn   tokenize = [vocab](const std::string & text, bool add_special, const std::vector<std::pair<size_t, size_t>> & literal,
                                          std::vector<llama_token> & out, std::string & err) {
-        llama_kv_set_literal_ranges(&literal);
-        const bool ok = tokenize_text(vocab, text, add_special, true, out, err);
-        llama_kv_set_literal_ranges(nullptr);
-        return ok;
+        struct literal_scope {
+            explicit literal_scope(const std::vector<std::pair<size_t, size_t>> * r) { llama_kv_set_literal_ranges(r); }
+            ~literal_scope() { llama_kv_set_literal_ranges(nullptr); }
+        } scope(&literal);
+        return tokenize_text(vocab, text, add_special, true, out, err);
     };
     return chat_common_apply(holder.tmpls.get(), vocab, holder.special_texts, tokenize, inputs_json, limits, abort, out_json, tok,
                              error);

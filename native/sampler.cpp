@@ -26,6 +26,13 @@ sequence_sampler::sequence_sampler(const sampler_params & r, const grammar_param
                 error_ = with_log("the grammar is invalid", log_capture_take());
             }
             for (llama_token t : g.prefill) {
+                // An end-of-generation token the grammar does not expect would abort
+                // (llama_grammar_accept_impl): the prefill may not hold one.
+                if (grammar_ && llama_vocab_is_eog(vocab, t)) {
+                    grammar_.reset();
+                    error_ = "the grammar's prefill (the template's generation prompt) holds an end-of-generation token";
+                    break;
+                }
                 if (grammar_) {
                     llama_sampler_accept(grammar_.get(), t);
                 }

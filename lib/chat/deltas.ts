@@ -18,6 +18,7 @@ export class DeltaTracker {
     readonly #tools: boolean;
     #text = '';
     #reasoning = '';
+    #calls = 0;
 
     constructor(params: ChatParams, tools: boolean) {
         this.#params = params;
@@ -26,6 +27,8 @@ export class DeltaTracker {
 
     /** The deltas since the last call, for the generated text so far. */
     update(generated: string, partial: boolean): ChatDelta[] {
+        // Parsing is linear in the text: a long reply is parsed every few tokens, not every token.
+        if (partial && ++this.#calls % (1 + Math.floor(generated.length / 4096)) !== 0) return [];
         const parsed = parseReply(generated, this.#params, partial, this.#tools) ?? (partial ? null : { content: generated, reasoning: '', toolCalls: [] });
         if (parsed === null) return [];
         const out: ChatDelta[] = [];

@@ -9,7 +9,7 @@ import { LlamaSequence } from '../context/sequence.js';
 import type { CompletionResult, FinishReason, GeneratedToken } from '../context/generation.js';
 import { modelChat, nativeModel, type LlamaModel } from '../model/model.js';
 import { renderChat, type ChatParams, type ParsedReply } from '../model/chat-template.js';
-import { checkGrammar, checkOneConstraint, grammarText } from '../model/grammar.js';
+import { checkGrammar, checkJsonSchema, checkOneConstraint, grammarText } from '../model/grammar.js';
 import { chatRequestExtras } from '../options/grammar-options.js';
 import { defaults } from '../options/defaults.js';
 import { chatPromptOptionsSchema, chatSessionOptionsSchema, type ChatMessage, type ChatPromptOptions, type ChatTool } from '../options/chat-options.js';
@@ -173,11 +173,15 @@ export class LlamaChatSession {
         try {
             for (let round = 0; ; round++) {
                 const toolChoice = tools === undefined ? 'auto' : round >= maxRounds ? 'none' : round === 0 ? (opts.toolChoice ?? defaults.chat.toolChoice) : 'auto';
-                const turn = await this.#modelTurn(opts, tools, toolChoice, emit);
+                // After the last round that may call tools, calls are neither constrained nor parsed.
+                const turn = await this.#modelTurn(opts, round < maxRounds ? tools : undefined, toolChoice, emit, tools);
                 if (turn === null) {
-                    this.#messages.length = committed;
-                    this.#windowStart = windowStart;
-                    return { text: '', finishReason: 'contextFull', timings };
+                    if (round === 0) {
+                        this.#messages.length = committed;
+                        this.#windowStart = windowStart;
+                    }
+                    // After tool rounds, the calls (whose handlers ran) and their results stay.
+                    return { text: '', ...(calls.length > 0 ? { toolCalls: calls } : {}), finishReason: 'contextFull', timings };
                 }
                 const { reply, completion } = turn;
                 timings.rounds++;
@@ -194,7 +198,7 @@ export class LlamaChatSession {
                     ...(toolCalls.length > 0 ? { toolCalls } : {}),
                 });
                 const ended = completion.finishReason === 'eos' || completion.finishReason === 'stop';
-                const runnable = tools !== undefined && toolCalls.length > 0 && ended && toolCalls.every((c) => tools[c.name]?.handler !== undefined);
+                const runnable = tools !== undefined && round < maxRounds && toolCalls.length > 0 && ended && toolCalls.every((c) => tools[c.name]?.handler !== undefined);
                 if (!runnable) {
                     calls.push(...toolCalls.map((c) => ({ ...c })));
                     return {
@@ -224,16 +228,20 @@ export class LlamaChatSession {
         tools: Record<string, ChatTool> | undefined,
         toolChoice: 'auto' | 'required' | 'none',
         emit: (d: ChatDelta) => void,
+        shown: Record<string, ChatTool> | undefined = tools,
     ): Promise<{ reply: ParsedReply; completion: CompletionResult } | null> {
         const config = this.#context.config;
         const onContextFull = opts.onContextFull ?? config.onContextFull;
-        const userGrammar = tools === undefined ? userConstraint(opts) : undefined;
-        if (tools !== undefined && userConstraint(opts) !== undefined) {
-            throw new LlamaConfigError('grammar, jsonSchema and responseFormat cannot be combined with tools (as in llama.cpp\'s server)', 'INVALID_CONFIG', ['tools']);
+        const userGrammar = shown === undefined ? userConstraint(opts) : undefined;
+        // llama.cpp compiles these while rendering: the same bounds as for generate()'s jsonSchema.
+        if (userGrammar?.kind === 'schema') checkJsonSchema(userGrammar.schema);
+        for (const [name, tool] of Object.entries(tools ?? {})) if (tool.parameters) checkJsonSchema(tool.parameters, `parameters of tool ${name}`);
+        if (shown !== undefined && userConstraint(opts) !== undefined) {
+            throw new LlamaConfigError("grammar, jsonSchema and responseFormat cannot be combined with tools (llama.cpp's server refuses a grammar with tools)", 'INVALID_CONFIG', ['tools']);
         }
         let rendered;
         for (;;) {
-            rendered = await this.#render(opts, tools, toolChoice, userGrammar);
+            rendered = await this.#render(opts, shown, toolChoice, userGrammar);
             const room = config.contextSizePerSequence - rendered.tokens.length;
             if (room >= Math.min(opts.maxTokens ?? defaults.generate.maxTokens, Math.floor(config.contextSizePerSequence / 4))) break;
             // Short of room: with 'shift', drop the oldest turn after the system prompt and render again.
@@ -317,9 +325,17 @@ export class LlamaChatSession {
             const tokens: number[] = [];
             for (const t of params.grammarTriggers) {
                 if (t.type === 'token') tokens.push(t.token);
-                else if (t.type === 'word') patterns.push(escapeRegex(t.value));
+                else if (t.type === 'word') {
+                    // As llama.cpp's server: a word that is one preserved token triggers on that token.
+                    const ids = params.preservedTokens.includes(t.value) ? this.#model.tokenize(t.value, { addSpecial: false, parseSpecial: true }) : [];
+                    if (ids.length === 1) tokens.push(ids[0]);
+                    else patterns.push(escapeRegex(t.value));
+                }
                 else if (t.type === 'pattern') patterns.push(t.value);
                 else patterns.push(t.value === '' ? '^$' : `${t.value.startsWith('^') ? '' : '^'}${t.value}${t.value.endsWith('$') ? '' : '$'}`);
+            }
+            if (params.grammarLazy && patterns.length === 0 && tokens.length === 0) {
+                throw new LlamaError('GRAMMAR_FAILED', "The template's tool-call grammar is lazy but has no trigger (llama.cpp's server refuses it too)");
             }
             // As llama.cpp's server: a template's grammar starts at the generation prompt, which the prompt already holds.
             const prefill = !params.grammarLazy && params.generationPrompt !== '' ? this.#prefillTokens(params.generationPrompt) : [];

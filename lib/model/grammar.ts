@@ -44,11 +44,36 @@ function tooDeep(what: string, depth: number): LlamaError {
     return new LlamaError('INVALID_GRAMMAR', `The ${what} nests ${depth > defaults.grammar.maxNesting ? 'more than ' + defaults.grammar.maxNesting : depth} levels deep: llama.cpp parses it recursively, so at most ${defaults.grammar.maxNesting} levels are accepted`);
 }
 
-/** llama.cpp's json-schema-to-grammar of `schema`; INVALID_GRAMMAR when it refuses it. */
-export function schemaToGrammar(schema: unknown): string {
+/**
+ * Checks a JSON schema before llama.cpp's json-schema-to-grammar sees it (it recurses on
+ * nesting, on `$ref` chains and on the groups of a `pattern`, and copies the schema per
+ * reference): INVALID_GRAMMAR when it nests too deeply, is too large or has too many references.
+ */
+export function checkJsonSchema(schema: unknown, what = 'JSON schema'): void {
     const limit = defaults.grammar.maxNesting;
     const depth = jsonNesting(schema, limit);
-    if (depth > limit) throw tooDeep('JSON schema', depth);
+    if (depth > limit) throw tooDeep(what, depth);
+    const text = JSON.stringify(schema) ?? '';
+    if (text.length > defaults.grammar.maxSchemaBytes) {
+        throw new LlamaError('INVALID_GRAMMAR', `The ${what} is ${text.length} bytes of JSON: at most ${defaults.grammar.maxSchemaBytes} are accepted`);
+    }
+    const refs = text.split('"$ref"').length - 1;
+    if (refs > defaults.grammar.maxSchemaRefs) {
+        throw new LlamaError('INVALID_GRAMMAR', `The ${what} has ${refs} $ref entries: at most ${defaults.grammar.maxSchemaRefs} are accepted`);
+    }
+    const patterns = (v: unknown): void => {
+        if (v === null || typeof v !== 'object') return;
+        for (const [k, x] of Object.entries(v as object)) {
+            if (k === 'pattern' && typeof x === 'string' && gbnfNesting(x.replace(/\\./g, '')) > limit) throw tooDeep(`pattern of the ${what}`, limit + 1);
+            patterns(x);
+        }
+    };
+    patterns(schema);
+}
+
+/** llama.cpp's json-schema-to-grammar of `schema`; INVALID_GRAMMAR when it refuses it. */
+export function schemaToGrammar(schema: unknown): string {
+    checkJsonSchema(schema);
     const stack = captureStack();
     try {
         return binding().jsonSchemaToGrammar(JSON.stringify(schema));
@@ -62,6 +87,11 @@ export function checkGrammar(model: NativeModel, grammar: string): void {
     const limit = defaults.grammar.maxNesting;
     const depth = gbnfNesting(grammar);
     if (depth > limit) throw tooDeep('grammar', depth);
+    // llama.cpp checks left recursion rule by rule, recursively.
+    const rules = grammar.split('::=').length - 1;
+    if (rules > defaults.grammar.maxRules) {
+        throw new LlamaError('INVALID_GRAMMAR', `The grammar has ${rules} rules: at most ${defaults.grammar.maxRules} are accepted`);
+    }
     const stack = captureStack();
     try {
         binding().checkGrammar(model, grammar, 'root');

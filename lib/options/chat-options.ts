@@ -42,13 +42,32 @@ export interface ChatTool {
     handler?: (args: Record<string, unknown>, call: { id?: string; name: string; signal?: AbortSignal }) => unknown;
 }
 
+/** How deeply a JSON text's arrays and objects nest (brackets outside strings). */
+export function argumentsNesting(text: string): number {
+    let depth = 0;
+    let max = 0;
+    for (let i = 0; i < text.length; i++) {
+        const c = text[i];
+        if (c === '"') {
+            for (i++; i < text.length && text[i] !== '"'; i++) if (text[i] === '\\') i++;
+        } else if (c === '[' || c === '{') {
+            max = Math.max(max, ++depth);
+        } else if (c === ']' || c === '}') {
+            depth = Math.max(0, depth - 1);
+        }
+    }
+    return max;
+}
+
 const jsonObject = () => z.record(z.string(), z.unknown(), { error: 'a JSON schema (an object)' });
 
 export const chatToolCallSchema = z.strictObject({
     id: z.string({ error: 'a string' }).optional(),
     name: z.string({ error: 'a tool name (string)' }).min(1, { error: 'a non-empty tool name' }),
     arguments: z.union([z.string(), z.record(z.string(), z.unknown())], { error: 'JSON text or an object' })
-        .transform((v) => (typeof v === 'string' ? v : JSON.stringify(v))),
+        .transform((v) => (typeof v === 'string' ? v : JSON.stringify(v)))
+        // llama.cpp parses the arguments and converts them recursively for the template.
+        .refine((v) => argumentsNesting(v) <= 64, { error: 'JSON arguments nested at most 64 levels deep' }),
 });
 
 export const chatMessageSchema = z.strictObject({
@@ -111,7 +130,7 @@ export const chatSessionOptionsSchema = z.strictObject({
     template: templateSource().optional(),
 });
 
-const { addSpecial: _a, parseSpecial: _p, ...generateShape } = generateOptionsSchema.shape;
+const { addSpecial: _a, parseSpecial: _p, keep: _k, ...generateShape } = generateOptionsSchema.shape;
 
 export const chatPromptOptionsSchema = z.strictObject({
     ...generateShape,
@@ -122,7 +141,7 @@ export const chatPromptOptionsSchema = z.strictObject({
 });
 
 /** Options of {@link LlamaChatSession.prompt} and {@link LlamaChatSession.promptStream}. */
-export interface ChatPromptOptions extends Omit<GenerateOptions, 'addSpecial' | 'parseSpecial'> {
+export interface ChatPromptOptions extends Omit<GenerateOptions, 'addSpecial' | 'parseSpecial' | 'keep'> {
     /**
      * Tools the model may call: the template shows them, a grammar that starts at the
      * template's tool-call marker keeps each call well-formed, llama.cpp's parser extracts

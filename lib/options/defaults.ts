@@ -55,6 +55,11 @@ export const defaults = {
     grammar: {
         /** Nesting of groups in a GBNF grammar, and of a JSON schema (llama.cpp parses both recursively). */
         maxNesting: 128,
+        /** Rules of a GBNF grammar (llama.cpp checks left recursion recursively over them). */
+        maxRules: 4096,
+        /** A JSON schema's JSON text, and its `$ref` entries (json-schema-to-grammar copies the schema per reference). */
+        maxSchemaBytes: 1024 * 1024,
+        maxSchemaRefs: 256,
     },
     calibrate: {
         configurations: ['conservative', 'balanced', 'aggressive', 'extreme'] as const,

@@ -65,7 +65,7 @@ const HOSTILE: { name: string; template: string; message: RegExp }[] = [
     {
         name: 'a string repeated 1e12 times',
         template: "{{ 'x' * 1000000000000 }}",
-        message: /built more than 268435456 bytes/,
+        message: /built more than 268435456 bytes|ran more than 5000000 steps/,
     },
     {
         name: 'source nested 100k levels of parentheses',
@@ -85,7 +85,48 @@ const HOSTILE: { name: string; template: string; message: RegExp }[] = [
     {
         name: 'a sum of 100k terms',
         template: `{{ ${'1 + '.repeat(100_000)}1 }}`,
+        message: /chains more than 400 operations/,
+    },
+    // Found in review:
+    {
+        name: 'a sum of 300k terms (an AST whose release would recurse)',
+        template: `{{ 1${'+1'.repeat(300_000)} }}`,
+        message: /chains more than 400 operations/,
+    },
+    {
+        name: '300k chained calls',
+        template: `{{ x${'()'.repeat(300_000)} }}`,
         message: /nests deeper than 400 levels/,
+    },
+    {
+        name: 'an array that holds itself, turned into JSON',
+        template: '{%- set a = [] -%}{%- set _ = a.append(a) -%}{{ a | tojson }}',
+        message: /nests deeper than 400 levels/,
+    },
+    {
+        name: 'values nested 200k levels deep (released without recursion)',
+        template: '{%- set ns = namespace(a=[]) -%}{%- for i in range(200000) -%}{%- set ns.a = [ns.a] -%}{%- endfor -%}x',
+        message: /ran more than 5000000 steps/,
+    },
+    {
+        name: 'an empty string repeated 1e18 times',
+        template: "{{ ('x' * 0) * 1000000000000000000 }}",
+        message: /ran more than 5000000 steps/,
+    },
+    {
+        name: 'an indent of 12e9 spaces',
+        template: "{{ 'a' | indent(12000000000) }}",
+        message: /built more than 268435456 bytes/,
+    },
+    {
+        name: 'replace chained to a gigabyte',
+        template: `{{ 'a'${'|replace("a", "aaaaaaaaaa")'.repeat(9)} }}`,
+        message: /built more than 268435456 bytes/,
+    },
+    {
+        name: 'an array doubled 30 times',
+        template: '{%- set ns = namespace(a=[1]) -%}{%- for i in range(30) -%}{%- set ns.a = ns.a + ns.a -%}{%- endfor -%}x',
+        message: /ran more than 5000000 steps/,
     },
     {
         name: 'range(10**12)',

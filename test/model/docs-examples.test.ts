@@ -2,7 +2,8 @@
 // docs/*.md is a complete program importing 'llama-kv' (a signature or a fragment is fenced
 // as another language, e.g. ```text), written in the TypeScript that is also JavaScript (no type
 // annotations or assertions): each runs in its own node process, as .mjs, against the fixture
-// models, with 'model.gguf', 'adapter.gguf' and 'moe.gguf' standing for them. Every
+// models, with 'model.gguf', 'adapter.gguf', 'moe.gguf' and 'tools-model.gguf' (a chat model
+// with a tool-use template) standing for them. Every
 // `npx llama-kv` line of a ```sh block runs too (the lines of one block in order, in one
 // folder: a report one line writes is the baseline of the next); a usage line with
 // [optional] parts is fenced as ```text. (`npm` lines are the project's own commands,
@@ -74,7 +75,8 @@ describe('docs examples', () => {
             .replaceAll("from 'llama-kv'", `from ${JSON.stringify(pathToFileURL(join(root, 'dist', 'index.js')).href)}`)
             .replaceAll("'model.gguf'", JSON.stringify(fixtures.f16))
             .replaceAll("'adapter.gguf'", JSON.stringify(fixtures.loraAttn))
-            .replaceAll("'moe.gguf'", JSON.stringify(fixtures.moe));
+            .replaceAll("'moe.gguf'", JSON.stringify(fixtures.moe))
+            .replaceAll("'tools-model.gguf'", JSON.stringify(fixtures.chat.tools));
         writeFileSync(file, source);
         const r = spawnSync(process.execPath, [file], { encoding: 'utf8', timeout: 60_000, cwd: dir });
         expect(r.stderr).toBe('');

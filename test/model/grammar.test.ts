@@ -99,16 +99,34 @@ describe('GBNF grammars', () => {
         expect(r.text.startsWith('('.repeat(20))).toBe(true);
     });
 
+    it('grammars and schemas that would take hours or overflow the stack are refused quickly (found in review)', async () => {
+        // 24 levels of two alternatives: 2^24 parse stacks at once (vendor/patches/0007 caps them).
+        const levels = Array.from({ length: 24 }, (_, i) => `a${i} ::= a${i + 1} "x" | a${i + 1} "y"`).join('\n');
+        const started = performance.now();
+        await expect(ctx.complete('x', { grammar: `root ::= a0\n${levels}\na24 ::= "z"` })).rejects.toMatchObject({ code: 'INVALID_GRAMMAR', message: expect.stringContaining('too ambiguous') });
+        expect(performance.now() - started).toBeLessThan(10_000);
+        // 200k chained rules: llama.cpp's left-recursion check recurses per rule.
+        const chain = Array.from({ length: 200_000 }, (_, i) => `r${i} ::= r${i + 1}`).join('\n');
+        await expect(ctx.complete('x', { grammar: `root ::= r0\n${chain}\nr200000 ::= "a"` })).rejects.toMatchObject({ code: 'INVALID_GRAMMAR', message: expect.stringContaining('rules') });
+        // A $ref chain of 20k definitions, and a pattern of 100k nested groups.
+        const defs: Record<string, unknown> = {};
+        for (let i = 0; i < 20_000; i++) defs[`d${i}`] = { $ref: `#/$defs/d${i + 1}` };
+        defs.d20000 = { type: 'string' };
+        await expect(ctx.complete('x', { jsonSchema: { $defs: defs, $ref: '#/$defs/d0' } })).rejects.toMatchObject({ code: 'INVALID_GRAMMAR' });
+        await expect(ctx.complete('x', { jsonSchema: { type: 'string', pattern: `^${'('.repeat(100_000)}a${')'.repeat(100_000)}$` } })).rejects.toMatchObject({ code: 'INVALID_GRAMMAR' });
+    });
+
     it('at most one of grammar, jsonSchema and responseFormat', async () => {
         await expect(ctx.complete('x', { grammar: 'root ::= "a"', jsonSchema: { type: 'string' } })).rejects.toMatchObject({ code: 'INVALID_CONFIG' });
     });
 
     it('a grammar that makes each token slow and never ends is stopped by a signal and a timeout', async () => {
         // Nested repetitions: llama.cpp keeps a stack per way of reading the text so far and
-        // applies each to the whole vocabulary (tens of ms per token here), and only "!" ends it.
+        // applies each to the whole vocabulary, and only "!" (banned) ends it.
         const grammar = 'root ::= ((((((((a)*)*)*)*)*)*)*)* "!"\na ::= [a-z ]';
         const started = performance.now();
-        const r = await ctx.complete('x', { grammar, temperature: 1, seed: 1, maxTokens: 100_000, logitBias: { [model.tokenize('!', { addSpecial: false })[0]]: -Infinity }, signal: AbortSignal.timeout(1500) });
+        using long = new LlamaContext({ model, contextSize: 16_384, threads: 2 });
+        const r = await long.complete('x', { grammar, temperature: 1, seed: 1, maxTokens: 100_000, logitBias: { [model.tokenize('!', { addSpecial: false })[0]]: -Infinity }, signal: AbortSignal.timeout(1000) });
         const elapsed = performance.now() - started;
         expect(r.finishReason).toBe('abort');
         expect(r.timings.generatedTokens).toBeGreaterThan(0);
