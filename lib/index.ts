@@ -1,4 +1,17 @@
 export { LlamaModel } from './model/model.js';
+export { LlamaEmbeddingContext, type EmbeddingOf, type EmbeddingContextConfig } from './embedding/embedding-context.js';
+export { LlamaRankingContext, type RankedDocument } from './embedding/ranking-context.js';
+export type { EmbedderConfig, EmbeddingInput } from './embedding/embedder.js';
+export {
+    EMBEDDING_POOLINGS,
+    type EmbeddingPooling,
+    type ResolvedPooling,
+    type EmbeddingNormalize,
+    type EmbedderSettings,
+    type EmbeddingContextOptions,
+    type RankingContextOptions,
+    type EmbedOptions,
+} from './options/embedding-options.js';
 export type { ModelMetadata } from './model/metadata.js';
 export {
     LlamaContext,

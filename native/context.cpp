@@ -30,6 +30,7 @@ Napi::Function context_wrap::define(Napi::Env env) {
                            InstanceMethod<&context_wrap::load_state>("loadState"),
                            InstanceMethod<&context_wrap::abort>("abort"),
                            InstanceMethod<&context_wrap::set_loras>("setLoras"),
+                           InstanceMethod<&context_wrap::embed>("embed"),
                            InstanceMethod<&context_wrap::dispose>("dispose"),
                            InstanceAccessor<&context_wrap::disposed>("disposed"),
                        });
@@ -142,8 +143,28 @@ context_wrap::context_wrap(const Napi::CallbackInfo & info) : Napi::ObjectWrap<c
         throw_error(env, code::context_create_failed,
                     "the model was loaded with vocabOnly and has no weights: load it without vocabOnly to create a context");
     }
-    if (const std::string why = model_generation_blocker(model.get()); !why.empty()) {
-        throw_error(env, code::context_create_failed, "llama-kv cannot run this model yet: " + why);
+    // An embedding context runs any model llama.cpp computes embeddings for (encoders
+    // included); a generation context only causal decoders.
+    const bool embeddings = !params.Get("embeddings").IsUndefined() && read_bool(env, params, "embeddings");
+    if (embeddings) {
+        if (llama_model_has_encoder(model.get()) && llama_model_has_decoder(model.get())) {
+            throw_error(env, code::context_create_failed,
+                        "llama.cpp computes no embeddings for encoder-decoder models (it is one: T5-style)");
+        }
+    } else if (const std::string why = model_generation_blocker(model.get()); !why.empty()) {
+        throw_error(env, code::context_create_failed,
+                    "this model cannot generate text: " + why + "; use model.createEmbeddingContext() for its embeddings");
+    }
+    Napi::Value pooling_value = params.Get("pooling");
+    if (!pooling_value.IsUndefined() && !pooling_value.IsNumber()) {
+        throw_error(env, code::invalid_argument, "context parameter pooling must be a llama_pooling_type (-1 to 4)");
+    }
+    const int pooling = pooling_value.IsUndefined()
+                            ? LLAMA_POOLING_TYPE_UNSPECIFIED
+                            : static_cast<int>(checked_integer(env, pooling_value.As<Napi::Number>().DoubleValue(), LLAMA_POOLING_TYPE_UNSPECIFIED,
+                                                               LLAMA_POOLING_TYPE_RANK, "context parameter pooling"));
+    if (pooling == LLAMA_POOLING_TYPE_RANK && !model_embedding_facts_of(model.get()).classifier) {
+        throw_error(env, code::invalid_config, "pooling 'rank' needs a reranker model (a classification head, cls.output.weight): this model has none");
     }
 
     const uint32_t n_ctx     = read_uint(env, params, "contextSize", 1, 1u << 24);
@@ -184,6 +205,8 @@ context_wrap::context_wrap(const Napi::CallbackInfo & info) : Napi::ObjectWrap<c
     cp.offload_kqv          = offload_kqv;
     cp.swa_full             = swa_full;
     cp.no_perf              = true;
+    cp.embeddings           = embeddings;
+    cp.pooling_type         = static_cast<enum llama_pooling_type>(pooling);
     cp.abort_callback       = [](void * data) -> bool { return static_cast<std::atomic<bool> *>(data)->load(); };
     cp.abort_callback_data  = &state->abort;
 
@@ -203,11 +226,12 @@ context_wrap::context_wrap(const Napi::CallbackInfo & info) : Napi::ObjectWrap<c
                     with_log("llama.cpp could not create the context", log_tail));
     }
     state->ctx.reset(ctx);
-    if (llama_get_memory(ctx) == nullptr) {
+    if (llama_get_memory(ctx) == nullptr && !embeddings) {
         throw_error(env, code::context_create_failed, "llama-kv cannot run this model yet: llama.cpp gives it no KV cache or state");
     }
 
-    state->dry_run = model_is_dry_run(model.get());
+    state->dry_run    = model_is_dry_run(model.get());
+    state->embeddings = embeddings;
     const uint32_t n_seq = llama_n_seq_max(ctx);
     state->cached.resize(n_seq);
     state->cells.reset(new std::atomic<uint32_t>[n_seq]);
@@ -268,6 +292,22 @@ std::shared_ptr<context_state> context_wrap::live(Napi::Env env) {
     if (state_->dry_run) {
         throw_error(env, code::invalid_argument, "this context is a memory dry run (its model has no weights loaded): it can only report memory");
     }
+    if (state_->embeddings) {
+        throw_error(env, code::invalid_argument, "this is an embedding context: it computes embeddings (embed), not text, scores or states");
+    }
+    return state_;
+}
+
+std::shared_ptr<context_state> context_wrap::live_embedding(Napi::Env env) {
+    if (!state_) {
+        throw_error(env, code::disposed, "the context has been disposed");
+    }
+    if (state_->dry_run) {
+        throw_error(env, code::invalid_argument, "this context is a memory dry run (its model has no weights loaded): it can only report memory");
+    }
+    if (!state_->embeddings) {
+        throw_error(env, code::invalid_argument, "embed() needs an embedding context (model.createEmbeddingContext())");
+    }
     return state_;
 }
 
@@ -292,6 +332,9 @@ Napi::Value context_wrap::config(const Napi::CallbackInfo & info) {
     out.Set("canShift", llama_memory_can_shift(llama_get_memory(ctx)));
     out.Set("cacheTypeK", facts.has_kv ? Napi::Value(Napi::String::New(env, ggml_type_name(facts.type_k))) : env.Null());
     out.Set("cacheTypeV", facts.has_kv ? Napi::Value(Napi::String::New(env, ggml_type_name(facts.type_v))) : env.Null());
+    out.Set("embeddings", facts.embeddings);
+    out.Set("pooling", static_cast<int32_t>(llama_pooling_type(ctx)));
+    out.Set("causal", facts.causal);
     return out;
 }
 

@@ -19,6 +19,8 @@ class context_wrap : public Napi::ObjectWrap<context_wrap> {
 
     // The live state, or a DISPOSED error (or INVALID_ARGUMENT for a memory dry run).
     std::shared_ptr<context_state> live(Napi::Env env);
+    // The same for an embedding context (INVALID_ARGUMENT for a generation context).
+    std::shared_ptr<context_state> live_embedding(Napi::Env env);
     // The context_wrap of a NativeContext instance, or INVALID_ARGUMENT.
     static context_wrap * unwrap(Napi::Env env, Napi::Value value);
 
@@ -36,6 +38,7 @@ class context_wrap : public Napi::ObjectWrap<context_wrap> {
     Napi::Value load_state(const Napi::CallbackInfo & info);    // context_state_io.cpp
     Napi::Value abort(const Napi::CallbackInfo & info);
     Napi::Value set_loras(const Napi::CallbackInfo & info);  // context_loras.cpp
+    Napi::Value embed(const Napi::CallbackInfo & info);      // context_embed.cpp
     Napi::Value dispose(const Napi::CallbackInfo & info);
     Napi::Value disposed(const Napi::CallbackInfo & info);
 

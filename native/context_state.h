@@ -35,6 +35,8 @@ struct context_state {
     // (a decode in flight stops) and by every loop. It is never cleared: the context is done.
     std::atomic<bool> abort{ false };
     bool              dry_run = false;  // created on a no_alloc model: report memory only
+    bool              embeddings = false;  // an embedding context: embed() only, no requests or state
+    std::atomic<bool> embedding_busy{ false };  // an embed() runs (TypeScript queues them; this is the second line)
     // The adapters changed: the next decode reserves the compute graph, which reads the
     // model's adapter set (see adapter_set_mutex). Guarded by mutex.
     bool              reserve_pending = false;

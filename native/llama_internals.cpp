@@ -82,6 +82,34 @@ std::string model_generation_blocker(const llama_model * model) {
     return {};
 }
 
+model_embedding_facts model_embedding_facts_of(const llama_model * model) {
+    model_embedding_facts out;
+    out.pooling_type = static_cast<int32_t>(model->hparams.pooling_type);
+    out.causal_attn  = model->hparams.causal_attn;
+    out.classifier   = model->cls != nullptr || model->cls_out != nullptr;
+    switch (model->arch) {  // llama_model::create_memory's list of models without memory
+        case LLM_ARCH_BERT:
+        case LLM_ARCH_JINA_BERT_V2:
+        case LLM_ARCH_JINA_BERT_V3:
+        case LLM_ARCH_NOMIC_BERT:
+        case LLM_ARCH_NOMIC_BERT_MOE:
+        case LLM_ARCH_NEO_BERT:
+        case LLM_ARCH_EUROBERT:
+        case LLM_ARCH_WAVTOKENIZER_DEC:
+        case LLM_ARCH_MODERN_BERT:
+        case LLM_ARCH_GEMMA_EMBEDDING:
+        case LLM_ARCH_DREAM:
+        case LLM_ARCH_LLADA:
+        case LLM_ARCH_LLADA_MOE:
+        case LLM_ARCH_RND1:
+            out.has_memory = false;
+            break;
+        default:
+            break;
+    }
+    return out;
+}
+
 bool model_needs_equal_kv_types(const llama_model * model) {
     // Mirrors llama_init_from_model's own check.
     return model->hparams.n_layer() > 0 && (model->hparams.is_mla() || model->arch == LLM_ARCH_DEEPSEEK4);
@@ -179,6 +207,8 @@ context_kv_facts context_facts(const llama_context * ctx) {
     const llama_cparams & cparams = ctx->get_cparams();
     facts.flash_attn              = cparams.flash_attn;
     facts.kv_unified              = cparams.kv_unified;
+    facts.embeddings              = cparams.embeddings;
+    facts.causal                  = cparams.causal_attn;
     if (const llama_kv_cache * kv = attention_cache(ctx->get_memory())) {
         facts.has_kv = true;
         facts.type_k = kv->type_k();

@@ -30,6 +30,18 @@ bool model_is_dry_run(const llama_model * model);
 // no KV cache to continue from; encoder-decoder models need an encoder pass first.
 std::string model_generation_blocker(const llama_model * model);
 
+// What an embedding context of this model does by default: the model's pooling type
+// (llama_pooling_type; -1 when the file says none), causal attention, and whether llama.cpp
+// gives its contexts a KV cache (not for BERT-style encoders).
+struct model_embedding_facts {
+    int32_t pooling_type = -1;
+    bool    causal_attn  = true;
+    bool    has_memory   = true;
+    bool    classifier   = false;  // a classification head (cls / cls.output): a reranker
+};
+
+model_embedding_facts model_embedding_facts_of(const llama_model * model);
+
 // MLA models (DeepSeek 2/3 and 4) need K and V caches of the same type.
 bool model_needs_equal_kv_types(const llama_model * model);
 
@@ -39,6 +51,8 @@ struct context_kv_facts {
     bool      has_kv     = false;  // false for models without a KV cache (recurrent)
     ggml_type type_k     = GGML_TYPE_COUNT;
     ggml_type type_v     = GGML_TYPE_COUNT;
+    bool      embeddings = false;  // created for embeddings (cparams.embeddings)
+    bool      causal     = true;   // causal attention (false for BERT-style encoders)
 };
 
 context_kv_facts context_facts(const llama_context * ctx);

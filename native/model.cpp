@@ -141,6 +141,19 @@ Napi::Value model_wrap::metadata(const Napi::CallbackInfo & info) {
     out.Set("addBos", llama_vocab_get_add_bos(vocab));
     out.Set("isRecurrent", llama_model_is_recurrent(model));
     out.Set("hasEncoder", llama_model_has_encoder(model));
+    out.Set("hasDecoder", llama_model_has_decoder(model));
+    const model_embedding_facts embd = model_embedding_facts_of(model);
+    out.Set("poolingType", embd.pooling_type);
+    out.Set("causalAttention", embd.causal_attn);
+    out.Set("hasKvCache", embd.has_memory);
+    out.Set("hasClassifier", embd.classifier);
+    out.Set("embeddingOutputSize", has_weights ? llama_model_n_embd_out(model) : 0);
+    out.Set("classifierOutputs", has_weights ? static_cast<double>(llama_model_n_cls_out(model)) : 0.0);
+    const char * rerank = llama_model_chat_template(model, "rerank");
+    out.Set("rerankTemplate", rerank != nullptr ? Napi::Value(Napi::String::New(env, rerank)) : env.Null());
+    out.Set("addEos", llama_vocab_get_add_eos(vocab));
+    out.Set("addSep", llama_vocab_get_add_sep(vocab));
+    out.Set("sep", llama_vocab_sep(vocab));
     return out;
 }
 

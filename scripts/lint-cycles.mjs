@@ -29,6 +29,7 @@ export const LAYERS = {
     memory: 4,
     model: 5,
     context: 6,
+    embedding: 6,
     calibrate: 7,
     chat: 7,
     cli: 8,

@@ -995,7 +995,7 @@ const liveContexts = new IterableWeakSet<NativeContext>();
 let exitHook = false;
 
 /** Tracks a context for the exit handler; returns the function that stops tracking it. */
-function trackForExit(native: NativeContext): () => void {
+export function trackForExit(native: NativeContext): () => void {
     if (!exitHook) {
         exitHook = true;
         process.once('exit', () => {

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { captureStack, fromNative, LlamaAbortError, LlamaError } from '../errors.js';
 import { ownPackageVersion } from '../native/backend-packages.js';
 import { packageRoot, type NativeContext } from '../native/binding.js';
+import { withSignal } from '../native/abortable.js';
 import { decodeStateHeader, encodeStateHeader, stateHeaderLength, type StateHeader } from './state-header.js';
 
 export type { StateHeader };
@@ -99,27 +100,6 @@ export async function readStateFileHeader(path: string): Promise<{ header: State
     }
 }
 
-/** Runs a native { promise, abort } call with `signal`: ABORTED when it fires, the native error otherwise. */
-async function withSignal<T>(start: () => { promise: Promise<T>; abort(): void }, signal: AbortSignal | undefined, stack: string): Promise<T> {
-    if (signal?.aborted) throw new LlamaAbortError();
-    let call: { promise: Promise<T>; abort(): void };
-    try {
-        call = start();
-    } catch (error) {
-        throw fromNative(error, stack);
-    }
-    const onAbort = () => call.abort();
-    signal?.addEventListener('abort', onAbort, { once: true });
-    try {
-        return await call.promise;
-    } catch (error) {
-        const e = fromNative(error, stack);
-        if (e.code === 'ABORTED' && signal?.aborted) throw new LlamaAbortError(undefined, { cause: e });
-        throw e;
-    } finally {
-        signal?.removeEventListener('abort', onAbort);
-    }
-}
 
 /** Saves `sequences` (none running a request) to a Buffer, or to `path` through a temporary file. */
 export async function saveSequences(

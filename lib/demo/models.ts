@@ -1,10 +1,11 @@
 /**
- * Deterministic tiny llama models for tests and the CLI's built-in demo.
+ * Deterministic tiny models for tests and the CLI's built-in demo.
  *
  * The models use llama.cpp's `llama` architecture with the real LLaMA SPM
  * tokenizer (copied from llama.cpp's vocab-only test file) and pseudo-random
- * weights, so they load and generate like a real model, only fast and nonsense.
- * The same inputs always give byte-identical files.
+ * weights, so they load and generate like a real model, only fast and nonsense;
+ * the embedding fixtures also use the `bert` architecture (lib/demo/bert.ts) with
+ * BGE's WordPiece tokenizer. The same inputs always give byte-identical files.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -18,15 +19,11 @@ import { GGUF_VALUE_TYPE, type GgufMetadata } from '../gguf/types.js';
 import { parseGguf } from '../gguf/reader.js';
 import { defaults } from '../options/defaults.js';
 import { filePath, parseOptions, suggest } from '../options/validate.js';
-import {
-    f32ToBytes,
-    f32ToF16Bytes,
-    quantizeQ4_0,
-    quantizeQ8_0,
-    writeGguf,
-    type GgufKvEntry,
-    type GgufTensorEntry,
-} from '../gguf/writer.js';
+import { writeGguf, type GgufKvEntry, type GgufTensorEntry } from '../gguf/writer.js';
+import { bertEntries, bertTensorPlans, type BertNetwork } from './bert.js';
+import { planTensor, type TensorPlan } from './weights.js';
+
+export { randomWeights, tensorSeed, type TensorPlan } from './weights.js';
 
 /**
  * Version of the generator's output. Bump it whenever anything changes the bytes
@@ -48,7 +45,30 @@ export type FixtureModelName =
     | 'chat-gemma-f16'
     | 'chat-tools-f16'
     | 'bench-f16'
-    | 'bench-small-q8_0';
+    | 'bench-small-q8_0'
+    | 'embed-bert-f16'
+    | 'rerank-bert-f16'
+    | 'embed-llama-last-f16'
+    | 'bench-embed-bert-f16';
+
+/**
+ * A vocabulary-only GGUF of llama.cpp's `models/` whose `tokenizer.ggml.*` keys a fixture
+ * copies: `llama-spm` (LLaMA's SentencePiece, 32000 tokens) or `bert-bge` (BGE's
+ * WordPiece, 30522 tokens, two token types). See {@link findVocabFile}.
+ */
+export type FixtureVocab = 'llama-spm' | 'bert-bge';
+
+/** llama.cpp's pooling types, as a fixture names them (`<arch>.pooling_type`: none 0, mean 1, cls 2, last 3, rank 4). */
+export type FixturePooling = 'none' | 'mean' | 'cls' | 'last' | 'rank';
+
+/** llama_pooling_type of each {@link FixturePooling}. */
+const POOLING_TYPE: Readonly<Record<FixturePooling, number>> = { none: 0, mean: 1, cls: 2, last: 3, rank: 4 };
+
+/** File names of the vocabularies in llama.cpp's `models/`. */
+const VOCAB_FILES: Readonly<Record<FixtureVocab, string>> = {
+    'llama-spm': 'ggml-vocab-llama-spm.gguf',
+    'bert-bge': 'ggml-vocab-bert-bge.gguf',
+};
 
 /** Everything that determines a fixture model. */
 export interface FixtureModelSpec {
@@ -64,15 +84,18 @@ export interface FixtureModelSpec {
     nEmbd: number;
     /** Attention heads. */
     nHead: number;
-    /** Key/value heads (GQA when less than nHead). */
+    /** Key/value heads (GQA when less than nHead); equal to nHead for `bert`, which writes no head_count_kv. */
     nHeadKv: number;
     /** Feed-forward width (a multiple of 256 so K-quants apply). */
     nFf: number;
     /** Training context length. */
     contextLength: number;
-    /** RoPE base frequency. */
+    /** RoPE base frequency (unused by `bert`, whose positions are learned embeddings). */
     ropeFreqBase: number;
-    /** RMS norm epsilon. */
+    /**
+     * Norm epsilon: the RMS norm's for `llama` (`layer_norm_rms_epsilon`), the LayerNorm's for
+     * `bert` (`bert.attention.layer_norm_epsilon`).
+     */
     rmsEps: number;
     /** PRNG seed for the weights. */
     seed: number;
@@ -80,9 +103,13 @@ export interface FixtureModelSpec {
     nExpert?: number;
     /**
      * llama.cpp architecture: absent for `llama`; `qwen2vl` is the same network with M-RoPE
-     * (four position sections per token), whose KV cache llama.cpp cannot shift.
+     * (four position sections per token), whose KV cache llama.cpp cannot shift; `bert` is
+     * an encoder (lib/demo/bert.ts): learned position and token-type embeddings (the
+     * vocabulary's `tokenizer.ggml.token_type_count` rows), LayerNorm with biases, GELU,
+     * non-causal attention (`bert.attention.causal` false) and no KV cache; it needs a
+     * vocabulary with token types (`vocab: 'bert-bge'`).
      */
-    architecture?: 'qwen2vl';
+    architecture?: 'qwen2vl' | 'bert';
     /** Experts used per token (MoE only). */
     nExpertUsed?: number;
     /**
@@ -90,6 +117,28 @@ export interface FixtureModelSpec {
      * `models/templates/` (see {@link findChatTemplateFile}); absent for none.
      */
     chatTemplate?: string;
+    /** The vocabulary whose tokenizer is copied; absent for `llama-spm`. */
+    vocab?: FixtureVocab;
+    /**
+     * The model's own pooling, written as `<arch>.pooling_type` (what llama.cpp uses when a
+     * context leaves pooling unspecified); absent writes no key, which llama.cpp reads as
+     * none (one vector per token).
+     */
+    pooling?: FixturePooling;
+    /**
+     * The sequence-classification head RANK pooling applies (`bert` only): `cls.weight`
+     * [nEmbd, nEmbd] and `cls.bias`, then tanh, then `cls.output.weight` [nEmbd, n_cls_out]
+     * and `cls.output.bias`. `labels` are written as `<arch>.classifier.output_labels`, one
+     * output each; absent writes no key, which llama.cpp reads as one output (n_cls_out 1,
+     * a reranker's score). Absent for no head.
+     */
+    classifier?: { labels?: readonly string[] };
+    /**
+     * `tokenizer.ggml.add_eos_token`, replacing the copied vocabulary's value (or adding the
+     * key when it has none): true makes llama.cpp's tokenizer append EOS when special tokens
+     * are added, as last-token pooling models (Qwen3-Embedding) need. Absent keeps the vocabulary's.
+     */
+    addEosToken?: boolean;
 }
 
 const TINY_BASE = {
@@ -102,6 +151,23 @@ const TINY_BASE = {
     ropeFreqBase: 10000,
     rmsEps: 1e-5,
     seed: 0x11a3a4b,
+} as const;
+
+/** A small BERT encoder (2 layers of 128 with BGE's WordPiece vocabulary; 9.5 MB, mostly the 30522-token embeddings): the base of the embedding fixtures. */
+const BERT_BASE = {
+    architecture: 'bert',
+    vocab: 'bert-bge',
+    nLayer: 2,
+    nEmbd: 128,
+    nHead: 4,
+    nHeadKv: 4,
+    nFf: 512,
+    contextLength: 512,
+    ropeFreqBase: 10000,
+    rmsEps: 1e-12,
+    seed: 0x6e7b3e,
+    weightType: 'F16',
+    fileType: 1,
 } as const;
 
 /** micro-f16's network (one small layer; 9 MB, almost all of it the 32000-token embedding and output matrices) with a 2048-token context: the base of the chat fixtures. */
@@ -157,6 +223,24 @@ export const FIXTURE_MODELS: Readonly<Record<FixtureModelName, Readonly<FixtureM
         weightType: 'Q8_0',
         fileType: 7,
     },
+    // A BERT sentence embedder with mean pooling, as BGE's (bidirectional attention, no KV cache).
+    'embed-bert-f16': { ...BERT_BASE, displayName: 'llama-kv embed bert f16', pooling: 'mean' },
+    // The same network with a one-output classification head and RANK pooling: a cross-encoder reranker
+    // (llama.cpp joins query and document with the vocabulary's [SEP]; no rerank template).
+    'rerank-bert-f16': { ...BERT_BASE, displayName: 'llama-kv rerank bert f16', pooling: 'rank', classifier: {} },
+    // The micro llama network marked for last-token pooling, as Qwen3-Embedding is: causal attention, EOS appended.
+    'embed-llama-last-f16': { ...CHAT_BASE, displayName: 'llama-kv embed llama last f16', pooling: 'last', addEosToken: true },
+    // About 109M parameters (219 MB, BGE-base's shape): for embedding benchmarks, generated on demand, never in tests.
+    'bench-embed-bert-f16': {
+        ...BERT_BASE,
+        nLayer: 12,
+        nEmbd: 768,
+        nHead: 12,
+        nHeadKv: 12,
+        nFf: 3072,
+        displayName: 'llama-kv bench embed bert f16',
+        pooling: 'mean',
+    },
 };
 
 /** Options for {@link ensureFixtureModel}. */
@@ -166,11 +250,11 @@ export interface EnsureFixtureModelOptions {
      * `~/.cache/llama-kv/models`.
      */
     dir?: string;
-    /** Vocab GGUF to copy the tokenizer from. Defaults to {@link findVocabFile}. */
+    /** Vocab GGUF to copy the tokenizer from. Defaults to {@link findVocabFile} of the spec's `vocab`. */
     vocabPath?: string;
 }
 
-const VOCAB_RELATIVE_PATH = join('vendor', 'llama.cpp', 'models', 'ggml-vocab-llama-spm.gguf');
+const MODELS_RELATIVE_PATH = join('vendor', 'llama.cpp', 'models');
 
 /** Walk up from this module's directory to the llama-kv package root. */
 function findPackageRoot(): string | undefined {
@@ -200,29 +284,43 @@ function readPackageName(path: string): string | undefined {
 }
 
 /**
- * Locate the LLaMA SPM vocab GGUF used for fixture models: `$LLAMA_KV_VOCAB`,
- * else `vendor/llama.cpp/models/ggml-vocab-llama-spm.gguf` under the package root.
+ * Locate the vocab GGUF a fixture model copies its tokenizer from.
  *
+ * `llama-spm` (the default): `$LLAMA_KV_VOCAB` when set, else
+ * `vendor/llama.cpp/models/ggml-vocab-llama-spm.gguf` under the package root.
+ * `$LLAMA_KV_VOCAB` names the SPM file only; another vocabulary is looked up by its
+ * llama.cpp file name (`ggml-vocab-bert-bge.gguf`) in the folder of `$LLAMA_KV_VOCAB`
+ * when that is set and has it (as chat templates are looked up beside it), else in
+ * `vendor/llama.cpp/models/`.
+ *
+ * @param vocab Which vocabulary. Defaults to `'llama-spm'`.
+ * @throws LlamaConfigError (code INVALID_ARGUMENT) for an unknown vocabulary.
  * @throws LlamaModelLoadError (code MODEL_NOT_FOUND) when the file does not exist (run `npm run vendor`).
  */
-export function findVocabFile(): string {
+export function findVocabFile(vocab: FixtureVocab = 'llama-spm'): string {
+    if (!Object.prototype.hasOwnProperty.call(VOCAB_FILES, vocab)) throw unknownFixture('fixture vocabulary', vocab, Object.keys(VOCAB_FILES));
+    const file = VOCAB_FILES[vocab];
     const fromEnv = process.env.LLAMA_KV_VOCAB;
-    if (fromEnv) {
+    if (fromEnv && vocab === 'llama-spm') {
         if (!existsSync(fromEnv)) {
             throw new LlamaModelLoadError('MODEL_NOT_FOUND', `LLAMA_KV_VOCAB points to ${fromEnv}, which does not exist`);
         }
         return resolve(fromEnv);
     }
     const root = findPackageRoot();
-    const candidate = root === undefined ? undefined : join(root, VOCAB_RELATIVE_PATH);
-    if (candidate === undefined || !existsSync(candidate)) {
+    const candidates = [
+        ...(fromEnv ? [join(dirname(resolve(fromEnv)), file)] : []),
+        ...(root === undefined ? [] : [join(root, MODELS_RELATIVE_PATH, file)]),
+    ];
+    const found = candidates.find((path) => existsSync(path));
+    if (found === undefined) {
         throw new LlamaModelLoadError(
             'MODEL_NOT_FOUND',
-            `llama.cpp vocab file not found (${candidate ?? VOCAB_RELATIVE_PATH}); ` +
-                'run `npm run vendor` to fetch llama.cpp, or set LLAMA_KV_VOCAB to a vocab GGUF',
+            `llama.cpp vocab file not found (${candidates.length > 0 ? candidates.join(', ') : join(MODELS_RELATIVE_PATH, file)}); ` +
+                `run \`npm run vendor\` to fetch llama.cpp, or set LLAMA_KV_VOCAB to ${vocab === 'llama-spm' ? 'a vocab GGUF' : `the SPM vocab GGUF in a folder that has ${file}`}`,
         );
     }
-    return candidate;
+    return found;
 }
 
 const TEMPLATES_RELATIVE_PATH = join('vendor', 'llama.cpp', 'models', 'templates');
@@ -333,7 +431,7 @@ export async function ensureFixtureModel(
 ): Promise<string> {
     const spec = getSpec(name);
     const opts = parseOptions(fixtureOptionsSchema, options, 'ensureFixtureModel()');
-    const vocabPath = opts.vocabPath ?? findVocabFile();
+    const vocabPath = opts.vocabPath ?? findVocabFile(spec.vocab);
     const vocabBytes = await readVocab(vocabPath);
     const chatTemplate = await readChatTemplate(spec);
     const dir = resolve(opts.dir ?? defaultFixtureCacheDir());
@@ -367,12 +465,12 @@ async function isFile(path: string): Promise<boolean> {
  *
  * @param spec The model spec (e.g. `FIXTURE_MODELS['tiny-f16']`, possibly with changes).
  * @param path Output file.
- * @param vocabPath Vocab GGUF to copy the tokenizer from (default {@link findVocabFile}).
+ * @param vocabPath Vocab GGUF to copy the tokenizer from (default {@link findVocabFile} of the spec's `vocab`).
  */
 export async function writeFixtureModel(
     spec: Readonly<FixtureModelSpec>,
     path: string,
-    vocabPath: string = findVocabFile(),
+    vocabPath: string = findVocabFile(spec.vocab),
 ): Promise<void> {
     const vocab = parseGguf(await readVocab(vocabPath));
     await writeFixtureModelFromVocab(spec, vocab, path, await readChatTemplate(spec));
@@ -386,12 +484,16 @@ async function writeFixtureModelFromVocab(
     chatTemplate: string | undefined,
 ): Promise<void> {
     validateSpec(spec);
-    const tokenizerKv = tokenizerEntries(vocab);
+    const tokenizerKv = tokenizerEntries(vocab, spec.addEosToken);
     const nVocab = vocabSize(tokenizerKv);
+    const nTokenTypes = tokenTypeCount(tokenizerKv);
     const templateKv: GgufKvEntry[] = chatTemplate === undefined ? [] : [{ key: 'tokenizer.chat_template', type: GGUF_VALUE_TYPE.STRING, value: chatTemplate }];
+    if (spec.architecture === 'bert' && nTokenTypes === 0) {
+        throw new LlamaModelLoadError('INVALID_MODEL_FILE', 'a bert fixture needs a vocab file with tokenizer.ggml.token_type_count (such as ggml-vocab-bert-bge.gguf)');
+    }
     await writeGguf(path, {
-        kv: [...modelEntries(spec, nVocab), ...tokenizerKv, ...templateKv],
-        tensors: modelTensors(spec, nVocab),
+        kv: [...modelEntries(spec, nVocab, nTokenTypes), ...tokenizerKv, ...templateKv],
+        tensors: modelTensors(spec, nVocab, nTokenTypes),
     });
 }
 
@@ -410,10 +512,22 @@ function validateSpec(spec: Readonly<FixtureModelSpec>): void {
     if (spec.weightType !== 'F16' && (spec.nEmbd % 32 !== 0 || spec.nFf % 32 !== 0)) {
         throw new Error(`${spec.weightType} fixtures need nEmbd and nFf to be multiples of 32`);
     }
+    if (spec.pooling !== undefined && !Object.prototype.hasOwnProperty.call(POOLING_TYPE, spec.pooling)) {
+        throw new Error(`pooling must be one of ${Object.keys(POOLING_TYPE).join(', ')}`);
+    }
+    if (spec.architecture === 'bert' && (spec.nHeadKv !== spec.nHead || (spec.nExpert ?? 0) > 0)) {
+        throw new Error('a bert fixture has nHeadKv equal to nHead and no experts');
+    }
+    if (spec.classifier !== undefined && spec.architecture !== 'bert') {
+        throw new Error('classifier is for bert fixtures only');
+    }
+    if (spec.classifier?.labels !== undefined && spec.classifier.labels.length === 0) {
+        throw new Error('classifier.labels, when given, names at least one output');
+    }
 }
 
-/** Copy every `tokenizer.ggml.*` key of the vocab file, types preserved. */
-function tokenizerEntries(vocab: GgufMetadata): GgufKvEntry[] {
+/** Copy every `tokenizer.ggml.*` key of the vocab file, types preserved; `addEosToken` replaces (or adds) `tokenizer.ggml.add_eos_token`. */
+function tokenizerEntries(vocab: GgufMetadata, addEosToken: boolean | undefined): GgufKvEntry[] {
     const entries: GgufKvEntry[] = [];
     for (const key of Object.keys(vocab.kv)) {
         if (!key.startsWith('tokenizer.ggml.')) {
@@ -422,7 +536,19 @@ function tokenizerEntries(vocab: GgufMetadata): GgufKvEntry[] {
         const { type, arrayType } = vocab.kvTypes[key];
         entries.push({ key, type, arrayType, value: vocab.kv[key] });
     }
+    if (addEosToken !== undefined) {
+        const entry: GgufKvEntry = { key: 'tokenizer.ggml.add_eos_token', type: GGUF_VALUE_TYPE.BOOL, value: addEosToken };
+        const at = entries.findIndex((e) => e.key === entry.key);
+        if (at >= 0) entries[at] = entry;
+        else entries.push(entry);
+    }
     return entries;
+}
+
+/** `tokenizer.ggml.token_type_count` of the copied tokenizer (BERT's segment embeddings), 0 when absent. */
+function tokenTypeCount(tokenizerKv: GgufKvEntry[]): number {
+    const entry = tokenizerKv.find((e) => e.key === 'tokenizer.ggml.token_type_count');
+    return typeof entry?.value === 'number' && Number.isInteger(entry.value) && entry.value > 0 ? entry.value : 0;
 }
 
 /** Number of tokens in the copied tokenizer. */
@@ -434,20 +560,39 @@ function vocabSize(tokenizerKv: GgufKvEntry[]): number {
     return tokens.value.length;
 }
 
-/** The general.* and llama.* metadata entries. */
-function modelEntries(spec: Readonly<FixtureModelSpec>, nVocab: number): GgufKvEntry[] {
+/** The shape of a bert spec's network. */
+function bertNetwork(spec: Readonly<FixtureModelSpec>, nTokenTypes: number): BertNetwork {
+    return {
+        nLayer: spec.nLayer,
+        nEmbd: spec.nEmbd,
+        nHead: spec.nHead,
+        nFf: spec.nFf,
+        contextLength: spec.contextLength,
+        normEps: spec.rmsEps,
+        nTokenTypes,
+        poolingType: spec.pooling === undefined ? undefined : POOLING_TYPE[spec.pooling],
+        classifier: spec.classifier,
+    };
+}
+
+/** The general.* and <arch>.* metadata entries. */
+function modelEntries(spec: Readonly<FixtureModelSpec>, nVocab: number, nTokenTypes: number): GgufKvEntry[] {
     const u32 = (key: string, value: number): GgufKvEntry => ({ key, type: GGUF_VALUE_TYPE.UINT32, value });
     const f32 = (key: string, value: number): GgufKvEntry => ({ key, type: GGUF_VALUE_TYPE.FLOAT32, value });
     const str = (key: string, value: string): GgufKvEntry => ({ key, type: GGUF_VALUE_TYPE.STRING, value });
     const arch = spec.architecture ?? 'llama';
-    const head = spec.nEmbd / spec.nHead;
-    // M-RoPE sections (temporal, height, width, extra) over the head's rotary pairs: text broadcasts one position to all.
-    const mrope: GgufKvEntry[] = arch === 'qwen2vl' ? [{ key: 'qwen2vl.rope.dimension_sections', type: GGUF_VALUE_TYPE.ARRAY, arrayType: GGUF_VALUE_TYPE.INT32, value: [head / 4, head / 8, head / 8, 0] }] : [];
-    return [
+    const general = [
         str('general.architecture', arch),
         str('general.name', spec.displayName),
         u32('general.file_type', spec.fileType),
         u32('general.quantization_version', 2),
+    ];
+    if (arch === 'bert') return [...general, ...bertEntries(bertNetwork(spec, nTokenTypes))];
+    const head = spec.nEmbd / spec.nHead;
+    // M-RoPE sections (temporal, height, width, extra) over the head's rotary pairs: text broadcasts one position to all.
+    const mrope: GgufKvEntry[] = arch === 'qwen2vl' ? [{ key: 'qwen2vl.rope.dimension_sections', type: GGUF_VALUE_TYPE.ARRAY, arrayType: GGUF_VALUE_TYPE.INT32, value: [head / 4, head / 8, head / 8, 0] }] : [];
+    return [
+        ...general,
         u32(`${arch}.context_length`, spec.contextLength),
         u32(`${arch}.embedding_length`, spec.nEmbd),
         u32(`${arch}.block_count`, spec.nLayer),
@@ -460,21 +605,17 @@ function modelEntries(spec: Readonly<FixtureModelSpec>, nVocab: number): GgufKvE
         u32(`${arch}.vocab_size`, nVocab),
         ...(spec.nExpert ? [u32(`${arch}.expert_count`, spec.nExpert), u32(`${arch}.expert_used_count`, spec.nExpertUsed ?? 1)] : []),
         ...mrope,
+        ...(spec.pooling === undefined ? [] : [u32(`${arch}.pooling_type`, POOLING_TYPE[spec.pooling])]),
     ];
 }
 
-/** A tensor to generate: name, shape (ne0 first) and weight scale. */
-/** @internal */
-export interface TensorPlan {
-    name: string;
-    shape: number[];
-    /** Standard deviation of the weights; 0 means a norm weight (all ones, F32). */
-    std: number;
-}
-
-/** All tensors of the model with their shapes and initial scales. */
-/** @internal */
-export function tensorPlans(spec: Readonly<FixtureModelSpec>, nVocab: number): TensorPlan[] {
+/**
+ * All tensors of the model with their shapes and initial scales; `nTokenTypes` (the
+ * vocabulary's token types) sizes a bert model's `token_types`.
+ * @internal
+ */
+export function tensorPlans(spec: Readonly<FixtureModelSpec>, nVocab: number, nTokenTypes = 0): TensorPlan[] {
+    if (spec.architecture === 'bert') return bertTensorPlans(bertNetwork(spec, nTokenTypes), nVocab);
     const { nEmbd, nFf } = spec;
     const nEmbdKv = (nEmbd / spec.nHead) * spec.nHeadKv;
     const plans: TensorPlan[] = [{ name: 'token_embd.weight', shape: [nEmbd, nVocab], std: 1 }];
@@ -512,43 +653,6 @@ export function tensorPlans(spec: Readonly<FixtureModelSpec>, nVocab: number): T
 }
 
 /** Generate and encode every tensor. */
-function modelTensors(spec: Readonly<FixtureModelSpec>, nVocab: number): GgufTensorEntry[] {
-    return tensorPlans(spec, nVocab).map((plan) => {
-        const count = plan.shape.reduce((a, b) => a * b, 1);
-        if (plan.std === 0) {
-            return { name: plan.name, type: 'F32', shape: plan.shape, data: f32ToBytes(new Float32Array(count).fill(1)) };
-        }
-        const values = randomWeights(count, plan.std, tensorSeed(spec.seed, plan.name));
-        const data = spec.weightType === 'F16' ? f32ToF16Bytes(values) : spec.weightType === 'Q8_0' ? quantizeQ8_0(values) : quantizeQ4_0(values);
-        return { name: plan.name, type: spec.weightType, shape: plan.shape, data };
-    });
-}
-
-/** Per-tensor seed: FNV-1a of the tensor name mixed with the model seed. */
-/** @internal */
-export function tensorSeed(seed: number, name: string): number {
-    let h = 0x811c9dc5 ^ seed;
-    for (let i = 0; i < name.length; i++) {
-        h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
-    }
-    return h >>> 0;
-}
-
-/**
- * `count` uniform pseudo-random values with mean 0 and standard deviation `std`
- * (mulberry32; integer and basic float arithmetic only, so bit-identical everywhere).
- */
-/** @internal */
-export function randomWeights(count: number, std: number, seed: number): Float32Array {
-    const out = new Float32Array(count);
-    const halfWidth = std * Math.sqrt(3);
-    let state = seed >>> 0;
-    for (let i = 0; i < count; i++) {
-        state = (state + 0x6d2b79f5) >>> 0;
-        let t = Math.imul(state ^ (state >>> 15), state | 1);
-        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-        const u = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-        out[i] = (2 * u - 1) * halfWidth;
-    }
-    return out;
+function modelTensors(spec: Readonly<FixtureModelSpec>, nVocab: number, nTokenTypes: number): GgufTensorEntry[] {
+    return tensorPlans(spec, nVocab, nTokenTypes).map((plan) => planTensor(plan, spec.seed, spec.weightType));
 }

@@ -17,6 +17,8 @@ import { estimateOptionsSchema, type EstimateOptions } from '../options/estimate
 import { defaults } from '../options/defaults.js';
 import type { LlamaWarning } from '../warnings.js';
 import { parseOptions } from '../options/validate.js';
+import { POOLING_CODES, resolveEmbedderParams } from '../options/embedding-options.js';
+import type { NativeContextParams } from '../native/binding.js';
 import { CPU_BUFFER_TYPE, CPU_MAPPED_BUFFER_TYPE, CPU_TENSOR_ALIGNMENT, firstMisalignedTensor, mappedFromDryRun, mappedRange, summarize, weightCopyCandidates, type WeightBuffer, type WeightsMemory } from './weight-buffers.js';
 
 /** Which level produced a figure. */
@@ -170,6 +172,8 @@ export function weightLoad(load: { useMmap: boolean; repack: boolean }): WeightL
 
 /** Header-level estimate for already parsed options. Throws the same errors as LlamaContext. @internal */
 export function estimateFromHeader(gguf: GgufMetadata, facts: HeaderModelFacts, options: EstimateContextOptions, load: WeightLoad): MemoryEstimate {
+    if (options.embeddings) return { ...estimateEmbedderResolved(gguf, facts, embedderParams(options, facts), load), warnings: [] };
+    if (options.pooling !== undefined) throw new LlamaConfigError('pooling needs embeddings: true (it is an embedding context\'s option)', 'INVALID_CONFIG', ['pooling', 'embeddings']);
     const resolved = resolveContextParams(options, facts);
     return withPromptCache({ ...headerEstimate(gguf, facts, resolved.native, resolved.kv, load), warnings: resolved.warnings }, options);
 }
@@ -221,10 +225,12 @@ export async function openSimulator(
     const mappable = firstMisalignedTensor(gguf) === undefined;
     return {
         run(options, facts, run = {}) {
-            const resolved = resolveContextParams(options, facts);
-            const params = resolved.native;
+            if (!options.embeddings && options.pooling !== undefined) throw new LlamaConfigError('pooling needs embeddings: true (it is an embedding context\'s option)', 'INVALID_CONFIG', ['pooling', 'embeddings']);
+            const resolved = options.embeddings ? null : resolveContextParams(options, facts);
+            const params = resolved?.native ?? embedderParams(options, facts);
             try {
-                const estimate = { ...simulateEstimate(native, model, params, { placement, gguf }), warnings: resolved.warnings };
+                const simulated = simulateEstimate(native, model, params, { placement, gguf });
+                const estimate = { ...(options.embeddings ? withEmbedderOutput(simulated, facts, params) : simulated), warnings: resolved?.warnings ?? [] };
                 return withPromptCache((run.useMmap ?? defaults.model.useMmap) && mappable ? asMapped(estimate, placement, gguf) : estimate, options);
             } catch (error) {
                 throw fromNative(error, stack);
@@ -237,6 +243,74 @@ export async function openSimulator(
 }
 
 type NativeParams = ReturnType<typeof resolveContextParams>['native'];
+
+/** The native parameters of the embedding (or, with pooling 'rank', ranking) context an estimate's options describe. */
+function embedderParams(options: EstimateContextOptions, facts: HeaderModelFacts): NativeContextParams {
+    for (const key of ['cacheTypeK', 'cacheTypeV', 'kvPreset', 'flashAttention', 'kvUnified', 'ubatchSize', 'promptCache'] as const) {
+        if (options[key] !== undefined) {
+            throw new LlamaConfigError(`${key} does not apply to an embedding context (embeddings: true): leave it out`, 'INVALID_CONFIG', [key, 'embeddings']);
+        }
+    }
+    const pooling = options.pooling === undefined || options.pooling === 'model' ? -1 : POOLING_CODES[options.pooling];
+    return resolveEmbedderParams(options, pooling, { trainedContextSize: facts.trainedContextSize, causalAttention: facts.embedding.causal });
+}
+
+/**
+ * Tokens of an embedding context's largest decode: its batch, the micro-batch for non-causal
+ * attention, at most the context (llama.cpp's batch limits, native/context_embed.cpp).
+ * @internal
+ */
+export function embedderDecodeTokens(p: NativeContextParams, causal: boolean): number {
+    const batch = Math.min(p.batchSize, pad(p.contextSize, CONTEXT_PADDING));
+    return causal ? batch : Math.min(batch, p.ubatchSize);
+}
+
+/**
+ * An embedding context's output buffer at its largest (vendor/patches/0008: no logits):
+ * n_embd_out floats per output row, and a pooled batch outputs every token, so llama.cpp
+ * grows it from one row per sequence to the largest decode's tokens on the first full one.
+ */
+function embedderOutputBytes(facts: HeaderModelFacts, p: NativeContextParams): number {
+    return facts.embedding.outputSize * 4 * Math.max(p.sequences, embedderDecodeTokens(p, facts.embedding.causal));
+}
+
+/** A dry run's estimate with the output buffer at its largest (a dry run reserves only one row per sequence). */
+function withEmbedderOutput(estimate: Omit<MemoryEstimate, 'warnings'>, facts: HeaderModelFacts, p: NativeContextParams): Omit<MemoryEstimate, 'warnings'> {
+    const bytes = embedderOutputBytes(facts, p);
+    const delta = bytes - estimate.output.bytes;
+    const devices = estimate.devices.map((d) => (d.outputBytes > 0 || (d.kind === 'cpu' && d.name === 'CPU') ? { ...d, outputBytes: d.outputBytes + (d.name === 'CPU' ? delta : 0) } : d));
+    return { ...estimate, output: { bytes }, total: { bytes: estimate.total.bytes + delta }, devices, notes: [...estimate.notes, EMBEDDER_OUTPUT_NOTE] };
+}
+
+const EMBEDDER_OUTPUT_NOTE =
+    'output is the buffer at its largest: llama.cpp reserves one embedding per sequence and grows it to one per token of the largest decode on the first full batch';
+
+/** Header-level estimate of an embedding context. @internal */
+export function estimateEmbedderResolved(gguf: GgufMetadata, facts: HeaderModelFacts, p: NativeContextParams, load: WeightLoad): Omit<MemoryEstimate, 'warnings'> {
+    const base = headerEstimate(gguf, facts, p, { cacheTypeK: 'f16', cacheTypeV: 'f16', flashAttention: 'auto' }, load);
+    const tokens = embedderDecodeTokens(p, facts.embedding.causal);
+    const hasKv = facts.embedding.hasKvCache;
+    const kv = hasKv ? base.kv : { ...base.kv, k: { ...base.kv.k, bytes: 0 }, v: { ...base.kv.v, bytes: 0 }, bytes: 0, cells: 0, layers: 0 };
+    const output = embedderOutputBytes(facts, p);
+    // Compute (approximate): a decoder still computes its output layer's logits for every
+    // token; an encoder has none. Both keep a few hidden-state and feed-forward rows per token.
+    // Fitted on the fixtures (within 15% on the CPU from 256 to 512 tokens).
+    const compute = hasKv
+        ? Math.round(4 * tokens * (facts.vocabSize + 4 * facts.embeddingSize + 2 * facts.feedForwardSize))
+        : Math.round(4 * tokens * (facts.embeddingSize + 2 * facts.feedForwardSize));
+    const weights = base.weights.bytes;
+    return {
+        ...base,
+        config: { ...base.config, ubatchSize: Math.min(p.ubatchSize, base.config.batchSize) },
+        kv,
+        compute: { bytes: compute },
+        output: { bytes: output },
+        total: { bytes: weights + kv.bytes + compute + output },
+        exact: { ...base.exact, kv: base.exact.kv || !hasKv },
+        devices: [{ ...base.devices[0], kvBytes: kv.bytes, computeBytes: compute, outputBytes: output }],
+        notes: [...base.notes, EMBEDDER_OUTPUT_NOTE],
+    };
+}
 
 /**
  * A dry run's estimate as a memory-mapped load would allocate it: the default-CPU weights
@@ -291,7 +365,8 @@ function headerWeights(gguf: GgufMetadata, load: WeightLoad): { weights: Weights
     return { weights: summarize(buffers), exact: false, note };
 }
 
-function headerEstimate(gguf: GgufMetadata, facts: HeaderModelFacts, p: NativeParams, kv: ResolvedKvConfig, load: WeightLoad): Omit<MemoryEstimate, 'warnings'> {
+/** @internal */
+export function headerEstimate(gguf: GgufMetadata, facts: HeaderModelFacts, p: NativeParams, kv: ResolvedKvConfig, load: WeightLoad): Omit<MemoryEstimate, 'warnings'> {
     const ctx = paddedContext(p.contextSize, p.sequences, p.kvUnified);
     const { cacheTypeK: typeK, cacheTypeV: typeV } = kv;
     // On the CPU every K/V type has a flash-attention kernel, so llama.cpp's 'auto' resolves to on.

@@ -24,7 +24,29 @@ export interface HeaderModelFacts extends KvModelFacts {
     denseKv: boolean;
     /** Why denseKv is false. */
     notDenseReason?: string;
+    /** What an embedding context of this model gets (see {@link embeddingFactsFromGguf}). */
+    embedding: HeaderEmbeddingFacts;
 }
+
+/** The header's facts for embeddings, with llama.cpp's fallbacks. */
+export interface HeaderEmbeddingFacts {
+    /** `<arch>.pooling_type` (llama_pooling_type), 0 (none) when absent. */
+    pooling: number;
+    /** `<arch>.attention.causal`, true when absent. */
+    causal: boolean;
+    /** Whether llama.cpp gives its contexts a KV cache (llama_model::create_memory: not BERT-style encoders). */
+    hasKvCache: boolean;
+    /** `<arch>.embedding_length_out`, else embedding_length. */
+    outputSize: number;
+    /** A classification head (cls.weight or cls.output.weight): a reranker. */
+    classifier: boolean;
+}
+
+/** Architectures for which llama.cpp's llama_model::create_memory makes no memory (re-check on a pin bump). */
+const NO_MEMORY_ARCHITECTURES = new Set([
+    'bert', 'jina-bert-v2', 'jina-bert-v3', 'nomic-bert', 'nomic-bert-moe', 'neo-bert', 'eurobert',
+    'wavtokenizer-dec', 'modern-bert', 'gemma-embedding', 'dream', 'llada', 'llada-moe', 'rnd1',
+]);
 
 function num(value: GgufValue | undefined): number | undefined {
     if (typeof value === 'number') return value;
@@ -79,6 +101,13 @@ export function modelFactsFromGguf(gguf: GgufMetadata): HeaderModelFacts {
         vocabSize: Array.isArray(tokens) ? tokens.length : (num(key('vocab_size')) ?? 0),
         slidingWindow: num(key('attention.sliding_window')) ?? 0,
         denseKv: notDense === undefined,
+        embedding: {
+            pooling: num(key('pooling_type')) ?? 0,
+            causal: key('attention.causal') !== false,
+            hasKvCache: !NO_MEMORY_ARCHITECTURES.has(arch),
+            outputSize: num(key('embedding_length_out')) ?? embeddingSize,
+            classifier: gguf.tensors.some((t) => t.name === 'cls.weight' || t.name === 'cls.output.weight'),
+        },
         ...(notDense ? { notDenseReason: notDense[1] } : {}),
     };
 }

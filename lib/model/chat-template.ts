@@ -4,6 +4,7 @@
  * server renders them, generated text parsed back into content, reasoning and tool calls.
  */
 import { binding, type NativeChatTemplates, type NativeModel } from '../native/binding.js';
+import { withSignal } from '../native/abortable.js';
 import { captureStack, fromNative, LlamaAbortError } from '../errors.js';
 import { defaults } from '../options/defaults.js';
 import type { ChatMessage, ChatTool } from '../options/chat-options.js';
@@ -62,25 +63,10 @@ export interface ChatTemplates {
     info: Omit<ChatTemplateInfo, 'origin'> & { explicit: boolean };
 }
 
-/** Runs an abortable native call: `signal` aborts it, and the rejection is a LlamaError. */
-async function abortable<T>(start: () => { promise: Promise<T>; abort(): void }, signal: AbortSignal | undefined, what: string): Promise<T> {
-    const stack = captureStack();
-    if (signal?.aborted) throw new LlamaAbortError(`${what} was aborted before it started`);
-    const { promise, abort } = start();
-    const onAbort = () => abort();
-    signal?.addEventListener('abort', onAbort, { once: true });
-    try {
-        return await promise;
-    } catch (error) {
-        throw fromNative(error, stack);
-    } finally {
-        signal?.removeEventListener('abort', onAbort);
-    }
-}
 
 /** Initializes the templates of `model`, or `override` when not empty (TEMPLATE_FAILED when they do not parse). @internal */
 export async function initChatTemplates(model: NativeModel, override: string, signal?: AbortSignal): Promise<ChatTemplates> {
-    const { handle, info } = await abortable(() => binding().chatInit(model, override, defaults.chat.templateLimits), signal, 'Initializing the chat template');
+    const { handle, info } = await withSignal(() => binding().chatInit(model, override, defaults.chat.templateLimits), signal, captureStack(), 'Initializing the chat template');
     const parsed = JSON.parse(info) as { source: string; toolUseSource: string; explicit: boolean; supportsThinking: boolean; caps: Record<string, boolean> };
     return {
         handle,
@@ -164,9 +150,10 @@ export async function renderChat(
     prefix?: string,
 ): Promise<{ params: ChatParams; tokens?: Int32Array }> {
     const body = JSON.stringify(renderBody(input));
-    const out = await abortable(
+    const out = await withSignal(
         () => binding().chatApply(model, templates.handle, body, defaults.chat.templateLimits, tokenize, prefix),
         signal,
+        captureStack(),
         'Rendering the chat template',
     );
     return { params: JSON.parse(out.params) as ChatParams, tokens: out.tokens };

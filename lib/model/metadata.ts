@@ -1,6 +1,7 @@
 /** What a loaded model is: llama.cpp's facts about it and its GGUF metadata. */
 import type { NativeModelMetadata } from '../native/binding.js';
 import type { GgufValue } from '../gguf/types.js';
+import { poolingName, type ResolvedPooling } from '../options/embedding-options.js';
 
 /** What a model is, read from the loaded model by llama.cpp, plus the raw GGUF metadata. */
 export interface ModelMetadata {
@@ -39,6 +40,29 @@ export interface ModelMetadata {
     eosToken: number;
     /** Whether tokenize() with addSpecial adds a BOS token. */
     addBos: boolean;
+    /** Whether tokenize() with addSpecial adds an EOS token (`tokenizer.ggml.add_eos_token`, as embedding models often do). */
+    addEos: boolean;
+    /** Whether tokenize() with addSpecial adds a SEP token (BERT's `[SEP]`). */
+    addSep: boolean;
+    /** The separator token id (BERT's `[SEP]`), or -1. */
+    sepToken: number;
+    /**
+     * The model's own pooling (`<arch>.pooling_type`), what an embedding context's pooling
+     * 'model' takes: 'none' when the file names none (a generation model), 'rank' for a reranker.
+     */
+    pooling: ResolvedPooling;
+    /** Causal attention (false for BERT-style encoders, whose tokens all see each other). */
+    causalAttention: boolean;
+    /** An encoder: non-causal attention, or an encoder without a decoder (T5 encoder); generation contexts refuse it. */
+    isEncoder: boolean;
+    /** A reranker: a classification head (`cls.weight` / `cls.output.weight`) for {@link LlamaModel.createRankingContext}. */
+    isReranker: boolean;
+    /** Width of one embedding (llama_model_n_embd_out; usually embeddingSize). */
+    embeddingOutputSize: number;
+    /** Scores a reranker gives per text (llama_model_n_cls_out). */
+    classifierOutputs: number;
+    /** `tokenizer.chat_template.rerank` ({query} and {document} placeholders), or null for the separator convention. */
+    rerankTemplate: string | null;
     /** The GGUF key/value map as stored in the file. */
     gguf: Record<string, GgufValue>;
 }
@@ -66,6 +90,16 @@ export function toMetadata(native: NativeModelMetadata, gguf: Record<string, Ggu
         bosToken: native.bos,
         eosToken: native.eos,
         addBos: native.addBos,
+        addEos: native.addEos,
+        addSep: native.addSep,
+        sepToken: native.sep,
+        pooling: poolingName(native.poolingType) ?? 'none',
+        causalAttention: native.causalAttention,
+        isEncoder: !native.causalAttention || (native.hasEncoder && !native.hasDecoder),
+        isReranker: native.hasClassifier,
+        embeddingOutputSize: native.embeddingOutputSize,
+        classifierOutputs: native.classifierOutputs,
+        rerankTemplate: native.rerankTemplate,
         gguf,
     };
 }

@@ -30,6 +30,23 @@ export interface NativeModelMetadata {
     addBos: boolean;
     isRecurrent: boolean;
     hasEncoder: boolean;
+    hasDecoder: boolean;
+    /** The model's llama_pooling_type (hparams; 0 none when the file names none). */
+    poolingType: number;
+    causalAttention: boolean;
+    /** Whether llama.cpp gives this model's contexts a KV cache (not BERT-style encoders). */
+    hasKvCache: boolean;
+    /** A classification head (cls / cls.output): a reranker. */
+    hasClassifier: boolean;
+    /** llama_model_n_embd_out. */
+    embeddingOutputSize: number;
+    /** llama_model_n_cls_out. */
+    classifierOutputs: number;
+    /** `tokenizer.chat_template.rerank`, or null. */
+    rerankTemplate: string | null;
+    addEos: boolean;
+    addSep: boolean;
+    sep: number;
 }
 
 /** Each weight tensor, the buffer type llama.cpp placed it in ('' for none) and its bytes. */
@@ -65,6 +82,10 @@ export interface NativeContextParams {
     kvUnified: boolean;
     offloadKqv: boolean;
     swaFull: boolean;
+    /** An embedding context (llama.cpp's cparams.embeddings); absent: false. */
+    embeddings?: boolean;
+    /** llama_pooling_type: -1 the model's, 0 none, 1 mean, 2 cls, 3 last, 4 rank; absent: -1. */
+    pooling?: number;
 }
 
 export interface NativeContextConfig {
@@ -82,6 +103,10 @@ export interface NativeContextConfig {
     canShift: boolean;
     cacheTypeK: string | null;
     cacheTypeV: string | null;
+    embeddings: boolean;
+    /** llama_pooling_type(ctx): what is in force. */
+    pooling: number;
+    causal: boolean;
 }
 
 /** A request for the context's engine, on one sequence. */
@@ -239,6 +264,11 @@ export interface NativeContext {
     /** Aborts everything on the context for good (process exit). */
     abort(): void;
     setLoras(adapters: { lora: NativeLora; scale: number }[]): void;
+    /**
+     * Embedding contexts only: one Float32Array per input (pooled: n_out floats; pooling none:
+     * n_tokens * n_out), normalized with common_embd_normalize(normalize); onProgress(inputsDone) after each decode.
+     */
+    embed(inputs: Int32Array[], normalize: number, onProgress?: (done: number) => void): { promise: Promise<Float32Array[]>; abort(): void };
     dispose(): void;
     readonly disposed: boolean;
 }

@@ -102,6 +102,8 @@ export function resolveContextParams(
             kvUnified: opts.kvUnified ?? defaults.context.kvUnified,
             offloadKqv: opts.offloadKqv ?? defaults.context.offloadKqv,
             swaFull: opts.swaFull ?? defaults.context.swaFull,
+            embeddings: false,
+            pooling: -1,
         },
     };
 }

@@ -61,6 +61,15 @@ export const defaults = {
         maxSchemaBytes: 1024 * 1024,
         maxSchemaRefs: 256,
     },
+    embedding: {
+        /** Tokens per decode and per text: the model's trained context, capped here. */
+        contextSize: 8192,
+        /** Texts decoded together in one llama_decode (llama.cpp sequences). */
+        parallel: 64,
+        pooling: 'model' as const,
+        normalize: 'l2' as const,
+        truncate: false,
+    },
     calibrate: {
         configurations: ['conservative', 'balanced', 'aggressive', 'extreme'] as const,
         reference: 'conservative' as const,

@@ -3,7 +3,8 @@ import { z } from 'zod';
 import type { GgufMetadata } from '../gguf/types.js';
 import { contextSettingsShape, type ContextSettings } from './context-options.js';
 import { modelLoadOptionsSchema } from './model-options.js';
-import { bool, signal } from './validate.js';
+import { bool, oneOf, signal } from './validate.js';
+import { EMBEDDING_POOLINGS, type EmbeddingPooling } from './embedding-options.js';
 
 /** `model` of an estimate or a plan: a GGUF file path or a parsed header. */
 export const ggufModelOption = () =>
@@ -32,6 +33,15 @@ export interface EstimateOptions extends Omit<ContextSettings, 'threads' | 'thre
      * buffer types (e.g. `'CPU_REPACK'`). Defaults to none.
      */
     tensorOverrides?: { pattern: string; bufferType: string }[];
+    /**
+     * Estimate an embedding context ({@link LlamaModel.createEmbeddingContext}) instead of a
+     * generation context: no logits, a KV cache only for decoder models, the output buffer at
+     * one embedding per token of the largest decode. Takes contextSize, batchSize, parallel and
+     * pooling; the K/V options do not apply. Defaults to `false`.
+     */
+    embeddings?: boolean;
+    /** The embedding context's pooling (with `embeddings`); 'rank' for a ranking context. Defaults to `'model'`. */
+    pooling?: EmbeddingPooling | 'rank';
     /** Checked between the steps (the header read, the dry run): an abort rejects with ABORTED. Defaults to none. */
     signal?: AbortSignal;
 }
@@ -44,6 +54,8 @@ export const estimateOptionsSchema = z.strictObject({
     loras: z.array(z.string({ error: 'a LoRA adapter file path' }).min(1, { error: 'a LoRA adapter file path' }), { error: 'an array of LoRA adapter file paths' }).optional(),
     model: ggufModelOption(),
     simulate: bool().optional(),
+    embeddings: bool().optional(),
+    pooling: z.enum([...EMBEDDING_POOLINGS, 'rank'], { error: oneOf([...EMBEDDING_POOLINGS, 'rank']) }).optional(),
     useMmap: bool().optional(),
     repack: bool().optional(),
     tensorOverrides: modelLoadOptionsSchema.shape.tensorOverrides,

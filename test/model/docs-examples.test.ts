@@ -2,8 +2,8 @@
 // docs/*.md is a complete program importing 'llama-kv' (a signature or a fragment is fenced
 // as another language, e.g. ```text), written in the TypeScript that is also JavaScript (no type
 // annotations or assertions): each runs in its own node process, as .mjs, against the fixture
-// models, with 'model.gguf', 'adapter.gguf', 'moe.gguf' and 'tools-model.gguf' (a chat model
-// with a tool-use template) standing for them. Every
+// models, with 'model.gguf', 'adapter.gguf', 'moe.gguf', 'tools-model.gguf' (a chat model
+// with a tool-use template), 'embedding-model.gguf' and 'reranker.gguf' standing for them. Every
 // `npx llama-kv` line of a ```sh block runs too (the lines of one block in order, in one
 // folder: a report one line writes is the baseline of the next); a usage line with
 // [optional] parts is fenced as ```text. (`npm` lines are the project's own commands,
@@ -59,7 +59,7 @@ const where = (b: Block) => `${b.page}:${b.line}`;
 
 describe('docs examples', () => {
     it('README.md and every docs page are read, and there are examples to run', () => {
-        expect(pages).toEqual(expect.arrayContaining(['README.md', 'docs/api.md', 'docs/kv-cache.md', 'docs/memory.md', 'docs/lora.md', 'docs/backends.md', 'docs/cli.md', 'docs/performance.md', 'docs/reliability.md']));
+        expect(pages).toEqual(expect.arrayContaining(['README.md', 'docs/api.md', 'docs/kv-cache.md', 'docs/memory.md', 'docs/lora.md', 'docs/backends.md', 'docs/cli.md', 'docs/performance.md', 'docs/reliability.md', 'docs/embeddings.md']));
         expect(programs.filter((b) => b.page === 'README.md').length).toBeGreaterThanOrEqual(1);
         expect(programs.length).toBeGreaterThanOrEqual(20);
     });
@@ -76,7 +76,9 @@ describe('docs examples', () => {
             .replaceAll("'model.gguf'", JSON.stringify(fixtures.f16))
             .replaceAll("'adapter.gguf'", JSON.stringify(fixtures.loraAttn))
             .replaceAll("'moe.gguf'", JSON.stringify(fixtures.moe))
-            .replaceAll("'tools-model.gguf'", JSON.stringify(fixtures.chat.tools));
+            .replaceAll("'tools-model.gguf'", JSON.stringify(fixtures.chat.tools))
+            .replaceAll("'embedding-model.gguf'", JSON.stringify(fixtures.embed.bert))
+            .replaceAll("'reranker.gguf'", JSON.stringify(fixtures.embed.rerank));
         writeFileSync(file, source);
         const r = spawnSync(process.execPath, [file], { encoding: 'utf8', timeout: 60_000, cwd: dir });
         expect(r.stderr).toBe('');
@@ -104,6 +106,8 @@ const CLI_FILES: Record<string, () => string> = {
     'model-f16.gguf': () => fixtures.f16,
     'adapter.gguf': () => fixtures.loraAttn,
     'other.gguf': () => fixtures.loraFfn,
+    'embedding-model.gguf': () => fixtures.embed.bert,
+    'reranker.gguf': () => fixtures.embed.rerank,
 };
 
 describe('docs CLI examples', () => {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, open, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdtemp, open, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -16,6 +16,7 @@ import {
 } from '../../lib/demo/models.js';
 import { GGUF_VALUE_TYPE as T, type GgufMetadata, type GgufTensorInfo } from '../../lib/gguf/types.js';
 import { readGgufMetadata } from '../../lib/gguf/reader.js';
+import { fixtures, referenceEmbeddings, type ReferenceEmbeddingResult } from '../support/fixtures.js';
 
 let tmp: string;
 const savedEnv = { ...process.env };
@@ -203,7 +204,10 @@ describe('fixture model contents', () => {
     });
 
     it('describes the models in FIXTURE_MODELS', () => {
-        expect(Object.keys(FIXTURE_MODELS).sort()).toEqual(['bench-f16', 'bench-small-q8_0', 'chat-gemma-f16', 'chat-llama3-f16', 'chat-qwen-f16', 'chat-tools-f16', 'micro-f16', 'tiny-f16', 'tiny-hd48-f16', 'tiny-moe-f16', 'tiny-mrope-f16', 'tiny-q4_0', 'tiny-q8_0']);
+        expect(Object.keys(FIXTURE_MODELS).sort()).toEqual([
+            'bench-embed-bert-f16', 'bench-f16', 'bench-small-q8_0', 'chat-gemma-f16', 'chat-llama3-f16', 'chat-qwen-f16', 'chat-tools-f16',
+            'embed-bert-f16', 'embed-llama-last-f16', 'micro-f16', 'rerank-bert-f16', 'tiny-f16', 'tiny-hd48-f16', 'tiny-moe-f16', 'tiny-mrope-f16', 'tiny-q4_0', 'tiny-q8_0',
+        ]);
         expect(FIXTURE_MODELS['tiny-moe-f16']).toMatchObject({ nExpert: 4, nExpertUsed: 2 });
         expect(FIXTURE_MODELS['tiny-hd48-f16'].nEmbd / FIXTURE_MODELS['tiny-hd48-f16'].nHead).toBe(48);
         expect(FIXTURE_MODELS['tiny-q8_0']).toMatchObject({ weightType: 'Q8_0', fileType: 7, nLayer: 2 });
@@ -223,6 +227,172 @@ describe('findVocabFile', () => {
         expect(findVocabFile()).toBe(vocab);
         process.env.LLAMA_KV_VOCAB = join(tmp, 'missing.gguf');
         expect(() => findVocabFile()).toThrow(/LLAMA_KV_VOCAB .*does not exist/);
+    });
+
+    it('finds the BERT vocab beside $LLAMA_KV_VOCAB, else in vendor/', async () => {
+        delete process.env.LLAMA_KV_VOCAB;
+        const vendored = findVocabFile('bert-bge');
+        expect(vendored).toMatch(/vendor[\\/]llama\.cpp[\\/]models[\\/]ggml-vocab-bert-bge\.gguf$/);
+        const dir = await mkdtemp(join(tmp, 'vocabs-'));
+        await copyFile(findVocabFile(), join(dir, 'spm.gguf'));
+        process.env.LLAMA_KV_VOCAB = join(dir, 'spm.gguf');
+        // Not beside it: the vendored file.
+        expect(findVocabFile('bert-bge')).toBe(vendored);
+        await copyFile(vendored, join(dir, 'ggml-vocab-bert-bge.gguf'));
+        expect(findVocabFile('bert-bge')).toBe(join(dir, 'ggml-vocab-bert-bge.gguf'));
+        expect(findVocabFile('llama-spm')).toBe(join(dir, 'spm.gguf'));
+        expect(() => findVocabFile('nope' as never)).toThrow(/unknown fixture vocabulary 'nope'/);
+    });
+});
+
+describe('embedding fixtures', () => {
+    const TEXTS = ['hello world', 'The quick brown fox jumps over the lazy dog.', 'hello world!'];
+
+    /** Tensor name -> [type, shape]. */
+    async function tensorsOf(path: string): Promise<Record<string, [string, number[]]>> {
+        const meta = await readGgufMetadata(path);
+        return Object.fromEntries(meta.tensors.map((t) => [t.name, [t.typeName, t.shape]]));
+    }
+
+    /** Every value finite, each row not constant, and no two rows equal. */
+    function expectVectors(rows: number[][], count: number, width: number): void {
+        expect(rows).toHaveLength(count);
+        for (const row of rows) {
+            expect(row).toHaveLength(width);
+            expect(row.every(Number.isFinite)).toBe(true);
+            if (width > 1) expect(new Set(row).size).toBeGreaterThan(width / 2);
+        }
+        expect(new Set(rows.map((row) => row.join(','))).size).toBe(count);
+    }
+
+    function reference(path: string, inputs: Parameters<typeof referenceEmbeddings>[1]): ReferenceEmbeddingResult {
+        const result = referenceEmbeddings(path, inputs);
+        if ('error' in result) throw new Error(result.error);
+        return result;
+    }
+
+    it('has the BERT metadata, the BGE tokenizer and the tensors llama.cpp\'s bert loader reads', async () => {
+        const meta = await readGgufMetadata(fixtures.embed.bert);
+        const vocab = await readGgufMetadata(findVocabFile('bert-bge'));
+        expect(meta.kv).toMatchObject({
+            'general.architecture': 'bert',
+            'general.name': 'llama-kv embed bert f16',
+            'general.file_type': 1,
+            'bert.context_length': 512,
+            'bert.embedding_length': 128,
+            'bert.block_count': 2,
+            'bert.feed_forward_length': 512,
+            'bert.attention.head_count': 4,
+            'bert.attention.causal': false,
+            'bert.pooling_type': 1,
+            'tokenizer.ggml.model': 'bert',
+            'tokenizer.ggml.token_type_count': 2,
+        });
+        expect(meta.kv['bert.attention.layer_norm_epsilon']).toBeCloseTo(1e-12, 18);
+        expect(meta.kvTypes['bert.attention.causal']).toEqual({ type: T.BOOL });
+        expect(meta.kvTypes['bert.pooling_type']).toEqual({ type: T.UINT32 });
+        // No llama-only keys, and the tokenizer exactly as the vocab file has it (it sets no add_* keys).
+        expect(Object.keys(meta.kv).filter((k) => /head_count_kv|rope|rms/.test(k))).toEqual([]);
+        const tokenizerKeys = Object.keys(vocab.kv).filter((k) => k.startsWith('tokenizer.ggml.'));
+        expect(Object.keys(meta.kv).filter((k) => k.startsWith('tokenizer.'))).toEqual(tokenizerKeys);
+        for (const key of tokenizerKeys) {
+            expect(meta.kv[key], key).toEqual(vocab.kv[key]);
+            expect(meta.kvTypes[key], key).toEqual(vocab.kvTypes[key]);
+        }
+
+        const shapes = await tensorsOf(fixtures.embed.bert);
+        expect(Object.keys(shapes)).toHaveLength(5 + 16 * 2);
+        expect(shapes['token_embd.weight']).toEqual(['F16', [128, 30522]]);
+        // F32, as llama.cpp's converter writes them (the CPU backend cannot add an F16 token_types row).
+        expect(shapes['token_types.weight']).toEqual(['F32', [128, 2]]);
+        expect(shapes['position_embd.weight']).toEqual(['F32', [128, 512]]);
+        expect(shapes['token_embd_norm.weight']).toEqual(['F32', [128]]);
+        expect(shapes['token_embd_norm.bias']).toEqual(['F32', [128]]);
+        for (const i of [0, 1]) {
+            for (const t of ['attn_q', 'attn_k', 'attn_v', 'attn_output']) {
+                expect(shapes[`blk.${i}.${t}.weight`]).toEqual(['F16', [128, 128]]);
+                expect(shapes[`blk.${i}.${t}.bias`]).toEqual(['F32', [128]]);
+            }
+            expect(shapes[`blk.${i}.ffn_up.weight`]).toEqual(['F16', [128, 512]]);
+            expect(shapes[`blk.${i}.ffn_up.bias`]).toEqual(['F32', [512]]);
+            expect(shapes[`blk.${i}.ffn_down.weight`]).toEqual(['F16', [512, 128]]);
+            expect(shapes[`blk.${i}.ffn_down.bias`]).toEqual(['F32', [128]]);
+            for (const n of ['attn_output_norm', 'layer_output_norm']) {
+                expect(shapes[`blk.${i}.${n}.weight`]).toEqual(['F32', [128]]);
+                expect(shapes[`blk.${i}.${n}.bias`]).toEqual(['F32', [128]]);
+            }
+        }
+        expect(Object.keys(shapes).filter((n) => n.startsWith('cls') || n.startsWith('output'))).toEqual([]);
+    });
+
+    it('gives the reranker the classification head RANK pooling applies, with one output', async () => {
+        const meta = await readGgufMetadata(fixtures.embed.rerank);
+        expect(meta.kv).toMatchObject({ 'general.architecture': 'bert', 'bert.pooling_type': 4, 'bert.attention.causal': false });
+        // No labels (llama.cpp's n_cls_out is then 1) and no rerank template: the pair is joined with [SEP].
+        expect(meta.kv['bert.classifier.output_labels']).toBeUndefined();
+        expect(meta.kv['tokenizer.chat_template.rerank']).toBeUndefined();
+        const shapes = await tensorsOf(fixtures.embed.rerank);
+        const base = await tensorsOf(fixtures.embed.bert);
+        expect(Object.keys(shapes)).toHaveLength(Object.keys(base).length + 4);
+        expect(shapes['cls.weight']).toEqual(['F16', [128, 128]]);
+        expect(shapes['cls.bias']).toEqual(['F32', [128]]);
+        expect(shapes['cls.output.weight']).toEqual(['F16', [128, 1]]);
+        expect(shapes['cls.output.bias']).toEqual(['F32', [1]]);
+    });
+
+    it('marks the micro llama network for last-token pooling with EOS appended', async () => {
+        const meta = await readGgufMetadata(fixtures.embed.llamaLast);
+        const vocab = await readGgufMetadata(findVocabFile());
+        expect(vocab.kv['tokenizer.ggml.add_eos_token']).toBe(false);
+        expect(meta.kv).toMatchObject({ 'general.architecture': 'llama', 'llama.pooling_type': 3, 'llama.embedding_length': 64, 'llama.block_count': 1, 'tokenizer.ggml.add_eos_token': true });
+        expect(meta.kvTypes['tokenizer.ggml.add_eos_token']).toEqual({ type: T.BOOL });
+        expect(meta.kv['llama.attention.causal']).toBeUndefined();
+        for (const key of Object.keys(vocab.kv).filter((k) => k.startsWith('tokenizer.ggml.') && k !== 'tokenizer.ggml.add_eos_token')) {
+            expect(meta.kv[key], key).toEqual(vocab.kv[key]);
+        }
+        // The same tensors as the chat fixtures' micro network.
+        expect((await readGgufMetadata(fixtures.chat.qwen)).tensors.map((t) => [t.name, t.shape])).toEqual(meta.tensors.map((t) => [t.name, t.shape]));
+    });
+
+    it('load in llama.cpp\'s embedding example with their own pooling, as finite, distinct, unit vectors of the right width', () => {
+        const bert = reference(fixtures.embed.bert, { texts: TEXTS });
+        expect([bert.pooling, bert.nEmbdOut, bert.nClsOut]).toEqual([1, 128, 1]);
+        // WordPiece adds [CLS] (101) and [SEP] (102).
+        expect(bert.tokens[0]).toEqual([101, 7592, 2088, 102]);
+        expectVectors(bert.embeddings, 3, 128);
+        for (const row of bert.embeddings) expect(Math.hypot(...row)).toBeCloseTo(1, 5);
+
+        const last = reference(fixtures.embed.llamaLast, { texts: TEXTS });
+        expect([last.pooling, last.nEmbdOut]).toEqual([3, 64]);
+        // SPM adds BOS (1) and, with add_eos_token, EOS (2).
+        expect(last.tokens[0]).toEqual([1, 22172, 3186, 2]);
+        expectVectors(last.embeddings, 3, 64);
+
+        // A pair is query [SEP] document: the example inserts the vocabulary's SEP text, which add_sep makes it add.
+        const rerank = reference(fixtures.embed.rerank, { texts: ['what is panda?\thi', 'what is panda?\tit\'s a bear', 'what is panda?\tThe giant panda is a bear.'], normalize: -1 });
+        expect([rerank.pooling, rerank.nEmbdOut, rerank.nClsOut]).toEqual([4, 128, 1]);
+        expect(rerank.tokens[0]).toEqual([101, 2054, 2003, 25462, 1029, 102, 7632, 102]);
+        expectVectors(rerank.embeddings, 3, 1);
+    });
+
+    it('give one vector per token with pooling none', () => {
+        for (const [path, width] of [[fixtures.embed.bert, 128], [fixtures.embed.llamaLast, 64]] as const) {
+            const none = reference(path, { texts: TEXTS, pooling: 0 });
+            expect(none.pooling).toBe(0);
+            expect(none.embeddings).toHaveLength(none.tokens.reduce((n, t) => n + t.length, 0));
+            // Per text (with causal attention a shared prefix, BOS at least, gives equal rows across texts).
+            let at = 0;
+            for (const tokens of none.tokens) {
+                expectVectors(none.embeddings.slice(at, at + tokens.length), tokens.length, width);
+                at += tokens.length;
+            }
+        }
+    });
+
+    it('refuse, as the example does, a text longer than the batch', () => {
+        expect(referenceEmbeddings(fixtures.embed.bert, { texts: ['word '.repeat(100)], contextSize: 64, batchSize: 64, parallel: 4 })).toEqual({
+            error: 'number of tokens in input line (102) exceeds batch size (64), increase batch size and re-run',
+        });
     });
 });
 

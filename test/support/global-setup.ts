@@ -43,6 +43,12 @@ export default async function setup(project: TestProject): Promise<void> {
             tools: await ensureFixtureModel('chat-tools-f16', { dir }),
         },
         chatReference: buildReference('llama-kv-chat-reference'),
+        embed: {
+            bert: await ensureFixtureModel('embed-bert-f16', { dir }),
+            rerank: await ensureFixtureModel('rerank-bert-f16', { dir }),
+            llamaLast: await ensureFixtureModel('embed-llama-last-f16', { dir }),
+        },
+        embeddingReference: buildReference('llama-kv-embedding-reference'),
     });
 }
 
@@ -63,6 +69,14 @@ declare module 'vitest' {
             chat: { llama3: string; qwen: string; gemma: string; tools: string };
             /** llama.cpp's common_chat_templates_apply as its server calls it (test/support/reference/chat-apply.cpp). */
             chatReference: string;
+            /**
+             * Embedding fixtures (see lib/demo/models.ts): a BERT encoder with mean pooling, the
+             * same with a one-output classification head and RANK pooling, and the micro llama
+             * network with last-token pooling and EOS appended.
+             */
+            embed: { bert: string; rerank: string; llamaLast: string };
+            /** The logic of llama.cpp's examples/embedding without its argument parser (test/support/reference/embedding.cpp). */
+            embeddingReference: string;
         };
     }
 }
