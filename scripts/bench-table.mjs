@@ -235,7 +235,33 @@ const state = {
     },
 };
 
-const RENDERERS = { bench, 'bench:addons': addons, 'bench:repack': repack, 'bench:parallel': parallel, 'bench:state': state };
+/** `npm run bench -- --embed`: embedBatch() against llama-embedding, and one embed() per text. */
+const embed = {
+    headline(r) {
+        const rows = r.rows ?? [];
+        const parts = [`texts/s ours / llama-embedding ${range(rows.map((row) => row.ratio), ratio)}`];
+        parts.push(`ours ${range(rows.map((row) => row.ours?.textsPerSecond), tps)} texts/s, llama-embedding ${range(rows.map((row) => row.llamaCpp?.textsPerSecond), tps)}`);
+        parts.push(`embedBatch / one embed() per text ${range(rows.map((row) => row.batchingGain), (x) => `×${fixed(x, 2)}`)}`);
+        return parts.join('; ');
+    },
+    details(r) {
+        const out = [table(
+            ['threads', 'ours texts/s', 'ours tokens/s', 'llama-embedding texts/s', 'llama-embedding tokens/s', 'ratio', 'one per call texts/s', 'one per call tokens/s', 'embedBatch / one per call'],
+            (r.rows ?? []).map((row) => [
+                row.threads, tps(row.ours.textsPerSecond), tps(row.ours.tokensPerSecond), tps(row.llamaCpp.textsPerSecond), tps(row.llamaCpp.tokensPerSecond), ratio(row.ratio),
+                tps(row.single.textsPerSecond), tps(row.single.tokensPerSecond), `×${fixed(row.batchingGain, 2)}`,
+            ]),
+            ['r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+        )];
+        const bullets = (r.rows ?? []).map((row) =>
+            `${row.threads} thread${row.threads === 1 ? '' : 's'}: ours ${fixed(row.ours.ms, 0)} ms for all texts; llama-embedding ${fixed(row.llamaCpp.ms, 0)} ms, of which its decodes ${fixed(row.llamaCpp.promptEvalMs, 0)} ms ` +
+                `(${row.llamaCpp.decodes} llama_decode calls), its whole process ${fixed(row.llamaCpp.processMs, 0)} ms with the model load; one embed() per text ${fixed(row.single.ms, 0)} ms.`);
+        if (bullets.length > 0) out.push(bullets.map((b) => `- ${b}`).join('\n'));
+        return out;
+    },
+};
+
+const RENDERERS = { bench, 'bench:addons': addons, 'bench:repack': repack, 'bench:parallel': parallel, 'bench:state': state, 'bench:embed': embed };
 
 function settingsText(r) {
     const s = r.settings ?? {};

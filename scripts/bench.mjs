@@ -18,6 +18,10 @@
 //   --out bench-results/bench-parallel-<date>.json
 // (`llama-kv bench` itself names it -npl, as llama-batched-bench does: -np/--parallel is the
 // context flag of `llama-kv run` and `memory`, one number of sequences.)
+// --embed is the embedding mode, `llama-kv bench --embed`: embedBatch() of 256 texts of 64-256
+// tokens against llama.cpp's llama-embedding (examples/embedding, built into build-bench/)
+// on the same texts and settings, and one embed() per text, defaults
+//   -m bench-embed-bert-f16   -c 512 -b 512 -r 5   --out bench-results/bench-embed-<date>.json
 // --quick: -p 64 -n 16 -r 2 -t 1 (the test suite's smoke run). --compare prev.json exits 1
 // when a figure got more than 5% (--threshold) worse. --addon PATH runs our side from
 // another built addon (a .node file, or a folder holding one with its ggml libraries:
@@ -27,7 +31,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { buildBatchedBench, buildLlamaBench, builtCpuVariant, compareFlags, compareLibraries } from './bench/build-llama-bench.mjs';
+import { buildBatchedBench, buildLlamaBench, buildLlamaEmbedding, builtCpuVariant, compareFlags, compareLibraries } from './bench/build-llama-bench.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const log = (line) => process.stderr.write(`[llama-kv bench] ${line}\n`);
@@ -76,6 +80,7 @@ async function main(argvIn) {
     const [parallelList, argvRest] = takeParallel(withParallel);
     const argv = parallelList === null ? argvRest : ['-npl', parallelList, ...argvRest];
     const parallel = has(argv, '-npl');
+    const embed = has(argv, '--embed');
     const addon = addonArg === null ? null : addonFile(addonArg);
     // Read by lib/native/binding.ts when the addon is first loaded (below, not yet), and inherited
     // by the child processes of the peak-RSS measurement.
@@ -92,6 +97,8 @@ async function main(argvIn) {
             '  -m bench-f16 -t 1,2 --out bench-results/bench-<date>.json (-m bench-q8_0: the bench model in Q8_0)\n' +
             '  --parallel [1,2,4,8]: the parallel mode (llama-kv bench -npl LIST) against llama-batched-bench built in build-bench/,\n' +
             '    with -t 2 --out bench-results/bench-parallel-<date>.json\n' +
+            '  --embed: the embedding mode (llama-kv bench --embed) against llama-embedding built in build-bench/,\n' +
+            '    with -m bench-embed-bert-f16 --out bench-results/bench-embed-<date>.json\n' +
             '  --addon PATH: our side from another built addon (a .node file or its folder, e.g. prebuilds/linux-x64) instead of build/\n\n' + benchUsage + '\n');
         return 0;
     }
@@ -105,9 +112,13 @@ async function main(argvIn) {
             const variant = builtCpuVariant(root);
             if (variant !== null) notes.push(`ours: build/ compiles its one CPU backend (libggml-cpu) as ggml's ${variant} CPU variant`);
         }
-        const building = parallel ? !has(argv, '--ours-only', '--batched-bench') : !has(argv, '--ours-only', '--llama-bench');
+        const building = embed
+            ? !has(argv, '--ours-only', '--llama-embedding')
+            : parallel ? !has(argv, '--ours-only', '--batched-bench') : !has(argv, '--ours-only', '--llama-bench');
         if (building) {
-            if (parallel) {
+            if (embed) {
+                args.push('--llama-embedding', buildLlamaEmbedding(root, log));
+            } else if (parallel) {
                 args.push('--batched-bench', buildBatchedBench(root, log));
             } else {
                 const built = buildLlamaBench(root, log);
@@ -137,9 +148,10 @@ async function main(argvIn) {
                 notes.push(libNote);
             }
         }
-        if (!has(argv, '-m', '--model')) args.push('-m', 'bench-f16');
-        if (!has(argv, '-t', '--threads') && !has(argv, '--quick')) args.push('-t', parallel ? '2' : '1,2');
-        if (!has(argv, '--out')) args.push('--out', join(root, 'bench-results', `bench-${parallel ? 'parallel-' : ''}${new Date().toISOString().replace(/[:.]/g, '-')}.json`));
+        if (!has(argv, '-m', '--model')) args.push('-m', embed ? 'bench-embed-bert-f16' : 'bench-f16');
+        if (!has(argv, '-t', '--threads') && !has(argv, '--quick') && !embed) args.push('-t', parallel ? '2' : '1,2');
+        const mode = embed ? 'embed-' : parallel ? 'parallel-' : '';
+        if (!has(argv, '--out')) args.push('--out', join(root, 'bench-results', `bench-${mode}${new Date().toISOString().replace(/[:.]/g, '-')}.json`));
         // bench-q8_0: the bench model quantized once into the fixture cache.
         for (let i = 0; i < args.length; i++) {
             if ((args[i] === '-m' || args[i] === '--model') && args[i + 1] === 'bench-q8_0' && !existsSync('bench-q8_0')) {

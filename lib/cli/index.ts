@@ -4,17 +4,21 @@ import { UsageError } from './flags/args.js';
 import { backends, backendsUsage } from './commands/backends.js';
 import { calibrate, calibrateUsage } from './commands/calibrate.js';
 import { chat, chatUsage } from './commands/chat.js';
+import { embed, embedUsage } from './commands/embed.js';
 import { bench, benchUsage } from './commands/bench.js';
 import { fit, fitUsage } from './commands/fit.js';
 import { info, infoUsage } from './commands/info.js';
 import { memory, memoryUsage } from './commands/memory.js';
 import { quantize, quantizeUsage } from './commands/quantize.js';
+import { rerank, rerankUsage } from './commands/rerank.js';
 import { run, runUsage } from './commands/run.js';
 
 const commands: Record<string, { main: (argv: readonly string[]) => Promise<number>; usage: string }> = {
     run: { main: run, usage: runUsage },
     chat: { main: chat, usage: chatUsage },
     info: { main: info, usage: infoUsage },
+    embed: { main: embed, usage: embedUsage },
+    rerank: { main: rerank, usage: rerankUsage },
     memory: { main: memory, usage: memoryUsage },
     fit: { main: fit, usage: fitUsage },
     backends: { main: backends, usage: backendsUsage },
@@ -25,11 +29,12 @@ const commands: Record<string, { main: (argv: readonly string[]) => Promise<numb
 
 const usage =
     'usage: llama-kv <command> [flags]\n\ncommands:\n  run     generate text from a prompt\n  chat    talk with a model: a conversation on the terminal, or one reply to a message\n  info    print a model\'s metadata\n' +
+    '  embed   embed texts: vectors, cosine similarities (llama-embedding)\n  rerank  sort documents by a reranker\'s score for a query\n' +
     '  memory  estimate (and measure) the memory of a context\n  fit     choose context size and K/V types for a memory budget\n' +
     '  backends  list the compute backends (CPU variant, GPUs) and why any is unavailable\n' +
     '  quantize  quantize a model (Q8_0, Q4_K_M, ...)\n  bench   tokens/s against llama.cpp\'s llama-bench, TTFT, event-loop lag, memory, load time\n' +
     '  calibrate  what each K/V cache type costs in quality (KL divergence, top-1, perplexity) against f16\n\n' +
-    `${runUsage}\n\n${chatUsage}\n\n${infoUsage}\n\n${memoryUsage}\n\n${fitUsage}\n\n${backendsUsage}\n\n${quantizeUsage}\n\n${benchUsage}\n\n${calibrateUsage}\n`;
+    `${runUsage}\n\n${chatUsage}\n\n${infoUsage}\n\n${embedUsage}\n\n${rerankUsage}\n\n${memoryUsage}\n\n${fitUsage}\n\n${backendsUsage}\n\n${quantizeUsage}\n\n${benchUsage}\n\n${calibrateUsage}\n`;
 
 async function main(argv: string[]): Promise<number> {
     const [name, ...rest] = argv;

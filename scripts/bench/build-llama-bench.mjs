@@ -1,4 +1,5 @@
-// Builds llama.cpp's llama-bench, llama-batched-bench (the reference of `llama-kv bench -npl`)
+// Builds llama.cpp's llama-bench, llama-batched-bench (the reference of `llama-kv bench -npl`),
+// llama-embedding (the reference of `llama-kv bench --embed`)
 // and the reference program (test/support/reference/greedy.cpp) in build-bench/, from our own CMakeLists.txt with LLAMA_KV_BENCH=ON: the same ggml
 // and llama targets as the addon's, so the same compile flags by construction. The
 // addon's build/ is only read (its CMakeCache.txt, for the options and compilers it was
@@ -143,6 +144,25 @@ export function buildLlamaBench(root, log) {
  */
 export function buildBatchedBench(root, log) {
     return buildBenchTargets(root, log, ['llama-batched-bench'], 'llama.cpp\'s llama-batched-bench')[0];
+}
+
+/**
+ * Configures build-bench/ when needed and builds llama.cpp's llama-embedding
+ * (examples/embedding: texts packed into batches, as embedBatch() packs them), the reference
+ * of `llama-kv bench --embed`. Returns its path.
+ */
+export function buildLlamaEmbedding(root, log) {
+    try {
+        return buildBenchTargets(root, log, ['llama-embedding'], 'llama.cpp\'s llama-embedding')[0];
+    } catch (error) {
+        if (/unknown target/.test(error.message)) {
+            throw new Error(
+                'build-bench/ has no llama-embedding target: CMakeLists.txt must add llama.cpp\'s examples/embedding under if(LLAMA_KV_BENCH) ' +
+                    '(add_subdirectory("${LLAMA_KV_LLAMA_DIR}/examples/embedding" llama.cpp/examples/embedding EXCLUDE_FROM_ALL)), or pass --llama-embedding PATH',
+            );
+        }
+        throw error;
+    }
 }
 
 /**

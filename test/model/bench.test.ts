@@ -1,8 +1,9 @@
 // The benchmark's quick mode end to end: builds llama.cpp's llama-bench in build-bench/
 // when it is not there yet (minutes on 2 cores; reused afterwards), runs it and llama-kv
 // on a tiny fixture model, and checks the table, the JSON report and --compare. The same
-// for the parallel mode (npm run bench -- --parallel) against llama-batched-bench. No
-// timing targets: only that every figure is there and sane.
+// for the parallel mode (npm run bench -- --parallel) against llama-batched-bench, and the
+// embedding mode (--embed) against llama-embedding. No timing targets: only that every
+// figure is there and sane.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,8 +11,10 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ParallelBenchReport } from '../../lib/cli/bench/parallel-report.js';
 import type { BenchReport } from '../../lib/cli/bench/report.js';
+import type { EmbedBenchReport } from '../../lib/cli/bench/embed-report.js';
+import { benchTexts } from '../../lib/cli/bench/embed-texts.js';
 import { ensureFixtureModel } from '../../lib/demo/models.js';
-import { getBackends } from '../../lib/index.js';
+import { getBackends, LlamaModel } from '../../lib/index.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const cacheDir = join(root, '.cache', 'models');
@@ -239,6 +242,76 @@ describe('npm run bench -- --parallel (llama-kv against llama-batched-bench)', (
             const bad = cli('-m', model, flag, '2');
             expect(bad.code).toBe(2);
             expect(bad.stderr).toContain('the parallel mode of bench is -npl');
+        }
+    });
+});
+
+describe('npm run bench -- --embed (embedBatch against llama-embedding)', () => {
+    const embedFile = join(dir, 'embed.json');
+    let buildFailure: string | null = null;
+
+    beforeAll(() => {
+        // Built as `npm run bench -- --embed` builds it (build-bench/, configured from build/).
+        const script = `import { buildLlamaEmbedding } from ${JSON.stringify(join(root, 'scripts', 'bench', 'build-llama-bench.mjs'))};\n` +
+            `buildLlamaEmbedding(${JSON.stringify(root)}, (line) => process.stderr.write(line + '\\n'));`;
+        const r = node(['--input-type=module', '-e', script], 60 * 60_000);
+        if (r.code !== 0) buildFailure = r.stderr.trim().split('\n').slice(-15).join('\n');
+    }, 60 * 60_000);
+
+    it('--quick --ours-only: the table, and a report whose texts have the token counts the seeded generator gives', async () => {
+        const file = join(dir, 'embed-ours.json');
+        const r = cli('--embed', '-m', model, '--quick', '--ours-only', '--pooling', 'mean', '--out', file, '-q');
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.stdout).toMatch(/\| ours texts\/s \| ours tokens\/s \| llama\.cpp texts\/s/);
+        const report = JSON.parse(readFileSync(file, 'utf8')) as EmbedBenchReport;
+        expect(report.mode).toBe('embed');
+        expect(report.settings).toMatchObject({ texts: 16, tokenRange: [8, 32], contextSize: 256, batchSize: 256, pooling: 'mean', normalize: 2, reps: 1, threads: [1] });
+        const { counts, total, min, max } = report.settings.tokens;
+        expect(counts).toHaveLength(16);
+        expect(total).toBe(counts.reduce((a, b) => a + b, 0));
+        expect([min, max]).toEqual([Math.min(...counts), Math.max(...counts)]);
+        for (const n of counts) expect(n >= 8 && n <= 32, String(n)).toBe(true);
+        const m = await LlamaModel.load({ path: model });
+        try {
+            const ctx = m.createEmbeddingContext({ pooling: 'mean', contextSize: 256, batchSize: 256, threads: 1 });
+            expect(benchTexts((t) => ctx.tokenize(t), 16, 8, 32, report.settings.seed).tokens).toEqual(counts);
+        } finally {
+            m.dispose();
+        }
+        const [row] = report.rows;
+        expect(row.llamaCpp).toBeNull();
+        expect(row.ratio).toBeNull();
+        for (const side of [row.ours, row.oursSingle]) {
+            expect(side.ms.samples).toHaveLength(1);
+            expect(side.tokensPerSecond.median).toBeCloseTo((total * 1000) / side.ms.median, 6);
+        }
+        expect(row.batchingGain).toBeGreaterThan(0);
+    });
+
+    it('runs both sides on the same texts and settings', (ctx) => {
+        if (buildFailure !== null) ctx.skip(`llama-embedding cannot be built here:\n${buildFailure}`);
+        const r = bench('--embed', '--quick', '-m', model, '--pooling', 'mean', '--out', embedFile);
+        expect(r.code, r.stderr).toBe(0);
+        const report = JSON.parse(readFileSync(embedFile, 'utf8')) as EmbedBenchReport;
+        const [row] = report.rows;
+        // The run itself fails when llama-embedding embeds other texts, tokens or context sizes than ours.
+        expect(row.llamaCpp?.ms.samples).toHaveLength(1);
+        expect(row.llamaCpp!.promptEvalMs.median).toBeLessThanOrEqual(row.llamaCpp!.ms.median);
+        expect(row.llamaCpp!.processMs.median).toBeGreaterThan(row.llamaCpp!.ms.median);
+        expect(row.ratio).toBeGreaterThan(0);
+    }, 10 * 60_000);
+
+    it('bad flags exit 2: two models, flags of the other modes, its own flags without --embed', () => {
+        for (const [args, message] of [
+            [['--embed', '-m', model, '-m', model], '--embed takes one -m/--model'],
+            [['--embed', '-m', model, '--kv', 'f16/f16'], '--kv is not used by the embedding benchmark'],
+            [['--embed', '-m', model, '-npl', '2'], '-npl is not used by the embedding benchmark'],
+            [['-m', model, '--texts', '8'], '--texts is a flag of the embedding benchmark: give --embed too'],
+            [['--embed', '-m', model, '--texts', '0', '--ours-only'], '--texts expects a positive integer'],
+        ] as const) {
+            const bad = cli(...args);
+            expect(bad.code, args.join(' ')).toBe(2);
+            expect(bad.stderr).toContain(message);
         }
     });
 });

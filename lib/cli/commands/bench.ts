@@ -4,9 +4,11 @@ import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { packageRoot } from '../../native/binding.js';
 import { findBatchedBench } from '../bench/batched-bench.js';
+import { benchEmbed, EMBED_ONLY } from '../bench/embed-command.js';
 import { findLlamaBench } from '../bench/llama-bench.js';
 import { formatParallelReport, isParallelReport, parallelFigures, type ParallelBenchReport } from '../bench/parallel-report.js';
 import { DEFAULT_PARALLEL_CONFIGS, runParallelBench } from '../bench/parallel-run.js';
+import type { EmbedBenchReport } from '../bench/embed-report.js';
 import { BENCH_REPORT_VERSION, compareFigures, compareReports, formatComparison, formatReport, type BenchReport, type Comparison, type KvPair } from '../bench/report.js';
 import { DEFAULT_BENCH_CONFIGS, runBench } from '../bench/run.js';
 import { ensureFixtureModel, FIXTURE_MODELS, type FixtureModelName } from '../../demo/models.js';
@@ -27,7 +29,7 @@ export const benchFlags: FlagSpec[] = [
     { names: ['-b', '--batch-size'], key: 'batchSize', type: 'int', help: "batch size (default 2048, llama-bench's)" },
     { names: ['-ub', '--ubatch-size'], key: 'ubatchSize', type: 'int', help: "micro-batch size (default 512, llama-bench's)" },
     { names: ['-r', '--repetitions'], key: 'reps', type: 'int', help: 'interleaved repetitions per configuration (default 5; -npl: 3)' },
-    { names: ['--quick'], key: 'quick', type: 'bool', help: 'a smoke run: -p 64 -n 16 -r 2 -t 1 unless given (-npl: -p 16 -n 8 -r 1 -t 1)' },
+    { names: ['--quick'], key: 'quick', type: 'bool', help: 'a smoke run: -p 64 -n 16 -r 2 -t 1 unless given (-npl: -p 16 -n 8 -r 1 -t 1; --embed: 16 texts of 8-32 tokens, -c 256 -b 256 -r 1 -t 1)' },
     { names: ['--llama-bench'], key: 'llamaBench', type: 'string', help: "llama.cpp's llama-bench to compare with (default: build-bench/'s of a clone, if built)" },
     { names: ['--batched-bench'], key: 'batchedBench', type: 'string', help: "with -npl: llama.cpp's llama-batched-bench to compare with (default: build-bench/'s of a clone, if built)" },
     { names: ['--reference'], key: 'reference', type: 'string', help: "program that times llama.cpp's model load (default: build-bench/'s llama-kv-reference, if built)" },
@@ -39,16 +41,23 @@ export const benchFlags: FlagSpec[] = [
     { names: ['--current'], key: 'current', type: 'string', help: 'with --compare: compare this saved report instead of running' },
     { names: ['--threshold'], key: 'threshold', type: 'float', help: 'regression threshold in percent (default 5)' },
     { names: ['-q', '--quiet'], key: 'quiet', type: 'bool', help: 'no progress lines on stderr' },
+    { names: ['--embed'], key: 'embed', type: 'bool', help: "embedding mode: texts/s of embedBatch() against llama.cpp's llama-embedding, and of one embed() per text (-m: an embedding model)" },
+    { names: ['--llama-embedding'], key: 'llamaEmbedding', type: 'string', help: "with --embed: llama.cpp's llama-embedding to compare with (default: build-bench/'s of a clone, if built)" },
+    { names: ['-c', '--ctx-size'], key: 'contextSize', type: 'int', help: 'with --embed: context size, both sides (default 512; -b defaults to 512 there)' },
+    { names: ['--texts'], key: 'texts', type: 'int', help: 'with --embed: number of texts, of 64-256 tokens each (default 256)' },
+    { names: ['--pooling'], key: 'pooling', type: 'string', help: "with --embed: none | mean | cls | last | model (default model: the model's own)" },
 ];
 
 /** The usage text of `llama-kv bench`. */
 export const benchUsage =
     'usage: llama-kv bench -m model.gguf [-t 1,2] [--kv f16/f16,q8_0/q4_0] [-p 512] [-n 128] [-r 5] [--llama-bench PATH] [--out r.json] [--compare prev.json]\n' +
     '       llama-kv bench -m model.gguf -npl 1,2,4,8 [-t 2] [--kv f16/f16,q8_0/q4_0] [-p 128] [-n 128] [-r 3] [--batched-bench PATH] [--out r.json]\n' +
+    '       llama-kv bench --embed -m embedding-model.gguf [-t 2] [-c 512] [-b 512] [--texts 256] [-r 5] [--llama-embedding PATH] [--out r.json]\n' +
     '  Prompt processing and generation tokens/s of llama-kv against llama.cpp\'s llama-bench on the same model and settings\n' +
     '  (interleaved, medians, ratio ours/llama.cpp), time to first token, event-loop lag, peak RSS and load time.\n' +
     '  With -npl (the parallel mode): N concurrent requests on one context of N sequences against llama-batched-bench\n' +
     '  (S_TG and S, as it defines them), how ours scales with N, the event-loop lag and the engine\'s time outside llama_decode.\n' +
+    '  With --embed: texts/s and tokens/s of embedBatch() against llama-embedding on the same texts and settings, and of one embed() per text.\n' +
     '  Exit codes: 0 done; 1 a failure, or --compare found a regression; 2 bad flags.\n' +
     flagHelp(benchFlags);
 
@@ -151,6 +160,21 @@ export async function bench(argv: readonly string[], extra: { notes?: string[] }
     refuseContextParallelFlag(argv);
     const { flags, positional } = parseFlags(argv, benchFlags);
     if (positional.length > 0) throw new UsageError(`unexpected argument "${positional[0]}"`);
+    if (flags.embed === true) {
+        const models = (flags.model as string[] | undefined) ?? [];
+        if (models.length !== 1) throw new UsageError(`--embed takes one -m/--model (an embedding model) but received ${models.length}`);
+        const threads = typeof flags.threads === 'string' ? list('-t', flags.threads).map((t) => positive('-t', Number(t))!) : [flags.quick === true ? 1 : availableParallelism()];
+        const log = (line: string) => {
+            if (flags.quiet !== true) process.stderr.write(`[llama-kv bench] ${line}\n`);
+        };
+        const report = await benchEmbed(flags, await modelPath(models[0]), threads, positive, { notes: extra.notes, log });
+        await writeOut(flags.out, report, log);
+        return 0;
+    }
+    for (const [key, name] of Object.entries(EMBED_ONLY)) {
+        if (flags[key] !== undefined) throw new UsageError(`${name} is a flag of the embedding benchmark: give --embed too`);
+    }
+
     const threshold = (flags.threshold as number | undefined) ?? 5;
     if (!(threshold >= 0)) throw new UsageError(`--threshold expects a percentage >= 0 but received ${threshold}`);
     const previous = typeof flags.compare === 'string' ? await readReport(flags.compare) : null;
@@ -236,7 +260,7 @@ export async function bench(argv: readonly string[], extra: { notes?: string[] }
     return compareWith(previous, report, flags.compare as string | undefined, threshold);
 }
 
-async function writeOut(out: unknown, report: BenchReport | ParallelBenchReport, log: (line: string) => void): Promise<void> {
+async function writeOut(out: unknown, report: BenchReport | ParallelBenchReport | EmbedBenchReport, log: (line: string) => void): Promise<void> {
     if (typeof out !== 'string') return;
     await mkdir(dirname(resolve(out)), { recursive: true });
     await writeFile(out, JSON.stringify(report, null, 2) + '\n');
