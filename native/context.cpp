@@ -163,7 +163,16 @@ context_wrap::context_wrap(const Napi::CallbackInfo & info) : Napi::ObjectWrap<c
                             ? LLAMA_POOLING_TYPE_UNSPECIFIED
                             : static_cast<int>(checked_integer(env, pooling_value.As<Napi::Number>().DoubleValue(), LLAMA_POOLING_TYPE_UNSPECIFIED,
                                                                LLAMA_POOLING_TYPE_RANK, "context parameter pooling"));
-    if (pooling == LLAMA_POOLING_TYPE_RANK && !model_embedding_facts_of(model.get()).classifier) {
+    const model_embedding_facts embedding_facts = model_embedding_facts_of(model.get());
+    // llama.cpp takes <arch>.pooling_type as the file says and aborts building the graph of an
+    // embedding context on a value outside its enum.
+    if (embeddings && pooling == LLAMA_POOLING_TYPE_UNSPECIFIED &&
+        (embedding_facts.pooling_type < LLAMA_POOLING_TYPE_UNSPECIFIED || embedding_facts.pooling_type > LLAMA_POOLING_TYPE_RANK)) {
+        throw_error(env, code::context_create_failed,
+                    "the model's pooling_type " + std::to_string(embedding_facts.pooling_type) + " is not one llama.cpp knows: pass a pooling");
+    }
+    const int effective_pooling = pooling == LLAMA_POOLING_TYPE_UNSPECIFIED ? embedding_facts.pooling_type : pooling;
+    if (embeddings && effective_pooling == LLAMA_POOLING_TYPE_RANK && !embedding_facts.classifier) {
         throw_error(env, code::invalid_config, "pooling 'rank' needs a reranker model (a classification head, cls.output.weight): this model has none");
     }
 

@@ -30,12 +30,11 @@ Napi::Value context_wrap::embed(const Napi::CallbackInfo & info) {
     }
     const std::shared_ptr<context_state> state = live_embedding(env);
     llama_context *                      ctx   = state->ctx.get();
-    // What llama.cpp asserts on: a batch above n_batch, a non-causal batch above n_ubatch;
+    // What llama.cpp asserts on: a batch above n_batch or n_ubatch (non-causal, no memory);
     // and the cache must hold the batch (kvUnified: all sequences share it).
-    uint32_t limit = llama_n_batch(ctx);
-    if (!context_facts(ctx).causal) {
-        limit = std::min(limit, llama_n_ubatch(ctx));
-    }
+    // One micro-batch per decode: llama.cpp pools each micro-batch on its own (a text split
+    // across two would be pooled from one part), and encodes a model without memory in one.
+    uint32_t limit = std::min(llama_n_batch(ctx), llama_n_ubatch(ctx));
     limit = std::min(limit, llama_n_ctx_seq(ctx));
     // Absolute position embeddings (BERT) have a row per trained position: a position past
     // them is read out of bounds.

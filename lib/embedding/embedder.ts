@@ -62,7 +62,7 @@ export class Embedder {
             const resolved = poolingName(c.pooling);
             if (resolved === null) throw new LlamaError('INTERNAL', `llama.cpp resolved pooling to ${c.pooling}`);
             const trained = model.metadata.trainedContextSize;
-            let maxTokens = c.causal ? c.batchSize : Math.min(c.batchSize, c.ubatchSize);
+            let maxTokens = Math.min(c.batchSize, c.ubatchSize);
             maxTokens = Math.min(maxTokens, c.contextSizePerSequence);
             if (trained > 0) maxTokens = Math.min(maxTokens, trained);
             this.config = Object.freeze({

@@ -72,7 +72,8 @@ export class LlamaRankingContext {
      */
     pairText(query: string, document: string): string {
         const meta = this.model.metadata;
-        if (meta.rerankTemplate !== null) return meta.rerankTemplate.replaceAll('{query}', query).replaceAll('{document}', document);
+        // Functions as replacements: a `$&` in the text stays text.
+        if (meta.rerankTemplate !== null) return meta.rerankTemplate.replaceAll('{query}', () => query).replaceAll('{document}', () => document);
         const piece = (token: number) => nativeModel(this.model).tokenToPiece(token, true).toString('utf8');
         return query + (meta.addEos ? piece(meta.eosToken) : '') + (meta.addSep ? piece(meta.sepToken) : '') + document;
     }

@@ -256,13 +256,12 @@ function embedderParams(options: EstimateContextOptions, facts: HeaderModelFacts
 }
 
 /**
- * Tokens of an embedding context's largest decode: its batch, the micro-batch for non-causal
- * attention, at most the context (llama.cpp's batch limits, native/context_embed.cpp).
+ * Tokens of an embedding context's largest decode: its batch and micro-batch, at most the
+ * context (llama.cpp's batch limits, native/context_embed.cpp).
  * @internal
  */
-export function embedderDecodeTokens(p: NativeContextParams, causal: boolean): number {
-    const batch = Math.min(p.batchSize, pad(p.contextSize, CONTEXT_PADDING));
-    return causal ? batch : Math.min(batch, p.ubatchSize);
+export function embedderDecodeTokens(p: NativeContextParams): number {
+    return Math.min(p.batchSize, p.ubatchSize, pad(p.contextSize, CONTEXT_PADDING));
 }
 
 /**
@@ -271,7 +270,7 @@ export function embedderDecodeTokens(p: NativeContextParams, causal: boolean): n
  * grows it from one row per sequence to the largest decode's tokens on the first full one.
  */
 function embedderOutputBytes(facts: HeaderModelFacts, p: NativeContextParams): number {
-    return facts.embedding.outputSize * 4 * Math.max(p.sequences, embedderDecodeTokens(p, facts.embedding.causal));
+    return facts.embedding.outputSize * 4 * Math.max(p.sequences, embedderDecodeTokens(p));
 }
 
 /** A dry run's estimate with the output buffer at its largest (a dry run reserves only one row per sequence). */
@@ -288,7 +287,7 @@ const EMBEDDER_OUTPUT_NOTE =
 /** Header-level estimate of an embedding context. @internal */
 export function estimateEmbedderResolved(gguf: GgufMetadata, facts: HeaderModelFacts, p: NativeContextParams, load: WeightLoad): Omit<MemoryEstimate, 'warnings'> {
     const base = headerEstimate(gguf, facts, p, { cacheTypeK: 'f16', cacheTypeV: 'f16', flashAttention: 'auto' }, load);
-    const tokens = embedderDecodeTokens(p, facts.embedding.causal);
+    const tokens = embedderDecodeTokens(p);
     const hasKv = facts.embedding.hasKvCache;
     const kv = hasKv ? base.kv : { ...base.kv, k: { ...base.kv.k, bytes: 0 }, v: { ...base.kv.v, bytes: 0 }, bytes: 0, cells: 0, layers: 0 };
     const output = embedderOutputBytes(facts, p);

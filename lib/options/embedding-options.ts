@@ -126,8 +126,7 @@ export interface EmbedderModelFacts {
 /**
  * The native parameters of an embedding (or ranking) context. llama.cpp's embedding
  * example's choices: one KV buffer for all sequences of a decode (kvUnified), the batch the
- * whole context, and for non-causal attention a micro-batch as large as the batch (llama.cpp
- * needs a non-causal batch in one micro-batch).
+ * whole context, and a micro-batch as large as the batch.
  * @internal
  */
 export function resolveEmbedderParams(
@@ -157,7 +156,10 @@ export function resolveEmbedderParams(
     return {
         contextSize,
         batchSize,
-        ubatchSize: model.causalAttention ? Math.min(defaults.context.ubatchSize, batchSize) : batchSize,
+        // One micro-batch per decode for every model, as llama.cpp's server forces: llama.cpp
+        // pools each micro-batch on its own, so a text split across two would be pooled from
+        // its last part only (and a model without a KV cache is encoded in one piece).
+        ubatchSize: batchSize,
         sequences,
         threads,
         threadsBatch: threads,

@@ -94,6 +94,21 @@ describe.each([
     );
 });
 
+describe('a decoder with mean pooling and texts across the 512th token of a decode', () => {
+    it('equals llama.cpp: one micro-batch per decode, so no text is pooled from a part of it', async () => {
+        const model = await LlamaModel.load({ path: fixtures.embed.llamaLast });
+        const texts = ['river '.repeat(300), 'stone '.repeat(400), 'cloud '.repeat(250)];
+        const ctx = model.createEmbeddingContext({ pooling: 'mean', contextSize: 1024, parallel: 256, threads: 2 });
+        expect(ctx.config.ubatchSize).toBe(ctx.config.batchSize);
+        const got = await ctx.embedBatch(texts);
+        const ref = referenceEmbeddings(fixtures.embed.llamaLast, { texts, pooling: 1, normalize: 2, contextSize: 1024, batchSize: 1024, parallel: 1, threads: 2 });
+        if ('error' in ref) throw new Error(ref.error);
+        for (let k = 0; k < texts.length; k++) expect(relativeDiff(got[k], ref.embeddings[k]), `text ${k}`).toBeLessThanOrEqual(1e-6);
+        ctx.dispose();
+        model.dispose();
+    });
+});
+
 describe('embedBatch', () => {
     let model: LlamaModel;
     beforeAll(async () => {
