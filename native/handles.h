@@ -24,6 +24,15 @@ inline llama_model_ptr make_model_ptr(llama_model * model) {
     return llama_model_ptr(model, llama_model_deleter());
 }
 
+// A llama_batch of n tokens, one sequence id each (llama_batch_init / llama_batch_free).
+struct batch_holder {
+    llama_batch batch;
+    explicit batch_holder(int32_t n) : batch(llama_batch_init(n, 0, 1)) {}
+    ~batch_holder() { llama_batch_free(batch); }
+    batch_holder(const batch_holder &)             = delete;
+    batch_holder & operator=(const batch_holder &) = delete;
+};
+
 // ggml's CPU threadpool; functions resolved through the CPU backend registry so the
 // same code works when ggml backends are loaded dynamically.
 struct threadpool_deleter {

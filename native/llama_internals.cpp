@@ -87,26 +87,6 @@ model_embedding_facts model_embedding_facts_of(const llama_model * model) {
     out.pooling_type = static_cast<int32_t>(model->hparams.pooling_type);
     out.causal_attn  = model->hparams.causal_attn;
     out.classifier   = model->cls != nullptr || model->cls_out != nullptr;
-    switch (model->arch) {  // llama_model::create_memory's list of models without memory
-        case LLM_ARCH_BERT:
-        case LLM_ARCH_JINA_BERT_V2:
-        case LLM_ARCH_JINA_BERT_V3:
-        case LLM_ARCH_NOMIC_BERT:
-        case LLM_ARCH_NOMIC_BERT_MOE:
-        case LLM_ARCH_NEO_BERT:
-        case LLM_ARCH_EUROBERT:
-        case LLM_ARCH_WAVTOKENIZER_DEC:
-        case LLM_ARCH_MODERN_BERT:
-        case LLM_ARCH_GEMMA_EMBEDDING:
-        case LLM_ARCH_DREAM:
-        case LLM_ARCH_LLADA:
-        case LLM_ARCH_LLADA_MOE:
-        case LLM_ARCH_RND1:
-            out.has_memory = false;
-            break;
-        default:
-            break;
-    }
     return out;
 }
 

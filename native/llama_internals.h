@@ -31,12 +31,10 @@ bool model_is_dry_run(const llama_model * model);
 std::string model_generation_blocker(const llama_model * model);
 
 // What an embedding context of this model does by default: the model's pooling type
-// (llama_pooling_type; -1 when the file says none), causal attention, and whether llama.cpp
-// gives its contexts a KV cache (not for BERT-style encoders).
+// (llama_pooling_type, as the file says), causal attention, and whether it is a reranker.
 struct model_embedding_facts {
     int32_t pooling_type = -1;
     bool    causal_attn  = true;
-    bool    has_memory   = true;
     bool    classifier   = false;  // a classification head (cls / cls.output): a reranker
 };
 

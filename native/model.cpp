@@ -145,7 +145,6 @@ Napi::Value model_wrap::metadata(const Napi::CallbackInfo & info) {
     const model_embedding_facts embd = model_embedding_facts_of(model);
     out.Set("poolingType", embd.pooling_type);
     out.Set("causalAttention", embd.causal_attn);
-    out.Set("hasKvCache", embd.has_memory);
     out.Set("hasClassifier", embd.classifier);
     out.Set("embeddingOutputSize", has_weights ? llama_model_n_embd_out(model) : 0);
     out.Set("classifierOutputs", has_weights ? static_cast<double>(llama_model_n_cls_out(model)) : 0.0);

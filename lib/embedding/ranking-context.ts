@@ -36,6 +36,8 @@ const documentsSchema = z.array(z.string({ error: 'a string' }), { error: 'an ar
  */
 export class LlamaRankingContext {
     readonly #embedder: Embedder;
+    /** The EOS and SEP texts the tokenizer adds, between query and document without a rerank template. */
+    readonly #separator: string;
     /** What this context was created with. */
     readonly config: Readonly<EmbedderConfig>;
 
@@ -52,6 +54,9 @@ export class LlamaRankingContext {
         }
         this.#embedder = new Embedder(model, opts, 'rank', 'ranking context');
         this.config = this.#embedder.config;
+        const meta = model.metadata;
+        const piece = (token: number) => nativeModel(model).tokenToPiece(token, true).toString('utf8');
+        this.#separator = (meta.addEos ? piece(meta.eosToken) : '') + (meta.addSep ? piece(meta.sepToken) : '');
     }
 
     /** The model this context runs. */
@@ -74,8 +79,7 @@ export class LlamaRankingContext {
         const meta = this.model.metadata;
         // Functions as replacements: a `$&` in the text stays text.
         if (meta.rerankTemplate !== null) return meta.rerankTemplate.replaceAll('{query}', () => query).replaceAll('{document}', () => document);
-        const piece = (token: number) => nativeModel(this.model).tokenToPiece(token, true).toString('utf8');
-        return query + (meta.addEos ? piece(meta.eosToken) : '') + (meta.addSep ? piece(meta.sepToken) : '') + document;
+        return query + this.#separator + document;
     }
 
     /** A text's tokens as it is scored (special tokens added and parsed, as llama.cpp's tools do). */

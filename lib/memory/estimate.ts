@@ -277,7 +277,8 @@ function embedderOutputBytes(facts: HeaderModelFacts, p: NativeContextParams): n
 function withEmbedderOutput(estimate: Omit<MemoryEstimate, 'warnings'>, facts: HeaderModelFacts, p: NativeContextParams): Omit<MemoryEstimate, 'warnings'> {
     const bytes = embedderOutputBytes(facts, p);
     const delta = bytes - estimate.output.bytes;
-    const devices = estimate.devices.map((d) => (d.outputBytes > 0 || (d.kind === 'cpu' && d.name === 'CPU') ? { ...d, outputBytes: d.outputBytes + (d.name === 'CPU' ? delta : 0) } : d));
+    // llama.cpp's output buffer is host memory: the CPU device's.
+    const devices = estimate.devices.map((d) => (d.name === 'CPU' ? { ...d, outputBytes: d.outputBytes + delta } : d));
     return { ...estimate, output: { bytes }, total: { bytes: estimate.total.bytes + delta }, devices, notes: [...estimate.notes, EMBEDDER_OUTPUT_NOTE] };
 }
 

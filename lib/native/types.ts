@@ -34,8 +34,6 @@ export interface NativeModelMetadata {
     /** The model's llama_pooling_type (hparams; 0 none when the file names none). */
     poolingType: number;
     causalAttention: boolean;
-    /** Whether llama.cpp gives this model's contexts a KV cache (not BERT-style encoders). */
-    hasKvCache: boolean;
     /** A classification head (cls / cls.output): a reranker. */
     hasClassifier: boolean;
     /** llama_model_n_embd_out. */

@@ -9,14 +9,6 @@ namespace llama_kv {
 
 namespace {
 
-struct batch_holder {
-    llama_batch batch;
-    explicit batch_holder(int32_t n) : batch(llama_batch_init(n, 0, 1)) {}
-    ~batch_holder() { llama_batch_free(batch); }
-    batch_holder(const batch_holder &)             = delete;
-    batch_holder & operator=(const batch_holder &) = delete;
-};
-
 class embed_worker : public Napi::AsyncProgressQueueWorker<uint32_t> {
   public:
     embed_worker(Napi::Env env, embed_job job, Napi::Function on_progress, std::shared_ptr<std::atomic<bool>> abort) :

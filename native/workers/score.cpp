@@ -13,14 +13,6 @@ namespace {
 // 150k-token vocabulary then scores about 110 positions per chunk.
 constexpr size_t max_chunk_floats = size_t{ 16 } << 20;
 
-struct batch_holder {
-    llama_batch batch;
-    explicit batch_holder(int32_t n) : batch(llama_batch_init(n, 0, 1)) {}
-    ~batch_holder() { llama_batch_free(batch); }
-    batch_holder(const batch_holder &)             = delete;
-    batch_holder & operator=(const batch_holder &) = delete;
-};
-
 // Log-softmax normaliser (max and log-sum-exp, in double) and argmax of one row of logits.
 // With `exps`, exp(logit - max) of each entry is kept there for kl_divergence.
 struct row_stats {

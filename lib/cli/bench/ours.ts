@@ -6,6 +6,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { LlamaContext } from '../../context/context.js';
 import type { KvCacheType } from '../../options/kv-cache.js';
 import { LlamaModel } from '../../model/model.js';
+import { mulberry32 } from './embed-texts.js';
 
 /** The context settings of one benchmark configuration (llama-bench's flags, our names). */
 export interface BenchContextSettings {
@@ -48,14 +49,8 @@ export function benchContext(model: LlamaModel, settings: BenchContextSettings, 
 
 /** A small deterministic PRNG (mulberry32), so that prompts are the same from run to run. */
 export function tokenSource(seed: number, vocabSize: number): () => number {
-    let a = seed >>> 0;
-    return () => {
-        a = (a + 0x6d2b79f5) >>> 0;
-        let t = a;
-        t = Math.imul(t ^ (t >>> 15), t | 1);
-        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-        return ((t ^ (t >>> 14)) >>> 0) % vocabSize;
-    };
+    const next = mulberry32(seed);
+    return () => (next() * 4294967296) % vocabSize;
 }
 
 /**
