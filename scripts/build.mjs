@@ -5,7 +5,7 @@
 //   node scripts/build.mjs [--debug] [--build-dir DIR] [--out DIR] [--CDNAME=VALUE ...]
 //
 // --build-dir is CMake's build directory (default build/); --out copies the built
-// .node into DIR (both used by binding.gyp). Extra --CD options
+// .node into DIR. Extra --CD options
 // are passed to CMake (e.g. --CDLLAMA_KV_NATIVE=OFF). LLAMA_KV_BUILD_JOBS sets the
 // parallelism (default: the number of CPUs).
 import { execFileSync } from 'node:child_process';
@@ -27,7 +27,13 @@ export function build(argv = []) {
     const out = valueOf('--out');
     const buildDir = resolve(root, valueOf('--build-dir') ?? 'build');
     const passthrough = argv.filter((a) => a.startsWith('--CD') || a.startsWith('--runtime') || a.startsWith('--runtime-version') || a.startsWith('--arch'));
-    const cmakeJs = join(dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
+    let cmakeJs;
+    try {
+        cmakeJs = join(dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
+        require.resolve('node-addon-api');
+    } catch {
+        throw new Error('a build from source needs the packages cmake-js and node-addon-api (optional peer dependencies of llama-kv): npm install cmake-js@8 node-addon-api@8');
+    }
     const args = [cmakeJs, 'build', '--out', buildDir, '--parallel', jobs, ...(debug ? ['--debug'] : []), ...passthrough];
     const started = Date.now();
     execFileSync(process.execPath, args, { cwd: root, stdio: 'inherit' });

@@ -1,53 +1,43 @@
 #!/usr/bin/env node
-// npm install hook. Uses a prebuilt binary from prebuilds/ when one exists for this
-// platform and loads; otherwise vendors llama.cpp (if missing) and builds from
-// source, incrementally when build/ already exists.
+// npm install hook. An installed llama-kv compiles nothing: its binaries come from the
+// platform package @llama-kv/<platform>-<arch> (an optional dependency), found at import.
+// This hook builds from source only when asked:
 //
-// LLAMA_KV_BUILD_FROM_SOURCE=1 skips the prebuilt check. In a git checkout of llama-kv
-// itself the build from source is the default (it is what `npm test` runs against, with
-// its reference program), even when `npm run prebuild` left a prebuilds/ folder there;
-// LLAMA_KV_USE_PREBUILD=1 uses that prebuild instead.
-import { createRequire } from 'node:module';
-import { existsSync, readdirSync } from 'node:fs';
+//   npm rebuild llama-kv --build-from-source     (npm sets npm_config_build_from_source)
+//   LLAMA_KV_BUILD_FROM_SOURCE=1 npm rebuild llama-kv
+//
+// and in a git checkout of llama-kv itself, where the build from source is what `npm test`
+// runs against (LLAMA_KV_BUILD_FROM_SOURCE=0 skips it there). A build from source needs
+// cmake >= 3.18, a C++17 compiler and the optional peer dependencies cmake-js and
+// node-addon-api; its addon (build/Release) is loaded before the platform package.
+import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from './build.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const require = createRequire(import.meta.url);
 
 function log(message) {
     process.stderr.write(`[llama-kv install] ${message}\n`);
 }
 
-function usablePrebuild() {
-    const dir = join(root, 'prebuilds', `${process.platform}-${process.arch}`);
-    if (!existsSync(dir) || !readdirSync(dir).some((f) => f.endsWith('.node'))) return null;
-    try {
-        // node-gyp-build picks the best match for this runtime, ABI and libc.
-        const file = require('node-gyp-build').path(root);
-        if (!file.includes(`${join('prebuilds', '')}`)) return null;
-        // The addon and ggml's libraries load; the CPU backend (one of the variants) must too.
-        const addon = require(file);
-        addon.loadBackends([]);
-        if (!addon.backendInfo().hasCpu) throw new Error('no CPU backend variant in the prebuild loads on this machine');
-        return file;
-    } catch (error) {
-        log(`prebuilt binary not usable here (${error.message.split('\n')[0]}); building from source`);
-        return null;
-    }
+function wanted() {
+    const env = process.env.LLAMA_KV_BUILD_FROM_SOURCE;
+    if (env === '1' || env === 'true') return 'LLAMA_KV_BUILD_FROM_SOURCE';
+    if (env === '0' || env === 'false') return null;
+    const flag = process.env.npm_config_build_from_source;
+    if (flag === 'true' || flag === 'llama-kv') return '--build-from-source';
+    return existsSync(join(root, '.git')) ? 'a git checkout' : null;
 }
 
-try {
-    const checkout = existsSync(join(root, '.git')) && process.env.LLAMA_KV_USE_PREBUILD !== '1';
-    const prebuilt = process.env.LLAMA_KV_BUILD_FROM_SOURCE === '1' || checkout ? null : usablePrebuild();
-    if (prebuilt) {
-        log(`using prebuilt binary ${prebuilt}`);
-    } else {
+const reason = wanted();
+if (reason !== null) {
+    try {
+        log(`building from source (${reason})`);
+        const { build } = await import('./build.mjs');
         build(process.argv.slice(2));
+    } catch (error) {
+        log(`failed: ${error.message}`);
+        log('building from source needs cmake >= 3.18, a C++17 compiler (g++ or clang++) and the packages cmake-js and node-addon-api; see docs/backends.md');
+        process.exit(1);
     }
-} catch (error) {
-    log(`failed: ${error.message}`);
-    log('building from source needs cmake >= 3.18 and a C++17 compiler (g++ or clang++); see docs/backends.md');
-    process.exit(1);
 }

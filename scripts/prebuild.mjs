@@ -1,25 +1,25 @@
 #!/usr/bin/env node
-// Builds one prebuilt artifact (npm run prebuild -- --variant cpu|cuda|rocm|vulkan).
+// Builds one prebuilt artifact (npm run prebuild -- --variant cpu|cuda|rocm|vulkan) into
+// the per-platform package whose manifest is committed in npm/:
 //
-//   cpu     prebuilds/<platform>-<arch>/ for the main package: the addon (named as
-//           prebuildify names it, node.napi[.glibc].node, so node-gyp-build picks it),
-//           ggml's two shared libraries and every instruction-set variant of the CPU
-//           backend (GGML_CPU_ALL_VARIANTS), stripped, finding each other through an
-//           rpath of $ORIGIN.
-//   cuda    packages/<platform>-<arch>-cuda/: the optional package @llama-kv/<platform>-<arch>-cuda
-//   rocm    with the backend library only (libggml-cuda.so, libggml-hip.so,
-//   vulkan  libggml-vulkan.so) and a package.json whose version is the main package's.
+//   cpu     npm/<platform>-<arch>/bin/: the addon (llama_kv.node), ggml's two shared
+//           libraries and every instruction-set variant of the CPU backend
+//           (GGML_CPU_ALL_VARIANTS), stripped, finding each other through an rpath of
+//           $ORIGIN. The package @llama-kv/<platform>-<arch>.
+//   cuda    npm/<platform>-<arch>-<variant>/bin/: the backend library only
+//   rocm    (libggml-cuda.so, libggml-hip.so, libggml-vulkan.so). The package
+//   vulkan  @llama-kv/<platform>-<arch>-<variant>.
+//
+// Each package also gets LICENSE and THIRD_PARTY_NOTICES.md. A platform or variant without a
+// committed manifest is not released, and is refused here; a manifest whose version is not
+// llama-kv's is refused too.
 //
 // Options: --build-dir DIR (default build-prebuild/<variant>), --check (only check the
 // toolchain and say what is missing), --force (build even so, to see how far it gets),
 // --CDNAME=VALUE (extra CMake options, e.g. --CDCMAKE_CUDA_ARCHITECTURES=90).
 // LLAMA_KV_BUILD_JOBS sets the parallelism.
-//
-// Why not the prebuildify CLI itself: it builds through node-gyp and copies one .node
-// file, while this prebuild is a folder of libraries that must travel together; the
-// layout and file names are prebuildify's, and node-gyp-build loads them.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from './build.mjs';
@@ -60,18 +60,6 @@ function parseArgs(argv) {
 function which(command) {
     const r = spawnSync(process.platform === 'win32' ? 'where' : 'which', [command], { encoding: 'utf8' });
     return r.status === 0 ? r.stdout.split('\n')[0].trim() : null;
-}
-
-function libc() {
-    if (process.platform !== 'linux') return null;
-    const report = process.report?.getReport();
-    return report?.header?.glibcVersionRuntime ? 'glibc' : 'musl';
-}
-
-/** The addon's prebuildify file name: node.napi[.<libc>].node. */
-export function addonFileName() {
-    const tag = libc();
-    return `node.napi${tag ? `.${tag}` : ''}.node`;
 }
 
 // --- toolchains ------------------------------------------------------------------
@@ -168,48 +156,41 @@ function libraries(outDir) {
     return [...versioned, ...dylibs, ...dlls, ...backends];
 }
 
+/** The committed package folder npm/<key>, checked to be llama-kv's version; its bin/ emptied. */
+export function packageFolder(key) {
+    const dir = join(root, 'npm', key);
+    const manifestPath = join(dir, 'package.json');
+    if (!existsSync(manifestPath)) {
+        fail(`there is no npm/${key}/package.json: ${key} is not a released package (add its manifest, the workflow job and lib/native/backend-packages.ts together)`);
+    }
+    const manifest = JSON.parse(readFileSync(manifestPath, 'utf8'));
+    const main = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+    if (manifest.version !== main.version) fail(`npm/${key}/package.json is version ${manifest.version}, llama-kv is ${main.version}: they must match`);
+    const bin = join(dir, 'bin');
+    rmSync(bin, { recursive: true, force: true });
+    mkdirSync(bin, { recursive: true });
+    for (const f of ['LICENSE', 'THIRD_PARTY_NOTICES.md']) copyFileSync(join(root, f), join(dir, f));
+    return { dir, bin };
+}
+
 function stageCpu(outDir) {
-    const dest = join(root, 'prebuilds', platformKey);
-    rmSync(dest, { recursive: true, force: true });
-    mkdirSync(dest, { recursive: true });
-    const addon = join(dest, addonFileName());
+    const { dir, bin } = packageFolder(platformKey);
+    const addon = join(bin, 'llama_kv.node');
     copyFileSync(join(outDir, 'llama_kv.node'), addon);
     strip(addon);
     const libs = libraries(outDir).filter((f) => !/ggml-(cuda|hip|vulkan)\./.test(f));
-    for (const f of libs) copyLibrary(join(outDir, f), dest, f);
+    for (const f of libs) copyLibrary(join(outDir, f), bin, f);
     if (!libs.some((f) => /ggml-cpu/.test(f))) fail(`no CPU backend library was built in ${outDir}`);
-    return dest;
+    return dir;
 }
 
 function stageGpu(variant, outDir) {
     const name = GGML_NAMES[variant];
     const file = readdirSync(outDir).find((f) => f === `libggml-${name}.so` || f === `ggml-${name}.dll`);
     if (!file) fail(`the build finished but ${outDir} holds no ggml-${name} library`);
-    const main = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
-    const pkgName = `@llama-kv/${platformKey}-${variant}`;
-    const dest = join(root, 'packages', `${platformKey}-${variant}`);
-    rmSync(dest, { recursive: true, force: true });
-    mkdirSync(dest, { recursive: true });
-    copyLibrary(join(outDir, file), dest, file);
-    const [os, cpu] = platformKey.split('-');
-    const manifest = {
-        name: pkgName,
-        version: main.version,
-        description: `The ${variant.toUpperCase()} backend of llama-kv ${main.version} for ${platformKey}: install it beside llama-kv to run models on the GPU.`,
-        license: main.license,
-        os: [os],
-        cpu: [cpu],
-        ...(libc() ? { libc: [libc()] } : {}),
-        files: [file],
-        peerDependencies: { 'llama-kv': main.version },
-    };
-    writeFileSync(join(dest, 'package.json'), `${JSON.stringify(manifest, null, 2)}\n`);
-    writeFileSync(
-        join(dest, 'README.md'),
-        `# ${pkgName}\n\nThe ${variant} backend library (${file}) of llama-kv ${main.version}, built from the same pinned llama.cpp. ` +
-            'llama-kv loads it at start-up when it is installed; `getBackends()` says whether it loaded and, if not, why.\n',
-    );
-    return dest;
+    const { dir, bin } = packageFolder(`${platformKey}-${variant}`);
+    copyLibrary(join(outDir, file), bin, file);
+    return dir;
 }
 
 // --- main ------------------------------------------------------------------------
@@ -221,6 +202,10 @@ export function prebuild(argv) {
     if (opts.variant !== 'cpu') {
         for (const f of toolchain.found) log(`found ${f}`);
         for (const m of toolchain.missing) log(`missing ${m}`);
+    }
+    const key = opts.variant === 'cpu' ? platformKey : `${platformKey}-${opts.variant}`;
+    if (!existsSync(join(root, 'npm', key, 'package.json'))) {
+        fail(`there is no npm/${key}/package.json: ${key} is not a released package (add its manifest, the workflow job and lib/native/backend-packages.ts together)`);
     }
     if (opts.check) return toolchain.missing.length === 0;
     if (toolchain.missing.length > 0 && !opts.force) {
@@ -234,9 +219,9 @@ export function prebuild(argv) {
     const built = build(['--build-dir', opts.buildDir, ...defines, ...toolchain.cmake, ...opts.cmake]);
     const outDir = dirname(built);
     const dest = opts.variant === 'cpu' ? stageCpu(outDir) : stageGpu(opts.variant, outDir);
-    const files = readdirSync(dest);
-    const bytes = files.reduce((s, f) => s + statSync(join(dest, f)).size, 0);
-    log(`${opts.variant}: ${files.length} files, ${(bytes / 1048576).toFixed(1)} MiB in ${dest} (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+    const files = readdirSync(join(dest, 'bin'));
+    const bytes = files.reduce((s, f) => s + statSync(join(dest, 'bin', f)).size, 0);
+    log(`${opts.variant}: ${files.length} files, ${(bytes / 1048576).toFixed(1)} MiB in ${join(dest, 'bin')} (${((Date.now() - started) / 1000).toFixed(0)} s)`);
     return dest;
 }
 

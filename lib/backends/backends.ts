@@ -10,7 +10,7 @@
  */
 import { basename } from 'node:path';
 import { binding, type NativeBackendInfo } from '../native/binding.js';
-import { gpuPackageName, LIBRARY_NAMES, ownPackageVersion, PLATFORM_GPU_KINDS, platformKey, probedPackages, type GpuBackendKind } from '../native/backend-packages.js';
+import { gpuPackageName, LIBRARY_NAMES, ownPackageVersion, PLATFORM_GPU_KINDS, platformKey, platformPackageName, probedPackages, type GpuBackendKind } from '../native/backend-packages.js';
 import { LlamaConfigError, LlamaError } from '../errors.js';
 
 export { gpuPackageName, type GpuBackendKind };
@@ -156,7 +156,7 @@ export function describeBackends(info: NativeBackendInfo): BackendInfo[] {
             entry.fix = `reinstall ${pkg}`;
         } else if (pkg) {
             entry.reason = `the package ${pkg} is not installed`;
-            entry.fix = `npm install ${pkg}`;
+            entry.fix = `npm install ${pkg}@${ownPackageVersion()}`;
         } else {
             entry.reason = `this build of llama-kv has no ${GPU_LABELS[kind]} backend`;
             entry.fix = 'use a prebuilt llama-kv for this platform, or build with the backend enabled';
@@ -167,7 +167,7 @@ export function describeBackends(info: NativeBackendInfo): BackendInfo[] {
         out.push({
             name: 'CPU', kind: 'cpu', available: false, devices: [], features: {},
             reason: `no CPU backend library (ggml-cpu*) was found or loaded in ${info.addonDir}`,
-            fix: 'reinstall llama-kv',
+            fix: `reinstall ${platformPackageName()}`,
         });
     }
     return out.sort((a, b) => Number(b.available) - Number(a.available));

@@ -8,10 +8,11 @@
  * BGE's WordPiece tokenizer. The same inputs always give byte-identical files.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gunzipSync } from 'node:zlib';
 
 import { z } from 'zod';
 import { LlamaConfigError, LlamaModelLoadError } from '../errors.js';
@@ -284,6 +285,26 @@ function readPackageName(path: string): string | undefined {
 }
 
 /**
+ * The SPM vocabulary the published package carries (dist/assets/<file>.gz, written by
+ * scripts/pack-assets.mjs at pack time), decompressed once into the fixture cache
+ * directory; undefined when the package has none (a checkout before packing).
+ */
+function shippedVocab(root: string, file: string): string | undefined {
+    const packed = join(root, 'dist', 'assets', `${file}.gz`);
+    if (!existsSync(packed)) return undefined;
+    const bytes = gunzipSync(readFileSync(packed));
+    const dir = join(defaultFixtureCacheDir(), 'vocab');
+    const target = join(dir, `${createHash('sha256').update(bytes).digest('hex').slice(0, 16)}-${file}`);
+    if (!existsSync(target)) {
+        mkdirSync(dir, { recursive: true });
+        const partial = `${target}.${process.pid}.partial`;
+        writeFileSync(partial, bytes);
+        renameSync(partial, target);
+    }
+    return target;
+}
+
+/**
  * Locate the vocab GGUF a fixture model copies its tokenizer from.
  *
  * `llama-spm` (the default): `$LLAMA_KV_VOCAB` when set, else
@@ -312,7 +333,7 @@ export function findVocabFile(vocab: FixtureVocab = 'llama-spm'): string {
         ...(fromEnv ? [join(dirname(resolve(fromEnv)), file)] : []),
         ...(root === undefined ? [] : [join(root, MODELS_RELATIVE_PATH, file)]),
     ];
-    const found = candidates.find((path) => existsSync(path));
+    const found = candidates.find((path) => existsSync(path)) ?? (vocab === 'llama-spm' && root !== undefined ? shippedVocab(root, file) : undefined);
     if (found === undefined) {
         throw new LlamaModelLoadError(
             'MODEL_NOT_FOUND',

@@ -6,11 +6,11 @@
  * loads the file and decodes one token in a child process; a crash there is reported
  * as an error here, and this process is never at risk.
  */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { packageRoot } from '../native/binding.js';
+import { startIsolated } from './isolated-process.js';
 import { LlamaAbortError, LlamaConfigError, LlamaError } from '../errors.js';
 import { defaults } from '../options/defaults.js';
 import { inspectModelOptionsSchema } from '../options/model-options.js';
@@ -65,12 +65,7 @@ export function inspectModel(path: string, options: InspectModelOptions = {}): P
     const signal = opts.signal;
     if (signal?.aborted) return Promise.reject(new LlamaAbortError('inspectModel() was aborted before it started'));
     return new Promise((resolve, reject) => {
-        // ELECTRON_RUN_AS_NODE: in Electron, process.execPath is the app; this makes it node.
-        const child = spawn(process.execPath, [childScript(), path], {
-            stdio: ['ignore', 'pipe', 'pipe'],
-            env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
-            windowsHide: true,
-        });
+        const child = startIsolated(childScript(), [path], process.env);
         let stdout = '';
         let stderr = '';
         child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -79,18 +74,18 @@ export function inspectModel(path: string, options: InspectModelOptions = {}): P
         let aborted = false;
         const timer = setTimeout(() => {
             timedOut = true;
-            child.kill('SIGKILL');
+            child.kill();
         }, timeoutMs);
         const onAbort = () => {
             aborted = true;
-            child.kill('SIGKILL');
+            child.kill();
         };
         signal?.addEventListener('abort', onAbort, { once: true });
-        child.on('error', (error) => {
+        child.onError((error) => {
             clearTimeout(timer);
             reject(new LlamaError('INTERNAL', `inspectModel could not start a child process: ${error.message}`, { cause: error }));
         });
-        child.on('close', (code, exitSignal) => {
+        child.onExit((code, exitSignal) => {
             clearTimeout(timer);
             signal?.removeEventListener('abort', onAbort);
             const line = stdout.trim().split('\n').pop() ?? '';

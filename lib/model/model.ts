@@ -25,6 +25,7 @@ import { parseArgument, parseOptions } from '../options/validate.js';
 import { applyChatTemplateOptionsSchema, chatMessagesSchema, type ApplyChatTemplateOptions, type ChatMessage } from '../options/chat-options.js';
 import { ModelChat } from './model-chat.js';
 import type { ChatTemplateInfo } from './chat-template.js';
+import { nativeFilePath } from '../native/asar-path.js';
 
 /** Anything that a model disposes before itself. @internal */
 export interface ModelChild {
@@ -108,7 +109,7 @@ export class LlamaModel {
         }
         const { promise, abort } = call(() =>
             binding().loadModel(
-                opts.path,
+                nativeFilePath(opts.path),
                 {
                     ...placement,
                     useMmap,
@@ -247,7 +248,7 @@ export class LlamaModel {
         if (options.signal?.aborted) throw new LlamaAbortError('Loading the LoRA adapter was aborted before it started');
         let adapter;
         try {
-            adapter = await binding().loadLora(native, path);
+            adapter = await binding().loadLora(native, nativeFilePath(path));
         } catch (error) {
             throw fromNative(error, stack);
         }

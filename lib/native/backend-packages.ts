@@ -14,15 +14,31 @@ export type GpuBackendKind = 'cuda' | 'rocm' | 'vulkan' | 'metal';
 /** ggml's library name for each GPU kind (libggml-<name>.so). */
 export const LIBRARY_NAMES: Record<GpuBackendKind, string> = { cuda: 'cuda', rocm: 'hip', vulkan: 'vulkan', metal: 'metal' };
 
-/** The GPU kinds built for each platform; Metal is part of the darwin-arm64 main package. */
+/**
+ * The platforms with a released package @llama-kv/<platform>-<arch> (the addon, ggml and the
+ * CPU backend): the committed npm/<platform>-<arch>/package.json manifests, each built by the
+ * release workflow's cpu job. test/unit/packages.test.ts keeps the three in step.
+ */
+export const RELEASED_PLATFORMS: readonly string[] = ['linux-x64', 'linux-arm64', 'darwin-arm64', 'win32-x64'];
+
+/**
+ * The GPU kinds released for each platform: the GPU packages that the release workflow
+ * builds (npm/<platform>-<arch>-<kind>/), plus Metal, which is part of the darwin-arm64
+ * package. Only these are ever named as installable.
+ */
 export const PLATFORM_GPU_KINDS: Record<string, readonly GpuBackendKind[]> = {
     'linux-x64': ['cuda', 'rocm', 'vulkan'],
-    'linux-arm64': ['cuda', 'vulkan'],
-    'win32-x64': ['cuda', 'vulkan'],
+    'linux-arm64': [],
+    'win32-x64': ['cuda'],
     'darwin-arm64': ['metal'],
 };
 
 export const platformKey = `${process.platform}-${process.arch}`;
+
+/** The package that holds the addon for this platform. */
+export function platformPackageName(): string {
+    return `@llama-kv/${platformKey}`;
+}
 
 /** The optional package that carries a GPU backend for this platform (none for Metal). */
 export function gpuPackageName(kind: GpuBackendKind): string | null {
@@ -57,7 +73,7 @@ function probePackages(root: string): PackageProbe[] {
         const found = (JSON.parse(readFileSync(manifest, 'utf8')) as { version?: string }).version;
         probes.push(
             found === version
-                ? { name, dir: dirname(manifest), problem: null }
+                ? { name, dir: join(dirname(manifest), 'bin'), problem: null }
                 : { name, dir: null, problem: `${name}@${found} is installed, but llama-kv is ${version} and the two must match` },
         );
     }

@@ -3,7 +3,7 @@
 // are reported with their reason and never take the process down. Backends load once
 // per process, so the scenarios with their own LLAMA_KV_BACKEND_PATH run in children.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -12,6 +12,7 @@ import { root } from '../support/global-setup.js';
 import { fixtures } from '../support/fixtures.js';
 
 const dist = join(root, 'dist', 'index.js');
+const version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
 
 /** Runs an ES module script with `dist` imported as `kv`; returns its JSON output. */
 function runChild(script: string, env: Record<string, string> = {}): unknown {
@@ -48,7 +49,7 @@ describe('getBackends', () => {
             expect(b.available).toBe(false);
             expect(b.package).toBe(`@llama-kv/linux-x64-${b.kind}`);
             expect(b.reason).toBe(`the package ${b.package} is not installed`);
-            expect(b.fix).toBe(`npm install ${b.package}`);
+            expect(b.fix).toBe(`npm install ${b.package}@${version}`);
         }
     });
 });
@@ -77,7 +78,7 @@ describe('gpu selection', () => {
         expect(error).toBeInstanceOf(LlamaError);
         expect((error as LlamaError).code).toBe('BACKEND_UNAVAILABLE');
         if (process.platform === 'linux' && process.arch === 'x64') {
-            expect((error as Error).message).toMatch(/gpu: 'cuda' was requested.*@llama-kv\/linux-x64-cuda is not installed; fix: npm install @llama-kv\/linux-x64-cuda/);
+            expect((error as Error).message).toMatch(/gpu: 'cuda' was requested.*@llama-kv\/linux-x64-cuda is not installed; fix: npm install @llama-kv\/linux-x64-cuda@\d+\.\d+\.\d+/);
         }
         const metal = await LlamaModel.load({ path: fixtures.f16, gpu: 'metal' }).catch((e: unknown) => e);
         expect((metal as LlamaError).code).toBe('BACKEND_UNAVAILABLE');

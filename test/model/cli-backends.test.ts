@@ -9,7 +9,7 @@ describe('llama-kv backends and the run placement flags', () => {
         expect(r.stdout).toMatch(/^cpu +available +CPU \(variant native( \(\w+\))?\)$/m);
         expect(r.stdout).toMatch(/^ +CPU: .*free of/m);
         if (process.platform === 'linux' && process.arch === 'x64') {
-            expect(r.stdout).toMatch(/^cuda +unavailable CUDA\n +why: the package @llama-kv\/linux-x64-cuda is not installed\n +fix: npm install @llama-kv\/linux-x64-cuda$/m);
+            expect(r.stdout).toMatch(/^cuda +unavailable CUDA\n +why: the package @llama-kv\/linux-x64-cuda is not installed\n +fix: npm install @llama-kv\/linux-x64-cuda@\d+\.\d+\.\d+$/m);
         }
         const json = llamaKv('backends', '--json');
         expect(JSON.parse(json.stdout).find((b: { kind: string }) => b.kind === 'cpu').available).toBe(true);

@@ -82,6 +82,6 @@ describe.runIf(process.platform === 'linux' && process.arch === 'x64')('describe
 
     it('says so when no CPU backend loaded', () => {
         const list = info([]);
-        expect(list.find((b) => b.kind === 'cpu')).toMatchObject({ available: false, fix: 'reinstall llama-kv' });
+        expect(list.find((b) => b.kind === 'cpu')).toMatchObject({ available: false, fix: `reinstall @llama-kv/${process.platform}-${process.arch}` });
     });
 });
