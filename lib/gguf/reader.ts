@@ -27,9 +27,24 @@ import {
     type GgufValue,
     type GgufValueType,
 } from './types.js';
+import { defineLazyArray } from './lazy-array.js';
+
+export { ggufArrayLength } from './lazy-array.js';
+
+/** How arrays are decoded, for {@link parseGguf} and {@link readGgufMetadata}. */
+export interface GgufArrayOptions {
+    /**
+     * Arrays of at least this many elements (a tokenizer's tokens, scores, token types and
+     * merges) are checked and kept as raw bytes while parsing, and decoded the first time
+     * their key is read (`kv[key]`; {@link ggufArrayLength} gives the count without
+     * decoding). A corrupt array is an error of the parse either way. `Infinity` decodes
+     * every array while parsing. Defaults to `1024`.
+     */
+    lazyArrayMinLength?: number;
+}
 
 /** Options for {@link parseGguf}. */
-export interface ParseGgufOptions {
+export interface ParseGgufOptions extends GgufArrayOptions {
     /**
      * Total size of the file `bytes` was taken from, when `bytes` holds only a
      * prefix of it (at least the whole header). Defaults to `bytes.length`.
@@ -38,8 +53,8 @@ export interface ParseGgufOptions {
 }
 
 /** Options for {@link readGgufMetadata}. */
-export interface ReadGgufOptions {
-    /** Bytes read by the first read; later reads grow the buffer geometrically. Default 256 KiB. */
+export interface ReadGgufOptions extends GgufArrayOptions {
+    /** Bytes read by the first read; later reads grow the buffer geometrically (4x). Default 256 KiB. */
     initialChunkSize?: number;
     /** Refuse headers larger than this many bytes. Default 512 MiB. */
     maxHeaderBytes?: number;
@@ -47,6 +62,17 @@ export interface ReadGgufOptions {
     onRead?: (position: number, length: number) => void;
 }
 
+
+/** How much readGgufMetadata's buffer grows when the header does not fit in it. */
+const HEADER_GROWTH = 4;
+
+/** Arrays of at least this many elements are decoded on first access (ParseGgufOptions.lazyArrayMinLength). */
+const LAZY_ARRAY_MIN_LENGTH = 1024;
+
+/** What a field is called in errors: a string, or a function that builds it only when one is thrown. */
+type What = string | (() => string);
+
+const describe = (what: What): string => (typeof what === 'string' ? what : what());
 
 /** Thrown internally when the parser needs bytes beyond those loaded so far. */
 class NeedMoreBytes extends Error {
@@ -57,6 +83,28 @@ class NeedMoreBytes extends Error {
 
 // ignoreBOM: keep a leading U+FEFF (some vocabularies have a BOM token)
 const utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
+
+/** Longest string decoded by the ASCII path of {@link decodeUtf8} (a vocabulary's tokens are short). */
+const SHORT_STRING = 64;
+
+/**
+ * UTF-8 bytes [pos, pos + len) as a string: short ASCII strings (most tokens of a
+ * vocabulary) without a TextDecoder call, which costs more than the decoding itself;
+ * anything else through the TextDecoder (replacement characters for invalid bytes).
+ */
+function decodeUtf8(bytes: Uint8Array, pos: number, len: number): string {
+    if (len <= SHORT_STRING) {
+        let ascii = true;
+        for (let i = pos; i < pos + len; i++) {
+            if (bytes[i] >= 0x80) {
+                ascii = false;
+                break;
+            }
+        }
+        if (ascii) return String.fromCharCode.apply(null, bytes.subarray(pos, pos + len) as unknown as number[]);
+    }
+    return utf8.decode(bytes.subarray(pos, pos + len));
+}
 
 /** Minimum encoded size in bytes of one value of each non-array type. */
 const MIN_VALUE_SIZE: Readonly<Record<number, number>> = {
@@ -92,11 +140,11 @@ class Cursor {
     }
 
     /** Make sure `n` bytes at the cursor are loaded; `what` names them for errors. */
-    need(n: number, what: string): void {
+    need(n: number, what: What): void {
         const end = this.pos + n;
         if (end > this.fileSize) {
             throw new Error(
-                `truncated GGUF: ${what} at offset ${this.pos} needs ${n} bytes ` +
+                `truncated GGUF: ${describe(what)} at offset ${this.pos} needs ${n} bytes ` +
                     `but the file has only ${this.remaining} left (file size ${this.fileSize})`,
             );
         }
@@ -105,66 +153,66 @@ class Cursor {
         }
     }
 
-    u8(what: string): number {
+    u8(what: What): number {
         this.need(1, what);
         return this.view.getUint8(this.pos++);
     }
 
-    i8(what: string): number {
+    i8(what: What): number {
         this.need(1, what);
         return this.view.getInt8(this.pos++);
     }
 
-    u16(what: string): number {
+    u16(what: What): number {
         this.need(2, what);
         const v = this.view.getUint16(this.pos, true);
         this.pos += 2;
         return v;
     }
 
-    i16(what: string): number {
+    i16(what: What): number {
         this.need(2, what);
         const v = this.view.getInt16(this.pos, true);
         this.pos += 2;
         return v;
     }
 
-    u32(what: string): number {
+    u32(what: What): number {
         this.need(4, what);
         const v = this.view.getUint32(this.pos, true);
         this.pos += 4;
         return v;
     }
 
-    i32(what: string): number {
+    i32(what: What): number {
         this.need(4, what);
         const v = this.view.getInt32(this.pos, true);
         this.pos += 4;
         return v;
     }
 
-    f32(what: string): number {
+    f32(what: What): number {
         this.need(4, what);
         const v = this.view.getFloat32(this.pos, true);
         this.pos += 4;
         return v;
     }
 
-    f64(what: string): number {
+    f64(what: What): number {
         this.need(8, what);
         const v = this.view.getFloat64(this.pos, true);
         this.pos += 8;
         return v;
     }
 
-    u64(what: string): bigint {
+    u64(what: What): bigint {
         this.need(8, what);
         const v = this.view.getBigUint64(this.pos, true);
         this.pos += 8;
         return v;
     }
 
-    i64(what: string): bigint {
+    i64(what: What): bigint {
         this.need(8, what);
         const v = this.view.getBigInt64(this.pos, true);
         this.pos += 8;
@@ -172,25 +220,59 @@ class Cursor {
     }
 
     /** Read a uint64 that must be a count or size no larger than `limit`. */
-    count(what: string, limit: number, unit: string): number {
+    count(what: What, limit: number, unit: string): number {
         const start = this.pos;
         const n = this.u64(what);
         if (n > BigInt(limit)) {
             throw new Error(
-                `truncated GGUF: ${what} at offset ${start} is ${n} ${unit}, ` +
+                `truncated GGUF: ${describe(what)} at offset ${start} is ${n} ${unit}, ` +
                     `more than the ${this.remaining} bytes left in the file (file size ${this.fileSize})`,
             );
         }
         return Number(n);
     }
 
-    /** Read a length-prefixed UTF-8 string. */
-    str(what: string): string {
-        const len = this.count(`length of ${what}`, this.fileSize - this.pos - 8, 'bytes');
+    /**
+     * Read the length of a string and check that the string fits in the file. The
+     * length is read as two 32-bit halves (no BigInt) unless it is out of bounds, where
+     * {@link count} gives the error.
+     */
+    private strLen(what: What): number {
+        const lengthOf = () => `length of ${describe(what)}`;
+        this.need(8, lengthOf);
+        const hi = this.view.getUint32(this.pos + 4, true);
+        const len = hi * 0x1_0000_0000 + this.view.getUint32(this.pos, true);
+        if (hi >= 0x20_0000 || len > this.fileSize - this.pos - 8) {
+            this.count(lengthOf, this.fileSize - this.pos - 8, 'bytes');
+        }
+        this.pos += 8;
         this.need(len, what);
-        const s = utf8.decode(this.bytes.subarray(this.pos, this.pos + len));
+        return len;
+    }
+
+    /** Read a length-prefixed UTF-8 string. */
+    str(what: What): string {
+        const len = this.strLen(what);
+        const s = decodeUtf8(this.bytes, this.pos, len);
         this.pos += len;
         return s;
+    }
+
+    /** Step over `n` bytes, with {@link need}'s checks. */
+    skip(n: number, what: What): void {
+        this.need(n, what);
+        this.pos += n;
+    }
+
+    /** Step over a length-prefixed string with {@link str}'s checks, without decoding it. */
+    skipStr(what: What): void {
+        const len = this.strLen(what); // moves pos past the length field
+        this.pos += len;
+    }
+
+    /** A copy of the loaded bytes in [start, end). */
+    copy(start: number, end: number): Uint8Array {
+        return this.bytes.slice(start, end);
     }
 }
 
@@ -202,7 +284,7 @@ function bigToValue(v: bigint): number | bigint {
 }
 
 /** Read one non-array value of the given type. */
-function readScalar(c: Cursor, type: number, what: string): GgufScalar {
+function readScalar(c: Cursor, type: number, what: What): GgufScalar {
     switch (type) {
         case GGUF_VALUE_TYPE.UINT8:
             return c.u8(what);
@@ -229,12 +311,20 @@ function readScalar(c: Cursor, type: number, what: string): GgufScalar {
         case GGUF_VALUE_TYPE.FLOAT64:
             return c.f64(what);
         default:
-            throw new Error(`invalid GGUF: ${what} has unknown value type ${type}`);
+            throw new Error(`invalid GGUF: ${describe(what)} has unknown value type ${type}`);
     }
 }
 
-/** Read an array value: element type, count, then the elements. */
-function readArray(c: Cursor, key: string): { value: GgufScalar[]; arrayType: GgufValueType } {
+/** An array value: decoded, or checked and kept as raw bytes to decode on first access. */
+type ArrayValue =
+    | { arrayType: GgufValueType; value: GgufScalar[] }
+    | { arrayType: GgufValueType; lazy: { length: number; decode: () => GgufScalar[] } };
+
+/**
+ * Read an array value: element type, count, then the elements; an array of at least
+ * `lazyMin` elements is stepped over with the same checks and kept as raw bytes.
+ */
+function readArray(c: Cursor, key: string, lazyMin: number): ArrayValue {
     const arrayType = c.u32(`array type of '${key}'`);
     if (arrayType === GGUF_VALUE_TYPE.ARRAY) {
         throw new Error(`invalid GGUF: key '${key}' is an array of arrays, which is not supported`);
@@ -248,11 +338,32 @@ function readArray(c: Cursor, key: string): { value: GgufScalar[]; arrayType: Gg
         Math.floor((c.fileSize - c.pos - 8) / minSize),
         'elements',
     );
-    const value: GgufScalar[] = new Array<GgufScalar>(n);
-    for (let i = 0; i < n; i++) {
-        value[i] = readScalar(c, arrayType, `element ${i} of '${key}'`);
+    let i = 0;
+    const what = () => `element ${i} of '${key}'`;
+    if (n < lazyMin) {
+        const value: GgufScalar[] = new Array<GgufScalar>(n);
+        for (; i < n; i++) value[i] = readScalar(c, arrayType, what);
+        return { value, arrayType: arrayType as GgufValueType };
     }
-    return { value, arrayType: arrayType as GgufValueType };
+    const start = c.pos;
+    if (arrayType === GGUF_VALUE_TYPE.STRING) {
+        for (; i < n; i++) c.skipStr(what);
+    } else {
+        // Every other element type has a fixed size (MIN_VALUE_SIZE is exact for it).
+        c.skip(n * minSize, () => `${n} elements of '${key}'`);
+    }
+    const raw = c.copy(start, c.pos);
+    return { arrayType: arrayType as GgufValueType, lazy: { length: n, decode: () => decodeArray(raw, arrayType, n, key) } };
+}
+
+/** Decode `n` elements of `type` from `raw`, the bytes that {@link readArray} checked. */
+function decodeArray(raw: Uint8Array, type: number, n: number, key: string): GgufScalar[] {
+    const c = new Cursor(raw, raw.length);
+    const value: GgufScalar[] = new Array<GgufScalar>(n);
+    let i = 0;
+    const what = () => `element ${i} of '${key}'`;
+    for (; i < n; i++) value[i] = readScalar(c, type, what);
+    return value;
 }
 
 /** Read the magic, version and the two section counts. */
@@ -293,6 +404,7 @@ function describeMagic(magic: number): string {
 function readKvSection(
     c: Cursor,
     nKv: number,
+    lazyMin: number,
 ): { kv: Record<string, GgufValue>; kvTypes: Record<string, GgufKvType> } {
     const kv = Object.create(null) as Record<string, GgufValue>;
     const kvTypes = Object.create(null) as Record<string, GgufKvType>;
@@ -306,9 +418,10 @@ function readKvSection(
         }
         const type = c.u32(`value type of '${key}'`);
         if (type === GGUF_VALUE_TYPE.ARRAY) {
-            const { value, arrayType } = readArray(c, key);
-            kv[key] = value;
-            kvTypes[key] = { type: GGUF_VALUE_TYPE.ARRAY, arrayType };
+            const array = readArray(c, key, lazyMin);
+            if ('lazy' in array) defineLazyArray(kv, key, array.lazy.length, array.lazy.decode);
+            else kv[key] = array.value;
+            kvTypes[key] = { type: GGUF_VALUE_TYPE.ARRAY, arrayType: array.arrayType };
         } else {
             kv[key] = readScalar(c, type, `value of '${key}'`);
             kvTypes[key] = { type: type as GgufValueType };
@@ -407,10 +520,10 @@ function checkTensorExtents(tensors: GgufTensorInfo[], dataOffset: number, fileS
 }
 
 /** Parse everything up to the data section from a loaded prefix of the file. */
-function parseLoaded(bytes: Uint8Array, fileSize: number): GgufMetadata {
+function parseLoaded(bytes: Uint8Array, fileSize: number, lazyMin: number): GgufMetadata {
     const c = new Cursor(bytes, fileSize);
     const { version, nTensors, nKv } = readHeader(c);
-    const { kv, kvTypes } = readKvSection(c, nKv);
+    const { kv, kvTypes } = readKvSection(c, nKv, lazyMin);
     const alignment = resolveAlignment(kv, kvTypes);
     const tensors = readTensorInfos(c, nTensors);
     const dataOffset = nTensors > 0 ? alignTo(c.pos, alignment) : c.pos;
@@ -431,14 +544,24 @@ export function parseGguf(bytes: Uint8Array, options: ParseGgufOptions = {}): Gg
     if (fileSize < bytes.length) {
         throw new LlamaConfigError(`fileSize ${fileSize} is smaller than the ${bytes.length} bytes given`, 'INVALID_ARGUMENT', ['fileSize']);
     }
+    const lazyMin = lazyArrayMinLength(options);
     try {
-        return parseLoaded(bytes, fileSize);
+        return parseLoaded(bytes, fileSize, lazyMin);
     } catch (err) {
         if (err instanceof NeedMoreBytes) {
             throw invalidFile(`truncated GGUF: header needs at least ${err.required} bytes but only ${bytes.length} were given`);
         }
         throw invalidFile(err);
     }
+}
+
+/** ParseGgufOptions.lazyArrayMinLength, checked. */
+function lazyArrayMinLength(options: GgufArrayOptions): number {
+    const min = options.lazyArrayMinLength ?? LAZY_ARRAY_MIN_LENGTH;
+    if (typeof min !== 'number' || Number.isNaN(min) || min < 0) {
+        throw new LlamaConfigError(`Expected a number >= 0 for lazyArrayMinLength but received ${String(min)} (${typeof min})`, 'INVALID_ARGUMENT', ['lazyArrayMinLength']);
+    }
+    return min;
 }
 
 /** A parse failure as the INVALID_MODEL_FILE that LlamaModel.load() gives for the same file. */
@@ -474,6 +597,7 @@ export async function readGgufMetadata(
         throw new LlamaConfigError(`Expected a file path (non-empty string) for path but received ${path === '' ? '"" (string)' : typeof path}`, 'INVALID_ARGUMENT', ['path']);
     }
     const maxHeaderBytes = options.maxHeaderBytes ?? defaults.gguf.maxHeaderBytes;
+    const lazyMin = lazyArrayMinLength(options);
     let handle;
     try {
         handle = await open(path, 'r');
@@ -489,7 +613,7 @@ export async function readGgufMetadata(
         for (;;) {
             loaded = await extend(handle, loaded, want, options.onRead);
             try {
-                return parseLoaded(loaded, fileSize);
+                return parseLoaded(loaded, fileSize, lazyMin);
             } catch (err) {
                 if (!(err instanceof NeedMoreBytes)) {
                     throw err;
@@ -499,7 +623,8 @@ export async function readGgufMetadata(
                         `GGUF header of ${path} needs more than ${maxHeaderBytes} bytes; refusing to read it`,
                     );
                 }
-                want = Math.min(fileSize, Math.max(err.required, loaded.length * 2));
+                // Each attempt parses from the start: grow fast (reading bytes costs less than parsing them again).
+                want = Math.min(fileSize, Math.max(err.required, loaded.length * HEADER_GROWTH));
             }
         }
     } catch (err) {

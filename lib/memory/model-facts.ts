@@ -4,6 +4,7 @@
  */
 import { LlamaError } from '../errors.js';
 import type { GgufMetadata, GgufValue } from '../gguf/types.js';
+import { ggufArrayLength } from '../gguf/lazy-array.js';
 import type { KvModelFacts } from '../options/kv-cache.js';
 
 /** Model facts from a GGUF header. */
@@ -85,7 +86,8 @@ export function modelFactsFromGguf(gguf: GgufMetadata): HeaderModelFacts {
     const heads = layerHeadCount[0] || 1;
     const headDimK = num(key('attention.key_length')) ?? Math.floor(embeddingSize / heads);
     const headDimV = num(key('attention.value_length')) ?? Math.floor(embeddingSize / heads);
-    const tokens = kv['tokenizer.ggml.tokens'];
+    // The count only: the tokens themselves are decoded when someone reads them.
+    const tokenCount = ggufArrayLength(kv, 'tokenizer.ggml.tokens');
     const notDense = NOT_DENSE_KEYS.find(([suffix]) => key(suffix.slice(1)) !== undefined);
     return {
         architecture: arch,
@@ -98,7 +100,7 @@ export function modelFactsFromGguf(gguf: GgufMetadata): HeaderModelFacts {
         layerHeadDimV: Array.from({ length: layerCount }, () => headDimV),
         kvTypesMustMatch: key('attention.kv_lora_rank') !== undefined || arch === 'deepseek4',
         trainedContextSize: num(key('context_length')) ?? 0,
-        vocabSize: Array.isArray(tokens) ? tokens.length : (num(key('vocab_size')) ?? 0),
+        vocabSize: tokenCount ?? num(key('vocab_size')) ?? 0,
         slidingWindow: num(key('attention.sliding_window')) ?? 0,
         denseKv: notDense === undefined,
         embedding: {

@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ensureFixtureModel } from '../../lib/demo/models.js';
+import { parseGguf } from '../../lib/gguf/reader.js';
+import { isGgufArrayPending } from '../../lib/gguf/lazy-array.js';
 import { corpusCases } from '../support/corpus/corpus.js';
 import { root } from '../support/global-setup.js';
 import { fixtures } from '../support/fixtures.js';
@@ -23,6 +25,43 @@ function loadInChild(files: string[], timeoutMs: number): ChildRun {
 describe('corrupted-model corpus', () => {
     const work = mkdtempSync(join(tmpdir(), 'llama-kv-corpus-'));
     afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+    it('the header reader finds every fault while parsing: lazily as eagerly, nothing decoded', async () => {
+        const original = readFileSync(await ensureFixtureModel('micro-f16', { dir: fixtures.cacheDir }));
+        // The cases that change the header's bytes (not the writer's rewrites nor the tensor table).
+        const cases = corpusCases(original).filter((c) => /^(lazy kv |kv |flip |smash |truncated |n_tensors=|n_kv=)/.test(c.name));
+        const lazyCases = cases.filter((c) => c.name.startsWith('lazy kv '));
+        expect(lazyCases.length).toBe(25); // tokens (counts, middle lengths, cuts), scores and token types (counts, cuts)
+        /** The parse's error, or the keys with each array's length and ends (the lazy ones decoded by reading them). */
+        const outcome = (bytes: Buffer, eager: boolean) => {
+            try {
+                const meta = parseGguf(bytes, eager ? { lazyArrayMinLength: Infinity } : {});
+                const pending = Object.keys(meta.kv).filter((k) => isGgufArrayPending(meta.kv, k)).length;
+                const summary = Object.keys(meta.kv).map((k) => {
+                    const v = meta.kv[k];
+                    return Array.isArray(v) ? [k, v.length, ...v.slice(0, 3), ...v.slice(-3)] : [k, v];
+                });
+                return { pending, text: JSON.stringify(summary, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v)) };
+            } catch (error) {
+                return { pending: 0, text: `error: ${(error as Error).message}` };
+            }
+        };
+        expect(outcome(original, false).pending).toBe(3); // tokens, scores, token types: not decoded by the parse
+        const differing: string[] = [];
+        let lazyErrors = 0;
+        const file = join(work, 'parse.gguf');
+        for (const c of cases) {
+            await c.write(file);
+            const bytes = readFileSync(file);
+            const lazy = outcome(bytes, false);
+            const eager = outcome(bytes, true);
+            if (c.name.startsWith('lazy kv ') && lazy.text.startsWith('error: ')) lazyErrors++;
+            if (lazy.text !== eager.text) differing.push(`${c.name}: lazy ${lazy.text.slice(0, 200)} / eager ${eager.text.slice(0, 200)}`);
+        }
+        expect(differing).toEqual([]);
+        // Most lazy-path cases are parse errors (a count one more than the elements may still parse as other keys).
+        expect(lazyErrors).toBeGreaterThanOrEqual(lazyCases.length / 2);
+    }, 300_000);
 
     it('every file loads or gives a LlamaError: no crash, no hang', async () => {
         const original = readFileSync(await ensureFixtureModel('micro-f16', { dir: fixtures.cacheDir }));

@@ -24,6 +24,12 @@ interface KvLayout {
     arrayCountAt?: number;
     /** First element's length field, for arrays of strings. */
     firstElemLenAt?: number;
+    /** The middle element's length field, for arrays of strings. */
+    midElemLenAt?: number;
+    /** Element type, count and where the elements end, for arrays. */
+    arrayElemType?: number;
+    arrayCount?: number;
+    arrayEnd?: number;
 }
 
 interface TensorLayout {
@@ -75,10 +81,14 @@ function layout(bytes: Buffer): { kvs: KvLayout[]; tensors: TensorLayout[]; tabl
             const count = u64();
             if (elem === T.STRING) {
                 entry.firstElemLenAt = at;
-                for (let j = 0; j < count; j++) str();
+                for (let j = 0; j < count; j++) {
+                    if (j === Math.floor(count / 2)) entry.midElemLenAt = at;
+                    str();
+                }
             } else {
                 at += count * SCALAR_SIZES[elem];
             }
+            Object.assign(entry, { arrayElemType: elem, arrayCount: count, arrayEnd: at });
         } else {
             at += SCALAR_SIZES[type];
         }
@@ -157,6 +167,21 @@ export function corpusCases(original: Buffer): CorpusCase[] {
         }
         if (kv.firstElemLenAt !== undefined) {
             for (const v of [0xffffffffn, 0xffffffffffffffffn]) patched(`kv ${kv.key} first element length=${v}`, u64At(kv.firstElemLenAt, v));
+        }
+    }
+
+    // Large arrays (the tokenizer's), which the reader steps over at parse time and decodes on
+    // first access: counts that pass the count check but point past the end, lengths inside them.
+    for (const kv of kvs.filter((k) => (k.arrayCount ?? 0) >= 1024)) {
+        const elemSize = kv.arrayElemType === T.STRING ? 8 : SCALAR_SIZES[kv.arrayElemType!];
+        const most = BigInt(Math.floor((original.length - kv.arrayCountAt! - 8) / elemSize));
+        for (const v of [BigInt(kv.arrayCount!) + 1n, BigInt(kv.arrayCount!) * 2n, most, most + 1n]) patched(`lazy kv ${kv.key} array count=${v} (of ${kv.arrayCount})`, u64At(kv.arrayCountAt!, v));
+        if (kv.midElemLenAt !== undefined) {
+            for (const v of [0n, 0x10000n, BigInt(original.length), 0x8000000000000000n]) patched(`lazy kv ${kv.key} middle element length=${v}`, u64At(kv.midElemLenAt, v));
+        }
+        const elements = kv.arrayCountAt! + 8;
+        for (const cut of [elements + 1, Math.floor((elements + kv.arrayEnd!) / 2), kv.arrayEnd! - 1]) {
+            cases.push({ name: `lazy kv ${kv.key} truncated at ${cut}`, write: (path) => import('node:fs/promises').then((fs) => fs.writeFile(path, original.subarray(0, cut))) });
         }
     }
 
