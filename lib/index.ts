@@ -67,6 +67,7 @@ export { estimateMemory, type MemoryEstimate, type EstimateSource } from './memo
 export type { EstimateOptions } from './options/estimate-options.js';
 export { setLogger, setLogLevel, type Logger, type LogLevel, type LoggerOptions } from './logger.js';
 export { readGgufMetadata } from './gguf/reader.js';
+export { resolveModelFile, readRemoteGgufMetadata, type ResolveModelFileOptions, type RemoteGgufOptions, type DownloadProgress, type FetchFunction } from './download/index.js';
 export type { GgufMetadata, GgufTensorInfo, GgufValue } from './gguf/types.js';
 export { ensureFixtureModel, type FixtureModelName } from './demo/models.js';
 export { getBackends, GPU_BACKEND_KINDS, type BackendInfo, type BackendDevice, type BackendKind, type GpuBackendKind } from './backends/backends.js';

@@ -26,6 +26,8 @@ export const LAYERS = {
     backends: 3,
     options: 3,
     demo: 3,
+    // Models from the network: URIs, downloads, remote GGUF headers (memory/ reads them).
+    download: 3,
     memory: 4,
     model: 5,
     context: 6,

@@ -8,6 +8,7 @@ import { binding, type NativeBinding, type NativeModel } from '../native/binding
 import { CONTEXT_PADDING, resolveContextParams } from '../options/context-params.js';
 import { captureStack, fromNative, LlamaAbortError, LlamaConfigError, LlamaError } from '../errors.js';
 import { readGgufMetadata } from '../gguf/reader.js';
+import { isRemoteModel, needsLocalFile, readModelHeader } from '../download/model-header.js';
 import { type GgufMetadata } from '../gguf/types.js';
 import { KV_CACHE_TYPE_INFO, type FlashAttention, type KvCacheType, type ResolvedKvConfig } from '../options/kv-cache.js';
 import { cpuExtraBufferTypes } from '../backends/backends.js';
@@ -80,7 +81,8 @@ export async function estimateMemory(options: EstimateOptions): Promise<MemoryEs
         if (signal?.aborted) throw new LlamaAbortError('estimateMemory() was aborted');
     };
     checkAbort();
-    const gguf = typeof opts.model === 'string' ? await readGgufMetadata(opts.model) : opts.model;
+    if (opts.simulate && typeof opts.model === 'string' && isRemoteModel(opts.model)) throw needsLocalFile(opts.model, 'simulate: true', ['model', 'simulate']);
+    const gguf = await readModelHeader(opts.model, signal ? { signal } : {});
     const facts = modelFactsFromGguf(gguf);
     const loraBytes = await loraFileBytes(opts.loras ?? []);
     checkAbort();

@@ -16,7 +16,7 @@ import {
     type Simulator,
 } from './estimate.js';
 import { LlamaAbortError, LlamaConfigError, LlamaError } from '../errors.js';
-import { readGgufMetadata } from '../gguf/reader.js';
+import { isRemoteModel, readModelHeader } from '../download/model-header.js';
 import type { GgufMetadata } from '../gguf/types.js';
 import { checkUbatchSize } from '../options/context-params.js';
 import { LIMITS } from '../options/llama-limits.js';
@@ -60,13 +60,13 @@ const fmt = (bytes: number) => `${(bytes / MIB).toFixed(1)} MiB`;
 export async function planFit(options: PlanFitOptions): Promise<FitPlan> {
     const opts = parseOptions(planFitSchema, options, 'planFit()');
     if (opts.signal?.aborted) throw new LlamaAbortError('planFit() was aborted before it started');
-    const gguf = typeof opts.model === 'string' ? await readGgufMetadata(opts.model) : opts.model;
+    const gguf = await readModelHeader(opts.model, opts.signal ? { signal: opts.signal } : {});
     const facts = modelFactsFromGguf(gguf);
     checkPlanOptions(opts, facts.trainedContextSize);
     // With a file path every candidate is measured by llama.cpp's own dry run (exact);
     // with only a header, by the header-level estimate with a margin on its approximate
-    // compute figure.
-    const simulator = typeof opts.model === 'string' ? await openSimulator(opts.model, { repack: opts.repack ?? defaults.model.repack }) : null;
+    // compute figure (also for a remote file, whose header alone is read).
+    const simulator = typeof opts.model === 'string' && !isRemoteModel(opts.model) ? await openSimulator(opts.model, { repack: opts.repack ?? defaults.model.repack }) : null;
     try {
         return plan(opts, gguf, facts, simulator);
     } finally {

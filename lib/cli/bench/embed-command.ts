@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import type { EmbeddingPooling } from '../../options/embedding-options.js';
 import { UsageError, type ParsedFlags } from '../flags/args.js';
 import { findLlamaEmbedding } from './embed-llama.js';
-import { formatEmbedReport, type EmbedBenchReport } from './embed-report.js';
+import type { EmbedBenchReport } from './embed-report.js';
 import { runEmbedBench } from './embed-run.js';
 
 /** Flags of `llama-kv bench` that the embedding benchmark has no use for, by key, with the name to say. */
@@ -32,13 +32,16 @@ export const EMBED_ONLY: Readonly<Record<string, string>> = { llamaEmbedding: '-
 /** The settings of `--quick`: a smoke run of the whole pipeline (tests), no figure to keep. */
 const QUICK = { texts: 16, tokenRange: [8, 32] as [number, number], contextSize: 256, batchSize: 256, reps: 1 };
 
-/** Runs the embedding benchmark from the parsed flags of `llama-kv bench`; returns the report. */
+/**
+ * Runs the embedding benchmark from the parsed flags of `llama-kv bench`; returns the report
+ * (printed by the caller). `say` gets notes, `progress` the step under way.
+ */
 export async function benchEmbed(
     flags: ParsedFlags,
     model: string,
     threads: number[],
     positive: (flag: string, n: number | undefined) => number | undefined,
-    extra: { notes?: string[]; log: (line: string) => void },
+    extra: { notes?: string[]; say: (line: string) => void; progress: (line: string) => void },
 ): Promise<EmbedBenchReport> {
     for (const [key, name] of Object.entries(NOT_EMBED)) {
         if (flags[key] !== undefined) throw new UsageError(`${name} is not used by the embedding benchmark (--embed)`);
@@ -47,7 +50,7 @@ export async function benchEmbed(
     const oursOnly = flags.oursOnly === true;
     const llamaEmbedding = oursOnly ? null : ((flags.llamaEmbedding as string | undefined) ?? findLlamaEmbedding());
     if (llamaEmbedding !== null && !existsSync(llamaEmbedding)) throw new UsageError(`--llama-embedding: ${llamaEmbedding} does not exist`);
-    if (llamaEmbedding === null && !oursOnly) extra.log('no llama-embedding found (build it with `npm run bench -- --embed` in a clone, or pass --llama-embedding): measuring llama-kv only');
+    if (llamaEmbedding === null && !oursOnly) extra.say('no llama-embedding found (build it with `npm run bench -- --embed` in a clone, or pass --llama-embedding): measuring llama-kv only');
     const contextSize = positive('-c', flags.contextSize as number | undefined) ?? (quick ? QUICK.contextSize : 512);
     const batchSize = positive('-b', flags.batchSize as number | undefined) ?? (quick ? QUICK.batchSize : 512);
     const report = await runEmbedBench({
@@ -61,8 +64,7 @@ export async function benchEmbed(
         reps: positive('-r', flags.reps as number | undefined) ?? (quick ? QUICK.reps : 5),
         llamaEmbedding,
         notes: extra.notes,
-        onProgress: extra.log,
+        onProgress: extra.progress,
     });
-    process.stdout.write(formatEmbedReport(report));
     return report;
 }

@@ -9,6 +9,7 @@ import { availableParallelism, cpus, platform, release, totalmem } from 'node:os
 import { basename, join } from 'node:path';
 import { getBackends } from '../../backends/backends.js';
 import { packageRoot } from '../../native/binding.js';
+import { packageVersion } from '../version.js';
 import { LlamaModel } from '../../model/model.js';
 import { cpuIdentity, featureList } from './cpu-facts.js';
 import { startCpuMeter } from './cpu-meter.js';
@@ -68,11 +69,7 @@ export function pinnedCommit(): string | null {
 
 /** llama-kv's version (package.json). */
 export function ownVersion(): string {
-    try {
-        return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
-    } catch {
-        return 'unknown';
-    }
+    return packageVersion();
 }
 
 /** The machine a report was measured on. */

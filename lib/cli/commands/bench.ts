@@ -8,12 +8,13 @@ import { benchEmbed, EMBED_ONLY } from '../bench/embed-command.js';
 import { findLlamaBench } from '../bench/llama-bench.js';
 import { formatParallelReport, isParallelReport, parallelFigures, type ParallelBenchReport } from '../bench/parallel-report.js';
 import { DEFAULT_PARALLEL_CONFIGS, runParallelBench } from '../bench/parallel-run.js';
-import type { EmbedBenchReport } from '../bench/embed-report.js';
+import { formatEmbedReport, type EmbedBenchReport } from '../bench/embed-report.js';
 import { BENCH_REPORT_VERSION, compareFigures, compareReports, formatComparison, formatReport, type BenchReport, type Comparison, type KvPair } from '../bench/report.js';
 import { DEFAULT_BENCH_CONFIGS, runBench } from '../bench/run.js';
 import { ensureFixtureModel, FIXTURE_MODELS, type FixtureModelName } from '../../demo/models.js';
 import { KV_CACHE_TYPES, type KvCacheType } from '../../options/kv-cache.js';
 import { flagHelp, parseFlags, UsageError, type FlagSpec } from '../flags/args.js';
+import { progressBar, type ProgressBar } from '../format/progress.js';
 
 /** The flags of `llama-kv bench`, named as llama-bench names them where it has them. */
 export const benchFlags: FlagSpec[] = [
@@ -40,7 +41,8 @@ export const benchFlags: FlagSpec[] = [
     { names: ['--compare'], key: 'compare', type: 'string', help: 'previous report (JSON): flag figures more than --threshold % worse; exit 1 if any' },
     { names: ['--current'], key: 'current', type: 'string', help: 'with --compare: compare this saved report instead of running' },
     { names: ['--threshold'], key: 'threshold', type: 'float', help: 'regression threshold in percent (default 5)' },
-    { names: ['-q', '--quiet'], key: 'quiet', type: 'bool', help: 'no progress lines on stderr' },
+    { names: ['--json'], key: 'json', type: 'bool', help: 'print the report as one JSON document on stdout instead of the table (what --out writes; --compare\'s comparison goes to stderr)' },
+    { names: ['-q', '--quiet'], key: 'quiet', type: 'bool', help: 'nothing on stderr: no progress bar (a terminal only), no notes' },
     { names: ['--embed'], key: 'embed', type: 'bool', help: "embedding mode: texts/s of embedBatch() against llama.cpp's llama-embedding, and of one embed() per text (-m: an embedding model)" },
     { names: ['--llama-embedding'], key: 'llamaEmbedding', type: 'string', help: "with --embed: llama.cpp's llama-embedding to compare with (default: build-bench/'s of a clone, if built)" },
     { names: ['-c', '--ctx-size'], key: 'contextSize', type: 'int', help: 'with --embed: context size, both sides (default 512; -b defaults to 512 there)' },
@@ -50,7 +52,7 @@ export const benchFlags: FlagSpec[] = [
 
 /** The usage text of `llama-kv bench`. */
 export const benchUsage =
-    'usage: llama-kv bench -m model.gguf [-t 1,2] [--kv f16/f16,q8_0/q4_0] [-p 512] [-n 128] [-r 5] [--llama-bench PATH] [--out r.json] [--compare prev.json]\n' +
+    'usage: llama-kv bench -m model.gguf [-t 1,2] [--kv f16/f16,q8_0/q4_0] [-p 512] [-n 128] [-r 5] [--llama-bench PATH] [--out r.json] [--compare prev.json] [--json]\n' +
     '       llama-kv bench -m model.gguf -npl 1,2,4,8 [-t 2] [--kv f16/f16,q8_0/q4_0] [-p 128] [-n 128] [-r 3] [--batched-bench PATH] [--out r.json]\n' +
     '       llama-kv bench --embed -m embedding-model.gguf [-t 2] [-c 512] [-b 512] [--texts 256] [-r 5] [--llama-embedding PATH] [--out r.json]\n' +
     '  Prompt processing and generation tokens/s of llama-kv against llama.cpp\'s llama-bench on the same model and settings\n' +
@@ -157,18 +159,50 @@ function refuseContextParallelFlag(argv: readonly string[]): void {
  * what it knows about the llama-bench build).
  */
 export async function bench(argv: readonly string[], extra: { notes?: string[] } = {}): Promise<number> {
+    const bar = progressBar();
+    try {
+        return await benchWith(argv, extra, bar);
+    } finally {
+        bar.clear();
+    }
+}
+
+/** What bench says on stderr: `say`, notes (on any stream); `progress`, the step under way (a bar on a terminal, else nothing). */
+interface BenchVoice {
+    say: (line: string) => void;
+    progress: (line: string) => void;
+}
+
+function voice(bar: ProgressBar, quiet: boolean): BenchVoice {
+    return {
+        say: (line) => {
+            if (!quiet) bar.log(`[llama-kv bench] ${line}\n`);
+        },
+        progress: (line) => {
+            if (!quiet) bar.update(null, `[llama-kv bench] ${line}`);
+        },
+    };
+}
+
+/** The report on stdout: the table, or with --json the JSON document. */
+function printReport(bar: ProgressBar, json: boolean, report: BenchReport | ParallelBenchReport | EmbedBenchReport, table: string): void {
+    bar.clear();
+    process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : table);
+}
+
+async function benchWith(argv: readonly string[], extra: { notes?: string[] }, bar: ProgressBar): Promise<number> {
     refuseContextParallelFlag(argv);
     const { flags, positional } = parseFlags(argv, benchFlags);
     if (positional.length > 0) throw new UsageError(`unexpected argument "${positional[0]}"`);
+    const json = flags.json === true;
     if (flags.embed === true) {
         const models = (flags.model as string[] | undefined) ?? [];
         if (models.length !== 1) throw new UsageError(`--embed takes one -m/--model (an embedding model) but received ${models.length}`);
         const threads = typeof flags.threads === 'string' ? list('-t', flags.threads).map((t) => positive('-t', Number(t))!) : [flags.quick === true ? 1 : availableParallelism()];
-        const log = (line: string) => {
-            if (flags.quiet !== true) process.stderr.write(`[llama-kv bench] ${line}\n`);
-        };
-        const report = await benchEmbed(flags, await modelPath(models[0]), threads, positive, { notes: extra.notes, log });
-        await writeOut(flags.out, report, log);
+        const { say, progress } = voice(bar, flags.quiet === true);
+        const report = await benchEmbed(flags, await modelPath(models[0]), threads, positive, { notes: extra.notes, say, progress });
+        printReport(bar, json, report, formatEmbedReport(report));
+        await writeOut(flags.out, report, say);
         return 0;
     }
     for (const [key, name] of Object.entries(EMBED_ONLY)) {
@@ -186,6 +220,7 @@ export async function bench(argv: readonly string[], extra: { notes?: string[] }
     if (typeof flags.current === 'string') {
         if (previous === null) throw new UsageError('--current needs --compare');
         report = await readReport(flags.current);
+        if (json) printReport(bar, json, report, ''); // the report compared; without --json only the comparison is printed
     } else {
         const models = (flags.model as string[] | undefined) ?? [];
         if (models.length === 0) throw new UsageError('-m/--model is required');
@@ -195,10 +230,7 @@ export async function bench(argv: readonly string[], extra: { notes?: string[] }
             : quick ? [1] : [availableParallelism()];
         const fa = (flags.flashAttention as string | undefined) ?? 'on';
         if (!['on', 'off', 'auto'].includes(fa)) throw new UsageError(`-fa expects on, off or auto but received "${fa}"`);
-        const quiet = flags.quiet === true;
-        const log = (line: string) => {
-            if (!quiet) process.stderr.write(`[llama-kv bench] ${line}\n`);
-        };
+        const { say, progress } = voice(bar, flags.quiet === true);
         const oursOnly = flags.oursOnly === true;
         if (typeof flags.parallel === 'string') {
             for (const [key, name] of [['llamaBench', '--llama-bench'], ['reference', '--reference']] as const) {
@@ -207,7 +239,7 @@ export async function bench(argv: readonly string[], extra: { notes?: string[] }
             const parallel = parallelList(flags.parallel);
             const batchedBench = oursOnly ? null : ((flags.batchedBench as string | undefined) ?? findBatchedBench());
             if (batchedBench !== null && !existsSync(batchedBench)) throw new UsageError(`--batched-bench: ${batchedBench} does not exist`);
-            if (batchedBench === null && !oursOnly) log('no llama-batched-bench found (build it with `npm run bench -- --parallel` in a clone, or pass --batched-bench): measuring llama-kv only');
+            if (batchedBench === null && !oursOnly) say('no llama-batched-bench found (build it with `npm run bench -- --parallel` in a clone, or pass --batched-bench): measuring llama-kv only');
             const paths = [];
             for (const m of models) paths.push(await modelPath(m));
             report = await runParallelBench({
@@ -223,18 +255,18 @@ export async function bench(argv: readonly string[], extra: { notes?: string[] }
                 reps: positive('-r', flags.reps as number | undefined) ?? (quick ? 1 : 3),
                 batchedBench,
                 notes: extra.notes,
-                onProgress: log,
+                onProgress: progress,
             });
-            process.stdout.write(formatParallelReport(report));
-            await writeOut(flags.out, report, log);
-            return compareWith(previous, report, flags.compare as string | undefined, threshold);
+            printReport(bar, json, report, formatParallelReport(report));
+            await writeOut(flags.out, report, say);
+            return compareWith(previous, report, flags.compare as string | undefined, threshold, json);
         }
         if (flags.batchedBench !== undefined) throw new UsageError('--batched-bench is the reference of the parallel mode: give -npl too');
         const llamaBench = oursOnly ? null : ((flags.llamaBench as string | undefined) ?? findLlamaBench());
         if (llamaBench !== null && !existsSync(llamaBench)) throw new UsageError(`--llama-bench: ${llamaBench} does not exist`);
         const reference = oursOnly ? null : ((flags.reference as string | undefined) ?? beside(llamaBench, 'llama-kv-reference') ?? findReference());
         if (reference !== null && !existsSync(reference)) throw new UsageError(`--reference: ${reference} does not exist`);
-        if (llamaBench === null && !oursOnly) log('no llama-bench found (build it with `npm run bench` in a clone, or pass --llama-bench): measuring llama-kv only');
+        if (llamaBench === null && !oursOnly) say('no llama-bench found (build it with `npm run bench` in a clone, or pass --llama-bench): measuring llama-kv only');
         const paths = [];
         for (const m of models) paths.push(await modelPath(m));
         report = await runBench({
@@ -252,12 +284,12 @@ export async function bench(argv: readonly string[], extra: { notes?: string[] }
             memory: flags.noMemory !== true,
             load: flags.noLoad !== true,
             notes: extra.notes,
-            onProgress: log,
+            onProgress: progress,
         });
-        process.stdout.write(formatReport(report));
-        await writeOut(flags.out, report, log);
+        printReport(bar, json, report, formatReport(report));
+        await writeOut(flags.out, report, say);
     }
-    return compareWith(previous, report, flags.compare as string | undefined, threshold);
+    return compareWith(previous, report, flags.compare as string | undefined, threshold, json);
 }
 
 async function writeOut(out: unknown, report: BenchReport | ParallelBenchReport | EmbedBenchReport, log: (line: string) => void): Promise<void> {
@@ -267,13 +299,13 @@ async function writeOut(out: unknown, report: BenchReport | ParallelBenchReport 
     log(`report written to ${out}`);
 }
 
-/** With --compare: prints the comparison and returns 1 on a regression; else 0. */
-function compareWith(previous: BenchReport | ParallelBenchReport | null, report: BenchReport | ParallelBenchReport, name: string | undefined, threshold: number): number {
+/** With --compare: prints the comparison (on stderr with --json, whose stdout is the report) and returns 1 on a regression; else 0. */
+function compareWith(previous: BenchReport | ParallelBenchReport | null, report: BenchReport | ParallelBenchReport, name: string | undefined, threshold: number, json: boolean): number {
     if (previous === null) return 0;
     let comparison: Comparison;
     if (isParallelReport(previous) && isParallelReport(report)) comparison = compareFigures(parallelFigures(previous), parallelFigures(report), threshold);
     else if (!isParallelReport(previous) && !isParallelReport(report)) comparison = compareReports(previous, report, threshold);
     else throw new UsageError(`--compare: ${name} is a ${isParallelReport(previous) ? 'parallel (-npl)' : 'single-sequence'} report and this one is not`);
-    process.stdout.write(`\ncompared with ${name}:\n${formatComparison(comparison, threshold)}`);
+    (json ? process.stderr : process.stdout).write(`${json ? '' : '\n'}compared with ${name}:\n${formatComparison(comparison, threshold)}`);
     return comparison.regressions.length > 0 ? 1 : 0;
 }

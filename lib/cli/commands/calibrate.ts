@@ -5,10 +5,11 @@ import { ensureFixtureModel } from '../../demo/models.js';
 import { KV_PRESETS, type FlashAttention, type KvCacheType, type KvPreset } from '../../options/kv-cache.js';
 import { setLogger } from '../../logger.js';
 import { inFlagNames } from '../format/flag-names.js';
-import { LlamaModel } from '../../model/model.js';
+import { loadModel } from '../flags/load-model.js';
 import { flagHelp, parseFlags, UsageError, type FlagSpec } from '../flags/args.js';
 import { formatBytes } from '../format/bytes.js';
 import { calibrationChartSvg } from '../format/calibration-chart.js';
+import { progressBar } from '../format/progress.js';
 import { textTable } from '../format/table.js';
 import { modelFlags, modelOptionsFromFlags } from '../flags/model-flags.js';
 
@@ -119,10 +120,12 @@ export async function calibrate(argv: readonly string[]): Promise<number> {
     }
     const prompts = typeof flags.prompts === 'string' ? await readPromptFile(flags.prompts) : undefined;
     const path = typeof flags.model === 'string' ? flags.model : await ensureFixtureModel('tiny-q8_0');
-    const model = await LlamaModel.load({ path, ...modelOptionsFromFlags(flags) });
+    const model = await loadModel({ path, ...modelOptionsFromFlags(flags) });
     const controller = new AbortController();
     const onSigint = () => controller.abort();
     process.once('SIGINT', onSigint);
+    // Progress: --verbose's lines (between llama.cpp's log lines), else a bar on a terminal; nothing otherwise.
+    const bar = progressBar();
     try {
         const report = await runCalibration({
             model,
@@ -136,8 +139,12 @@ export async function calibrate(argv: readonly string[]): Promise<number> {
             baseline,
             maxKlIncrease: flags.maxKl as number | undefined,
             signal: controller.signal,
-            onProgress: flags.verbose ? (p) => process.stderr.write(`[${p.done}/${p.total}] ${p.configuration} ${p.prompt}\n`) : undefined,
+            onProgress: (p) => {
+                if (flags.verbose) process.stderr.write(`[${p.done}/${p.total}] ${p.configuration} ${p.prompt}\n`);
+                else bar.update(p.done / p.total, `${p.done}/${p.total} ${p.configuration} ${p.prompt}`);
+            },
         });
+        bar.clear();
         if (typeof flags.out === 'string') await writeFile(flags.out, JSON.stringify(report, null, 2) + '\n');
         if (typeof flags.chart === 'string') await writeFile(flags.chart, calibrationChartSvg(report));
         process.stdout.write(flags.json ? JSON.stringify(report, null, 2) + '\n' : formatCalibration(report));
@@ -147,6 +154,7 @@ export async function calibrate(argv: readonly string[]): Promise<number> {
         }
         return 0;
     } finally {
+        bar.clear();
         process.off('SIGINT', onSigint);
         model.dispose();
     }

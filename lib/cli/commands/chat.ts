@@ -6,13 +6,13 @@ import { parseOptions } from '../../options/validate.js';
 import { LlamaContext } from '../../context/context.js';
 import { ensureFixtureModel } from '../../demo/models.js';
 import { setLogger } from '../../logger.js';
-import { LlamaModel } from '../../model/model.js';
+import { loadModel } from '../flags/load-model.js';
 import { chatCommandsHelp, chatInteractively } from '../chat/interactive.js';
 import { formatTimings, ReplyWriter } from '../chat/reply.js';
 import { flagHelp, parseFlags, UsageError, type FlagSpec, type ParsedFlags } from '../flags/args.js';
 import { contextFlags, contextOptionsFromFlags } from '../flags/context-flags.js';
 import { grammarFlags, grammarOptionsFromFlags } from '../flags/grammar-flags.js';
-import { promptFromFlags, readFlagFile, readStdin, withoutFinalNewline } from '../flags/input.js';
+import { promptFromArgs, readFlagFile, readStdin, withoutFinalNewline } from '../flags/input.js';
 import { modelFlags, modelOptionsFromFlags } from '../flags/model-flags.js';
 import { samplingFlags, samplingOptionsFromFlags } from '../flags/sampling-flags.js';
 import { inFlagNames } from '../format/flag-names.js';
@@ -37,17 +37,16 @@ export const chatFlags: FlagSpec[] = [
 ];
 
 export const chatUsage =
-    'usage: llama-kv chat [-m model.gguf] [-sys PROMPT] [-p MESSAGE | -f FILE | < MESSAGE] [--chat-template-file t.jinja] [-rea on|off|auto] [-n 256] ' +
+    'usage: llama-kv chat [-m model.gguf] [-sys PROMPT] [-p MESSAGE | [--] MESSAGE | -f FILE | < MESSAGE] [--chat-template-file t.jinja] [-rea on|off|auto] [-n 256] ' +
     `[-c 4096] [-ctk q8_0 -ctv q4_0] [--temp 0.8] [--grammar-file F | -j SCHEMA] [--json]\n${flagHelp(chatFlags)}\n` +
     'On a terminal, without a message: a conversation at the "> " prompt; the reply streams as it is generated, a\n' +
     "thinking model's reasoning dimmed (with NO_COLOR set: between [Start thinking] and [End thinking] lines). Commands:\n" +
     chatCommandsHelp.replace(/^/gm, '  ') +
-    '\nWith a message (-p, -f, or stdin when it is not a terminal): the reply on stdout, the reasoning on stderr, then a\n' +
-    'timing line on stderr; exit code 0.';
+    '\nWith a message (-p, the one argument, -f, or stdin when it is not a terminal): the reply on stdout, the reasoning on\n' +
+    'stderr, then a timing line on stderr; exit code 0. After --, the argument may start with a dash: chat -- "-h?"';
 
 export async function chat(argv: readonly string[]): Promise<number> {
     const { flags, positional } = parseFlags(argv, chatFlags);
-    if (positional.length > 0) throw new UsageError(`unexpected argument "${positional[0]}"`);
     if (typeof flags.systemPrompt === 'string' && typeof flags.systemPromptFile === 'string') {
         throw new UsageError('-sys/--system-prompt and -sysf/--system-prompt-file cannot be used together');
     }
@@ -65,13 +64,14 @@ export async function chat(argv: readonly string[]): Promise<number> {
     };
     // A bad value (--temp -1) fails now, with the API's message, not at the first message typed.
     parseOptions(chatPromptOptionsSchema, options, 'prompt()');
-    const interactive = typeof flags.prompt !== 'string' && typeof flags.file !== 'string' && process.stdin.isTTY === true && process.stdout.isTTY === true;
-    const message = interactive ? undefined : ((await promptFromFlags(flags)) ?? (await messageFromStdin()));
+    const given = typeof flags.prompt === 'string' || typeof flags.file === 'string' || positional.length > 0;
+    const interactive = !given && process.stdin.isTTY === true && process.stdout.isTTY === true;
+    const message = interactive ? undefined : ((await promptFromArgs(flags, positional, 'message')) ?? (await messageFromStdin()));
     if (interactive && flags.json) throw new UsageError('--json needs a message (-p, -f or stdin): a conversation on the terminal streams its replies');
     setLogger((level, text) => process.stderr.write(`[${level}] ${inFlagNames(text, chatFlags)}\n`), { level: flags.verbose ? 'info' : 'warn' });
 
     const path = typeof flags.model === 'string' ? flags.model : await ensureFixtureModel('tiny-q8_0');
-    const model = await LlamaModel.load({ path, ...modelOptionsFromFlags(flags) });
+    const model = await loadModel({ path, ...modelOptionsFromFlags(flags) });
     try {
         const context = new LlamaContext({ model, ...contextOptionsFromFlags(flags), threads: flags.threads as number | undefined });
         const session = new LlamaChatSession({ context, ...(systemPrompt !== undefined ? { systemPrompt } : {}), ...(template !== undefined ? { template } : {}) });

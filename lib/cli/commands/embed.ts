@@ -1,4 +1,4 @@
-import { LlamaModel } from '../../model/model.js';
+import { loadModel } from '../flags/load-model.js';
 import '../../embedding/embedding-context.js'; // adds model.createEmbeddingContext()
 import { setLogger } from '../../logger.js';
 import { formatCosineMatrix, formatEmbeddings, MAX_MATRIX_TEXTS, type EmbeddedText } from '../embed/format.js';
@@ -7,6 +7,7 @@ import { flagHelp, parseFlags, UsageError, type FlagSpec } from '../flags/args.j
 import { embedderFlags, embeddingOptionsFromFlags, poolingFlags } from '../flags/embedding-flags.js';
 import { modelFlags, modelOptionsFromFlags } from '../flags/model-flags.js';
 import { inFlagNames } from '../format/flag-names.js';
+import { progressBar } from '../format/progress.js';
 
 export const embedFlags: FlagSpec[] = [
     { names: ['-m', '--model'], key: 'model', type: 'string', help: 'GGUF model file (required)' },
@@ -39,7 +40,7 @@ export async function embed(argv: readonly string[]): Promise<number> {
     setLogger((level, message) => process.stderr.write(`[${level}] ${inFlagNames(message, embedFlags)}\n`), { level: flags.verbose ? 'info' : 'warn' });
 
     const path = flags.model;
-    const model = await LlamaModel.load({ path, ...modelOptionsFromFlags(flags) });
+    const model = await loadModel({ path, ...modelOptionsFromFlags(flags) });
     try {
         const ctx = model.createEmbeddingContext(options);
         const config = ctx.config;
@@ -47,18 +48,19 @@ export async function embed(argv: readonly string[]): Promise<number> {
         const controller = new AbortController();
         const onSigint = () => controller.abort();
         process.once('SIGINT', onSigint);
-        const progress = !flags.json && process.stderr.isTTY && texts.length > 1;
+        // On a terminal, a bar on stderr (with --json too: stdout holds the JSON only); nothing otherwise.
+        const bar = progressBar();
         const started = performance.now();
         let vectors: (Float32Array | Float32Array[])[];
         try {
             vectors = await ctx.embedBatch(texts, {
                 truncate,
                 signal: controller.signal,
-                onProgress: progress ? (done, total) => process.stderr.write(`\rembedded ${done}/${total}`) : undefined,
+                onProgress: texts.length > 1 ? (done, total) => bar.update(done / total, `embedded ${done}/${total}`) : undefined,
             });
         } finally {
             process.off('SIGINT', onSigint);
-            if (progress) process.stderr.write('\r\x1b[K');
+            bar.clear();
         }
         const ms = performance.now() - started;
         if (flags.json) {

@@ -1,3 +1,4 @@
+import { isRemoteModel } from '../../download/uri.js';
 import { planFit } from '../../memory/plan-fit.js';
 import type { FitPreference } from '../../options/plan-fit-options.js';
 import { flagHelp, parseFlags, UsageError, type FlagSpec } from '../flags/args.js';
@@ -5,7 +6,7 @@ import { formatBytes, parseBytes } from '../format/bytes.js';
 import { weightFlags, weightOptionsFromFlags } from '../flags/model-flags.js';
 
 export const fitFlags: FlagSpec[] = [
-    { names: ['-m', '--model'], key: 'model', type: 'string', help: 'GGUF model file (required)' },
+    { names: ['-m', '--model'], key: 'model', type: 'string', help: 'GGUF model file, hf:owner/repo/file.gguf or an https:// URL (its header only is read) (required)' },
     { names: ['--budget'], key: 'budget', type: 'string', help: 'memory budget, e.g. 6GiB (required)' },
     { names: ['--prefer'], key: 'prefer', type: 'string', help: 'context | parallel | quality (default quality)' },
     { names: ['--min-ctx'], key: 'minContextSize', type: 'int', help: 'tokens each sequence needs at least (default 4096 or the trained size)' },
@@ -41,7 +42,7 @@ export async function fit(argv: readonly string[]): Promise<number> {
             `total ${formatBytes(plan.estimate.total.bytes)} (KV ${formatBytes(plan.estimate.kv.bytes)}, weights ${formatBytes(plan.estimate.weights.bytes)}, ` +
             `compute ${formatBytes(plan.estimate.compute.bytes)}, output ${formatBytes(plan.estimate.output.bytes)})\n` +
             `why: ${plan.reason}\n` +
-            `run: llama-kv run -m ${path}${flags.noMmap ? ' --no-mmap' : ''}${flags.noRepack ? ' --no-repack' : ''} -c ${s.contextSize} -np ${s.parallel} -ctk ${s.cacheTypeK} -ctv ${s.cacheTypeV}${flags.ubatchSize ? ` -ub ${flags.ubatchSize}` : ''} -p "..."\n`,
+            `run: llama-kv run -m ${isRemoteModel(path) ? `"$(llama-kv pull ${path})"` : path}${flags.noMmap ? ' --no-mmap' : ''}${flags.noRepack ? ' --no-repack' : ''} -c ${s.contextSize} -np ${s.parallel} -ctk ${s.cacheTypeK} -ctv ${s.cacheTypeV}${flags.ubatchSize ? ` -ub ${flags.ubatchSize}` : ''} -p "..."\n`,
     );
     return 0;
 }

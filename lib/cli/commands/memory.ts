@@ -1,10 +1,10 @@
 import { writeFileSync } from 'node:fs';
 import { LlamaContext } from '../../context/context.js';
 import { estimateFromHeader, estimateMemory, KV_ONLY_LOAD, type MemoryEstimate } from '../../memory/estimate.js';
-import { readGgufMetadata } from '../../gguf/reader.js';
+import { isRemoteModel, readModelHeader } from '../../download/model-header.js';
 import { type GgufMetadata } from '../../gguf/types.js';
 import { KV_PRESETS, type KvPreset } from '../../options/kv-cache.js';
-import { LlamaModel } from '../../model/model.js';
+import { loadModel } from '../flags/load-model.js';
 import { modelFactsFromGguf } from '../../memory/model-facts.js';
 import type { MemoryReport } from '../../memory/report.js';
 import { flagHelp, parseFlags, UsageError, type FlagSpec } from '../flags/args.js';
@@ -14,7 +14,7 @@ import { contextFlags, contextOptionsFromFlags } from '../flags/context-flags.js
 import { weightFlags, weightOptionsFromFlags } from '../flags/model-flags.js';
 
 export const memoryFlags: FlagSpec[] = [
-    { names: ['-m', '--model'], key: 'model', type: 'string', help: 'GGUF model file (required)' },
+    { names: ['-m', '--model'], key: 'model', type: 'string', help: 'GGUF model file, hf:owner/repo/file.gguf or an https:// URL (its header only is read) (required)' },
     ...contextFlags,
     ...weightFlags,
     { names: ['--simulate'], key: 'simulate', type: 'bool', help: "estimate with llama.cpp's dry run (exact compute) instead of the header" },
@@ -46,14 +46,15 @@ export async function memory(argv: readonly string[]): Promise<number> {
     if (!path) throw new UsageError('-m/--model is required');
     const budget = typeof flags.budget === 'string' ? parseBytes('--budget', flags.budget) : undefined;
     const options = contextOptionsFromFlags(flags);
-    const gguf = await readGgufMetadata(path); // read once: for the header estimate and the chart
+    if (flags.live && isRemoteModel(path)) throw new UsageError(`--live needs a local model file: download it first with \`llama-kv pull ${path}\``);
+    const gguf = await readModelHeader(path); // read once (a URL's with range requests): for the header estimate and the chart
     const simulate = flags.simulate === true;
     const load = weightOptionsFromFlags(flags);
     const estimate = await estimateMemory({ model: simulate ? path : gguf, ...options, ...load, simulate });
 
     let live: MemoryReport | undefined;
     if (flags.live) {
-        const model = await LlamaModel.load({ path, ...load });
+        const model = await loadModel({ path, ...load });
         try {
             const ctx = new LlamaContext({ model, ...options });
             live = ctx.memoryReport();

@@ -1,4 +1,4 @@
-import { LlamaModel } from '../../model/model.js';
+import { loadModel } from '../flags/load-model.js';
 import '../../embedding/ranking-context.js'; // adds model.createRankingContext()
 import { setLogger } from '../../logger.js';
 import { formatRanked } from '../embed/rerank-format.js';
@@ -36,7 +36,7 @@ export async function rerank(argv: readonly string[]): Promise<number> {
     setLogger((level, message) => process.stderr.write(`[${level}] ${inFlagNames(message, rerankFlags)}\n`), { level: flags.verbose ? 'info' : 'warn' });
 
     const path = flags.model;
-    const model = await LlamaModel.load({ path, ...modelOptionsFromFlags(flags) });
+    const model = await loadModel({ path, ...modelOptionsFromFlags(flags) });
     try {
         const ranker = model.createRankingContext(embedderOptionsFromFlags(flags));
         const controller = new AbortController();

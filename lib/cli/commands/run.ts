@@ -3,11 +3,11 @@ import { LlamaContext } from '../../context/context.js';
 import { ensureFixtureModel } from '../../demo/models.js';
 import { setLogger } from '../../logger.js';
 import { inFlagNames } from '../format/flag-names.js';
-import { LlamaModel } from '../../model/model.js';
+import { loadModel } from '../flags/load-model.js';
 import { flagHelp, parseFlags, UsageError, type FlagSpec } from '../flags/args.js';
 import { contextFlags, contextOptionsFromFlags } from '../flags/context-flags.js';
 import { grammarFlags, grammarOptionsFromFlags } from '../flags/grammar-flags.js';
-import { promptFromFlags, readStdin, withoutFinalNewline } from '../flags/input.js';
+import { promptFromArgs, readStdin, withoutFinalNewline } from '../flags/input.js';
 import { modelFlags, modelOptionsFromFlags } from '../flags/model-flags.js';
 import { samplingFlags, samplingOptionsFromFlags } from '../flags/sampling-flags.js';
 import { formatResults, formatSummary, runBatch } from '../run/batch.js';
@@ -15,7 +15,7 @@ import { readPromptsFile, type FilePrompt } from '../run/prompts-file.js';
 
 export const runFlags: FlagSpec[] = [
     { names: ['-m', '--model'], key: 'model', type: 'string', help: 'GGUF model file (default: the built-in demo model)' },
-    { names: ['-p', '--prompt'], key: 'prompt', type: 'string', help: 'prompt text (or -f, --prompts-file, or the prompt on stdin)' },
+    { names: ['-p', '--prompt'], key: 'prompt', type: 'string', help: 'prompt text (or the prompt as the argument, -f, --prompts-file, or the prompt on stdin)' },
     { names: ['-f', '--file'], key: 'file', type: 'string', help: "file holding the prompt, without its final line break (llama.cpp's -f); instead of -p" },
     {
         names: ['--prompts-file'],
@@ -36,13 +36,16 @@ export const runFlags: FlagSpec[] = [
 ];
 
 export const runUsage =
-    'usage: llama-kv run [-m model.gguf] (-p PROMPT | -f FILE | --prompts-file FILE [-np N] | < PROMPT) [-n 128] [-c 4096] [-ctk q8_0 -ctv q4_0] [-fa auto] ' +
+    'usage: llama-kv run [-m model.gguf] (-p PROMPT | [--] PROMPT | -f FILE | --prompts-file FILE [-np N] | < PROMPT) [-n 128] [-c 4096] [-ctk q8_0 -ctv q4_0] [-fa auto] ' +
     `[--gpu auto] [-ngl N] [--n-cpu-moe N] [--lora a.gguf] [-t N] [--temp 0.8] [--grammar-file F | -j SCHEMA] [--json]\n${flagHelp(runFlags)}\n` +
-    'Without -p, -f or --prompts-file, the prompt is read from stdin when it is not a terminal.';
+    'The prompt may be the one argument instead of -p (after --, even one that starts with a dash: run -- "-p means prompt").\n' +
+    'Without -p, an argument, -f or --prompts-file, the prompt is read from stdin when it is not a terminal.';
 
 export async function run(argv: readonly string[]): Promise<number> {
     const { flags, positional } = parseFlags(argv, runFlags);
-    if (positional.length > 0) throw new UsageError(`unexpected argument "${positional[0]}"`);
+    if (positional.length > 0 && typeof flags.promptsFile === 'string') {
+        throw new UsageError(`unexpected argument "${positional[0]}": --prompts-file holds the prompts`);
+    }
     if (typeof flags.prompt === 'string' && typeof flags.promptsFile === 'string') {
         throw new UsageError('-p/--prompt and --prompts-file cannot be used together: put that prompt in the file');
     }
@@ -51,14 +54,14 @@ export async function run(argv: readonly string[]): Promise<number> {
     }
     // Read before the model loads: a bad file fails at once.
     const input: { prompts: FilePrompt[] } | { prompt: string } =
-        typeof flags.promptsFile === 'string' ? { prompts: await readPromptsFile(flags.promptsFile) } : { prompt: (await promptFromFlags(flags)) ?? (await promptFromStdin()) };
+        typeof flags.promptsFile === 'string' ? { prompts: await readPromptsFile(flags.promptsFile) } : { prompt: (await promptFromArgs(flags, positional)) ?? (await promptFromStdin()) };
     const batch = 'prompts' in input;
     const grammar = await grammarOptionsFromFlags(flags);
     // The library's warnings, said with this command's flags (-c, not contextSize).
     setLogger((level, message) => process.stderr.write(`[${level}] ${inFlagNames(message, runFlags)}\n`), { level: flags.verbose ? 'info' : 'warn' });
 
     const path = typeof flags.model === 'string' ? flags.model : await ensureFixtureModel('tiny-q8_0');
-    const model = await LlamaModel.load({ path, ...modelOptionsFromFlags(flags) });
+    const model = await loadModel({ path, ...modelOptionsFromFlags(flags) });
     try {
         const adapters = [
             ...((flags.lora as string[] | undefined) ?? []).map((file) => ({ file, scale: 1 })),
@@ -132,7 +135,7 @@ export async function run(argv: readonly string[]): Promise<number> {
 /** The prompt piped to stdin (without its final line break); a terminal or an empty stdin is the missing-prompt usage error. */
 async function promptFromStdin(): Promise<string> {
     const missing = '-p/--prompt or --prompts-file is required';
-    if (process.stdin.isTTY) throw new UsageError(`${missing} (or -f/--file FILE, or the prompt on stdin)`);
+    if (process.stdin.isTTY) throw new UsageError(`${missing} (or the prompt as an argument, -f/--file FILE, or the prompt on stdin)`);
     const text = withoutFinalNewline(await readStdin());
     if (text === '') throw new UsageError(`${missing}: stdin held no prompt`);
     return text;

@@ -2,7 +2,21 @@
 import { llamaCppAlias, sameName } from '../../options/llama-names.js';
 import { suggest } from '../../options/validate.js';
 
+/** A bad command line: the CLI prints the message and the command's usage, and exits with code 2. */
 export class UsageError extends Error {}
+
+/**
+ * `-h`/`--help` where a flag can stand (not a flag's value, not after `--`): the CLI prints the
+ * command's usage and exits 0. A UsageError too, so a caller that only knows those prints the usage.
+ */
+export class HelpRequested extends UsageError {
+    constructor() {
+        super('-h/--help asks for the usage');
+    }
+}
+
+/** The names that ask for a command's usage, unless a command's own flag has one of them. */
+export const HELP_FLAGS: readonly string[] = ['-h', '--help'];
 
 /** 'list': repeatable, values collected in order; 'pair': two values (repeatable too). */
 export type FlagType = 'string' | 'int' | 'float' | 'bool' | 'list' | 'pair';
@@ -23,6 +37,12 @@ export interface FlagSpec {
 
 export type ParsedFlags = Record<string, string | number | boolean | string[] | [string, string][]>;
 
+/**
+ * Parses `argv` by `specs`, left to right: a flag that takes a value takes the next argument
+ * whatever it is (`-p -h` is the prompt "-h"), `--flag=value` for long flags; `--` ends the
+ * flags (everything after it is positional, `-p` included). `-h`/`--help` in a flag's place
+ * throws {@link HelpRequested}; an unknown flag or a missing or bad value, a {@link UsageError}.
+ */
 export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[]): { flags: ParsedFlags; positional: string[] } {
     const byName = new Map<string, FlagSpec>();
     for (const spec of specs) for (const name of spec.names) byName.set(name, spec);
@@ -30,6 +50,10 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[]):
     const positional: string[] = [];
     for (let i = 0; i < argv.length; i++) {
         const arg = argv[i];
+        if (arg === '--') {
+            positional.push(...argv.slice(i + 1));
+            break;
+        }
         if (!arg.startsWith('-') || arg === '-') {
             positional.push(arg);
             continue;
@@ -37,6 +61,7 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[]):
         const eq = arg.indexOf('=');
         const name = eq > 0 && arg.startsWith('--') ? arg.slice(0, eq) : arg;
         const spec = byName.get(name);
+        if (!spec && HELP_FLAGS.includes(arg)) throw new HelpRequested();
         if (!spec) {
             const hint = suggestFlag(name, specs);
             throw new UsageError(`unknown flag ${name}${hint ? `; did you mean ${hint.names.join('/')}?` : ''}`);

@@ -32,3 +32,18 @@ export async function promptFromFlags(flags: { prompt?: unknown; file?: unknown 
     if (typeof flags.file === 'string') return withoutFinalNewline(await readFlagFile('-f/--file', flags.file));
     return typeof flags.prompt === 'string' ? flags.prompt : undefined;
 }
+
+/**
+ * The prompt given as the one argument (`run "Hello"`; after `--` it may start with a dash:
+ * `run -- -p`), by -p or by -f; undefined when none is. Two of them, or more than one argument
+ * (an unquoted prompt), is a usage error; `what` names the text in it ('prompt', 'message').
+ */
+export async function promptFromArgs(flags: { prompt?: unknown; file?: unknown }, positional: readonly string[], what = 'prompt'): Promise<string | undefined> {
+    if (positional.length > 1) {
+        throw new UsageError(`unexpected argument "${positional[1]}": the ${what} is one argument (quote it: "${positional.join(' ')}")`);
+    }
+    if (positional.length === 0) return promptFromFlags(flags);
+    const other = typeof flags.prompt === 'string' ? '-p/--prompt' : typeof flags.file === 'string' ? '-f/--file' : null;
+    if (other !== null) throw new UsageError(`give the ${what} one way: as an argument or with ${other}, not both`);
+    return positional[0];
+}
