@@ -8,7 +8,12 @@ import { LlamaContext } from './context/context.js';
 import { LlamaModel } from './model/model.js';
 
 const path = process.argv[2] ?? '';
-const write = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n`);
+/**
+ * Writes the result line and exits once it is flushed: an Electron utility process does not
+ * exit by itself when it runs out of work (electron/electron#47228), and the parent waits for
+ * the exit.
+ */
+const write = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n`, () => process.exit(0));
 
 try {
     const model = await LlamaModel.load({ path, gpu: false });

@@ -156,13 +156,18 @@ function libraries(outDir) {
     return [...versioned, ...dylibs, ...dlls, ...backends];
 }
 
+/** Fails unless npm/<key>/package.json is committed: only released packages are built. */
+function requireManifest(key) {
+    if (!existsSync(join(root, 'npm', key, 'package.json'))) {
+        fail(`there is no npm/${key}/package.json: ${key} is not a released package (add its manifest, the workflow job and lib/native/backend-packages.ts together)`);
+    }
+}
+
 /** The committed package folder npm/<key>, checked to be llama-kv's version; its bin/ emptied. */
 export function packageFolder(key) {
     const dir = join(root, 'npm', key);
     const manifestPath = join(dir, 'package.json');
-    if (!existsSync(manifestPath)) {
-        fail(`there is no npm/${key}/package.json: ${key} is not a released package (add its manifest, the workflow job and lib/native/backend-packages.ts together)`);
-    }
+    requireManifest(key);
     const manifest = JSON.parse(readFileSync(manifestPath, 'utf8'));
     const main = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
     if (manifest.version !== main.version) fail(`npm/${key}/package.json is version ${manifest.version}, llama-kv is ${main.version}: they must match`);
@@ -204,9 +209,7 @@ export function prebuild(argv) {
         for (const m of toolchain.missing) log(`missing ${m}`);
     }
     const key = opts.variant === 'cpu' ? platformKey : `${platformKey}-${opts.variant}`;
-    if (!existsSync(join(root, 'npm', key, 'package.json'))) {
-        fail(`there is no npm/${key}/package.json: ${key} is not a released package (add its manifest, the workflow job and lib/native/backend-packages.ts together)`);
-    }
+    requireManifest(key);
     if (opts.check) return toolchain.missing.length === 0;
     if (toolchain.missing.length > 0 && !opts.force) {
         fail(`cannot build the ${opts.variant} variant here; missing: ${toolchain.missing.join('; ')}`);

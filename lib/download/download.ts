@@ -116,7 +116,10 @@ async function attemptOnce(job: DownloadJob): Promise<'done' | 'restart'> {
         const exchange = await send({ ...req, headers: ifRange ? { range: `bytes=${have}-`, 'if-range': ifRange } : {} });
         const res = exchange.response;
         const cancel = () => res.body?.cancel().catch(() => undefined);
-        const expected: ExpectedSha256 | undefined = job.sha256 ? { sha256: job.sha256, from: 'the sha256 option' } : sourceSha256(job.source, exchange);
+        // The checksum: the caller's, else this response's, else (resuming) the one recorded when the download began.
+        const expected: ExpectedSha256 | undefined = job.sha256
+            ? { sha256: job.sha256, from: 'the sha256 option' }
+            : sourceSha256(job.source, exchange) ?? (have > 0 && info?.sha256 ? { sha256: info.sha256, from: 'the checksum the server gave when the download began' } : undefined);
         const etag = res.headers.get('etag') ?? undefined;
         let start: number;
         let total: number | undefined;

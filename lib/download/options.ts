@@ -43,8 +43,8 @@ export interface ResolveModelFileOptions {
     /** Folder the downloaded files go to (created when missing). Defaults to `$LLAMA_KV_MODELS_DIR`, else `~/.cache/llama-kv/models`. */
     dir?: string;
     /**
-     * Name of the file in `dir`. Defaults to `hf_<owner>_<repo>_<path>` for an `hf:` URI
-     * (`hf_<owner>_<repo>@<revision>_<path>` with a revision) and the URL's last path segment for a URL.
+     * Name of the file in `dir`. Defaults to `huggingface/<owner>/<repo>/<path>` for an `hf:` URI
+     * (`huggingface/<owner>/<repo>@<revision>/<path>` with a revision) and the URL's last path segment for a URL.
      */
     fileName?: string;
     /** The file's sha256 (64 hex digits): checked instead of the one the server gives. Defaults to the server's (Hugging Face's `X-Linked-ETag`), else none. */

@@ -1,11 +1,12 @@
 /** resolveModelFile(): a model URI to a local file, downloaded when needed. */
 import { createHash } from 'node:crypto';
 import { mkdir, stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { LlamaAbortError, LlamaConfigError, LlamaError, LlamaModelLoadError } from '../errors.js';
 import { parseOptions } from '../options/validate.js';
 import { hashFile } from './checksum.js';
 import { download } from './download.js';
+import { downloadOnce } from './lock.js';
 import { Attempt, send, sizeHeader } from './http.js';
 import { downloadDefaults, resolveModelFileSchema, type FetchFunction, type ResolveModelFileOptions } from './options.js';
 import { parseModelUri, type RemoteSource } from './uri.js';
@@ -49,11 +50,11 @@ export async function resolveModelFile(uri: string, options: ResolveModelFileOpt
     const stallTimeoutMs = opts.stallTimeoutMs ?? downloadDefaults.stallTimeoutMs;
     if (await isCurrent(path, source, { fetch, stallTimeoutMs, signal: opts.signal, sha256: opts.sha256 })) return path;
     try {
-        await mkdir(dir, { recursive: true });
+        await mkdir(dirname(path), { recursive: true });
     } catch (error) {
-        throw new LlamaError('DOWNLOAD_FAILED', `${WHAT}: cannot create the folder ${dir}: ${(error as Error).message}; give another dir`, { cause: error });
+        throw new LlamaError('DOWNLOAD_FAILED', `${WHAT}: cannot create the folder ${dirname(path)}: ${(error as Error).message}; give another dir`, { cause: error });
     }
-    await download({
+    await downloadOnce(path, WHAT, () => download({
         source,
         path,
         ...(opts.sha256 ? { sha256: opts.sha256 } : {}),
@@ -63,7 +64,7 @@ export async function resolveModelFile(uri: string, options: ResolveModelFileOpt
         retries: opts.retries ?? downloadDefaults.retries,
         fetch,
         what: WHAT,
-    });
+    }));
     return path;
 }
 

@@ -2,6 +2,7 @@
  * Model URIs: `hf:owner/repo/path/file.gguf`, `hf:owner/repo@revision/path/file.gguf`,
  * `http(s)://` URLs and local paths (`file:` URLs included).
  */
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LlamaConfigError } from '../errors.js';
 import { describe } from '../options/validate.js';
@@ -63,7 +64,14 @@ function parseHf(uri: string): RemoteSource {
     const [owner = '', repoPart = '', ...path] = rest.split('/');
     const at = repoPart.indexOf('@');
     const repo = at < 0 ? repoPart : repoPart.slice(0, at);
-    const revision = at < 0 ? 'main' : decodeURIComponent(repoPart.slice(at + 1));
+    let revision = 'main';
+    if (at >= 0) {
+        try {
+            revision = decodeURIComponent(repoPart.slice(at + 1));
+        } catch {
+            throw badUri(uri, 'the revision after @ has a malformed %-escape');
+        }
+    }
     if (!NAME.test(owner) || !NAME.test(repo)) {
         const tag = /:/.test(repoPart) ? ' (a quantization tag such as :Q4_K_M is not supported: name the file, e.g. hf:owner/repo/model-Q4_K_M.gguf)' : '';
         throw badUri(uri, `the owner and repository must be letters, digits, '.', '_' or '-'${tag}`);
@@ -79,7 +87,8 @@ function parseHf(uri: string): RemoteSource {
         kind: 'hf',
         uri,
         url,
-        fileName: safeName(`hf_${owner}_${repo}${revision === 'main' ? '' : `@${revision}`}_${path.join('_')}`),
+        // One folder per repository (and revision): names of different repositories never meet.
+        fileName: join('huggingface', owner, revision === 'main' ? repo : `${repo}@${safeName(revision)}`, ...path.map(safeName)),
         huggingFace: true,
         ...(authorization ? { authorization, authOrigin: new URL(endpoint).origin } : {}),
     };

@@ -75,7 +75,24 @@ export function startIsolated(script: string, args: string[], env: NodeJS.Proces
                 stdout: up.stdout!,
                 stderr: up.stderr!,
                 kill: () => void up.kill(),
-                onExit: (listener) => up.once('exit', (code: number) => listener(code, null)),
+                // 'exit' can come before the output is read to its end: report when both happened.
+                onExit: (listener) => {
+                    let code: number | null | undefined;
+                    let ended = 0;
+                    const done = () => {
+                        if (code !== undefined && ended === 2) listener(code, null);
+                    };
+                    up.once('exit', (c: number) => {
+                        code = c;
+                        done();
+                    });
+                    for (const stream of [up.stdout!, up.stderr!]) {
+                        stream.once('end', () => {
+                            ended++;
+                            done();
+                        });
+                    }
+                },
                 onError: (listener) => up.on('error', (e: unknown) => listener(e instanceof Error ? e : new Error(String(e)))),
             };
         }

@@ -13,6 +13,7 @@ import { userCallback } from '../logger.js';
 import { defaults } from '../options/defaults.js';
 import { parseOptions } from '../options/validate.js';
 import { QUANTIZATION_TYPES, quantizeSchema, type QuantizationType, type QuantizeOptions } from '../options/quantize-options.js';
+import { nativeFilePath } from '../native/asar-path.js';
 
 /** What {@link quantizeModel} did. */
 export interface QuantizeResult {
@@ -64,7 +65,7 @@ export async function quantizeModel(options: QuantizeOptions): Promise<QuantizeR
     const started = performance.now();
     const onProgress = opts.onProgress;
     const { promise, abort } = binding().quantize(
-        opts.input,
+        nativeFilePath(opts.input),
         tmp,
         { ftype: QUANTIZATION_TYPES[opts.type], threads: opts.threads ?? defaults.quantize.threads(), allowRequantize: opts.allowRequantize ?? defaults.quantize.allowRequantize },
         onProgress ? userCallback(onProgress, 'quantizeModel() onProgress') : undefined,

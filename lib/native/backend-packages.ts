@@ -51,7 +51,8 @@ export interface PackageProbe {
     problem: string | null;
 }
 
-function ownVersion(root: string): string {
+/** llama-kv's version, from the package.json at `root`. @internal */
+export function ownVersion(root: string): string {
     return (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
 }
 

@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { asarUnpackHint, isInsideAsar, unpackedPath } from './asar-path.js';
-import { backendSearchDirs, platformKey, platformPackageName, RELEASED_PLATFORMS } from './backend-packages.js';
+import { backendSearchDirs, ownVersion, platformKey, platformPackageName, RELEASED_PLATFORMS } from './backend-packages.js';
 import { LlamaError } from '../errors.js';
 import type { NativeBinding } from './types.js';
 
@@ -55,6 +55,9 @@ function findAddon(root: string): AddonSource {
     const source = join(root, 'build', 'Release', 'llama_kv.node');
     if (existsSync(unpackedPath(source))) return { file: unpackedPath(source), from: 'source' };
     const name = platformPackageName();
+    if (process.platform === 'linux' && !(process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header?.glibcVersionRuntime) {
+        throw new Error(`llama-kv's prebuilt packages are for glibc, and this Linux uses another C library (musl?). ${buildHint()}`);
+    }
     if (!RELEASED_PLATFORMS.includes(platformKey)) {
         throw new Error(`llama-kv has no prebuilt package for ${platformKey} (there are: ${RELEASED_PLATFORMS.join(', ')}). ${buildHint()}`);
     }
@@ -77,10 +80,6 @@ function findAddon(root: string): AddonSource {
         throw new Error(`${file} does not exist${isInsideAsar(join(dirname(manifest), 'bin')) ? ` (${asarUnpackHint(dirname(manifest))})` : `: reinstall ${name}`}`);
     }
     return { file, from: 'package' };
-}
-
-function ownVersion(root: string): string {
-    return (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
 }
 
 /** How to build the addon from source instead. */

@@ -33,11 +33,11 @@ describe('llama-kv pull (built CLI)', () => {
         let requests = 0;
         server.handler = (req, res) => serveFile(req, res, FILE, { etag: '"v1"', headers: { 'x-linked-etag': `"${sha256(FILE)}"` }, ...(requests++ === 0 ? { cutAfter: 123_456 } : {}) });
         const r = await llamaKv(['pull', 'hf:o/r/model.gguf', '--dir', dir], { LLAMA_KV_HF_ENDPOINT: server.origin });
-        expect(r).toEqual({ code: 0, stdout: `${join(dir, 'hf_o_r_model.gguf')}\n`, stderr: '' });
+        expect(r).toEqual({ code: 0, stdout: `${join(dir, 'huggingface', 'o', 'r', 'model.gguf')}\n`, stderr: '' });
         expect(server.gets().map((s) => s.headers.range)).toEqual([undefined, 'bytes=123456-']);
-        expect(Buffer.compare(readFileSync(join(dir, 'hf_o_r_model.gguf')), Buffer.from(FILE))).toBe(0);
+        expect(Buffer.compare(readFileSync(join(dir, 'huggingface', 'o', 'r', 'model.gguf')), Buffer.from(FILE))).toBe(0);
         const json = await llamaKv(['pull', 'hf:o/r/model.gguf', '--dir', dir, '--json'], { LLAMA_KV_HF_ENDPOINT: server.origin });
-        expect(JSON.parse(json.stdout)).toEqual({ uri: 'hf:o/r/model.gguf', path: join(dir, 'hf_o_r_model.gguf'), bytes: FILE.length });
+        expect(JSON.parse(json.stdout)).toEqual({ uri: 'hf:o/r/model.gguf', path: join(dir, 'huggingface', 'o', 'r', 'model.gguf'), bytes: FILE.length });
     });
 
     it('exits 1 with the error code on a 404, and 2 with the usage on a bad flag', async () => {

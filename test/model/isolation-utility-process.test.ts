@@ -2,14 +2,22 @@
 // instead of re-running the app binary as node (ELECTRON_RUN_AS_NODE, often fused off).
 // Electron cannot be installed here, so child_process.fork stands in for utilityProcess:
 // the stand-in has Electron's interface (fork(modulePath, args, { stdio: 'pipe', env,
-// serviceName }), piped stdout/stderr, kill(), an 'exit' event with a code and no signal).
+// serviceName }), piped stdout/stderr, kill(), an 'exit' event with a code and no signal),
+// and like a utility process it does not exit when it runs out of work (electron#47228): a
+// preload keeps it alive, so the child must exit by itself once its result is written.
 import { fork } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ensureFixtureModel } from '../../lib/demo/models.js';
 import { inspectModel, type LlamaError } from '../../lib/index.js';
 import { setUtilityProcessForTesting, type UtilityProcessApi, type UtilityProcessLike } from '../../lib/model/isolated-process.js';
 import { fixtures } from '../support/fixtures.js';
+
+const keepAlive = join(mkdtempSync(join(tmpdir(), 'llama-kv-utility-')), 'keep-alive.cjs');
+writeFileSync(keepAlive, 'setInterval(() => {}, 1 << 30);\n');
 
 /** A utilityProcess look-alike over child_process.fork, recording every fork. */
 function standIn(): { api: UtilityProcessApi; forks: { modulePath: string; args: string[]; env: NodeJS.ProcessEnv; serviceName: string }[] } {
@@ -18,7 +26,7 @@ function standIn(): { api: UtilityProcessApi; forks: { modulePath: string; args:
         fork(modulePath, args, options) {
             expect(options.stdio).toBe('pipe');
             forks.push({ modulePath, args, env: options.env, serviceName: options.serviceName });
-            const child = fork(modulePath, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: options.env });
+            const child = fork(modulePath, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: options.env, execArgv: ['--require', keepAlive] });
             const up = Object.assign(new EventEmitter(), { stdout: child.stdout, stderr: child.stderr, kill: () => child.kill('SIGKILL') }) as UtilityProcessLike;
             // Electron's 'exit' carries the exit code only; a crash is a non-zero code.
             child.on('exit', (code, signal) => up.emit('exit', code ?? (signal ? 134 : 0)));

@@ -132,7 +132,7 @@ describe.runIf(process.platform === 'linux' && process.arch === 'x64')('the pack
         const files = main.files.map((f) => f.path);
         expect(files.filter((f) => /\.(node|so|so\.\d+|dylib|dll|gguf)$/.test(f))).toEqual([]);
         expect(files.some((f) => /^(build|test|prebuilds|npm|vendor\/llama\.cpp)\//.test(f) || f === 'binding.gyp' || f.endsWith('.map'))).toBe(false);
-        expect(files).toEqual(expect.arrayContaining(['LICENSE', 'THIRD_PARTY_NOTICES.md', 'dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/assets/ggml-vocab-llama-spm.gguf.gz']));
+        expect(files).toEqual(expect.arrayContaining(['LICENSE', 'THIRD_PARTY_NOTICES.md', 'dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/index.d.cts', 'dist/assets/ggml-vocab-llama-spm.gguf.gz']));
         expect(main.size).toBeLessThan(1024 * 1024);
         const manifest = JSON.parse(readFileSync(join(app, 'node_modules', 'llama-kv', 'package.json'), 'utf8'));
         expect(Object.keys(manifest.dependencies)).toEqual(['zod']);
@@ -210,6 +210,22 @@ describe.runIf(process.platform === 'linux' && process.arch === 'x64')('the pack
         expect(out.trim()).toBe('tokens 4 function');
     });
 
+    it('gives TypeScript CommonJS types for require and ESM types for import (node16 resolution)', () => {
+        writeFileSync(join(app, 'types.cts'), `
+            import kv = require('llama-kv');
+            export const load: (p: string) => Promise<kv.LlamaModel> = (p) => kv.LlamaModel.load({ path: p });
+            export const code: kv.LlamaError['code'] = 'BINDING_LOAD_FAILED';
+        `);
+        writeFileSync(join(app, 'types.mts'), `
+            import { LlamaModel, type LlamaError } from 'llama-kv';
+            export const load = (p: string): Promise<LlamaModel> => LlamaModel.load({ path: p });
+            export const code: LlamaError['code'] = 'BINDING_LOAD_FAILED';
+        `);
+        const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+        const r = spawnSync(process.execPath, [tsc, '--noEmit', '--strict', '--skipLibCheck', '--module', 'node16', '--moduleResolution', 'node16', 'types.cts', 'types.mts'], { cwd: app, encoding: 'utf8' });
+        expect(r.status, r.stdout).toBe(0);
+    });
+
     it('works inside a worker thread', () => {
         writeFileSync(join(app, 'worker.mjs'), `
             import { parentPort } from 'node:worker_threads';
@@ -253,10 +269,11 @@ describe.runIf(process.platform === 'linux' && process.arch === 'x64')('the pack
                     await LlamaModel.load({ path: process.env.MODEL, gpu: false });
                     console.log(JSON.stringify({ loaded: true }));
                 } catch (e) {
-                    console.log(JSON.stringify({ code: e.code, message: e.message, arch: header.architecture ?? null }));
+                    console.log(JSON.stringify({ code: e.code, message: e.message, tensors: header.tensors.length }));
                 }
             `));
             expect(out.code).toBe('BINDING_LOAD_FAILED');
+            expect(out.tensors).toBeGreaterThan(0);
             expect(out.message).toContain(`@llama-kv/${platformKey}@${version}`);
             expect(out.message).toContain('npm rebuild llama-kv --build-from-source');
             expect(out.message).not.toMatch(/\n\s+at /);
@@ -324,6 +341,45 @@ describe.runIf(process.platform === 'linux' && process.arch === 'x64')('the pack
             expect(out.trim()).toBe('2');
         } finally {
             server.close();
+        }
+    });
+
+    it("vets a model in a utility process inside Electron's main process (a stand-in 'electron' module over child_process.fork)", () => {
+        // What the installed package sees in Electron's main process: process.versions.electron,
+        // process.type 'browser' and require('electron').utilityProcess. The stand-in forks with
+        // child_process and, like a utility process, does not exit when it runs out of work.
+        const electron = join(app, 'node_modules', 'electron');
+        mkdirSync(electron);
+        writeFileSync(join(electron, 'package.json'), JSON.stringify({ name: 'electron', version: '34.0.0', main: 'index.js' }));
+        writeFileSync(join(electron, 'keep-alive.cjs'), 'setInterval(() => {}, 1 << 30);\n');
+        writeFileSync(join(electron, 'index.js'), `
+            const { fork } = require('node:child_process');
+            const { EventEmitter } = require('node:events');
+            exports.forks = [];
+            exports.utilityProcess = {
+                fork(modulePath, args, options) {
+                    exports.forks.push({ modulePath, args, stdio: options.stdio, runAsNode: options.env.ELECTRON_RUN_AS_NODE ?? null });
+                    const child = fork(modulePath, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: options.env, execArgv: ['--require', require.resolve('./keep-alive.cjs')] });
+                    const up = Object.assign(new EventEmitter(), { stdout: child.stdout, stderr: child.stderr, kill: () => child.kill('SIGKILL') });
+                    child.on('exit', (code, signal) => up.emit('exit', code ?? (signal ? 134 : 0)));
+                    return up;
+                },
+            };
+        `);
+        try {
+            const out = JSON.parse(run('utility.cjs', `
+                Object.defineProperty(process.versions, 'electron', { value: '34.0.0', enumerable: true });
+                process.type = 'browser';
+                const { inspectModel } = require('llama-kv');
+                inspectModel(process.env.MODEL, { timeoutMs: 60000 }).then((r) => {
+                    console.log(JSON.stringify({ arch: r.metadata.architecture, forks: require('electron').forks }));
+                }, (e) => console.log(JSON.stringify({ error: e.message })));
+            `));
+            expect(out.error).toBeUndefined();
+            expect(out.arch).toBe('llama');
+            expect(out.forks).toEqual([{ modulePath: expect.stringMatching(/inspect-model-child\.js$/), args: [model], stdio: 'pipe', runAsNode: null }]);
+        } finally {
+            rmSync(electron, { recursive: true, force: true });
         }
     });
 

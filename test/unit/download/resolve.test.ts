@@ -1,5 +1,6 @@
 // resolveModelFile() against a local HTTP server: whole downloads, interruption and resume,
 // remote changes between attempts, checksums, statuses, stalls and aborts.
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -286,5 +287,32 @@ describe('resolveModelFile() fails clearly', () => {
         const already = new AbortController();
         already.abort();
         expect((await failure(resolveModelFile(server.url('/model.gguf'), { dir, signal: already.signal }))).code).toBe('ABORTED');
+    });
+});
+
+describe('resolveModelFile() one download at a time', () => {
+    it('calls in one process for the same file share one download', async () => {
+        server.handler = (req, res) => serveFile(req, res, FILE, { etag: '"v1"' });
+        const url = server.url('/m.gguf');
+        const paths = await Promise.all([resolveModelFile(url, { dir }), resolveModelFile(url, { dir }), resolveModelFile(url, { dir })]);
+        expect(new Set(paths)).toEqual(new Set([join(dir, 'm.gguf')]));
+        expect(server.gets()).toHaveLength(1);
+        same(paths[0], FILE);
+        expect(readdirSync(dir)).toEqual(['m.gguf']);
+    });
+
+    it('another live process holding the lock is an error naming it; a lock left by a process that is gone is taken over', async () => {
+        server.handler = (req, res) => serveFile(req, res, FILE, { etag: '"v1"' });
+        const url = server.url('/m.gguf');
+        // The parent of this test process is alive and is not us.
+        writeFileSync(join(dir, 'm.gguf.partial.lock'), `${process.ppid}\n`);
+        const error = await failure(resolveModelFile(url, { dir }));
+        expect(error.code).toBe('DOWNLOAD_FAILED');
+        expect(error.message).toContain(`another process (pid ${process.ppid}) is downloading this file`);
+        expect(server.gets()).toHaveLength(0);
+        const gone = spawnSync(process.execPath, ['-e', '0']).pid!;
+        writeFileSync(join(dir, 'm.gguf.partial.lock'), `${gone}\n`);
+        same(await resolveModelFile(url, { dir }), FILE);
+        expect(readdirSync(dir)).toEqual(['m.gguf']);
     });
 });
