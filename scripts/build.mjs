@@ -20,13 +20,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
 
 export function build(argv = []) {
-    vendor();
-    const jobs = process.env.LLAMA_KV_BUILD_JOBS || String(availableParallelism());
-    const debug = argv.includes('--debug');
-    const valueOf = (flag) => (argv.includes(flag) ? argv[argv.indexOf(flag) + 1] : null);
-    const out = valueOf('--out');
-    const buildDir = resolve(root, valueOf('--build-dir') ?? 'build');
-    const passthrough = argv.filter((a) => a.startsWith('--CD') || a.startsWith('--runtime') || a.startsWith('--runtime-version') || a.startsWith('--arch'));
+    // The build tools first: before fetching the llama.cpp source, say what is missing.
     let cmakeJs;
     try {
         cmakeJs = join(dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
@@ -34,6 +28,13 @@ export function build(argv = []) {
     } catch {
         throw new Error('a build from source needs the packages cmake-js and node-addon-api (optional peer dependencies of llama-kv): npm install cmake-js@8 node-addon-api@8');
     }
+    vendor();
+    const jobs = process.env.LLAMA_KV_BUILD_JOBS || String(availableParallelism());
+    const debug = argv.includes('--debug');
+    const valueOf = (flag) => (argv.includes(flag) ? argv[argv.indexOf(flag) + 1] : null);
+    const out = valueOf('--out');
+    const buildDir = resolve(root, valueOf('--build-dir') ?? 'build');
+    const passthrough = argv.filter((a) => a.startsWith('--CD') || a.startsWith('--runtime') || a.startsWith('--runtime-version') || a.startsWith('--arch'));
     const args = [cmakeJs, 'build', '--out', buildDir, '--parallel', jobs, ...(debug ? ['--debug'] : []), ...passthrough];
     const started = Date.now();
     execFileSync(process.execPath, args, { cwd: root, stdio: 'inherit' });

@@ -442,4 +442,17 @@ describe.runIf(process.platform === 'linux' && process.arch === 'x64')('the pack
         writeFileSync(join(control, 'node_modules', 'old-native', 'binding.gyp'), JSON.stringify({ targets: [{ target_name: 'x', type: 'none' }] }));
         expect(await found(control)).toEqual(['old-native']);
     }, 120_000);
+
+    it('builds from source only when asked: `npm rebuild llama-kv` does nothing, `--build-from-source` says what it needs', () => {
+        const plain = npm(['rebuild', 'llama-kv', '--foreground-scripts'], app, appEnv());
+        expect(plain.status, plain.stderr).toBe(0);
+        expect(`${plain.stdout}${plain.stderr}`).not.toMatch(/building from source/);
+        const asked = npm(['rebuild', 'llama-kv', '--build-from-source', '--foreground-scripts'], app, appEnv());
+        const log = `${asked.stdout}${asked.stderr}`;
+        expect(asked.status).not.toBe(0);
+        expect(log).toContain('[llama-kv install] building from source (--build-from-source)');
+        // Here there are no build tools: the hook says which, before fetching any source.
+        expect(log).toContain('needs the packages cmake-js and node-addon-api');
+        expect(existsSync(join(app, 'node_modules', 'llama-kv', 'vendor', 'llama.cpp'))).toBe(false);
+    });
 });

@@ -8,24 +8,13 @@ import type { GgufMetadata } from '../../gguf/types.js';
 import { estimateMemory } from '../../memory/estimate.js';
 import { modelFactsFromGguf } from '../../memory/model-facts.js';
 import { chatTemplateName } from '../../model/chat-template-name.js';
+import type { ModelMetadata } from '../../model/metadata.js';
 
-/** The model's figures read from the header, under ModelMetadata's names. */
-export interface HeaderInfo {
-    architecture: string;
-    name: string;
-    trainedContextSize: number;
-    layerCount: number;
-    embeddingSize: number;
-    headCount: number;
-    headCountKv: number;
-    headDimK: number;
-    headDimV: number;
-    vocabSize: number;
-    /** Elements of every tensor (llama_model_n_params). */
-    parameterCount: number;
-    /** Bytes of every tensor (llama_model_size). */
-    sizeBytes: number;
-}
+/** The model's figures read from the header, under ModelMetadata's names (and meanings). */
+export type HeaderInfo = Pick<
+    ModelMetadata,
+    'architecture' | 'name' | 'trainedContextSize' | 'layerCount' | 'embeddingSize' | 'headCount' | 'headCountKv' | 'headDimK' | 'headDimV' | 'vocabSize' | 'parameterCount' | 'sizeBytes'
+>;
 
 /** The chat template of the file, as `info` shows it. */
 export interface ChatTemplateSummary {
