@@ -23,6 +23,7 @@ import { filePath, parseOptions, suggest } from '../options/validate.js';
 import { writeGguf, type GgufKvEntry, type GgufTensorEntry } from '../gguf/writer.js';
 import { bertEntries, bertTensorPlans, type BertNetwork } from './bert.js';
 import { planTensor, type TensorPlan } from './weights.js';
+import { packageRoot } from '../native/binding.js';
 
 export { randomWeights, tensorSeed, type TensorPlan } from './weights.js';
 
@@ -257,28 +258,10 @@ export interface EnsureFixtureModelOptions {
 
 const MODELS_RELATIVE_PATH = join('vendor', 'llama.cpp', 'models');
 
-/** Walk up from this module's directory to the llama-kv package root. */
+/** The llama-kv package root, or undefined when this module is not inside one. */
 function findPackageRoot(): string | undefined {
-    let dir = dirname(fileURLToPath(import.meta.url));
-    for (;;) {
-        const pkg = join(dir, 'package.json');
-        if (existsSync(pkg) && readPackageName(pkg) === 'llama-kv') {
-            return dir;
-        }
-        const parent = dirname(dir);
-        if (parent === dir) {
-            return undefined;
-        }
-        dir = parent;
-    }
-}
-
-/** The `name` field of a package.json, or undefined when unreadable. */
-function readPackageName(path: string): string | undefined {
     try {
-        const parsed: unknown = JSON.parse(readFileSync(path, 'utf8'));
-        const name = (parsed as { name?: unknown }).name;
-        return typeof name === 'string' ? name : undefined;
+        return packageRoot();
     } catch {
         return undefined;
     }

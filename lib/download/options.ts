@@ -1,29 +1,10 @@
-/**
- * Options of resolveModelFile() and readRemoteGgufMetadata(), and their defaults.
- * (The defaults belong in options/defaults.ts with every other one; they are here until
- * that file takes them.)
- */
-import { homedir } from 'node:os';
-import { join } from 'node:path';
+/** Options of resolveModelFile() and readRemoteGgufMetadata(); their defaults are `defaults.download` (options/defaults.ts). */
 import { z } from 'zod';
+import { defaults } from '../options/defaults.js';
 import { fn, nonNegativeIntUpTo, positiveInt, signal } from '../options/validate.js';
 
 /** The defaults of the download options. */
-export const downloadDefaults = {
-    /** `$LLAMA_KV_MODELS_DIR`, else `~/.cache/llama-kv/models`. */
-    dir: () => process.env.LLAMA_KV_MODELS_DIR || join(homedir(), '.cache', 'llama-kv', 'models'),
-    stallTimeoutMs: 30_000,
-    retries: 3,
-    /** Wait before retry n (1, 2, ...): n times this. */
-    retryDelayMs: 1_000,
-    /** Least time between two onProgress calls. */
-    progressIntervalMs: 100,
-    /** The first range of a remote header read; later ones grow until the header parses. */
-    initialHeaderBytes: 4 * 1024 * 1024,
-    maxRedirects: 10,
-    /** `$LLAMA_KV_HF_ENDPOINT`, else `$HF_ENDPOINT`, else Hugging Face. */
-    hfEndpoint: () => process.env.LLAMA_KV_HF_ENDPOINT || process.env.HF_ENDPOINT || 'https://huggingface.co',
-} as const;
+export const downloadDefaults = defaults.download;
 
 /** The fetch function the downloads use: the global `fetch` or one with the same signature. */
 export type FetchFunction = (input: string, init: RequestInit) => Promise<Response>;

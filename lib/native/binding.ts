@@ -55,25 +55,27 @@ function findAddon(root: string): AddonSource {
     const source = join(root, 'build', 'Release', 'llama_kv.node');
     if (existsSync(unpackedPath(source))) return { file: unpackedPath(source), from: 'source' };
     const name = platformPackageName();
-    if (process.platform === 'linux' && !(process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header?.glibcVersionRuntime) {
-        throw new Error(`llama-kv's prebuilt packages are for glibc, and this Linux uses another C library (musl?). ${buildHint()}`);
-    }
     if (!RELEASED_PLATFORMS.includes(platformKey)) {
         throw new Error(`llama-kv has no prebuilt package for ${platformKey} (there are: ${RELEASED_PLATFORMS.join(', ')}). ${buildHint()}`);
     }
+    const version = ownVersion(root);
     let manifest: string;
     try {
         manifest = createRequire(join(root, 'package.json')).resolve(`${name}/package.json`);
     } catch {
+        // Only on this path: a process report costs milliseconds, and npm installs no glibc package on another libc.
+        if (process.platform === 'linux' && !(process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header?.glibcVersionRuntime) {
+            throw new Error(`llama-kv's prebuilt packages are for glibc, and this Linux uses another C library (musl?). ${buildHint()}`);
+        }
         throw new Error(
             `the platform package ${name} is not installed. npm installs it as an optional dependency of llama-kv on ${platformKey}; ` +
                 `it is missing after an install with --omit=optional (or --no-optional), or from a lockfile made on another platform. ` +
-                `Install it with \`npm install ${name}@${ownVersion(root)}\`, or ${buildHint()}`,
+                `Install it with \`npm install ${name}@${version}\`, or ${buildHint()}`,
         );
     }
-    const version = (JSON.parse(readFileSync(manifest, 'utf8')) as { version?: string }).version;
-    if (version !== ownVersion(root)) {
-        throw new Error(`${name}@${version} is installed, but llama-kv is ${ownVersion(root)} and the two must match: install ${name}@${ownVersion(root)}`);
+    const installed = (JSON.parse(readFileSync(manifest, 'utf8')) as { version?: string }).version;
+    if (installed !== version) {
+        throw new Error(`${name}@${installed} is installed, but llama-kv is ${version} and the two must match: install ${name}@${version}`);
     }
     const file = unpackedPath(join(dirname(manifest), 'bin', 'llama_kv.node'));
     if (!existsSync(file)) {

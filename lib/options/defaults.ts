@@ -89,6 +89,22 @@ export const defaults = {
     detokenize: { renderSpecial: false },
     /** ensureFixtureModel()/ensureFixtureLora(): where the generated demo models are cached. */
     demo: { dir: () => process.env.LLAMA_KV_CACHE_DIR || join(homedir(), '.cache', 'llama-kv', 'models') },
+    /** resolveModelFile(), readRemoteGgufMetadata() and `llama-kv pull`. */
+    download: {
+        /** `$LLAMA_KV_MODELS_DIR`, else `~/.cache/llama-kv/models`. */
+        dir: () => process.env.LLAMA_KV_MODELS_DIR || join(homedir(), '.cache', 'llama-kv', 'models'),
+        stallTimeoutMs: 30_000,
+        retries: 3,
+        /** Wait before retry n (1, 2, ...): n times this. */
+        retryDelayMs: 1_000,
+        /** Least time between two onProgress calls. */
+        progressIntervalMs: 100,
+        /** The first range of a remote header read; later ones grow until the header parses. */
+        initialHeaderBytes: 4 * 1024 * 1024,
+        maxRedirects: 10,
+        /** `$LLAMA_KV_HF_ENDPOINT`, else `$HF_ENDPOINT`, else Hugging Face. */
+        hfEndpoint: () => process.env.LLAMA_KV_HF_ENDPOINT || process.env.HF_ENDPOINT || 'https://huggingface.co',
+    },
 } as const;
 
 /** A random sampling seed in [0, 0xFFFFFFFE] (0xFFFFFFFF is llama.cpp's "random", not a seed). */
