@@ -43,6 +43,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
     exports.Set("trimHeap", Napi::Function::New(env, trim_heap, "trimHeap"));
     exports.Set("loadBackends", Napi::Function::New(env, load_backends, "loadBackends"));
     exports.Set("backendInfo", Napi::Function::New(env, backend_info, "backendInfo"));
+    exports.Set("flashAttentionSupported", Napi::Function::New(env, flash_attn_supported, "flashAttentionSupported"));
     exports.Set("llamaVersion", Napi::String::New(env, llama_version()));
     return exports;
 }

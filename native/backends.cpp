@@ -7,6 +7,7 @@
 #include "errors.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <mutex>
 #include <system_error>
@@ -363,6 +364,62 @@ Napi::Value backend_info(const Napi::CallbackInfo & info) {
     out.Set("registries", registries);
     out.Set("attempts", attempts);
     return out;
+}
+
+// flashAttentionSupported(device, typeK, typeV, headDimK, headDimV, heads, headsKv, kvCells):
+// whether the device's backend says it runs GGML_OP_FLASH_ATTN_EXT with these K/V types and
+// shapes, as the scheduler asks it (ggml_backend_dev_supports_op) before placing llama.cpp's
+// attention: for one token and for a batch of 512. A device that says no gets the op on
+// another device (the CPU). null when there is no device of that name. The tensors are
+// described only (no_alloc): nothing is allocated on the device.
+Napi::Value flash_attn_supported(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 8 || !info[0].IsString()) {
+        throw_error(env, code::invalid_argument, "flashAttentionSupported(device, typeK, typeV, headDimK, headDimV, heads, headsKv, kvCells)");
+    }
+    int64_t n[7];
+    for (int i = 0; i < 7; ++i) {
+        if (!info[i + 1].IsNumber()) {
+            throw_error(env, code::invalid_argument, "flashAttentionSupported: arguments 2 to 8 must be numbers");
+        }
+        const double d = info[i + 1].As<Napi::Number>().DoubleValue();
+        if (!(d >= 0 && d <= (i < 2 ? GGML_TYPE_COUNT - 1 : 1 << 20)) || d != static_cast<double>(static_cast<int64_t>(d))) {
+            throw_error(env, code::invalid_argument, "flashAttentionSupported: argument out of range");
+        }
+        n[i] = static_cast<int64_t>(d);
+    }
+    const auto type_k = static_cast<ggml_type>(n[0]);
+    const auto type_v = static_cast<ggml_type>(n[1]);
+    const int64_t hsk = n[2], hsv = n[3], heads = n[4], heads_kv = n[5], cells = n[6];
+    if (ggml_get_type_traits(type_k)->blck_size <= 0 || ggml_get_type_traits(type_v)->blck_size <= 0 || hsk == 0 || hsv == 0 ||
+        heads == 0 || heads_kv == 0 || cells == 0 || heads % heads_kv != 0 || hsk % ggml_blck_size(type_k) != 0 ||
+        hsv % ggml_blck_size(type_v) != 0) {
+        throw_error(env, code::invalid_argument, "flashAttentionSupported: types or shapes that no attention can have");
+    }
+    backends_load({});
+    ggml_backend_dev_t dev = ggml_backend_dev_by_name(info[0].As<Napi::String>().Utf8Value().c_str());
+    if (dev == nullptr) {
+        return env.Null();
+    }
+    ggml_init_params params{ 16 * ggml_tensor_overhead(), nullptr, /*no_alloc=*/true };
+    ggml_context *   ctx = ggml_init(params);
+    if (ctx == nullptr) {
+        throw_error(env, code::internal, "flashAttentionSupported: ggml_init failed");
+    }
+    bool supported = true;
+    for (const int64_t tokens : { int64_t(1), int64_t(512) }) {
+        // The shapes of llama.cpp's build_attn_mha: q [hsk, tokens, heads], k [hsk, cells, heads_kv],
+        // v [hsv, cells, heads_kv] (views of the cache, here plain tensors), an F16 mask, F32 precision.
+        ggml_tensor * q    = ggml_new_tensor_4d(ctx, GGML_TYPE_F32, hsk, tokens, heads, 1);
+        ggml_tensor * k    = ggml_new_tensor_4d(ctx, type_k, hsk, cells, heads_kv, 1);
+        ggml_tensor * v    = ggml_new_tensor_4d(ctx, type_v, hsv, cells, heads_kv, 1);
+        ggml_tensor * mask = ggml_new_tensor_4d(ctx, GGML_TYPE_F16, cells, tokens, 1, 1);
+        ggml_tensor * fa   = ggml_flash_attn_ext(ctx, q, k, v, mask, 1.0f / std::sqrt(static_cast<float>(hsk)), 0.0f, 0.0f);
+        ggml_flash_attn_ext_set_prec(fa, GGML_PREC_F32);
+        supported = supported && ggml_backend_dev_supports_op(dev, fa);
+    }
+    ggml_free(ctx);
+    return Napi::Boolean::New(env, supported);
 }
 
 void backends_init_once() {

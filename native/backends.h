@@ -45,5 +45,7 @@ void backends_init_once();
 Napi::Value load_backends(const Napi::CallbackInfo & info);
 Napi::Value backend_info(const Napi::CallbackInfo & info);
 Napi::Value system_info(const Napi::CallbackInfo & info);
+// JS: flashAttentionSupported(device, typeK, typeV, headDimK, headDimV, heads, headsKv, kvCells).
+Napi::Value flash_attn_supported(const Napi::CallbackInfo & info);
 
 }  // namespace llama_kv

@@ -367,8 +367,10 @@ const char * device_kind(ggml_backend_dev_t dev) {
 Napi::Object describe_buffer_type(Napi::Env env, ggml_backend_buffer_type_t buft) {
     Napi::Object       out = Napi::Object::New(env);
     ggml_backend_dev_t dev = buft != nullptr ? ggml_backend_buft_get_device(buft) : nullptr;
-    if (dev == nullptr && (buft == nullptr || ggml_backend_buft_is_host(buft))) {
-        dev = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);  // host memory
+    // Host memory, including a GPU backend's pinned host buffers (CUDA_Host, Vulkan_Host), which
+    // ggml files under the GPU device but which take the host's RAM, not the device's.
+    if (buft == nullptr || ggml_backend_buft_is_host(buft) || dev == nullptr) {
+        dev = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
     }
     out.Set("buffer", buft != nullptr ? ggml_backend_buft_name(buft) : "unknown");
     out.Set("device", dev != nullptr ? ggml_backend_dev_name(dev) : "CPU");

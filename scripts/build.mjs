@@ -5,7 +5,8 @@
 //   node scripts/build.mjs [--debug] [--build-dir DIR] [--out DIR] [--CDNAME=VALUE ...]
 //
 // --build-dir is CMake's build directory (default build/); --out copies the built
-// .node into DIR. Extra --CD options
+// .node into DIR; --target NAME builds one CMake target only (e.g. ggml-vulkan, for a GPU
+// backend package, which needs no addon). Extra --CD options
 // are passed to CMake (e.g. --CDLLAMA_KV_NATIVE=OFF). LLAMA_KV_BUILD_JOBS sets the
 // parallelism (default: the number of CPUs).
 import { execFileSync } from 'node:child_process';
@@ -35,12 +36,13 @@ export function build(argv = []) {
     const out = valueOf('--out');
     const buildDir = resolve(root, valueOf('--build-dir') ?? 'build');
     const passthrough = argv.filter((a) => a.startsWith('--CD') || a.startsWith('--runtime') || a.startsWith('--runtime-version') || a.startsWith('--arch'));
-    const args = [cmakeJs, 'build', '--out', buildDir, '--parallel', jobs, ...(debug ? ['--debug'] : []), ...passthrough];
+    const target = valueOf('--target');
+    const args = [cmakeJs, 'build', '--out', buildDir, '--parallel', jobs, ...(debug ? ['--debug'] : []), ...(target ? ['--target', target] : []), ...passthrough];
     const started = Date.now();
     execFileSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
     process.stderr.write(`[llama-kv build] native build finished in ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
-    const built = join(buildDir, debug ? 'Debug' : 'Release', 'llama_kv.node');
-    if (out) {
+    const built = join(buildDir, debug ? 'Debug' : 'Release', target ? '' : 'llama_kv.node');
+    if (out && !target) {
         mkdirSync(out, { recursive: true });
         copyFileSync(built, join(out, 'llama_kv.node'));
     }

@@ -219,8 +219,10 @@ export function prebuild(argv) {
             ? ['--CDLLAMA_KV_CPU_ALL_VARIANTS=ON', '--CDLLAMA_KV_NATIVE=OFF']
             : [`--CDLLAMA_KV_GPU_BACKENDS=${GGML_NAMES[opts.variant]}`, '--CDLLAMA_KV_NATIVE=OFF'];
     const started = Date.now();
-    const built = build(['--build-dir', opts.buildDir, ...defines, ...toolchain.cmake, ...opts.cmake]);
-    const outDir = dirname(built);
+    // A GPU package holds the backend library only: build that target, not the addon.
+    const target = opts.variant === 'cpu' ? [] : ['--target', `ggml-${GGML_NAMES[opts.variant]}`];
+    const built = build(['--build-dir', opts.buildDir, ...target, ...defines, ...toolchain.cmake, ...opts.cmake]);
+    const outDir = opts.variant === 'cpu' ? dirname(built) : built;
     const dest = opts.variant === 'cpu' ? stageCpu(outDir) : stageGpu(opts.variant, outDir);
     const files = readdirSync(join(dest, 'bin'));
     const bytes = files.reduce((s, f) => s + statSync(join(dest, 'bin', f)).size, 0);

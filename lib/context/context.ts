@@ -5,7 +5,8 @@ import { log } from '../logger.js';
 import { warning, type LlamaWarning } from '../warnings.js';
 import { resolveContextParams } from '../options/context-params.js';
 import type { ContextFullPolicy } from '../options/context-options.js';
-import { flashAttentionBackendWarning, type KvCacheType } from '../options/kv-cache.js';
+import { flashAttentionDeviceWarning, type KvCacheType } from '../options/kv-cache.js';
+import { deviceFlashAttention } from './flash-attention-devices.js';
 import { toMemoryReport, type MemoryReport } from '../memory/report.js';
 import { stateSizeOf } from '../memory/state-size.js';
 import { adoptChild, modelGpuLayers, modelPlacement, modelWeightPlacement, nativeModel, toTokenArray, LlamaModel } from '../model/model.js';
@@ -172,7 +173,7 @@ export class LlamaContext {
         const { kv, native: params } = resolved;
         if (opts.checkMemory ?? defaults.context.checkMemory) checkContextFits(model, resolved);
         const warnings = [...resolved.warnings];
-        const fa = flashAttentionBackendWarning(kv, binding().backendInfo(false), params.offloadKqv && modelGpuLayers(model) !== 0);
+        const fa = params.offloadKqv && modelGpuLayers(model) !== 0 ? flashAttentionDeviceWarning(kv, deviceFlashAttention(model, kv, resolved.native.contextSize)) : null;
         if (fa) warnings.push(warning('FLASH_ATTENTION_KV_PAIR', fa, ['cacheTypeK', 'cacheTypeV', 'flashAttention']));
         let created: NativeContext | undefined;
         let config: ReturnType<NativeContext['config']>;

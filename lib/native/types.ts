@@ -330,6 +330,12 @@ export interface NativeBinding {
     loadBackends(extraDirs: string[]): void;
     /** With `withMemory`, each device's free and total memory (a GPU backend may create a driver context to answer); 0 otherwise. */
     backendInfo(withMemory?: boolean): NativeBackendInfo;
+    /**
+     * Whether the named device's backend runs GGML_OP_FLASH_ATTN_EXT with these ggml K/V type
+     * ids and head shapes (for 1 and 512 query tokens over `kvCells` cells); null when no device
+     * has that name.
+     */
+    flashAttentionSupported(device: string, typeK: number, typeV: number, headDimK: number, headDimV: number, heads: number, headsKv: number, kvCells: number): boolean | null;
     llamaVersion: string;
     /** Initializes a model's chat templates (or `override` when not empty); `info` is JSON. */
     chatInit(model: NativeModel, override: string, limits: NativeTemplateLimits): {

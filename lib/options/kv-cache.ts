@@ -142,24 +142,62 @@ function checkKvRules(config: ResolvedKvConfig, model: KvModelFacts, options: { 
  */
 const CUDA_DEFAULT_FA_TYPES: readonly KvCacheType[] = ['f16', 'q4_0', 'q8_0', 'bf16'];
 
-/** Facts about the loaded ggml backends (from the native backendInfo()). */
-export interface BackendFacts {
-    registries: { name: string; features: Record<string, string> }[];
+/**
+ * What one offload device answered when asked whether it runs llama.cpp's flash attention
+ * with the context's K/V types and head shapes (ggml_backend_dev_supports_op, the question
+ * ggml's scheduler asks before placing the op).
+ */
+export interface DeviceFlashAttention {
+    /** ggml's device name, e.g. 'Vulkan0'. */
+    device: string;
+    /** Its backend's registry name ('CUDA', 'Vulkan', 'ROCm', 'MTL', ...). */
+    backend: string;
+    /** Its backend's features (CUDA reports FA_ALL_QUANTS). */
+    features: Record<string, string>;
+    /** null: the device is not there to ask. */
+    supported: boolean | null;
+}
+
+/** Why a backend has no flash-attention kernel for a pair, as far as ggml's source says. */
+function missingKernelReason(d: DeviceFlashAttention, k: KvCacheType, v: KvCacheType): string {
+    const backend = d.backend.toUpperCase();
+    if (backend === 'CUDA' || backend === 'ROCM') {
+        if (d.features.FA_ALL_QUANTS !== '1' && !(k === v && CUDA_DEFAULT_FA_TYPES.includes(k))) {
+            return `its backend was built without GGML_CUDA_FA_ALL_QUANTS, which has kernels only for equal pairs of ${CUDA_DEFAULT_FA_TYPES.join(', ')}`;
+        }
+        return 'its backend has no kernel for these types and head sizes on this GPU';
+    }
+    if (backend === 'VULKAN') {
+        if ((k === 'bf16') !== (v === 'bf16')) return 'ggml-vulkan pairs bf16 only with bf16';
+        return 'ggml-vulkan needs the subgroup shuffle and vote operations (or cooperative matrices 2) on the device, and head sizes that are multiples of 8';
+    }
+    return 'its backend reports no support for them';
 }
 
 /**
- * A warning when a GPU backend in use has no flash-attention kernel for the pair, so
- * attention would run on another device; null otherwise.
+ * A warning when flash attention is wanted but an offload device has no kernel for the
+ * context's K/V pair: llama.cpp then either turns flash attention off (`'auto'` with an
+ * unquantized V) or runs the attention on the CPU, copying K/V there at every step
+ * (`'on'`, or a quantized V, which needs it). null when every device runs it.
  */
-export function flashAttentionBackendWarning(config: ResolvedKvConfig, backends: BackendFacts, usesGpu: boolean): string | null {
-    if (!usesGpu || config.flashAttention === 'off') return null;
-    const cuda = backends.registries.find((r) => r.name.toUpperCase() === 'CUDA');
-    if (!cuda || cuda.features.FA_ALL_QUANTS === '1') return null;
+export function flashAttentionDeviceWarning(config: ResolvedKvConfig, devices: readonly DeviceFlashAttention[]): string | null {
+    if (config.flashAttention === 'off') return null;
+    const missing = devices.filter((d) => d.supported === false);
+    if (missing.length === 0) return null;
     const { cacheTypeK: k, cacheTypeV: v } = config;
-    if (k === v && CUDA_DEFAULT_FA_TYPES.includes(k)) return null;
+    const where = missing.map((d) => `${d.device} (${missingKernelReason(d, k, v)})`).join('; ');
+    const pair = `cacheTypeK '${k}' with cacheTypeV '${v}'`;
+    if (config.flashAttention === 'auto' && !KV_CACHE_TYPE_INFO[v].quantized) {
+        return (
+            `No flash-attention kernel for ${pair} on ${where}: llama.cpp turns flash attention off for this context. ` +
+            'Attention then runs without it, which takes more compute memory, and for some pairs partly on the CPU ' +
+            '(a quantized K with a bf16 V on Vulkan). Use a pair the device runs (docs/backends.md) to keep it.'
+        );
+    }
     return (
-        `The CUDA backend was built without GGML_CUDA_FA_ALL_QUANTS, so it has no flash-attention kernel for ` +
-        `cacheTypeK '${k}' with cacheTypeV '${v}' (only equal pairs of ${CUDA_DEFAULT_FA_TYPES.join(', ')}): ` +
-        'attention will run on another device, which is slow. Use an equal pair, or a build with all FA quants.'
+        `No flash-attention kernel for ${pair} on ${where}: attention will run on the CPU, copying the K/V cache there at every step, which is slow. ` +
+        (KV_CACHE_TYPE_INFO[v].quantized
+            ? "Use a pair the device runs (docs/backends.md), or an unquantized cacheTypeV with flashAttention 'auto'."
+            : "Use a pair the device runs (docs/backends.md), or flashAttention 'auto' (llama.cpp then runs attention without it, on the device).")
     );
 }

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { LlamaConfigError } from '../../lib/errors.js';
 import {
-    flashAttentionBackendWarning,
+    flashAttentionDeviceWarning,
+    type DeviceFlashAttention,
     KV_PRESETS,
     resolveKvConfig,
     type KvModelFacts,
@@ -55,17 +56,32 @@ describe('resolveKvConfig', () => {
     });
 });
 
-describe('flash-attention backend warning', () => {
-    const cuda = (features: Record<string, string>) => ({
-        registries: [{ name: 'CPU', features: {} }, { name: 'CUDA', features }],
+describe('flash-attention device warning', () => {
+    const dev = (backend: string, supported: boolean | null, features: Record<string, string> = {}): DeviceFlashAttention => ({
+        device: `${backend}0`, backend, features, supported,
     });
-    const pair = (k: 'q8_0' | 'f16', v: 'q4_0' | 'q8_0' | 'f16') => ({ cacheTypeK: k, cacheTypeV: v, flashAttention: 'auto' as const });
+    type T = 'q8_0' | 'q4_0' | 'f16' | 'bf16';
+    const pair = (k: T, v: T, flashAttention: 'auto' | 'on' | 'off' = 'auto') => ({ cacheTypeK: k, cacheTypeV: v, flashAttention });
 
-    it('warns for a mixed pair on CUDA built without all FA quants', () => {
-        expect(flashAttentionBackendWarning(pair('q8_0', 'q4_0'), cuda({}), true)).toMatch(/GGML_CUDA_FA_ALL_QUANTS.*'q8_0'.*'q4_0'/);
-        expect(flashAttentionBackendWarning(pair('q8_0', 'q8_0'), cuda({}), true)).toBeNull();
-        expect(flashAttentionBackendWarning(pair('q8_0', 'q4_0'), cuda({ FA_ALL_QUANTS: '1' }), true)).toBeNull();
-        expect(flashAttentionBackendWarning(pair('q8_0', 'q4_0'), cuda({}), false)).toBeNull();
-        expect(flashAttentionBackendWarning(pair('q8_0', 'q4_0'), { registries: [{ name: 'CPU', features: {} }] }, true)).toBeNull();
+    it('says nothing when every device runs the pair, when flash attention is off, or with no device', () => {
+        expect(flashAttentionDeviceWarning(pair('q8_0', 'q4_0'), [dev('CUDA', true)])).toBeNull();
+        expect(flashAttentionDeviceWarning(pair('q8_0', 'q4_0'), [dev('CUDA', null)])).toBeNull();
+        expect(flashAttentionDeviceWarning(pair('f16', 'f16', 'off'), [dev('Vulkan', false)])).toBeNull();
+        expect(flashAttentionDeviceWarning(pair('q8_0', 'q4_0'), [])).toBeNull();
+    });
+
+    it('names the device and, for CUDA without all FA quants, the build option', () => {
+        const w = flashAttentionDeviceWarning(pair('q8_0', 'q4_0'), [dev('CUDA', false)]);
+        expect(w).toMatch(/'q8_0' with cacheTypeV 'q4_0' on CUDA0 \(.*GGML_CUDA_FA_ALL_QUANTS/);
+        expect(w).toMatch(/run on the CPU/);
+        expect(flashAttentionDeviceWarning(pair('q8_0', 'q4_0'), [dev('CUDA', false, { FA_ALL_QUANTS: '1' })])).not.toMatch(/FA_ALL_QUANTS/);
+    });
+
+    it("says why Vulkan refuses a bf16 pair, and that 'auto' with an unquantized V turns flash attention off", () => {
+        const w = flashAttentionDeviceWarning(pair('bf16', 'f16'), [dev('Vulkan', false)]);
+        expect(w).toMatch(/bf16 only with bf16/);
+        expect(w).toMatch(/turns flash attention off/);
+        expect(flashAttentionDeviceWarning(pair('bf16', 'f16', 'on'), [dev('Vulkan', false)])).toMatch(/run on the CPU.*flashAttention 'auto'/);
+        expect(flashAttentionDeviceWarning(pair('bf16', 'q8_0'), [dev('Vulkan', false)])).toMatch(/run on the CPU.*unquantized cacheTypeV/);
     });
 });
