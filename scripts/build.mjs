@@ -6,7 +6,8 @@
 //
 // --build-dir is CMake's build directory (default build/); --out copies the built
 // .node into DIR; --target NAME builds one CMake target only (e.g. ggml-vulkan, for a GPU
-// backend package, which needs no addon). Extra --CD options
+// backend package, which needs no addon). Returns the built .node's path, or with --target
+// the output folder. Extra --CD options
 // are passed to CMake (e.g. --CDLLAMA_KV_NATIVE=OFF). LLAMA_KV_BUILD_JOBS sets the
 // parallelism (default: the number of CPUs).
 import { execFileSync } from 'node:child_process';

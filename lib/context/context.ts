@@ -173,7 +173,7 @@ export class LlamaContext {
         const { kv, native: params } = resolved;
         if (opts.checkMemory ?? defaults.context.checkMemory) checkContextFits(model, resolved);
         const warnings = [...resolved.warnings];
-        const fa = params.offloadKqv && modelGpuLayers(model) !== 0 ? flashAttentionDeviceWarning(kv, deviceFlashAttention(model, kv, resolved.native.contextSize)) : null;
+        const fa = params.offloadKqv && modelGpuLayers(model) !== 0 ? flashAttentionDeviceWarning(kv, deviceFlashAttention(model, kv, params.contextSize)) : null;
         if (fa) warnings.push(warning('FLASH_ATTENTION_KV_PAIR', fa, ['cacheTypeK', 'cacheTypeV', 'flashAttention']));
         let created: NativeContext | undefined;
         let config: ReturnType<NativeContext['config']>;

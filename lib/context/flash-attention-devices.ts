@@ -14,18 +14,18 @@ export function deviceFlashAttention(model: LlamaModel, kv: ResolvedKvConfig, co
     const native = binding();
     const registries = native.backendInfo(false).registries;
     const m = model.metadata;
-    // Each distinct head shape of the model's attention layers (SWA models may have two).
-    const shapes = new Set(m.layerHeadDimK.map((dk, i) => `${dk}:${m.layerHeadDimV[i] ?? dk}`));
+    // Each distinct head shape of the model's attention layers (SWA models may have two). The
+    // K/V rules have already checked that the types' blocks divide them.
+    const shapes = [...new Map(m.layerHeadDimK.map((dk, i) => [`${dk}:${m.layerHeadDimV[i]}`, [dk, m.layerHeadDimV[i]] as const])).values()];
     const k = KV_CACHE_TYPE_INFO[kv.cacheTypeK].ggmlType;
     const v = KV_CACHE_TYPE_INFO[kv.cacheTypeV].ggmlType;
     const cells = Math.max(256, Math.min(contextSize, 1 << 20));
+    const askable = m.headCount > 0 && m.headCountKv > 0 && m.headCount % m.headCountKv === 0;
     return names.map((device) => {
         const registry = registries.find((r) => r.devices.some((d) => d.name.toLowerCase() === device.toLowerCase()));
         let supported: boolean | null = true;
-        for (const shape of shapes) {
-            const [dk, dv] = shape.split(':').map(Number);
-            if (dk === 0 || dv === 0 || m.headCount === 0 || m.headCountKv === 0 || m.headCount % m.headCountKv !== 0) continue;
-            if (dk % KV_CACHE_TYPE_INFO[kv.cacheTypeK].blockSize !== 0 || dv % KV_CACHE_TYPE_INFO[kv.cacheTypeV].blockSize !== 0) continue;
+        for (const [dk, dv] of askable ? shapes : []) {
+            if (dk === 0 || dv === 0) continue;
             const answer = native.flashAttentionSupported(device, k, v, dk, dv, m.headCount, m.headCountKv, cells);
             if (answer === null) supported = null;
             else if (!answer) {

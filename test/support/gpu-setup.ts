@@ -4,7 +4,7 @@
 // package (lib/native/backend-packages.ts: require.resolve of <name>/package.json, its
 // version, its bin/ folder). The link is removed afterwards, so that `npm test` in the
 // same checkout stays on the CPU.
-import { existsSync, lstatSync, mkdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import fixtureSetup, { root } from './global-setup.js';
@@ -27,11 +27,9 @@ export default async function setup(project: TestProject): Promise<() => void> {
     let created = false;
     if (!existsSync(link)) {
         mkdirSync(join(root, 'node_modules', '@llama-kv'), { recursive: true });
-        if (lstatSync(join(root, 'node_modules', '@llama-kv')).isDirectory()) {
-            rmSync(link, { force: true }); // a dangling link from an interrupted run
-            symlinkSync(packageDir, link, 'junction');
-            created = true;
-        }
+        rmSync(link, { force: true }); // a dangling link from an interrupted run
+        symlinkSync(packageDir, link, 'junction');
+        created = true;
     }
     await fixtureSetup(project);
     const dir = join(root, '.cache', 'models');
