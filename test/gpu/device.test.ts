@@ -4,25 +4,16 @@
 // llvmpipe.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { realpathSync } from 'node:fs';
-import { getBackends, KV_CACHE_TYPES, LlamaContext, LlamaModel, setLogger, type KvCacheType } from '../../lib/index.js';
+import { getBackends, KV_CACHE_TYPES, LlamaContext, LlamaModel, type KvCacheType } from '../../lib/index.js';
 import { fixtures } from '../support/fixtures.js';
+import { bufferLines as bufferLinesOf, captureLlamaLog, graphSplits } from '../support/llama-log.js';
 
 const gpu = inject('gpu');
 const MIB = 1024 * 1024;
-const logged: string[] = [];
-
-beforeAll(() => setLogger((_level, message) => logged.push(message), { level: 'info' }));
-afterAll(() => setLogger(null));
-
-/** MiB figures of llama.cpp's "<device> <what> buffer size = X MiB" lines, by buffer name. */
-function bufferLines(what: 'model' | 'KV' | 'compute'): Map<string, number> {
-    const out = new Map<string, number>();
-    for (const line of logged) {
-        const m = new RegExp(`^\\w+:\\s+(\\S+) ${what} buffer size =\\s+([\\d.]+) MiB`).exec(line.trim());
-        if (m) out.set(m[1], Number(m[2]));
-    }
-    return out;
-}
+const log = captureLlamaLog();
+const logged = log.lines;
+afterAll(() => log.stop());
+const bufferLines = (what: 'model' | 'KV' | 'compute') => bufferLinesOf(logged, what);
 
 describe(`the ${gpu.kind} backend from ${gpu.packageName}`, () => {
     it('is listed as available, loaded from the package folder, with its devices and their memory', () => {
@@ -74,7 +65,7 @@ describe(`flash attention for every K/V pair on ${gpu.kind}`, () => {
     afterAll(() => model.dispose());
 
     /** llama.cpp's "graph splits = N" of the context just created: more than the f16 pair's means ops left the device. */
-    const splits = () => Number(/graph splits = (\d+)/.exec(logged.filter((l) => l.includes('graph splits')).at(-1) ?? '')?.[1]);
+    const splits = () => graphSplits(logged);
     let baseline = 0;
 
     const pairs = KV_CACHE_TYPES.flatMap((k) => KV_CACHE_TYPES.map((v) => [k, v] as [KvCacheType, KvCacheType]));
