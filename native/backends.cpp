@@ -1,10 +1,9 @@
 #include "backends.h"
 #include "errors.h"
 #include "ggml.h"
+#include "library_file.h"
 #include "llama.h"
 #include "logger.h"
-
-#include "errors.h"
 
 #include <algorithm>
 #include <cmath>
@@ -118,6 +117,12 @@ bool has_cpu_backend() {
 // Loads one library through ggml, recording the attempt; returns whether it registered.
 bool load_backend_file(const std::string & name, const fs::path & file) {
     backend_attempt attempt{ name, utf8(file), {} };
+    // A truncated ELF file would raise SIGBUS inside dlopen: refused here, with the reason.
+    if (std::string problem = library_file_problem(file); !problem.empty()) {
+        attempt.error = problem;
+        state().attempts.push_back(std::move(attempt));
+        return false;
+    }
     log_capture_reset();
     ggml_backend_reg_t reg = nullptr;
     try {
@@ -169,6 +174,9 @@ void load_cpu_backend(const fs::path & dir) {
         const std::string file = utf8(path.filename());
         if (file.rfind(prefix + "-", 0) != 0 || path.extension() != library_extension) {
             continue;
+        }
+        if (!library_file_problem(path).empty()) {
+            continue;  // a truncated variant: the next best one is taken
         }
         void * handle = open_library(path);
         if (handle == nullptr) {

@@ -4,7 +4,7 @@
  * llama.cpp to dry-run every allocation without reading the weights (`simulate`).
  */
 import { stateSizeOf } from './state-size.js';
-import { binding, type NativeBinding, type NativeModel } from '../native/binding.js';
+import { binding, type NativeBinding, type NativeMemoryReport, type NativeModel } from '../native/binding.js';
 import { CONTEXT_PADDING, resolveContextParams } from '../options/context-params.js';
 import { captureStack, fromNative, LlamaAbortError, LlamaConfigError, LlamaError } from '../errors.js';
 import { readGgufMetadata } from '../gguf/reader.js';
@@ -16,6 +16,8 @@ import { isExpertTensor, toMemoryReport, type DeviceMemory, type MemoryComponent
 import { modelFactsFromGguf, type HeaderModelFacts } from './model-facts.js';
 import { estimateOptionsSchema, type EstimateOptions } from '../options/estimate-options.js';
 import { defaults } from '../options/defaults.js';
+import { resolvePlacement } from '../backends/placement.js';
+import type { ModelLoadOptions } from '../options/model-options.js';
 import type { LlamaWarning } from '../warnings.js';
 import { parseOptions } from '../options/validate.js';
 import { POOLING_CODES, resolveEmbedderParams } from '../options/embedding-options.js';
@@ -87,9 +89,7 @@ export async function estimateMemory(options: EstimateOptions): Promise<MemoryEs
     const loraBytes = await loraFileBytes(opts.loras ?? []);
     checkAbort();
     const load = { useMmap: opts.useMmap ?? defaults.model.useMmap, repack: opts.repack ?? defaults.model.repack };
-    if (!opts.simulate && opts.tensorOverrides?.length) {
-        throw new LlamaConfigError('tensorOverrides needs simulate: true (the header level does not place weights)', 'INVALID_CONFIG', ['tensorOverrides', 'simulate']);
-    }
+    if (!opts.simulate) refuseHeaderPlacement(opts);
     if (!opts.simulate) return withLoras(estimateFromHeader(gguf, facts, opts, weightLoad(load)), loraBytes);
     if (typeof opts.model !== 'string') {
         throw new LlamaConfigError(
@@ -98,7 +98,9 @@ export async function estimateMemory(options: EstimateOptions): Promise<MemoryEs
             ['model', 'simulate'],
         );
     }
-    const simulator = await openSimulator(opts.model, { repack: load.repack, tensorOverrides: opts.tensorOverrides }, stack);
+    const { gpu, gpuLayers, devices, tensorSplit, cpuMoeLayers, tensorOverrides } = opts;
+    const placement = { gpu, gpuLayers, devices, tensorSplit, cpuMoeLayers, tensorOverrides };
+    const simulator = await openSimulator(opts.model, { repack: load.repack, placement }, stack);
     try {
         checkAbort();
     } catch (error) {
@@ -111,6 +113,27 @@ export async function estimateMemory(options: EstimateOptions): Promise<MemoryEs
         simulator.dispose();
     }
 }
+
+/**
+ * The header level assumes the CPU: a GPU placement option needs llama.cpp's dry run.
+ * (`gpu: false` is what the header level assumes.)
+ */
+function refuseHeaderPlacement(opts: Pick<EstimateOptions, PlacementKey>): void {
+    for (const key of PLACEMENT_KEYS) {
+        const value = opts[key];
+        if (value === undefined || (key === 'gpu' && value === false) || (Array.isArray(value) && value.length === 0)) continue;
+        throw new LlamaConfigError(
+            `${key} needs simulate: true (the header level assumes the CPU and does not place weights on devices)`,
+            'INVALID_CONFIG',
+            [key, 'simulate'],
+        );
+    }
+}
+
+/** The load options that place weights, which a dry run takes. @internal */
+export type PlacementOptions = Pick<ModelLoadOptions, PlacementKey>;
+type PlacementKey = (typeof PLACEMENT_KEYS)[number];
+const PLACEMENT_KEYS = ['gpu', 'gpuLayers', 'devices', 'tensorSplit', 'cpuMoeLayers', 'tensorOverrides'] as const;
 
 /**
  * Bytes llama.cpp allocates for LoRA adapter files: each tensor copied as it is stored,
@@ -151,7 +174,7 @@ function withLoras(estimate: MemoryEstimate, bytes: number): MemoryEstimate {
 }
 
 /** The context options an estimate is made for (validated). @internal */
-export type EstimateContextOptions = Omit<EstimateOptions, 'model' | 'simulate' | 'flashAttention' | 'cacheTypeK' | 'cacheTypeV' | 'loras' | 'useMmap' | 'repack' | 'tensorOverrides'> &
+export type EstimateContextOptions = Omit<EstimateOptions, 'model' | 'simulate' | 'flashAttention' | 'cacheTypeK' | 'cacheTypeV' | 'loras' | 'useMmap' | 'repack' | PlacementKey> &
     { flashAttention?: FlashAttention; cacheTypeK?: KvCacheType; cacheTypeV?: KvCacheType };
 
 /**
@@ -201,12 +224,14 @@ export interface Simulator {
 
 /**
  * Loads `path` with no_alloc: llama.cpp simulates every allocation and reads no weights.
- * `repack` as for LlamaModel.load (the placement of weights in extra buffer types).
+ * `repack` as for LlamaModel.load (the placement of weights in extra buffer types);
+ * `placement` the load's GPU options, resolved as LlamaModel.load resolves them (its
+ * defaults: gpu 'auto', every layer offloaded).
  * @internal
  */
 export async function openSimulator(
     path: string,
-    load: { repack?: boolean; tensorOverrides?: { pattern: string; bufferType: string }[] } = {},
+    load: { repack?: boolean; placement?: PlacementOptions } = {},
     stack = captureStack(),
 ): Promise<Simulator> {
     const native = binding();
@@ -214,10 +239,12 @@ export async function openSimulator(
     let gguf: GgufMetadata;
     try {
         gguf = await readGgufMetadata(path);
+        // The load's warnings (gpu 'auto' without a GPU) are the model's, not the context's.
+        const placement = resolvePlacement(load.placement ?? {}, gguf.kv, []);
         model = await native.loadModel(path, {
-            gpuLayers: 0, useMmap: false, useMlock: false, vocabOnly: false, checkTensors: false, noAlloc: true,
+            ...placement,
+            useMmap: false, useMlock: false, vocabOnly: false, checkTensors: false, noAlloc: true,
             extraBufferTypes: load.repack ?? defaults.model.repack,
-            ...(load.tensorOverrides?.length ? { tensorOverrides: load.tensorOverrides } : {}),
         }).promise;
     } catch (error) {
         throw fromNative(error, stack);
@@ -418,11 +445,32 @@ export function headerEstimate(gguf: GgufMetadata, facts: HeaderModelFacts, p: N
     };
 }
 
+/**
+ * Bytes a backend adds to each buffer it allocates of a buffer type, beyond the size asked
+ * for: a dry run reports the size asked for. ggml-vulkan's pinned host buffers are 32 bytes
+ * larger ("Behave like the CPU buffer type", ggml_backend_vk_host_buffer_type_alloc_buffer).
+ */
+const ALLOCATION_PADDING: Readonly<Record<string, number>> = { Vulkan_Host: 32 };
+
+/**
+ * A dry run's figures as the allocations would be: one buffer per buffer type, padded as
+ * its backend pads it. (Weights beyond a buffer type's largest buffer are split into
+ * several, each padded: not counted, a few bytes per buffer.)
+ */
+function withAllocationPadding(report: NativeMemoryReport): NativeMemoryReport {
+    const buffers = report.buffers.map((b) => {
+        const padding = ALLOCATION_PADDING[b.buffer] ?? 0;
+        if (padding === 0) return b;
+        return { ...b, model: b.model > 0 ? b.model + padding : 0, compute: b.compute > 0 ? b.compute + padding : 0 };
+    });
+    return { ...report, buffers };
+}
+
 function simulateEstimate(native: NativeBinding, model: NativeModel, p: NativeParams, header: Parameters<typeof toMemoryReport>[1]): Omit<MemoryEstimate, 'warnings'> {
     const ctx = new native.NativeContext(model, p);
     try {
         const config = ctx.config();
-        const report = toMemoryReport(ctx.memoryReport(), header);
+        const report = toMemoryReport(withAllocationPadding(ctx.memoryReport()), header);
         return {
             config: {
                 contextSize: config.contextSize,

@@ -65,8 +65,10 @@ export async function planFit(options: PlanFitOptions): Promise<FitPlan> {
     checkPlanOptions(opts, facts.trainedContextSize);
     // With a file path every candidate is measured by llama.cpp's own dry run (exact);
     // with only a header, by the header-level estimate with a margin on its approximate
-    // compute figure (also for a remote file, whose header alone is read).
-    const simulator = typeof opts.model === 'string' && !isRemoteModel(opts.model) ? await openSimulator(opts.model, { repack: opts.repack ?? defaults.model.repack }) : null;
+    // compute figure (also for a remote file, whose header alone is read). The plan is for
+    // a budget of host memory: the whole model on the CPU, as the header level assumes.
+    const load = { repack: opts.repack ?? defaults.model.repack, placement: { gpu: false as const } };
+    const simulator = typeof opts.model === 'string' && !isRemoteModel(opts.model) ? await openSimulator(opts.model, load) : null;
     try {
         return plan(opts, gguf, facts, simulator);
     } finally {

@@ -179,15 +179,25 @@ export function summarize(list: WeightBuffer[]): WeightsMemory {
 }
 
 /**
+ * The buffer types a dry run gives the weights that a memory-mapped load leaves in the
+ * file: the CPU's default one, and a GPU backend's pinned host one (`Vulkan_Host`,
+ * `CUDA_Host`), which llama.cpp puts first in the CPU's list when a GPU is in use; a
+ * mapped load maps those weights instead (measured on Vulkan: test/gpu/placement.test.ts).
+ */
+function isDefaultHostBufferType(name: string | undefined): boolean {
+    return name === CPU_BUFFER_TYPE || (name !== undefined && /_Host$/.test(name));
+}
+
+/**
  * What a memory-mapped load of the file would give, from a dry run's placement (a dry run
- * maps nothing: its default-CPU weights sit in an allocated `CPU` buffer). The weights in
- * the CPU's default buffer type become one `CPU_Mapped` buffer spanning their file range;
- * every other buffer type keeps its figure.
+ * maps nothing: its default-CPU weights sit in an allocated `CPU` buffer, or a GPU
+ * backend's pinned host buffer). Those weights become one `CPU_Mapped` buffer spanning
+ * their file range; every other buffer type keeps its figure.
  */
 export function mappedFromDryRun(dryRun: WeightsMemory, placement: WeightPlacement, gguf: GgufMetadata): WeightsMemory {
-    const inside = new Set(placement.names.filter((_, i) => placement.buffers[i] === CPU_BUFFER_TYPE));
+    const inside = new Set(placement.names.filter((_, i) => isDefaultHostBufferType(placement.buffers[i])));
     const range = mappedRange(gguf, inside);
-    const rest = dryRun.byBufferType.filter((b) => b.bufferType !== CPU_BUFFER_TYPE);
+    const rest = dryRun.byBufferType.filter((b) => !isDefaultHostBufferType(b.bufferType));
     if (!range) return summarize(rest);
     const mapped: WeightBuffer = {
         bufferType: CPU_MAPPED_BUFFER_TYPE,

@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import type { GgufMetadata } from '../gguf/types.js';
 import { contextSettingsShape, type ContextSettings } from './context-options.js';
-import { modelLoadOptionsSchema } from './model-options.js';
+import { modelLoadOptionsSchema, type ModelLoadOptions } from './model-options.js';
 import { bool, oneOf, signal } from './validate.js';
 import { EMBEDDING_POOLINGS, type EmbeddingPooling } from './embedding-options.js';
 
@@ -28,9 +28,24 @@ export interface EstimateOptions extends Omit<ContextSettings, 'threads' | 'thre
     /** The model load's `repack` ({@link ModelLoadOptions.repack}): whether the CPU's extra buffer types may copy weights. Defaults to `true`. */
     repack?: boolean;
     /**
+     * The model load's GPU choice ({@link ModelLoadOptions.gpu}), for `simulate`: llama.cpp's
+     * dry run places layers, KV cache and compute buffers on the devices the load would use,
+     * and `devices` gives the figures per device. The header level assumes the CPU and refuses
+     * a GPU placement. Defaults to `'auto'`, as for the load.
+     */
+    gpu?: ModelLoadOptions['gpu'];
+    /** The model load's `gpuLayers` ({@link ModelLoadOptions.gpuLayers}), for `simulate` only. Defaults to `'auto'`. */
+    gpuLayers?: ModelLoadOptions['gpuLayers'];
+    /** The model load's `devices` ({@link ModelLoadOptions.devices}), for `simulate` only. Defaults to `gpu`'s choice. */
+    devices?: string[];
+    /** The model load's `tensorSplit` ({@link ModelLoadOptions.tensorSplit}), for `simulate` only. Defaults to llama.cpp's split. */
+    tensorSplit?: number[];
+    /** The model load's `cpuMoeLayers` ({@link ModelLoadOptions.cpuMoeLayers}), for `simulate` only. Defaults to `0`. */
+    cpuMoeLayers?: number;
+    /**
      * The model load's `tensorOverrides` ({@link ModelLoadOptions.tensorOverrides}), for
-     * `simulate` only: llama.cpp's dry run places the matching weights in the named CPU
-     * buffer types (e.g. `'CPU_REPACK'`). Defaults to none.
+     * `simulate` only: llama.cpp's dry run places the matching weights in the named buffer
+     * types (e.g. `'CPU_REPACK'`, `'Vulkan0'`). Defaults to none.
      */
     tensorOverrides?: { pattern: string; bufferType: string }[];
     /**
@@ -58,6 +73,11 @@ export const estimateOptionsSchema = z.strictObject({
     pooling: z.enum([...EMBEDDING_POOLINGS, 'rank'], { error: oneOf([...EMBEDDING_POOLINGS, 'rank']) }).optional(),
     useMmap: bool().optional(),
     repack: bool().optional(),
+    gpu: modelLoadOptionsSchema.shape.gpu,
+    gpuLayers: modelLoadOptionsSchema.shape.gpuLayers,
+    devices: modelLoadOptionsSchema.shape.devices,
+    tensorSplit: modelLoadOptionsSchema.shape.tensorSplit,
+    cpuMoeLayers: modelLoadOptionsSchema.shape.cpuMoeLayers,
     tensorOverrides: modelLoadOptionsSchema.shape.tensorOverrides,
     signal: signal().optional(),
 });

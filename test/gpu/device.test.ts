@@ -29,6 +29,10 @@ describe(`the ${gpu.kind} backend from ${gpu.packageName}`, () => {
         }
     });
 
+    it.runIf(gpu.kind === 'cuda')('CUDA: the package has flash-attention kernels for every K/V pair (GGML_CUDA_FA_ALL_QUANTS)', () => {
+        expect(getBackends().find((x) => x.kind === 'cuda')!.features.FA_ALL_QUANTS).toBe('1');
+    });
+
     it("gpu 'auto' offloads every layer; the report's weights, KV and compute per device equal llama.cpp's log", async () => {
         logged.length = 0;
         const model = await LlamaModel.load({ path: fixtures.f16 });

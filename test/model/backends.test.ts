@@ -205,4 +205,45 @@ describe('broken GPU backend libraries', () => {
         expect(cuda.path).toBeUndefined();
         expect(cuda.reason).toMatch(/not installed/);
     });
+
+    // A truncated library (an interrupted download or copy): glibc's dlopen maps the segments
+    // its headers describe and would take the process down with SIGBUS on the first page past
+    // the end; the file is checked first (native/library_file.cpp). The corpus cuts a real
+    // backend library (this build's CPU one, renamed) at each part of its ELF layout.
+    const real = readFileSync(getBackends().find((b) => b.kind === 'cpu')!.path!);
+    const header = (bytes: Buffer) => ({ phoff: Number(bytes.readBigUInt64LE(32)), phnum: bytes.readUInt16LE(56), shoff: Number(bytes.readBigUInt64LE(40)) });
+    const elf = header(real);
+    const withHeader = (edit: (b: Buffer) => void) => {
+        const b = Buffer.from(real);
+        edit(b);
+        return b;
+    };
+    const corpus: [string, Buffer, RegExp][] = [
+        ['empty', Buffer.alloc(0), /file too short|truncated/],
+        ['3 bytes of the ELF magic', real.subarray(0, 3), /truncated|file too short|invalid ELF header/],
+        ['cut inside the ELF header (40 bytes)', real.subarray(0, 40), /truncated: it has 40 bytes/],
+        ['the ELF header only (64 bytes)', real.subarray(0, 64), /truncated: it has 64 bytes, but its program headers/],
+        ['cut after the program headers', real.subarray(0, elf.phoff + elf.phnum * 56), /truncated: .* its loadable segments/],
+        ['cut at 4 KiB', real.subarray(0, 4096), /truncated: it has 4096 bytes/],
+        ['cut in half', real.subarray(0, real.length >> 1), /truncated: .* loadable segments/],
+        ['one byte short', real.subarray(0, real.length - 1), /truncated: .* section headers/],
+        ['program headers said to be far past the end', withHeader((b) => b.writeBigUInt64LE(2n ** 40n, 32)), /truncated: .* program headers/],
+        ['65535 program headers', withHeader((b) => b.writeUInt16LE(0xffff, 56)), /truncated: .* program headers/],
+        ['section headers past the end', withHeader((b) => b.writeBigUInt64LE(BigInt(elf.shoff + real.length), 40)), /truncated: .* section headers/],
+    ];
+    it.each(corpus)('a GPU backend library %s is skipped with its reason; the CPU runs', (_what, bytes, reason) => {
+        if (process.platform !== 'linux' || process.arch !== 'x64') return; // the corpus is of an x86-64 ELF file
+        const folder = mkdtempSync(join(dir, 'truncated-'));
+        writeFileSync(join(folder, 'libggml-vulkan.so'), bytes);
+        const result = runChild(`
+            const vulkan = kv.getBackends().find((b) => b.kind === 'vulkan');
+            const model = await kv.LlamaModel.load({ path: ${JSON.stringify(fixtures.f16)} });
+            const r = await model.createContext({ contextSize: 256 }).complete('Once', { maxTokens: 2, temperature: 0 });
+            console.log(JSON.stringify({ vulkan, tokens: r.tokens.length }));
+        `, { LLAMA_KV_BACKEND_PATH: folder }) as { vulkan: { available: boolean; reason: string; fix: string }; tokens: number };
+        expect(result.vulkan.available).toBe(false);
+        expect(result.vulkan.reason).toContain(`${join(folder, 'libggml-vulkan.so')} failed to load: `);
+        expect(result.vulkan.reason).toMatch(reason);
+        expect(result.tokens).toBe(2);
+    });
 });

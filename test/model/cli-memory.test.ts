@@ -64,6 +64,15 @@ describe('llama-kv memory', () => {
         expect(fa.stderr).toContain("set flashAttention to 'on' or 'auto'");
         expect(llamaKv('memory').code).toBe(2);
     });
+
+    it('the placement flags need --simulate: the header estimate assumes the CPU', () => {
+        const header = llamaKv('memory', '-m', fixtures.f16, '-ngl', '2');
+        expect(header.code).toBe(2);
+        expect(header.stderr).toContain('gpuLayers needs simulate: true');
+        const cpu = llamaKv('memory', '-m', fixtures.f16, '-c', '512', '--gpu', 'none', '--simulate', '--json');
+        expect(cpu.code).toBe(0);
+        expect(JSON.parse(cpu.stdout).estimate.devices.map((d: { name: string }) => d.name)).toEqual(['CPU']);
+    });
 });
 
 describe('llama-kv fit', () => {

@@ -11,12 +11,12 @@ import { flagHelp, parseFlags, UsageError, type FlagSpec } from '../flags/args.j
 import { formatBytes, parseBytes } from '../format/bytes.js';
 import { kvChartSvg } from '../format/chart.js';
 import { contextFlags, contextOptionsFromFlags } from '../flags/context-flags.js';
-import { weightFlags, weightOptionsFromFlags } from '../flags/model-flags.js';
+import { modelFlags, modelOptionsFromFlags } from '../flags/model-flags.js';
 
 export const memoryFlags: FlagSpec[] = [
     { names: ['-m', '--model'], key: 'model', type: 'string', help: 'GGUF model file, hf:owner/repo/file.gguf or an https:// URL (its header only is read) (required)' },
     ...contextFlags,
-    ...weightFlags,
+    ...modelFlags,
     { names: ['--simulate'], key: 'simulate', type: 'bool', help: "estimate with llama.cpp's dry run (exact compute) instead of the header" },
     { names: ['--live'], key: 'live', type: 'bool', help: 'also create the context and show the measured figures and the difference' },
     { names: ['--budget'], key: 'budget', type: 'string', help: 'memory budget (e.g. 6GiB): drawn on the chart' },
@@ -24,7 +24,7 @@ export const memoryFlags: FlagSpec[] = [
     { names: ['--json'], key: 'json', type: 'bool', help: 'print JSON' },
 ];
 
-export const memoryUsage = `usage: llama-kv memory -m model.gguf [-c 32768] [-np 2] [-ctk q8_0 -ctv q4_0] [--no-mmap] [--no-repack] [--simulate] [--live] [--json] [--chart kv.svg [--budget 6GiB]]\n${flagHelp(memoryFlags)}`;
+export const memoryUsage = `usage: llama-kv memory -m model.gguf [-c 32768] [-np 2] [-ctk q8_0 -ctv q4_0] [--no-mmap] [--no-repack] [--gpu none|vulkan|... -ngl N -dev D -ts 3,1 --n-cpu-moe N] [--simulate] [--live] [--json] [--chart kv.svg [--budget 6GiB]]\n${flagHelp(memoryFlags)}`;
 
 type Row = [name: string, estimate: number, live?: number];
 
@@ -49,7 +49,7 @@ export async function memory(argv: readonly string[]): Promise<number> {
     if (flags.live && isRemoteModel(path)) throw new UsageError(`--live needs a local model file: download it first with \`llama-kv pull ${path}\``);
     const gguf = await readModelHeader(path); // read once (a URL's with range requests): for the header estimate and the chart
     const simulate = flags.simulate === true;
-    const load = weightOptionsFromFlags(flags);
+    const load = modelOptionsFromFlags(flags);
     const estimate = await estimateMemory({ model: simulate ? path : gguf, ...options, ...load, simulate });
 
     let live: MemoryReport | undefined;
@@ -89,6 +89,8 @@ export async function memory(argv: readonly string[]): Promise<number> {
     for (const line of [header, ...table]) process.stdout.write(line.join('  ').trimEnd() + '\n');
     process.stdout.write(`\nweights by buffer type (estimate): ${weightBuffersText(estimate.weights)}\n`);
     if (live) process.stdout.write(`weights by buffer type (live): ${weightBuffersText(live.weights)}\n`);
+    if (estimate.devices.length > 1) process.stdout.write(`by device (estimate): ${devicesText(estimate.devices)}\n`);
+    if (live && live.devices.length > 1) process.stdout.write(`by device (live): ${devicesText(live.devices)}\n`);
     for (const note of estimate.notes) process.stdout.write(`\nnote: ${note}\n`);
     if (typeof flags.chart === 'string') process.stdout.write(`\nchart written to ${flags.chart}\n`);
     return 0;
@@ -102,6 +104,13 @@ function weightBuffersText(w: MemoryReport['weights']): string {
             return `${b.bufferType} ${formatBytes(b.bytes)} ${b.mapped ? 'mapped' : 'allocated'}${elsewhere}`;
         })
         .join(', ');
+}
+
+/** `Vulkan0 weights 30.1 MiB, KV 4.0 MiB, compute 12.0 MiB; CPU weights 2.0 MiB, ...`. */
+function devicesText(devices: MemoryEstimate['devices']): string {
+    return devices
+        .map((d) => `${d.name} weights ${formatBytes(d.weightsBytes)}, KV ${formatBytes(d.kvBytes)}, compute ${formatBytes(d.computeBytes)}, output ${formatBytes(d.outputBytes)}`)
+        .join('; ');
 }
 
 function exactness(e: MemoryEstimate, row: string): string {
