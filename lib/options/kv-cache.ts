@@ -188,10 +188,13 @@ export function flashAttentionDeviceWarning(config: ResolvedKvConfig, devices: r
     const where = missing.map((d) => `${d.device} (${missingKernelReason(d, k, v)})`).join('; ');
     const pair = `cacheTypeK '${k}' with cacheTypeV '${v}'`;
     if (config.flashAttention === 'auto' && !KV_CACHE_TYPE_INFO[v].quantized) {
+        // Measured on llvmpipe (test/gpu/device.test.ts): ggml-vulkan runs a quantized K with a bf16 V
+        // without flash attention only in part, and the scheduler moves the rest to the CPU.
+        const vulkanSplit = KV_CACHE_TYPE_INFO[k].quantized && v === 'bf16' && missing.some((d) => d.backend.toUpperCase() === 'VULKAN');
         return (
             `No flash-attention kernel for ${pair} on ${where}: llama.cpp turns flash attention off for this context. ` +
-            'Attention then runs without it, which takes more compute memory, and for some pairs partly on the CPU ' +
-            '(a quantized K with a bf16 V on Vulkan). Use a pair the device runs (docs/backends.md) to keep it.'
+            `Attention then runs without it, which takes more compute memory${vulkanSplit ? ', and partly on the CPU (a quantized K with a bf16 V on Vulkan)' : ''}. ` +
+            'Use a pair the device runs (docs/backends.md) to keep it.'
         );
     }
     return (

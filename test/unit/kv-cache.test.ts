@@ -84,4 +84,10 @@ describe('flash-attention device warning', () => {
         expect(flashAttentionDeviceWarning(pair('bf16', 'f16', 'on'), [dev('Vulkan', false)])).toMatch(/run on the CPU.*flashAttention 'auto'/);
         expect(flashAttentionDeviceWarning(pair('bf16', 'q8_0'), [dev('Vulkan', false)])).toMatch(/run on the CPU.*unquantized cacheTypeV/);
     });
+
+    it("names the partial CPU fallback only where it happens: a quantized K with a bf16 V on Vulkan", () => {
+        expect(flashAttentionDeviceWarning(pair('q8_0', 'bf16'), [dev('Vulkan', false)])).toMatch(/partly on the CPU \(a quantized K with a bf16 V on Vulkan\)/);
+        expect(flashAttentionDeviceWarning(pair('bf16', 'f16'), [dev('Vulkan', false)])).not.toMatch(/partly on the CPU/);
+        expect(flashAttentionDeviceWarning(pair('q8_0', 'bf16'), [dev('CUDA', false)])).not.toMatch(/Vulkan/);
+    });
 });
