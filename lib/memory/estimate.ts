@@ -89,8 +89,10 @@ export async function estimateMemory(options: EstimateOptions): Promise<MemoryEs
     const loraBytes = await loraFileBytes(opts.loras ?? []);
     checkAbort();
     const load = { useMmap: opts.useMmap ?? defaults.model.useMmap, repack: opts.repack ?? defaults.model.repack };
-    if (!opts.simulate) refuseHeaderPlacement(opts);
-    if (!opts.simulate) return withLoras(estimateFromHeader(gguf, facts, opts, weightLoad(load)), loraBytes);
+    if (!opts.simulate) {
+        refuseHeaderPlacement(opts);
+        return withLoras(estimateFromHeader(gguf, facts, opts, weightLoad(load)), loraBytes);
+    }
     if (typeof opts.model !== 'string') {
         throw new LlamaConfigError(
             'simulate: true needs the model as a GGUF file path (llama.cpp dry-runs the load), not a parsed header',
