@@ -4,8 +4,9 @@
 //
 //   cpu     npm/<platform>-<arch>/bin/: the addon (llama_kv.node), ggml's two shared
 //           libraries and every instruction-set variant of the CPU backend
-//           (GGML_CPU_ALL_VARIANTS), stripped, finding each other through an rpath of
-//           $ORIGIN. The package @llama-kv/<platform>-<arch>.
+//           (GGML_CPU_ALL_VARIANTS), and ggml's RPC server (llama-kv-rpc-server with
+//           libggml-rpc), stripped, finding each other through an rpath of $ORIGIN.
+//           The package @llama-kv/<platform>-<arch>.
 //   cuda    npm/<platform>-<arch>-<variant>/bin/: the backend library only
 //   rocm    (libggml-cuda.so, libggml-hip.so, libggml-vulkan.so). The package
 //   vulkan  @llama-kv/<platform>-<arch>-<variant>.
@@ -186,6 +187,10 @@ function stageCpu(outDir) {
     const libs = libraries(outDir).filter((f) => !/ggml-(cuda|hip|vulkan)\./.test(f));
     for (const f of libs) copyLibrary(join(outDir, f), bin, f);
     if (!libs.some((f) => /ggml-cpu/.test(f))) fail(`no CPU backend library was built in ${outDir}`);
+    // `llama-kv rpc-server`: ggml's RPC server, with libggml-rpc (one of the libraries above).
+    const server = process.platform === 'win32' ? 'llama-kv-rpc-server.exe' : 'llama-kv-rpc-server';
+    if (!existsSync(join(outDir, server)) || !libs.some((f) => /ggml-rpc/.test(f))) fail(`the RPC server (${server} and ggml-rpc) was not built in ${outDir}`);
+    copyLibrary(join(outDir, server), bin, server);
     return dir;
 }
 

@@ -14,6 +14,7 @@ import { pull, pullUsage } from './commands/pull.js';
 import { quantize, quantizeUsage } from './commands/quantize.js';
 import { rerank, rerankUsage } from './commands/rerank.js';
 import { run, runUsage } from './commands/run.js';
+import { rpcServer, rpcServerUsage } from './commands/rpc-server.js';
 
 const commands: Record<string, { main: (argv: readonly string[]) => Promise<number>; usage: string }> = {
     run: { main: run, usage: runUsage },
@@ -28,6 +29,7 @@ const commands: Record<string, { main: (argv: readonly string[]) => Promise<numb
     quantize: { main: quantize, usage: quantizeUsage },
     calibrate: { main: calibrate, usage: calibrateUsage },
     bench: { main: bench, usage: benchUsage },
+    'rpc-server': { main: rpcServer, usage: rpcServerUsage },
 };
 
 const usage =
@@ -38,8 +40,9 @@ const usage =
     '  pull    download a model (hf:owner/repo/file.gguf or a URL), resumable, checksum-verified\n' +
     '  backends  list the compute backends (CPU variant, GPUs) and why any is unavailable\n' +
     '  quantize  quantize a model (Q8_0, Q4_K_M, ...)\n  bench   tokens/s against llama.cpp\'s llama-bench, TTFT, event-loop lag, memory, load time\n' +
-    '  calibrate  what each K/V cache type costs in quality (KL divergence, top-1, perplexity) against f16\n\n' +
-    `${runUsage}\n\n${chatUsage}\n\n${infoUsage}\n\n${embedUsage}\n\n${rerankUsage}\n\n${memoryUsage}\n\n${fitUsage}\n\n${pullUsage}\n\n${backendsUsage}\n\n${quantizeUsage}\n\n${benchUsage}\n\n${calibrateUsage}\n`;
+    '  calibrate  what each K/V cache type costs in quality (KL divergence, top-1, perplexity) against f16\n' +
+    '  rpc-server  serve this machine\'s devices to llama.cpp RPC clients (loopback unless --allow-remote)\n\n' +
+    `${runUsage}\n\n${chatUsage}\n\n${infoUsage}\n\n${embedUsage}\n\n${rerankUsage}\n\n${memoryUsage}\n\n${fitUsage}\n\n${pullUsage}\n\n${backendsUsage}\n\n${quantizeUsage}\n\n${benchUsage}\n\n${calibrateUsage}\n\n${rpcServerUsage}\n`;
 
 async function main(argv: string[]): Promise<number> {
     const [name, ...rest] = argv;

@@ -129,3 +129,13 @@ export function binding(): NativeBinding {
     }
     return cached;
 }
+
+/**
+ * The folder the addon is (or would be) loaded from, without loading it: ggml's libraries and
+ * llama-kv's executables are beside it; and the folders it loads GPU backends from. For the
+ * processes that load backends as the addon does (llama-kv-rpc-server). @internal
+ */
+export function nativeFolders(): { addon: string; backends: string[] } {
+    const root = packageRoot();
+    return { addon: dirname(findAddon(root).file), backends: backendSearchDirs(root).map(unpackedPath) };
+}

@@ -15,6 +15,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureFixtureModel } from '../../lib/demo/models.js';
+import { freePort, handshake } from '../support/rpc-wire.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
 const platformKey = `${process.platform}-${process.arch}`;
@@ -144,7 +145,7 @@ describe.runIf(process.platform === 'linux' && process.arch === 'x64')('the pack
 
     it('packs @llama-kv/linux-x64 with the addon, ggml, every CPU variant and the licenses beside them', () => {
         const files = platform.files.map((f) => f.path);
-        expect(files).toEqual(expect.arrayContaining(['bin/llama_kv.node', 'bin/libllama-kv-ggml-base.so.0', 'bin/libllama-kv-ggml.so.0', 'LICENSE', 'THIRD_PARTY_NOTICES.md', 'README.md']));
+        expect(files).toEqual(expect.arrayContaining(['bin/llama_kv.node', 'bin/libllama-kv-ggml-base.so.0', 'bin/libllama-kv-ggml.so.0', 'bin/llama-kv-rpc-server', 'bin/libggml-rpc.so', 'LICENSE', 'THIRD_PARTY_NOTICES.md', 'README.md']));
         expect(files.filter((f) => f.startsWith('bin/libggml-cpu-')).length).toBeGreaterThanOrEqual(10);
         const manifest = JSON.parse(readFileSync(join(platformDir, 'package.json'), 'utf8'));
         expect(manifest).toMatchObject({ name: `@llama-kv/${platformKey}`, version, os: ['linux'], cpu: ['x64'], libc: ['glibc'] });
@@ -255,6 +256,21 @@ describe.runIf(process.platform === 'linux' && process.arch === 'x64')('the pack
         expect(r.stderr).not.toMatch(/\n\s+at /);
         // The vocabulary came from the package, decompressed into the fixture cache of this HOME.
         expect(readdirSync(join(home, '.cache', 'llama-kv', 'models', 'vocab')).some((f) => f.endsWith('ggml-vocab-llama-spm.gguf'))).toBe(true);
+    });
+
+    it('serves this machine\'s CPU with `npx llama-kv rpc-server`, from the installed platform package', async () => {
+        const port = await freePort();
+        const child = spawn(process.execPath, [join(app, 'node_modules', '.bin', 'llama-kv'), 'rpc-server', '--port', String(port), '-t', '1'], { cwd: app, env: appEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+        let output = '';
+        child.stdout.on('data', (d) => (output += d));
+        child.stderr.on('data', (d) => (output += d));
+        try {
+            expect(await handshake(port)).toEqual({ version: '6.0.0', devices: 1 });
+            expect(output).toContain(join('node_modules', '@llama-kv', platformKey, 'bin', 'libggml-rpc.so'));
+        } finally {
+            child.kill('SIGTERM');
+        }
+        expect(await new Promise((r) => child.on('exit', r))).toBe(0);
     });
 
     it('says BINDING_LOAD_FAILED, naming the platform package and the build from source, when the platform package is missing', () => {
