@@ -22,6 +22,11 @@
 #    endif
 #    include <windows.h>
 #endif
+#ifdef __linux__
+#    include <csignal>
+#    include <sys/prctl.h>
+#    include <unistd.h>
+#endif
 
 namespace fs = std::filesystem;
 
@@ -104,6 +109,15 @@ void list_devices() {
 }  // namespace
 
 int main(int argc, char ** argv) {
+#ifdef __linux__
+    // Started by `llama-kv rpc-server`: end with it, even when it is killed with SIGKILL.
+    if (const char * parent = std::getenv("LLAMA_KV_RPC_SERVER_PARENT")) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (std::to_string(getppid()) != parent) {
+            return 1;  // the parent is already gone
+        }
+    }
+#endif
     options opts;
     for (int i = 1; i < argc; i++) {
         const std::string arg  = argv[i];

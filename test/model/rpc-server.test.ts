@@ -4,7 +4,7 @@
 // DEVICE_COUNT the devices it serves. Binding beyond loopback needs --allow-remote.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -44,6 +44,29 @@ describe('llama-kv rpc-server', () => {
         expect(server.output()).not.toContain('WARNING');
         server.child.kill('SIGTERM');
         expect((await server.exit).code).toBe(0);
+    });
+
+    it.runIf(process.platform === 'linux')('the server ends with `llama-kv rpc-server`, even when that is killed with SIGKILL', async () => {
+        const port = await freePort();
+        const server = start('--port', String(port), '-t', '1');
+        await handshake(port);
+        server.child.kill('SIGKILL');
+        await server.exit;
+        const listening = async () =>
+            new Promise<boolean>((resolve) => {
+                const s = new Socket();
+                s.once('error', () => resolve(false));
+                s.connect(port, '127.0.0.1', () => {
+                    s.destroy();
+                    resolve(true);
+                });
+            });
+        let up = true;
+        for (let i = 0; i < 50 && up; i++) {
+            up = await listening();
+            if (up) await new Promise((r) => setTimeout(r, 100));
+        }
+        expect(up).toBe(false);
     });
 
     it('refuses an address other than loopback without --allow-remote, and warns with it', async () => {

@@ -49,6 +49,7 @@ export default async function setup(project: TestProject): Promise<void> {
             llamaLast: await ensureFixtureModel('embed-llama-last-f16', { dir }),
         },
         embeddingReference: buildReference('llama-kv-embedding-reference'),
+        rpcReference: buildReference('llama-kv-rpc-greedy'),
     });
 }
 
@@ -77,6 +78,8 @@ declare module 'vitest' {
             embed: { bert: string; rerank: string; llamaLast: string };
             /** The logic of llama.cpp's examples/embedding without its argument parser (test/support/reference/embedding.cpp). */
             embeddingReference: string;
+            /** Greedy generation with the layers on RPC servers, through llama.cpp's own RPC client (test/support/reference/rpc-greedy.cpp). */
+            rpcReference: string;
         };
     }
 }

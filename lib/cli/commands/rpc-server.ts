@@ -72,7 +72,8 @@ export async function rpcServer(argv: readonly string[]): Promise<number> {
     if (!existsSync(server)) throw new UsageError(`this llama-kv has no RPC server: ${server} is missing (rebuild, or reinstall the platform package)`);
     if (!loopback) process.stderr.write(`\n${REMOTE_WARNING.replace('%s', `${host}:${port}`)}\n\n`);
     // The server loads the GPU backends from the folders the addon loads them from.
-    const env = { ...process.env, LLAMA_KV_BACKEND_PATH: folders.backends.join(delimiter) };
+    // LLAMA_KV_RPC_SERVER_PARENT: on Linux the server ends with this process, even one killed with SIGKILL.
+    const env = { ...process.env, LLAMA_KV_BACKEND_PATH: folders.backends.join(delimiter), LLAMA_KV_RPC_SERVER_PARENT: String(process.pid) };
     const child = spawn(server, args, { stdio: 'inherit', env });
     const forward = (signal: NodeJS.Signals) => () => child.kill(signal);
     const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((s) => [s, forward(s)] as const);
