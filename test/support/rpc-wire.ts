@@ -57,3 +57,62 @@ export async function handshake(port: number): Promise<{ version: string; device
     socket.destroy();
     return { version: `${hello[0]}.${hello[1]}.${hello[2]}`, devices: count.readUInt32LE() };
 }
+
+/** What a fault proxy does to the server-to-client bytes of each connection. */
+export type StreamFault = { kind: 'cut'; at: number } | { kind: 'flip'; at: number } | { kind: 'garbage'; at: number; seed: number };
+
+/**
+ * A proxy on loopback in front of `upstream` that applies `fault` to every connection's
+ * server-to-client stream at byte `at`: closes it there ('cut'), inverts that byte ('flip'),
+ * or from there on sends pseudo-random bytes instead of the server's ('garbage').
+ */
+export async function faultProxy(upstream: number, fault: StreamFault): Promise<{ port: number; close: () => void }> {
+    const proxy = createServer((client) => {
+        const server = new Socket();
+        server.connect(upstream, '127.0.0.1');
+        let seen = 0;
+        let state = fault.kind === 'garbage' ? fault.seed >>> 0 || 1 : 0;
+        const random = () => {
+            state ^= state << 13;
+            state ^= state >>> 17;
+            state ^= state << 5;
+            return state & 0xff;
+        };
+        client.on('data', (d) => server.write(d));
+        server.on('data', (chunk: Buffer) => {
+            const start = seen;
+            seen += chunk.length;
+            if (seen <= fault.at) return void client.write(chunk);
+            const from = Math.max(0, fault.at - start);
+            if (fault.kind === 'cut') {
+                client.end(chunk.subarray(0, from));
+                server.destroy();
+                return;
+            }
+            const out = Buffer.from(chunk);
+            if (fault.kind === 'flip') {
+                if (start <= fault.at) out[from] ^= 0xff;
+            } else {
+                for (let i = from; i < out.length; i++) out[i] = random();
+            }
+            client.write(out);
+        });
+        for (const s of [client, server]) s.on('error', () => (s === client ? server : client).destroy());
+        client.on('close', () => server.destroy());
+        server.on('close', () => client.destroy());
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    return { port: (proxy.address() as { port: number }).port, close: () => proxy.close() };
+}
+
+/** A server that accepts connections, reads what comes and never answers. */
+export async function silentServer(): Promise<{ port: number; close: () => void }> {
+    const sockets: Socket[] = [];
+    const server = createServer((s) => {
+        sockets.push(s);
+        s.on('data', () => {});
+        s.on('error', () => {});
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return { port: (server.address() as { port: number }).port, close: () => (sockets.forEach((s) => s.destroy()), server.close()) };
+}

@@ -9,6 +9,7 @@
 #include "ggml-rpc.h"
 #include "llama.h"
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -39,6 +40,11 @@ int main(int argc, char ** argv) {
     }
     const std::string prompt    = argv[2];
     const int         n_predict = std::atoi(argv[3]);
+#ifdef SIGPIPE
+    // As in Node.js (and so in llama-kv's host processes): a write to a connection the server
+    // closed is an error (EPIPE), not the end of the process.
+    std::signal(SIGPIPE, SIG_IGN);
+#endif
     llama_log_set(quiet, nullptr);
     llama_backend_init();
     ggml_backend_load_all();  // the CPU and RPC backend libraries beside this executable
@@ -51,12 +57,26 @@ int main(int argc, char ** argv) {
         fprintf(stderr, "no RPC backend\n");
         return 1;
     }
-    std::vector<ggml_backend_dev_t> devices;
-    for (int i = 7; i < argc; i++) {
-        ggml_backend_reg_t reg = add_server(argv[i]);
-        for (size_t d = 0; d < ggml_backend_reg_dev_count(reg); d++) {
-            devices.push_back(ggml_backend_reg_dev_get(reg, d));
+    // RPC_GREEDY_TIMEOUT_MS: the client sockets' timeout (vendor patch 0010; none by default)
+    if (const char * timeout = std::getenv("RPC_GREEDY_TIMEOUT_MS")) {
+        auto * set_timeout = reinterpret_cast<void (*)(unsigned)>(ggml_backend_reg_get_proc_address(rpc, "ggml_backend_rpc_set_timeout_ms"));
+        if (set_timeout == nullptr) {
+            fprintf(stderr, "this ggml-rpc has no ggml_backend_rpc_set_timeout_ms\n");
+            return 1;
         }
+        set_timeout(static_cast<unsigned>(std::atoi(timeout)));
+    }
+    std::vector<ggml_backend_dev_t> devices;
+    try {
+        for (int i = 7; i < argc; i++) {
+            ggml_backend_reg_t reg = add_server(argv[i]);
+            for (size_t d = 0; d < ggml_backend_reg_dev_count(reg); d++) {
+                devices.push_back(ggml_backend_reg_dev_get(reg, d));
+            }
+        }
+    } catch (const std::exception & e) {  // with vendor patch 0010; before it, ggml aborted
+        fprintf(stderr, "error: %s\n", e.what());
+        return 1;
     }
     devices.push_back(nullptr);
 
@@ -90,11 +110,24 @@ int main(int argc, char ** argv) {
     llama_batch batch = llama_batch_get_one(tokens.data(), tokens.size());
     llama_token next;
     for (int n = 0; n < n_predict; ++n) {
-        if (llama_decode(ctx, batch) != 0) {
+        int ret = 0;
+        try {
+            ret = llama_decode(ctx, batch);
+            if (ret == 0) {
+                next = llama_sampler_sample(smpl, ctx, -1);  // reads the logits: waits for the servers
+            }
+        } catch (const std::exception & e) {  // a server that died (vendor patch 0010)
+            fprintf(stderr, "error: a decode threw: %s\n", e.what());
+            llama_sampler_free(smpl);
+            llama_free(ctx);
+            llama_model_free(model);
+            fprintf(stderr, "freed the context and the model\n");
+            return 1;
+        }
+        if (ret != 0) {
             fprintf(stderr, "llama_decode failed\n");
             return 1;
         }
-        next = llama_sampler_sample(smpl, ctx, -1);
         printf(n == 0 ? "%d" : " %d", next);
         fflush(stdout);  // each token as it comes: a test kills a server mid-run
         batch = llama_batch_get_one(&next, 1);
