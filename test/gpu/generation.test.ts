@@ -17,11 +17,10 @@ function agreement(a: readonly number[], b: readonly number[]) {
     return { prefix, same: a.filter((t, i) => t === b[i]).length, of: a.length };
 }
 
-// OPEN BUG (found by these tests, not fixed): on Mesa's llvmpipe Vulkan device the worker
-// process died of heap corruption ("corrupted size vs. prev_size while consolidating", glibc)
-// in 2 of about 7 runs of this file, after the batched-sequences test and before the LoRA
-// test printed its result. Until it is found, those two tests run only when
-// LLAMA_KV_GPU_KNOWN_CRASH=1 on Vulkan, so that CI stays able to land; docs/reliability.md.
+// OPEN BUG, below llama-kv: on Mesa's llvmpipe Vulkan device, a decode after llama.cpp
+// re-reserves its compute graph corrupts the process's heap in most runs, and ctx.setLoras()
+// makes llama.cpp re-reserve it. llama.cpp alone does the same (reserve-after-decode.test.ts).
+// So on Vulkan the setLoras test runs only with LLAMA_KV_GPU_KNOWN_CRASH=1; docs/reliability.md.
 const knownCrash = gpu.kind === 'vulkan' && process.env.LLAMA_KV_GPU_KNOWN_CRASH !== '1';
 
 describe(`generation on ${gpu.kind}`, () => {
@@ -51,7 +50,7 @@ describe(`generation on ${gpu.kind}`, () => {
         expect(a.prefix).toBeGreaterThanOrEqual(1);
     });
 
-    it.skipIf(knownCrash)('four greedy sequences at once on the device, batched in one decode per step: each equals the same prompt alone on the device', async () => {
+    it('four greedy sequences at once on the device, batched in one decode per step: the agreement with each prompt alone on the device is reported', async () => {
         const alone: number[][] = [];
         for (const p of PROMPTS) {
             const ctx = model.createContext({ contextSize: 512 });
@@ -72,7 +71,7 @@ describe(`generation on ${gpu.kind}`, () => {
         for (const [i, a] of agreements.entries()) expect(a.prefix, PROMPTS[i]).toBeGreaterThanOrEqual(1);
     });
 
-    describe.skipIf(knownCrash)('LoRA adapters', () => {
+    describe('LoRA adapters', () => {
         let lora: LlamaLora;
         beforeAll(async () => {
             lora = await model.loadLora(fixtures.loraAttn);
@@ -85,14 +84,28 @@ describe(`generation on ${gpu.kind}`, () => {
             expect(onDevice.loraBytes).toBeGreaterThan(0);
             expect(onDevice.loraBytes).toBeLessThanOrEqual(lora.sizeBytes + 4096);
             const withAdapter = (await ctx.complete(PROMPT, { maxTokens: 24, temperature: 0 })).tokens;
-            await ctx.setLoras([]);
-            const base = (await ctx.complete(PROMPT, { maxTokens: 24, temperature: 0 })).tokens;
             ctx.dispose();
+            const baseCtx = model.createContext({ contextSize: 256 });
+            const base = (await baseCtx.complete(PROMPT, { maxTokens: 24, temperature: 0 })).tokens;
+            baseCtx.dispose();
             expect(withAdapter).not.toEqual(base);
             const reference = referenceGreedy(fixtures.f16, PROMPT, 24, 2, { path: fixtures.loraAttn, scale: 1 });
             const a = agreement(withAdapter, reference);
             console.log(`greedy with the attention adapter on ${gpu.kind} against llama.cpp's CPU output: ${a.same}/${a.of}, common prefix ${a.prefix}`);
             expect(a.prefix).toBeGreaterThanOrEqual(1);
+        });
+
+        it.skipIf(knownCrash)('setLoras([]) after a generation on the device returns to the base model', async () => {
+            const ctx = model.createContext({ contextSize: 256, loras: [{ lora, scale: 1 }] });
+            const withAdapter = (await ctx.complete(PROMPT, { maxTokens: 24, temperature: 0 })).tokens;
+            await ctx.setLoras([]);
+            const base = (await ctx.complete(PROMPT, { maxTokens: 24, temperature: 0 })).tokens;
+            ctx.dispose();
+            const baseCtx = model.createContext({ contextSize: 256 });
+            const fresh = (await baseCtx.complete(PROMPT, { maxTokens: 24, temperature: 0 })).tokens;
+            baseCtx.dispose();
+            expect(base).not.toEqual(withAdapter);
+            expect(agreement(base, fresh).prefix).toBeGreaterThanOrEqual(1);
         });
     });
 });

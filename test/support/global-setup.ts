@@ -10,7 +10,7 @@ import { ensureFixtureModel } from '../../lib/demo/models.js';
 export const root = resolve(import.meta.dirname, '..', '..');
 
 /** Builds one test-only reference program of the CMake build and returns its path. */
-function buildReference(target: string): string {
+export function buildReference(target: string): string {
     const buildDir = join(root, 'build');
     if (!existsSync(join(buildDir, 'CMakeCache.txt'))) {
         throw new Error('build/ is not configured: run `npm install` (or `npm run build`) before `npm test`');
