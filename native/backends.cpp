@@ -175,8 +175,10 @@ void load_cpu_backend(const fs::path & dir) {
         if (file.rfind(prefix + "-", 0) != 0 || path.extension() != library_extension) {
             continue;
         }
-        if (!library_file_problem(path).empty()) {
-            continue;  // a truncated variant: the next best one is taken
+        if (std::string problem = library_file_problem(path); !problem.empty()) {
+            // A truncated variant: the next best one is taken, and getBackends() can say why.
+            state().attempts.push_back(backend_attempt{ "cpu", utf8(path), std::move(problem) });
+            continue;
         }
         void * handle = open_library(path);
         if (handle == nullptr) {

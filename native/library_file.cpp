@@ -33,6 +33,11 @@ bool native_byte_order(unsigned char data) {
     return data == (first == 1 ? ELFDATA2LSB : ELFDATA2MSB);
 }
 
+// offset + length, or UINT64_MAX when a corrupt header makes the sum wrap (then it is past any file).
+uint64_t end_of(uint64_t offset, uint64_t length) {
+    return offset > UINT64_MAX - length ? UINT64_MAX : offset + length;
+}
+
 std::string truncated(uint64_t size, uint64_t needed, const char * what) {
     return "the file is truncated: it has " + std::to_string(size) + " bytes, but its " + what + " reach byte " +
            std::to_string(needed) + " (an interrupted download or copy?)";
@@ -70,7 +75,7 @@ std::string library_file_problem(const std::filesystem::path & file) {
     if (header.e_phentsize != sizeof(elf_phdr)) {
         return "";  // not an image this loader maps; it says so
     }
-    const uint64_t phdrs_end = static_cast<uint64_t>(header.e_phoff) + uint64_t{ header.e_phnum } * sizeof(elf_phdr);
+    const uint64_t phdrs_end = end_of(header.e_phoff, uint64_t{ header.e_phnum } * sizeof(elf_phdr));
     if (phdrs_end > size) {
         return truncated(size, phdrs_end, "program headers");
     }
@@ -83,7 +88,7 @@ std::string library_file_problem(const std::filesystem::path & file) {
     uint64_t needed = 0;
     for (const elf_phdr & p : phdrs) {
         if (p.p_type == PT_LOAD || p.p_type == PT_DYNAMIC) {
-            const uint64_t end = static_cast<uint64_t>(p.p_offset) + p.p_filesz;
+            const uint64_t end = end_of(p.p_offset, p.p_filesz);
             needed             = end > needed ? end : needed;
         }
     }
@@ -91,7 +96,7 @@ std::string library_file_problem(const std::filesystem::path & file) {
         return truncated(size, needed, "loadable segments");
     }
     if (header.e_shnum > 0) {
-        const uint64_t shdrs_end = static_cast<uint64_t>(header.e_shoff) + uint64_t{ header.e_shnum } * header.e_shentsize;
+        const uint64_t shdrs_end = end_of(header.e_shoff, uint64_t{ header.e_shnum } * header.e_shentsize);
         if (shdrs_end > size) {
             return truncated(size, shdrs_end, "section headers");
         }

@@ -166,7 +166,8 @@ export function describeBackends(info: NativeBackendInfo): BackendInfo[] {
     if (!info.hasCpu) {
         out.push({
             name: 'CPU', kind: 'cpu', available: false, devices: [], features: {},
-            reason: `no CPU backend library (ggml-cpu*) was found or loaded in ${info.addonDir}`,
+            reason: `no CPU backend library (ggml-cpu*) was found or loaded in ${info.addonDir}` +
+                info.attempts.filter((a) => a.name === 'cpu' && a.error).map((a) => `; ${a.error}`).join(''),
             fix: `reinstall ${platformPackageName()}`,
         });
     }

@@ -118,12 +118,17 @@ export async function estimateMemory(options: EstimateOptions): Promise<MemoryEs
 
 /**
  * The header level assumes the CPU: a GPU placement option needs llama.cpp's dry run.
- * (`gpu: false` is what the header level assumes.)
+ * (`gpu: false`, `gpuLayers: 0` and `cpuMoeLayers: 0` are what the header level assumes.)
  */
 function refuseHeaderPlacement(opts: Pick<EstimateOptions, PlacementKey>): void {
     for (const key of PLACEMENT_KEYS) {
         const value = opts[key];
-        if (value === undefined || (key === 'gpu' && value === false) || (Array.isArray(value) && value.length === 0)) continue;
+        const cpuOnly =
+            value === undefined ||
+            (key === 'gpu' && value === false) ||
+            ((key === 'gpuLayers' || key === 'cpuMoeLayers') && value === 0) ||
+            (Array.isArray(value) && value.length === 0);
+        if (cpuOnly) continue;
         throw new LlamaConfigError(
             `${key} needs simulate: true (the header level assumes the CPU and does not place weights on devices)`,
             'INVALID_CONFIG',

@@ -174,12 +174,15 @@ describe('estimateMemory validation', () => {
         await expect(estimateMemory({ model: fixtures.f16, repack: 'no' as never })).rejects.toThrow(/repack/);
     });
 
-    it('the header level assumes the CPU: a GPU placement needs simulate; gpu: false is what it assumes', async () => {
+    it('the header level assumes the CPU: a GPU placement needs simulate; gpu: false, gpuLayers: 0 and cpuMoeLayers: 0 are what it assumes', async () => {
         for (const [key, value] of [['gpu', 'vulkan'], ['gpuLayers', 2], ['devices', ['Vulkan0']], ['tensorSplit', [1]], ['cpuMoeLayers', 1]] as const) {
             await expect(estimateMemory({ model: fixtures.f16, [key]: value }), key).rejects.toMatchObject({ code: 'INVALID_CONFIG', path: [key, 'simulate'] });
         }
         const header = await estimateMemory({ model: fixtures.f16, gpu: false, contextSize: 512 });
         expect(header.devices.map((d) => d.name)).toEqual(['CPU']);
+        // gpuLayers: 0 and cpuMoeLayers: 0 (the default) place nothing on a device: the header level takes them.
+        const zero = await estimateMemory({ model: fixtures.f16, gpuLayers: 0, cpuMoeLayers: 0, contextSize: 512 });
+        expect(zero.total.bytes).toBe(header.total.bytes);
         // On a machine without a GPU backend, simulate with gpu 'auto' (the default) and gpu: false place the same.
         const [auto, off] = [await estimateMemory({ model: fixtures.f16, simulate: true, contextSize: 512 }), await estimateMemory({ model: fixtures.f16, simulate: true, contextSize: 512, gpu: false })];
         expect(auto.devices).toEqual(off.devices);

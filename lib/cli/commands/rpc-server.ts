@@ -57,9 +57,7 @@ export async function rpcServer(argv: readonly string[]): Promise<number> {
     if (devices.some((d) => d === '')) throw new UsageError(`-d/--device expects a comma-separated list of device names, not "${String(flags.device)}"`);
     const args = ['--host', host, '--port', String(port), '--threads', String(threads), ...devices.flatMap((d) => ['--device', d])];
     if (typeof flags.cache === 'string') {
-        const cache = resolve(flags.cache);
-        mkdirSync(cache, { recursive: true });
-        args.push('--cache', cache);
+        args.push('--cache', resolve(flags.cache));
     }
 
     let folders: ReturnType<typeof nativeFolders>;
@@ -69,7 +67,8 @@ export async function rpcServer(argv: readonly string[]): Promise<number> {
         throw new LlamaError('BINDING_LOAD_FAILED', `Could not find llama-kv's native part: ${(error as Error).message}`, { cause: error });
     }
     const server = join(folders.addon, process.platform === 'win32' ? 'llama-kv-rpc-server.exe' : 'llama-kv-rpc-server');
-    if (!existsSync(server)) throw new UsageError(`this llama-kv has no RPC server: ${server} is missing (rebuild, or reinstall the platform package)`);
+    if (!existsSync(server)) throw new LlamaError('BINDING_LOAD_FAILED', `this llama-kv has no RPC server: ${server} is missing (rebuild, or reinstall the platform package)`);
+    if (typeof flags.cache === 'string') mkdirSync(resolve(flags.cache), { recursive: true });
     if (!loopback) process.stderr.write(`\n${REMOTE_WARNING.replace('%s', `${host}:${port}`)}\n\n`);
     // The server loads the GPU backends from the folders the addon loads them from.
     // LLAMA_KV_RPC_SERVER_PARENT: on Linux the server ends with this process, even one killed with SIGKILL.
@@ -82,7 +81,10 @@ export async function rpcServer(argv: readonly string[]): Promise<number> {
         child.on('error', fail);
         child.on('exit', (code, signal) => {
             for (const [s, h] of handlers) process.off(s, h);
-            done(code ?? (signal === 'SIGINT' || signal === 'SIGTERM' || signal === 'SIGHUP' ? 0 : 1));
+            if (code !== null) return done(code);
+            if (signal === 'SIGINT' || signal === 'SIGTERM' || signal === 'SIGHUP') return done(0);
+            process.stderr.write(`llama-kv: llama-kv-rpc-server died of ${signal}\n`);
+            done(1);
         });
     });
 }
