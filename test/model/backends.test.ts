@@ -230,9 +230,17 @@ describe('broken GPU backend libraries', () => {
         ['program headers said to be far past the end', withHeader((b) => b.writeBigUInt64LE(2n ** 40n, 32)), /truncated: .* program headers/],
         ['65535 program headers', withHeader((b) => b.writeUInt16LE(0xffff, 56)), /truncated: .* program headers/],
         ['section headers past the end', withHeader((b) => b.writeBigUInt64LE(BigInt(elf.shoff + real.length), 40)), /truncated: .* section headers/],
+        // Offsets whose sum with a length wraps past 2^64 (it must not come out small and pass).
+        ['a loadable segment offset that wraps', withHeader((b) => {
+            for (let i = 0; i < elf.phnum; i++) {
+                const at = elf.phoff + i * 56;
+                if (b.readUInt32LE(at) === 1 && b.readBigUInt64LE(at + 32) > 0n) return void b.writeBigUInt64LE(2n ** 64n - 1n, at + 8); // PT_LOAD with bytes
+            }
+        }), /truncated: .* loadable segments reach byte 18446744073709551615/],
+        ['a section header offset that wraps', withHeader((b) => b.writeBigUInt64LE(2n ** 64n - 1n, 40)), /truncated: .* section headers reach byte 18446744073709551615/],
     ];
-    it.each(corpus)('a GPU backend library %s is skipped with its reason; the CPU runs', (_what, bytes, reason) => {
-        if (process.platform !== 'linux' || process.arch !== 'x64') return; // the corpus is of an x86-64 ELF file
+    // The corpus is of an x86-64 ELF file.
+    it.runIf(process.platform === 'linux' && process.arch === 'x64').each(corpus)('a GPU backend library %s is skipped with its reason; the CPU runs', (_what, bytes, reason) => {
         const folder = mkdtempSync(join(dir, 'truncated-'));
         writeFileSync(join(folder, 'libggml-vulkan.so'), bytes);
         const result = runChild(`
