@@ -54,7 +54,8 @@ export async function memory(argv: readonly string[]): Promise<number> {
 
     let live: MemoryReport | undefined;
     if (flags.live) {
-        const model = await loadModel({ path, ...load });
+        // The header estimate assumes the CPU: without --simulate the live context is measured there too.
+        const model = await loadModel({ path, ...(simulate ? {} : { gpu: false as const }), ...load });
         try {
             const ctx = new LlamaContext({ model, ...options });
             live = ctx.memoryReport();
