@@ -25,6 +25,13 @@ const knownCrash = gpu.kind === 'vulkan' && process.env.LLAMA_KV_GPU_KNOWN_CRASH
 
 describe(`generation on ${gpu.kind}`, () => {
     let model: LlamaModel;
+    /** Greedy tokens of `prompt` in a new context of the model on the device, disposed afterwards. */
+    const greedyAlone = async (prompt: string, maxTokens: number, options: Omit<ConstructorParameters<typeof LlamaContext>[0], 'model'> = {}) => {
+        const ctx = model.createContext({ contextSize: 256, ...options });
+        const tokens = (await ctx.complete(prompt, { maxTokens, temperature: 0 })).tokens;
+        ctx.dispose();
+        return tokens;
+    };
     beforeAll(async () => {
         model = await LlamaModel.load({ path: fixtures.f16, gpu: gpu.kind });
     });
@@ -52,11 +59,7 @@ describe(`generation on ${gpu.kind}`, () => {
 
     it('four greedy sequences at once on the device, batched in one decode per step: the agreement with each prompt alone on the device is reported', async () => {
         const alone: number[][] = [];
-        for (const p of PROMPTS) {
-            const ctx = model.createContext({ contextSize: 512 });
-            alone.push((await ctx.complete(p, { maxTokens: 24, temperature: 0 })).tokens);
-            ctx.dispose();
-        }
+        for (const p of PROMPTS) alone.push(await greedyAlone(p, 24, { contextSize: 512 }));
         const ctx = model.createContext({ contextSize: 2048, parallel: 4 });
         const before = ctx.engineStats;
         const results = await Promise.all(PROMPTS.map((p) => ctx.complete(p, { maxTokens: 24, temperature: 0 })));
@@ -85,9 +88,7 @@ describe(`generation on ${gpu.kind}`, () => {
             expect(onDevice.loraBytes).toBeLessThanOrEqual(lora.sizeBytes + 4096);
             const withAdapter = (await ctx.complete(PROMPT, { maxTokens: 24, temperature: 0 })).tokens;
             ctx.dispose();
-            const baseCtx = model.createContext({ contextSize: 256 });
-            const base = (await baseCtx.complete(PROMPT, { maxTokens: 24, temperature: 0 })).tokens;
-            baseCtx.dispose();
+            const base = await greedyAlone(PROMPT, 24);
             expect(withAdapter).not.toEqual(base);
             const reference = referenceGreedy(fixtures.f16, PROMPT, 24, 2, { path: fixtures.loraAttn, scale: 1 });
             const a = agreement(withAdapter, reference);
@@ -101,9 +102,7 @@ describe(`generation on ${gpu.kind}`, () => {
             await ctx.setLoras([]);
             const base = (await ctx.complete(PROMPT, { maxTokens: 24, temperature: 0 })).tokens;
             ctx.dispose();
-            const baseCtx = model.createContext({ contextSize: 256 });
-            const fresh = (await baseCtx.complete(PROMPT, { maxTokens: 24, temperature: 0 })).tokens;
-            baseCtx.dispose();
+            const fresh = await greedyAlone(PROMPT, 24);
             expect(base).not.toEqual(withAdapter);
             expect(agreement(base, fresh).prefix).toBeGreaterThanOrEqual(1);
         });

@@ -14,14 +14,16 @@ import { fixtures } from '../support/fixtures.js';
 const gpu = inject('gpu');
 const knownCrash = gpu.kind === 'vulkan' && process.env.LLAMA_KV_GPU_KNOWN_CRASH !== '1';
 const RUNS = 6;
+let built: string | undefined;
+/** The reproduction program, built once per file. */
+const program = () => (built ??= buildReference('llama-kv-reserve-after-decode'));
 
 function runs(change: 'none' | 'lora' | 'causal'): { ok: number; failures: string[] } {
-    const program = buildReference('llama-kv-reserve-after-decode');
     const env = { ...process.env, GGML_BACKEND_PATH: gpu.library };
     const failures: string[] = [];
     let ok = 0;
     for (let i = 0; i < RUNS; i++) {
-        const r = spawnSync(program, [fixtures.f16, fixtures.loraAttn, change], { env, encoding: 'utf8' });
+        const r = spawnSync(program(), [fixtures.f16, fixtures.loraAttn, change], { env, encoding: 'utf8' });
         if (r.status === 0 && r.stdout.trim().split('\n').length === 2) ok++;
         else failures.push(`status ${r.status} signal ${r.signal}: ${r.stderr.trim().split('\n').at(-1) ?? ''}`);
     }
@@ -44,5 +46,5 @@ describe(`llama.cpp alone on ${gpu.kind}: a compute-graph re-reservation between
 
 // The program refuses to run without a GPU device, so the control above cannot pass on the CPU.
 it('the reproduction needs a GPU device', () => {
-    expect(() => execFileSync(buildReference('llama-kv-reserve-after-decode'), [fixtures.f16, fixtures.loraAttn, 'none'], { env: { ...process.env, GGML_BACKEND_PATH: '' }, stdio: 'pipe' })).toThrow(/no GPU device/);
+    expect(() => execFileSync(program(), [fixtures.f16, fixtures.loraAttn, 'none'], { env: { ...process.env, GGML_BACKEND_PATH: '' }, stdio: 'pipe' })).toThrow(/no GPU device/);
 });

@@ -56,9 +56,8 @@ export async function rpcServer(argv: readonly string[]): Promise<number> {
     const devices = typeof flags.device === 'string' ? flags.device.split(',').map((d) => d.trim()) : [];
     if (devices.some((d) => d === '')) throw new UsageError(`-d/--device expects a comma-separated list of device names, not "${String(flags.device)}"`);
     const args = ['--host', host, '--port', String(port), '--threads', String(threads), ...devices.flatMap((d) => ['--device', d])];
-    if (typeof flags.cache === 'string') {
-        args.push('--cache', resolve(flags.cache));
-    }
+    const cache = typeof flags.cache === 'string' ? resolve(flags.cache) : undefined;
+    if (cache !== undefined) args.push('--cache', cache);
 
     let folders: ReturnType<typeof nativeFolders>;
     try {
@@ -68,7 +67,7 @@ export async function rpcServer(argv: readonly string[]): Promise<number> {
     }
     const server = join(folders.addon, process.platform === 'win32' ? 'llama-kv-rpc-server.exe' : 'llama-kv-rpc-server');
     if (!existsSync(server)) throw new LlamaError('BINDING_LOAD_FAILED', `this llama-kv has no RPC server: ${server} is missing (rebuild, or reinstall the platform package)`);
-    if (typeof flags.cache === 'string') mkdirSync(resolve(flags.cache), { recursive: true });
+    if (cache !== undefined) mkdirSync(cache, { recursive: true });
     if (!loopback) process.stderr.write(`\n${REMOTE_WARNING.replace('%s', `${host}:${port}`)}\n\n`);
     // The server loads the GPU backends from the folders the addon loads them from.
     // LLAMA_KV_RPC_SERVER_PARENT: on Linux the server ends with this process, even one killed with SIGKILL.
