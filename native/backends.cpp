@@ -4,6 +4,7 @@
 #include "library_file.h"
 #include "llama.h"
 #include "logger.h"
+#include "rpc_client.h"
 
 #include <algorithm>
 #include <cmath>
@@ -326,13 +327,23 @@ Napi::Value backend_info(const Napi::CallbackInfo & info) {
             }
         }
         r.Set("features", f);
+        // ggml's RPC registry lists no devices: the servers' own registries (never registered,
+        // see rpc_client.h) hold those connected so far in this process.
+        std::vector<ggml_backend_dev_t> list;
+        if (std::string(ggml_backend_reg_name(reg)) == "RPC") {
+            list = rpc_connected_devices();
+        } else {
+            for (size_t j = 0; j < ggml_backend_reg_dev_count(reg); ++j) {
+                list.push_back(ggml_backend_reg_dev_get(reg, j));
+            }
+        }
         Napi::Array devices = Napi::Array::New(env);
-        for (size_t j = 0; j < ggml_backend_reg_dev_count(reg); ++j) {
-            ggml_backend_dev_t dev = ggml_backend_reg_dev_get(reg, j);
+        for (size_t j = 0; j < list.size(); ++j) {
+            ggml_backend_dev_t dev = list[j];
             Napi::Object       d   = Napi::Object::New(env);
             size_t             free_bytes = 0, total_bytes = 0;
-            if (with_memory) {  // a GPU backend may create a driver context on the device to answer
-                ggml_backend_dev_memory(dev, &free_bytes, &total_bytes);
+            if (with_memory) {  // a GPU backend may create a driver context on the device to answer; a remote one asks its server
+                device_memory(dev, free_bytes, total_bytes);
             }
             d.Set("name", ggml_backend_dev_name(dev));
             d.Set("description", ggml_backend_dev_description(dev));

@@ -1,4 +1,5 @@
 #include "context.h"
+#include "rpc_client.h"
 #include "lora.h"
 
 #include "addon_data.h"
@@ -304,6 +305,9 @@ std::shared_ptr<context_state> context_wrap::live(Napi::Env env) {
     if (state_->embeddings) {
         throw_error(env, code::invalid_argument, "this is an embedding context: it computes embeddings (embed), not text, scores or states");
     }
+    if (state_->broken.load()) {
+        { const failure f = state_->broken_failure(); throw_error(env, f.code, f.message); }
+    }
     return state_;
 }
 
@@ -316,6 +320,9 @@ std::shared_ptr<context_state> context_wrap::live_embedding(Napi::Env env) {
     }
     if (!state_->embeddings) {
         throw_error(env, code::invalid_argument, "embed() needs an embedding context (model.createEmbeddingContext())");
+    }
+    if (state_->broken.load()) {
+        { const failure f = state_->broken_failure(); throw_error(env, f.code, f.message); }
     }
     return state_;
 }
@@ -377,9 +384,13 @@ Napi::Object describe_buffer_type(Napi::Env env, ggml_backend_buffer_type_t buft
     out.Set("kind", device_kind(dev));
     if (dev != nullptr) {
         size_t free_bytes = 0, total_bytes = 0;
-        ggml_backend_dev_memory(dev, &free_bytes, &total_bytes);
-        out.Set("freeBytes", static_cast<double>(free_bytes));
-        out.Set("totalBytes", static_cast<double>(total_bytes));
+        if (device_memory(dev, free_bytes, total_bytes)) {  // a remote device asks its server
+            out.Set("freeBytes", static_cast<double>(free_bytes));
+            out.Set("totalBytes", static_cast<double>(total_bytes));
+        }
+        if (rpc_is_remote(dev)) {
+            out.Set("endpoint", ggml_backend_dev_description(dev));  // ggml's RPC device description is its host:port
+        }
     }
     return out;
 }

@@ -71,9 +71,15 @@ Napi::Value context_wrap::set_loras(const Napi::CallbackInfo & info) {
         llama_set_adapters_lora(state->ctx.get(), adapters.empty() ? nullptr : adapters.data(), adapters.size(),
                                 scales.empty() ? nullptr : scales.data());
         state->reserve_pending = true;
+        state->loras.swap(next);  // the context points at these adapters now, whatever follows
         // The KV cache was computed with the previous adapters: a prompt must not reuse it.
-        state->clear_memory();
-        state->loras.swap(next);
+        try {
+            state->clear_memory();
+        } catch (const context_broken &) {
+            lock.unlock();
+            const failure f = state->broken_failure();
+            throw_error(env, f.code, f.message);
+        }
     }
     return env.Undefined();  // the previous set is released here, after the context let it go
 }

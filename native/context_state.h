@@ -9,11 +9,19 @@
 #include "lora.h"
 
 #include <atomic>
+#include <initializer_list>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace llama_kv {
+
+// What context_state::decode throws once llama.cpp threw: the context is unusable.
+struct context_broken : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
 
 struct context_state {
     // Declaration order is destruction order reversed: the context goes first, then
@@ -54,6 +62,12 @@ struct context_state {
 
     std::unique_ptr<sequence_engine> engine;
 
+  private:
+    std::mutex  broken_mutex_;
+    std::string broken_why_;
+
+  public:
+
     // The mutex, taken ahead of the engine's next step (it yields to waiters).
     std::unique_lock<std::mutex> lock_between_steps() {
         waiters.fetch_add(1);
@@ -62,12 +76,47 @@ struct context_state {
         return lock;
     }
 
-    // llama_decode, under the adapter-set lock when it will reserve the graph.
+    // Set once llama.cpp threw out of a call on this context (with an RPC server that failed,
+    // vendor patch 0010: a decode or a logits read lets the exception out, skipping its
+    // rollback), or once a step failed half-way: its cache, outputs and graph are in a state
+    // nothing knows. Every later call fails with the reason; dispose stays safe. Never cleared.
+    std::atomic<bool> broken{ false };
+    // Records the first reason (any thread).
+    void mark_broken(const std::string & why);
+    // The reason, "" while the context is usable.
+    std::string broken_reason();
+    // The failure every call on a broken context ends with.
+    failure broken_failure();
+
+    // llama_decode, under the adapter-set lock when it will reserve the graph. An exception
+    // out of llama.cpp marks the context broken and is rethrown as context_broken.
     int32_t decode(const llama_batch & batch);
     // Empties every sequence (mutex held).
     void clear_memory();
     // Empties one sequence (mutex held).
     void clear_sequence(llama_seq_id seq);
 };
+
+// Runs `body`, which calls llama.cpp on `states` (a worker's Execute): an exception out of it
+// marks them broken and ends the call with the context's failure instead of a bare error.
+template <typename F>
+void contain_exceptions(std::initializer_list<context_state *> states, failure & fail, F && body) {
+    std::string why;
+    try {
+        body();
+        return;
+    } catch (const context_broken &) {
+    } catch (const std::exception & e) {
+        why = std::string("llama.cpp threw: ") + e.what();
+    } catch (...) {
+        why = "llama.cpp threw an unknown exception";
+    }
+    for (context_state * s : states) {
+        if (s != nullptr) {
+            s->mark_broken(why);
+        }
+    }
+    fail = (*states.begin())->broken_failure();
+}
 
 }  // namespace llama_kv

@@ -287,11 +287,21 @@ void sequence_engine::run(context_state & state) {
                 }
             }
         }
+    } catch (const context_broken &) {
+        fail_everything(state, state.broken_failure());
     } catch (const std::exception & e) {
-        fail_everything(state, { std::string(dynamic_cast<const std::bad_alloc *>(&e) ? code::insufficient_memory : code::internal),
-                                 std::string("the batch loop failed: ") + e.what() });
+        // Out of llama.cpp mid-step (a logits read from an RPC server that failed) or out of
+        // the step's own bookkeeping: what the cache holds is no longer known.
+        const bool oom = dynamic_cast<const std::bad_alloc *>(&e) != nullptr;
+        state.mark_broken(std::string(oom ? "a step ran out of memory: " : "a step threw: ") + e.what());
+        failure f = state.broken_failure();
+        if (oom) {
+            f.code = code::insufficient_memory;
+        }
+        fail_everything(state, f);
     } catch (...) {
-        fail_everything(state, { code::internal, "the batch loop failed with an unknown exception" });
+        state.mark_broken("a step threw an unknown exception");
+        fail_everything(state, state.broken_failure());
     }
 }
 

@@ -176,6 +176,7 @@ model_placement model_placement::parse(Napi::Env env, Napi::Object params) {
                                                        " entries; this build supports at most " + std::to_string(max) + " devices");
         }
         out.tensor_split.assign(max, 0.0f);
+        out.tensor_split_given = values.Length();
         for (uint32_t i = 0; i < values.Length(); ++i) {
             Napi::Value v = values.Get(i);
             const double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1.0;
@@ -222,6 +223,32 @@ model_placement model_placement::parse(Napi::Env env, Napi::Object params) {
         }
     }
     return out;
+}
+
+std::string model_placement::add_remote(const std::vector<ggml_backend_dev_t> & remote) {
+    if (all_devices) {
+        // llama.cpp's default would be every GPU: list them, since remote devices make a list.
+        all_devices = false;
+        devices.clear();
+        for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {
+            ggml_backend_dev_t dev = ggml_backend_dev_get(i);
+            if (ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_GPU) {
+                devices.push_back(dev);
+            }
+        }
+        devices.push_back(nullptr);
+    }
+    devices.insert(devices.begin(), remote.begin(), remote.end());
+    const size_t n = devices.size() - 1;  // without the terminator
+    if (n > llama_max_devices()) {
+        return "the model would be offloaded to " + std::to_string(n) + " devices with the RPC servers'; this build supports at most " +
+               std::to_string(llama_max_devices());
+    }
+    if (tensor_split_given > n) {
+        return "tensorSplit has " + std::to_string(tensor_split_given) + " entries but the model is offloaded to " + std::to_string(n) +
+               " device(s), the RPC servers' first";
+    }
+    return "";
 }
 
 void model_placement::apply(llama_model_params & mp) {

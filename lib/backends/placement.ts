@@ -13,23 +13,25 @@ import type { ModelLoadOptions } from '../options/model-options.js';
  * @internal
  */
 export function resolvePlacement(
-    opts: Pick<ModelLoadOptions, 'gpu' | 'gpuLayers' | 'devices' | 'tensorSplit' | 'cpuMoeLayers' | 'tensorOverrides'>,
+    opts: Pick<ModelLoadOptions, 'gpu' | 'gpuLayers' | 'devices' | 'tensorSplit' | 'cpuMoeLayers' | 'tensorOverrides' | 'rpcServers'>,
     gguf: Record<string, GgufValue>,
     warnings: LlamaWarning[],
 ): Pick<NativeLoadParams, 'gpuLayers' | 'devices' | 'tensorSplit' | 'tensorOverrides'> {
     const choice = chooseGpu(listBackends(), opts.gpu ?? defaults.model.gpu, opts.devices);
     if (choice.warning) warnings.push(warning('NO_GPU', choice.warning, ['gpu']));
     const requested = opts.gpuLayers ?? defaults.model.gpuLayers;
-    if (opts.gpu === false && typeof requested === 'number' && requested > 0) {
+    const remote = (opts.rpcServers?.length ?? 0) > 0;
+    if (opts.gpu === false && !remote && typeof requested === 'number' && requested > 0) {
         throw new LlamaConfigError(`gpuLayers: ${requested} needs a GPU, but gpu is false: remove gpuLayers or choose a gpu`, 'INVALID_CONFIG', ['gpuLayers', 'gpu']);
     }
-    if (opts.tensorSplit && opts.tensorSplit.length > Math.max(choice.devices.length, 1)) {
+    // With RPC servers the device count is known once they answer: the native load checks it.
+    if (!remote && opts.tensorSplit && opts.tensorSplit.length > Math.max(choice.devices.length, 1)) {
         throw new LlamaConfigError(
             `tensorSplit has ${opts.tensorSplit.length} entries but the model is offloaded to ${choice.devices.length} device(s) (${choice.devices.join(', ') || 'none'})`,
             'INVALID_CONFIG', ['tensorSplit'],
         );
     }
-    const gpuLayers = choice.devices.length === 0 ? 0 : requested === 'auto' || requested === 'max' ? -1 : requested;
+    const gpuLayers = choice.devices.length === 0 && !remote ? 0 : requested === 'auto' || requested === 'max' ? -1 : requested;
     const overrides = [...cpuMoeOverrides(opts.cpuMoeLayers ?? defaults.model.cpuMoeLayers, gguf), ...(opts.tensorOverrides ?? [])];
     return {
         gpuLayers,

@@ -31,6 +31,8 @@ export interface DeviceMemory {
     /** Free and total memory of the device, as ggml reports them (system RAM for the CPU). */
     freeBytes?: number;
     totalBytes?: number;
+    /** A remote device (ggml's RPC backend, `rpcServers`): its server's host:port. Absent for local devices. */
+    endpoint?: string;
 }
 
 /** A context's memory, by component and by device. */
@@ -91,12 +93,13 @@ export function isExpertTensor(name: string): boolean {
  */
 export function toMemoryReport(native: NativeMemoryReport, model: { placement: WeightPlacement; gguf: GgufMetadata } | null = null): MemoryReport {
     const devices = new Map<string, DeviceMemory>();
-    const device = (place: { device: string; kind: DeviceMemory['kind']; freeBytes?: number; totalBytes?: number }) => {
+    const device = (place: { device: string; kind: DeviceMemory['kind']; freeBytes?: number; totalBytes?: number; endpoint?: string }) => {
         let d = devices.get(place.device);
         if (!d) {
             d = { name: place.device, kind: place.kind, weightsBytes: 0, expertWeightsBytes: 0, kvBytes: 0, loraBytes: 0, computeBytes: 0, outputBytes: 0 };
             if (place.freeBytes !== undefined) d.freeBytes = place.freeBytes;
             if (place.totalBytes !== undefined) d.totalBytes = place.totalBytes;
+            if (place.endpoint !== undefined) d.endpoint = place.endpoint;
             devices.set(place.device, d);
         }
         return d;

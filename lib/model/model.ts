@@ -98,7 +98,8 @@ export class LlamaModel {
         logModelWarnings(warnings);
         const vocabOnly = opts.vocabOnly ?? defaults.model.vocabOnly;
         const repack = opts.repack ?? defaults.model.repack;
-        if (!vocabOnly && (opts.checkMemory ?? defaults.model.checkMemory)) {
+        // With RPC servers, which layers stay here is known only once they answer: not checked.
+        if (!vocabOnly && !opts.rpcServers && (opts.checkMemory ?? defaults.model.checkMemory)) {
             checkModelMemory(gguf, {
                 layerCount: modelLayerCount(gguf.kv),
                 gpuLayers: placement.gpuLayers,
@@ -118,6 +119,7 @@ export class LlamaModel {
                     useMlock: opts.useMlock ?? defaults.model.useMlock,
                     vocabOnly,
                     checkTensors: opts.checkTensors ?? defaults.model.checkTensors,
+                    ...(opts.rpcServers ? { rpcServers: opts.rpcServers, rpcTimeoutMs: opts.rpcTimeoutMs ?? defaults.model.rpcTimeoutMs } : {}),
                 },
                 opts.onProgress ? userCallback(opts.onProgress, 'LlamaModel.load() onProgress') : undefined,
             ),

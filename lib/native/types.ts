@@ -192,6 +192,8 @@ export interface NativeBufferPlace {
     kind: 'cpu' | 'gpu' | 'other';
     freeBytes?: number;
     totalBytes?: number;
+    /** A remote (RPC) device: its server's host:port. */
+    endpoint?: string;
 }
 
 export interface NativeMemoryReport {
@@ -301,6 +303,10 @@ export interface NativeLoadParams {
     noAlloc?: boolean;
     /** llama.cpp's use_extra_bufts: weights may go to the CPU backend's extra buffer types (AMX, CPU_REPACK). Default true. */
     extraBufferTypes?: boolean;
+    /** host:port of ggml RPC servers, connected before the load; their devices go first in the offload list. */
+    rpcServers?: string[];
+    /** The RPC client sockets' send/receive timeout in ms (0: none), for every RPC connection of the process. */
+    rpcTimeoutMs?: number;
 }
 
 export interface NativeBinding {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 
 /** Defaults, in one place: every default of a public option is here and nowhere else. */
 export const defaults = {
-    model: { gpu: 'auto' as const, gpuLayers: 'auto' as const, cpuMoeLayers: 0, useMmap: true, repack: true, useMlock: false, vocabOnly: false, checkTensors: false, checkMemory: true },
+    model: { gpu: 'auto' as const, gpuLayers: 'auto' as const, cpuMoeLayers: 0, useMmap: true, repack: true, useMlock: false, vocabOnly: false, checkTensors: false, checkMemory: true, rpcTimeoutMs: 60_000 },
     context: {
         contextSize: 4096,
         batchSize: 512,

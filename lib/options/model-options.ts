@@ -20,6 +20,12 @@ export const modelLoadOptionsSchema = z.strictObject({
         pattern: z.string({ error: 'a regular expression (string)' }).min(1, { error: 'a non-empty regular expression' }),
         bufferType: z.string({ error: "a buffer type name, e.g. 'CPU' or 'CUDA0'" }).min(1, { error: "a buffer type name, e.g. 'CPU' or 'CUDA0'" }),
     }), { error: "an array of { pattern, bufferType }" }).optional(),
+    rpcServers: z.array(
+        z.string({ error: "a host:port string, e.g. '127.0.0.1:50052'" }).regex(/^[^\s:]+:\d{1,5}$/, { error: "a host:port string, e.g. '127.0.0.1:50052'" }),
+        { error: "an array of host:port strings, e.g. ['127.0.0.1:50052']" },
+    ).min(1, { error: 'at least one host:port' }).max(16, { error: 'at most 16 servers (GGML_RPC_MAX_SERVERS)' })
+        .refine((list) => new Set(list).size === list.length, { error: 'each server once' }).optional(),
+    rpcTimeoutMs: z.number({ error: 'a number of milliseconds' }).int({ error: 'an integer number of milliseconds' }).min(1, { error: 'at least 1 ms' }).max(2_147_483_647, { error: 'at most 2147483647 ms' }).optional(),
     isolation: z.enum(['none', 'process'], { error: "'none' or 'process'" }).optional(),
     useMmap: bool().optional(),
     repack: bool().optional(),
@@ -71,6 +77,23 @@ export interface ModelLoadOptions {
      * Applied after `cpuMoeLayers`; the first match wins. Defaults to none.
      */
     tensorOverrides?: { pattern: string; bufferType: string }[];
+    /**
+     * ggml RPC servers (`host:port`, e.g. `['192.168.1.10:50052']`, llama.cpp `--rpc`) whose devices
+     * join this load: `llama-kv rpc-server` on each machine. The remote devices go first in the
+     * offload list (as llama.cpp puts them, to keep network transfers low), then the local GPUs;
+     * layers and their KV cache are split across them as llama.cpp splits them (`tensorSplit`:
+     * remote devices first). `gpuLayers` counts layers offloaded to any of them. A server that
+     * is not there, refuses or answers garbage rejects the load with `BACKEND_UNAVAILABLE`. The
+     * protocol has no authentication or encryption: see docs/backends.md. Defaults to none.
+     */
+    rpcServers?: string[];
+    /**
+     * How long an RPC exchange may wait for its server, in ms (each send and each receive, a
+     * remote graph computation included): past it the call fails (`BACKEND_UNAVAILABLE` at load,
+     * `DECODE_FAILED` in a context, which is then unusable). It applies to every RPC connection
+     * of the process, and the last load with `rpcServers` sets it. Defaults to `60000`.
+     */
+    rpcTimeoutMs?: number;
     /**
      * `'process'` loads the file in a child process first ({@link inspectModel}): a file that
      * would crash llama.cpp rejects with `MODEL_CRASHED` instead of taking this process

@@ -25,6 +25,10 @@ class embed_worker : public Napi::AsyncProgressQueueWorker<uint32_t> {
     bool aborted() const { return abort_->load() || job_.state->abort.load(); }
 
     void Execute(const ExecutionProgress & progress) override {
+        contain_exceptions({ job_.state.get() }, fail_, [&] { embed(progress); });
+    }
+
+    void embed(const ExecutionProgress & progress) {
         log_capture_reset();
         context_state &     s       = *job_.state;
         llama_context *     ctx     = s.ctx.get();

@@ -7,6 +7,7 @@
 #include "../handles.h"
 #include "../model.h"
 #include "../placement.h"
+#include "../rpc_client.h"
 
 #include <atomic>
 #include <memory>
@@ -26,6 +27,8 @@ struct load_params {
     bool        no_alloc      = false;  // dry run: read metadata, simulate allocations, no weights
     bool        extra_bufts   = true;   // the CPU backend's extra buffer types (repacked layouts, AMX)
     model_placement placement;
+    std::vector<std::string> rpc_servers;     // host:port, connected in Execute
+    uint32_t                 rpc_timeout_ms = 0;
 };
 
 class load_model_worker : public abortable_progress_worker {
@@ -41,6 +44,19 @@ class load_model_worker : public abortable_progress_worker {
             std::atomic<bool> *       abort;
             float                     last;
         } state{ &progress, abort_.get(), -1.0f };
+
+        if (!params_.rpc_servers.empty()) {
+            // Network: a server that is slow to answer holds this worker, never the JS thread.
+            rpc_connection remote = rpc_connect(params_.rpc_servers, params_.rpc_timeout_ms);
+            if (!remote.error.empty()) {
+                fail_ = { code::backend_unavailable, remote.error };
+                return;
+            }
+            if (std::string problem = params_.placement.add_remote(remote.devices); !problem.empty()) {
+                fail_ = { code::invalid_config, problem };
+                return;
+            }
+        }
 
         llama_model_params mp          = llama_model_default_params();
         mp.n_gpu_layers                = params_.n_gpu_layers;
@@ -165,6 +181,26 @@ Napi::Value load_model(const Napi::CallbackInfo & info) {
                         " (libggml-cpu*): the installation is incomplete; reinstall llama-kv");
     }
     params.placement = model_placement::parse(env, obj);
+    Napi::Value rpc  = obj.Get("rpcServers");
+    if (rpc.IsArray()) {
+        Napi::Array list = rpc.As<Napi::Array>();
+        for (uint32_t i = 0; i < list.Length(); ++i) {
+            Napi::Value v = list.Get(i);
+            const std::string endpoint = v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string();
+            if (endpoint.empty() || endpoint.find('\0') != std::string::npos) {
+                throw_error(env, code::invalid_config, "rpcServers[" + std::to_string(i) + "] must be a host:port string");
+            }
+            params.rpc_servers.push_back(endpoint);
+        }
+        if (!params.rpc_servers.empty()) {
+            if (std::string problem = rpc_backend_problem(); !problem.empty()) {
+                throw_error(env, code::backend_unavailable, "rpcServers needs ggml's RPC client: " + problem);
+            }
+        }
+    } else if (!rpc.IsUndefined()) {
+        throw_error(env, code::invalid_config, "rpcServers must be an array of host:port strings");
+    }
+    params.rpc_timeout_ms = static_cast<uint32_t>(get_or(env, obj, "rpcTimeoutMs", 0, 0, INT32_MAX));
     if (params.path.empty() || params.path.find('\0') != std::string::npos) {
         throw_error(env, code::invalid_argument, "model path must be a non-empty string without NUL bytes");
     }

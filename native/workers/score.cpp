@@ -110,6 +110,10 @@ class score_worker : public Napi::AsyncProgressQueueWorker<char> {
     bool aborted() const { return abort_->load() || state_->abort.load() || (ref_ && ref_->abort.load()); }
 
     void Execute(const ExecutionProgress & progress) override {
+        contain_exceptions({ state_.get(), ref_.get() }, fail_, [&] { score(progress); });
+    }
+
+    void score(const ExecutionProgress & progress) {
         log_capture_reset();
 
         const int32_t n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(state_->model.get()));

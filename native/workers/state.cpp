@@ -94,6 +94,10 @@ class state_save_worker : public state_worker_base {
 
   protected:
     void Execute() override {
+        contain_exceptions({ state_.get() }, fail_, [&] { save(); });
+    }
+
+    void save() {
         log_capture_reset();
         const bool to_file = !path_.empty();
         if (to_file) {
@@ -256,6 +260,10 @@ class state_load_worker : public state_worker_base {
 
   protected:
     void Execute() override {
+        contain_exceptions({ state_.get() }, fail_, [&] { load(); });
+    }
+
+    void load() {
         log_capture_reset();
         if (!path_.empty()) {
             if (!file_.open(path_, "rb")) {
