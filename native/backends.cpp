@@ -234,6 +234,26 @@ void backends_load(const std::vector<std::string> & extra_dirs) {
     });
 }
 
+bool backends_load_library(const std::string & name, std::string & error) {
+    backends_load({});
+    const std::string & dir = state().addon_dir;
+    if (dir.empty()) {
+        error = "the addon's folder is not known, so " + std::string(library_prefix) + name + " cannot be found";
+        return false;
+    }
+    const fs::path  file = fs::u8path(dir) / fs::u8path(std::string(library_prefix) + name + library_extension);
+    std::error_code ec;
+    if (!fs::exists(file, ec)) {
+        error = utf8(file) + " is missing (rebuild, or reinstall the platform package)";
+        return false;
+    }
+    if (!load_backend_file(name, file)) {
+        error = state().attempts.back().error;
+        return false;
+    }
+    return true;
+}
+
 const std::string & backends_addon_dir() {
     return state().addon_dir;
 }

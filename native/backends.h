@@ -34,6 +34,12 @@ const std::string &                  backends_addon_dir();
 const std::vector<backend_attempt> & backends_attempts();
 bool                                 backends_have_cpu();
 
+// Loads <lib>ggml-<name> from the addon's folder, as the GPU backends are loaded (the
+// truncation check, the attempt recorded): for libraries that backends_load() leaves out
+// (ggml-rpc). Returns whether it registered; the reason in `error` when not. Not
+// thread-safe: call it once, under the caller's own once_flag.
+bool backends_load_library(const std::string & name, std::string & error);
+
 // The file a loaded backend registry came from ("" when it is not known).
 std::string backend_module_path(ggml_backend_reg_t reg);
 

@@ -306,7 +306,7 @@ std::shared_ptr<context_state> context_wrap::live(Napi::Env env) {
         throw_error(env, code::invalid_argument, "this is an embedding context: it computes embeddings (embed), not text, scores or states");
     }
     if (state_->broken.load()) {
-        { const failure f = state_->broken_failure(); throw_error(env, f.code, f.message); }
+        throw make_error(env, state_->broken_failure());
     }
     return state_;
 }
@@ -322,7 +322,7 @@ std::shared_ptr<context_state> context_wrap::live_embedding(Napi::Env env) {
         throw_error(env, code::invalid_argument, "embed() needs an embedding context (model.createEmbeddingContext())");
     }
     if (state_->broken.load()) {
-        { const failure f = state_->broken_failure(); throw_error(env, f.code, f.message); }
+        throw make_error(env, state_->broken_failure());
     }
     return state_;
 }

@@ -77,8 +77,7 @@ Napi::Value context_wrap::set_loras(const Napi::CallbackInfo & info) {
             state->clear_memory();
         } catch (const context_broken &) {
             lock.unlock();
-            const failure f = state->broken_failure();
-            throw_error(env, f.code, f.message);
+            throw make_error(env, state->broken_failure());
         }
     }
     return env.Undefined();  // the previous set is released here, after the context let it go

@@ -226,17 +226,9 @@ model_placement model_placement::parse(Napi::Env env, Napi::Object params) {
 }
 
 std::string model_placement::add_remote(const std::vector<ggml_backend_dev_t> & remote) {
-    if (all_devices) {
-        // llama.cpp's default would be every GPU: list them, since remote devices make a list.
+    if (all_devices) {  // TypeScript always names the local devices (resolvePlacement); none named: none
         all_devices = false;
-        devices.clear();
-        for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {
-            ggml_backend_dev_t dev = ggml_backend_dev_get(i);
-            if (ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_GPU) {
-                devices.push_back(dev);
-            }
-        }
-        devices.push_back(nullptr);
+        devices     = { nullptr };
     }
     devices.insert(devices.begin(), remote.begin(), remote.end());
     const size_t n = devices.size() - 1;  // without the terminator

@@ -1,28 +1,17 @@
 #include "rpc_client.h"
 
 #include "backends.h"
-#include "library_file.h"
-#include "errors.h"
 
 #include "ggml-rpc.h"
 #include "llama.h"
 
 #include <algorithm>
 #include <cstring>
-#include <filesystem>
 #include <mutex>
-
-namespace fs = std::filesystem;
 
 namespace llama_kv {
 
 namespace {
-
-#ifdef _WIN32
-constexpr const char * rpc_library = "ggml-rpc.dll";
-#else
-constexpr const char * rpc_library = "libggml-rpc.so";
-#endif
 
 struct rpc_state {
     std::mutex                      mutex;  // guards devices; connections are serialized by ggml's own lock
@@ -39,36 +28,12 @@ rpc_state & state() {
 ggml_backend_reg_t rpc_reg() {
     static std::once_flag once;
     std::call_once(once, [] {
-        rpc_state & s = state();
         backends_load({});
-        if (ggml_backend_reg_t loaded = ggml_backend_reg_by_name("RPC")) {
-            s.reg = loaded;
+        rpc_state & s = state();
+        if (ggml_backend_reg_by_name("RPC") == nullptr && !backends_load_library("rpc", s.problem)) {
             return;
         }
-        const std::string & dir = backends_addon_dir();
-        if (dir.empty()) {
-            s.problem = "the addon's folder is not known, so " + std::string(rpc_library) + " cannot be found";
-            return;
-        }
-        const fs::path file = fs::u8path(dir) / rpc_library;
-        std::error_code ec;
-        if (!fs::exists(file, ec)) {
-            s.problem = file.u8string() + " is missing (rebuild, or reinstall the platform package)";
-            return;
-        }
-        if (std::string problem = library_file_problem(file); !problem.empty()) {
-            s.problem = problem;
-            return;
-        }
-        log_capture_reset();
-        try {
-            s.reg = ggml_backend_load(file.u8string().c_str());
-        } catch (...) {
-            s.reg = nullptr;
-        }
-        if (s.reg == nullptr) {
-            s.problem = "ggml could not load " + file.u8string() + ": " + log_capture_take();
-        }
+        s.reg = ggml_backend_reg_by_name("RPC");
     });
     return state().reg;
 }
