@@ -29,13 +29,20 @@ namespace {
 
 struct backend_state {
     std::string                  addon_dir;
+    std::mutex                   attempts_mutex;  // a library loaded after start-up (rpc) appends from a worker
     std::vector<backend_attempt> attempts;
     bool                         have_cpu = false;
 };
 
+
 backend_state & state() {
     static auto * s = new backend_state();  // never destroyed: worker threads may read it during exit
     return *s;
+}
+
+void record_attempt(backend_attempt attempt) {
+    std::lock_guard<std::mutex> lock(state().attempts_mutex);
+    state().attempts.push_back(std::move(attempt));
 }
 
 // GPU backends tried by name, in every folder, so that a failure is recorded with its
@@ -115,13 +122,15 @@ bool has_cpu_backend() {
     return ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU) != nullptr;
 }
 
-// Loads one library through ggml, recording the attempt; returns whether it registered.
-bool load_backend_file(const std::string & name, const fs::path & file) {
+// Loads one library through ggml, recording the attempt; returns whether it registered, and
+// why not in `error` when given.
+bool load_backend_file(const std::string & name, const fs::path & file, std::string * error = nullptr) {
     backend_attempt attempt{ name, utf8(file), {} };
     // A truncated ELF file would raise SIGBUS inside dlopen: refused here, with the reason.
     if (std::string problem = library_file_problem(file); !problem.empty()) {
         attempt.error = problem;
-        state().attempts.push_back(std::move(attempt));
+        if (error) *error = attempt.error;
+        record_attempt(std::move(attempt));
         return false;
     }
     log_capture_reset();
@@ -139,7 +148,8 @@ bool load_backend_file(const std::string & name, const fs::path & file) {
             attempt.error = "the library loaded but is not supported on this system (its score is 0)";
         }
     }
-    state().attempts.push_back(std::move(attempt));
+    if (error) *error = attempt.error;
+    record_attempt(std::move(attempt));
     return reg != nullptr;
 }
 
@@ -178,7 +188,7 @@ void load_cpu_backend(const fs::path & dir) {
         }
         if (std::string problem = library_file_problem(path); !problem.empty()) {
             // A truncated variant: the next best one is taken, and getBackends() can say why.
-            state().attempts.push_back(backend_attempt{ "cpu", utf8(path), std::move(problem) });
+            record_attempt(backend_attempt{ "cpu", utf8(path), std::move(problem) });
             continue;
         }
         void * handle = open_library(path);
@@ -247,18 +257,15 @@ bool backends_load_library(const std::string & name, std::string & error) {
         error = utf8(file) + " is missing (rebuild, or reinstall the platform package)";
         return false;
     }
-    if (!load_backend_file(name, file)) {
-        error = state().attempts.back().error;
-        return false;
-    }
-    return true;
+    return load_backend_file(name, file, &error);
 }
 
 const std::string & backends_addon_dir() {
     return state().addon_dir;
 }
 
-const std::vector<backend_attempt> & backends_attempts() {
+std::vector<backend_attempt> backends_attempts() {
+    std::lock_guard<std::mutex> lock(state().attempts_mutex);
     return state().attempts;
 }
 

@@ -31,7 +31,7 @@ void backends_load(const std::vector<std::string> & extra_dirs);
 // After backends_load: the folder the addon was loaded from, the attempts, and whether
 // a CPU backend is there (without one llama.cpp can do nothing).
 const std::string &                  backends_addon_dir();
-const std::vector<backend_attempt> & backends_attempts();
+std::vector<backend_attempt> backends_attempts();  // a copy: the list may grow on a worker (rpc)
 bool                                 backends_have_cpu();
 
 // Loads <lib>ggml-<name> from the addon's folder, as the GPU backends are loaded (the

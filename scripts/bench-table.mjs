@@ -261,7 +261,39 @@ const embed = {
     },
 };
 
-const RENDERERS = { bench, 'bench:addons': addons, 'bench:repack': repack, 'bench:parallel': parallel, 'bench:state': state, 'bench:embed': embed };
+/** `npm run bench:rpc`: a model split across two loopback RPC servers against the CPU alone, and what crosses the network. */
+const rpc = {
+    headline(r) {
+        const k = r.llamaKv;
+        const b = r.llamaBench;
+        const g = r.perGeneratedToken;
+        return `RPC / CPU: pp ${ratio(k.rpc.pp / k.cpu.pp)}, tg ${ratio(k.rpc.tg / k.cpu.tg)}` +
+            (b ? `; ours / llama-bench over RPC: pp ${ratio(k.rpc.pp / b.rpc.pp)}, tg ${ratio(k.rpc.tg / b.rpc.tg)}` : '') +
+            `; per generated token ${fixed(g.bytesToServer / 1000, 1)} KB out, ${fixed(g.bytesToClient / 1000, 1)} KB back, ${fixed(g.roundTrips, 2)} round trips`;
+    },
+    details(r) {
+        const pp = `pp${r.promptTokens}`;
+        const tg = `tg${r.generatedTokens}`;
+        const rows = [['llama-kv', r.llamaKv]];
+        if (r.llamaBench) rows.push(['llama-bench', r.llamaBench]);
+        const g = r.perGeneratedToken;
+        const p = r.perPromptToken;
+        return [
+            table(
+                ['client', `${pp} CPU t/s`, `${pp} RPC t/s`, 'RPC / CPU', `${tg} CPU t/s`, `${tg} RPC t/s`, 'RPC / CPU'],
+                rows.map(([name, x]) => [name, tps(x.cpu.pp), tps(x.rpc.pp), ratio(x.rpc.pp / x.cpu.pp), tps(x.cpu.tg), tps(x.rpc.tg), ratio(x.rpc.tg / x.cpu.tg)]),
+                ['l', 'r', 'r', 'r', 'r', 'r', 'r'],
+            ),
+            [
+                `- Per generated token: ${fixed(g.bytesToServer, 0)} bytes to the servers, ${fixed(g.bytesToClient, 0)} back, ${fixed(g.roundTrips, 2)} round trips.`,
+                `- Per prompt token (${pp}): ${fixed(p.bytesToServer, 0)} bytes to the servers, ${fixed(p.bytesToClient, 0)} back, ${fixed(p.roundTrips, 3)} round trips.`,
+                `- Load: ${fixed(r.loadBytesToServers / 2 ** 20, 1)} MiB to the servers; a context's creation: ${fixed(r.contextCreation.bytesToServers / 1024, 1)} KiB, ${r.contextCreation.roundTrips} round trips.`,
+            ].join('\n'),
+        ];
+    },
+};
+
+const RENDERERS = { bench, 'bench:addons': addons, 'bench:repack': repack, 'bench:parallel': parallel, 'bench:state': state, 'bench:embed': embed, 'bench:rpc': rpc };
 
 function settingsText(r) {
     const s = r.settings ?? {};

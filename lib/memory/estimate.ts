@@ -100,8 +100,8 @@ export async function estimateMemory(options: EstimateOptions): Promise<MemoryEs
             ['model', 'simulate'],
         );
     }
-    const { gpu, gpuLayers, devices, tensorSplit, cpuMoeLayers, tensorOverrides } = opts;
-    const placement = { gpu, gpuLayers, devices, tensorSplit, cpuMoeLayers, tensorOverrides };
+    const { gpu, gpuLayers, devices, tensorSplit, cpuMoeLayers, tensorOverrides, rpcServers, rpcTimeoutMs } = opts;
+    const placement = { gpu, gpuLayers, devices, tensorSplit, cpuMoeLayers, tensorOverrides, rpcServers, rpcTimeoutMs };
     const simulator = await openSimulator(opts.model, { repack: load.repack, placement }, stack);
     try {
         checkAbort();
@@ -140,7 +140,7 @@ function refuseHeaderPlacement(opts: Pick<EstimateOptions, PlacementKey>): void 
 /** The load options that place weights, which a dry run takes. @internal */
 export type PlacementOptions = Pick<ModelLoadOptions, PlacementKey>;
 type PlacementKey = (typeof PLACEMENT_KEYS)[number];
-const PLACEMENT_KEYS = ['gpu', 'gpuLayers', 'devices', 'tensorSplit', 'cpuMoeLayers', 'tensorOverrides'] as const;
+const PLACEMENT_KEYS = ['gpu', 'gpuLayers', 'devices', 'tensorSplit', 'cpuMoeLayers', 'tensorOverrides', 'rpcServers', 'rpcTimeoutMs'] as const;
 
 /**
  * Bytes llama.cpp allocates for LoRA adapter files: each tensor copied as it is stored,
@@ -226,7 +226,16 @@ export function estimateResolved(gguf: GgufMetadata, facts: HeaderModelFacts, re
 export interface Simulator {
     /** `useMmap`: the weights as a memory-mapped load would place them (default true). */
     run(options: EstimateContextOptions, facts: HeaderModelFacts, load?: { useMmap?: boolean }): MemoryEstimate;
+    /** The remote devices (rpcServers) of the last run, with the free memory their servers reported then. */
+    remoteDevices(): RemoteDevice[];
     dispose(): void;
+}
+
+/** A remote device of a dry run: its name (`RPC0`…), its server and the free memory the server reported. @internal */
+export interface RemoteDevice {
+    name: string;
+    endpoint: string;
+    freeBytes?: number;
 }
 
 /**
@@ -248,8 +257,10 @@ export async function openSimulator(
         gguf = await readGgufMetadata(path);
         // The load's warnings (gpu 'auto' without a GPU) are the model's, not the context's.
         const placement = resolvePlacement(load.placement ?? {}, gguf.kv, []);
+        const remote = load.placement?.rpcServers;
         model = await native.loadModel(path, {
             ...placement,
+            ...(remote ? { rpcServers: remote, rpcTimeoutMs: load.placement?.rpcTimeoutMs ?? defaults.model.rpcTimeoutMs } : {}),
             useMmap: false, useMlock: false, vocabOnly: false, checkTensors: false, noAlloc: true,
             extraBufferTypes: load.repack ?? defaults.model.repack,
         }).promise;
@@ -259,19 +270,23 @@ export async function openSimulator(
     const placement = model.weightPlacement();
     // LlamaModel.load reads a file whose tensors are off 32-byte boundaries instead of mapping it.
     const mappable = firstMisalignedTensor(gguf) === undefined;
+    let remote: RemoteDevice[] = [];
     return {
         run(options, facts, run = {}) {
             if (!options.embeddings && options.pooling !== undefined) throw new LlamaConfigError('pooling needs embeddings: true (it is an embedding context\'s option)', 'INVALID_CONFIG', ['pooling', 'embeddings']);
             const resolved = options.embeddings ? null : resolveContextParams(options, facts);
             const params = resolved?.native ?? embedderParams(options, facts);
             try {
-                const simulated = simulateEstimate(native, model, params, { placement, gguf });
+                const simulated = simulateEstimate(native, model, params, { placement, gguf }, (devices) => {
+                    remote = devices.flatMap((d) => (d.endpoint === undefined ? [] : [{ name: d.name, endpoint: d.endpoint, ...(d.freeBytes === undefined ? {} : { freeBytes: d.freeBytes }) }]));
+                });
                 const estimate = { ...(options.embeddings ? withEmbedderOutput(simulated, facts, params) : simulated), warnings: resolved?.warnings ?? [] };
                 return withPromptCache((run.useMmap ?? defaults.model.useMmap) && mappable ? asMapped(estimate, placement, gguf) : estimate, options);
             } catch (error) {
                 throw fromNative(error, stack);
             }
         },
+        remoteDevices: () => remote,
         dispose() {
             model.dispose();
         },
@@ -473,11 +488,15 @@ function withAllocationPadding(report: NativeMemoryReport): NativeMemoryReport {
     return { ...report, buffers };
 }
 
-function simulateEstimate(native: NativeBinding, model: NativeModel, p: NativeParams, header: Parameters<typeof toMemoryReport>[1]): Omit<MemoryEstimate, 'warnings'> {
+/** A dry run's estimate; `onDevices` sees the report's devices with their free memory, which an estimate leaves out. */
+function simulateEstimate(
+    native: NativeBinding, model: NativeModel, p: NativeParams, header: Parameters<typeof toMemoryReport>[1], onDevices: (devices: DeviceMemory[]) => void,
+): Omit<MemoryEstimate, 'warnings'> {
     const ctx = new native.NativeContext(model, p);
     try {
         const config = ctx.config();
         const report = toMemoryReport(withAllocationPadding(ctx.memoryReport()), header);
+        onDevices(report.devices);
         return {
             config: {
                 contextSize: config.contextSize,

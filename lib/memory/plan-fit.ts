@@ -13,6 +13,7 @@ import {
     pad,
     type EstimateContextOptions,
     type MemoryEstimate,
+    type RemoteDevice,
     type Simulator,
 } from './estimate.js';
 import { LlamaAbortError, LlamaConfigError, LlamaError } from '../errors.js';
@@ -67,8 +68,12 @@ export async function planFit(options: PlanFitOptions): Promise<FitPlan> {
     // with only a header, by the header-level estimate with a margin on its approximate
     // compute figure (also for a remote file, whose header alone is read). The plan is for
     // a budget of host memory: the whole model on the CPU, as the header level assumes.
-    const load = { repack: opts.repack ?? defaults.model.repack, placement: { gpu: false as const } };
-    const simulator = typeof opts.model === 'string' && !isRemoteModel(opts.model) ? await openSimulator(opts.model, load) : null;
+    // With rpcServers, the host's share and each remote device's are measured by the dry run.
+    const local = typeof opts.model === 'string' && !isRemoteModel(opts.model);
+    checkRemoteOptions(opts, local);
+    const { rpcServers, rpcTimeoutMs, gpuLayers, tensorSplit } = opts;
+    const load = { repack: opts.repack ?? defaults.model.repack, placement: { gpu: false as const, ...(rpcServers ? { rpcServers, rpcTimeoutMs, gpuLayers, tensorSplit } : {}) } };
+    const simulator = local ? await openSimulator(opts.model as string, load) : null;
     try {
         return plan(opts, gguf, facts, simulator);
     } finally {
@@ -77,6 +82,45 @@ export async function planFit(options: PlanFitOptions): Promise<FitPlan> {
 }
 
 type PlanOptions = z.output<typeof planFitSchema>;
+
+/** The options of a plan across RPC servers: each needs rpcServers, which needs a dry run. */
+function checkRemoteOptions(opts: PlanOptions, localFile: boolean): void {
+    for (const key of ['rpcTimeoutMs', 'gpuLayers', 'tensorSplit', 'deviceBudgets'] as const) {
+        if (opts[key] !== undefined && !opts.rpcServers) {
+            throw new LlamaConfigError(`${key} needs rpcServers (a plan without them puts the whole model on the host)`, 'INVALID_CONFIG', [key, 'rpcServers']);
+        }
+    }
+    if (opts.rpcServers && !localFile) {
+        throw new LlamaConfigError(
+            'rpcServers needs the model as a local GGUF file path: the plan dry-runs the load across the servers',
+            'INVALID_CONFIG',
+            ['model', 'rpcServers'],
+        );
+    }
+}
+
+/** Bytes of one device in an estimate. */
+const deviceBytes = (d: MemoryEstimate['devices'][number]) => d.weightsBytes + d.kvBytes + d.loraBytes + d.computeBytes + d.outputBytes;
+
+/** What each remote device of a dry run may take: its deviceBudgets entry (by name or host:port), else its server's free memory. */
+function remoteBudgets(opts: PlanOptions, devices: RemoteDevice[]): Map<string, number> {
+    const given = opts.deviceBudgets ?? {};
+    for (const key of Object.keys(given)) {
+        if (!devices.some((d) => d.name === key || d.endpoint === key)) {
+            const list = devices.map((d) => `${d.name} (${d.endpoint})`).join(', ') || 'none';
+            throw new LlamaConfigError(`deviceBudgets names ${key}, which is not a remote device of this plan: they are ${list}`, 'INVALID_CONFIG', ['deviceBudgets']);
+        }
+    }
+    const budgets = new Map<string, number>();
+    for (const d of devices) {
+        const budget = given[d.name] ?? given[d.endpoint] ?? d.freeBytes;
+        if (budget === undefined) {
+            throw new LlamaError('BACKEND_UNAVAILABLE', `${d.name} (${d.endpoint}) did not report its free memory: give its budget in deviceBudgets`);
+        }
+        budgets.set(d.name, budget);
+    }
+    return budgets;
+}
 
 const trainedOr4096 = (trained: number) => (trained > 0 ? trained : 4096);
 const defaultMinContext = (trained: number) => Math.min(defaults.context.contextSize, trainedOr4096(trained));
@@ -122,10 +166,25 @@ function plan(opts: PlanOptions, gguf: GgufMetadata, facts: HeaderModelFacts, si
     const useMmap = opts.useMmap ?? defaults.model.useMmap;
     const load = simulator ? KV_ONLY_LOAD : weightLoad({ useMmap, repack: opts.repack ?? defaults.model.repack });
     const estimate = (o: EstimateContextOptions) => (simulator ? simulator.run(o, facts, { useMmap }) : estimateFromHeader(gguf, facts, o, load));
-    const planned = (contextSize: number, np: number, k: KvCacheType, v: KvCacheType) => {
+    // Over RPC servers, budget is the host's: each remote device has a budget of its own.
+    // A first dry run connects the servers' devices and asks their free memory.
+    const remoteDevices = () => {
+        estimate({ contextSize: STEP, ...extra });
+        return simulator!.remoteDevices();
+    };
+    const remote = opts.rpcServers && simulator ? remoteBudgets(opts, remoteDevices()) : new Map<string, number>();
+    const hostBytes = (e: MemoryEstimate) => e.total.bytes - e.devices.filter((d) => remote.has(d.name)).reduce((sum, d) => sum + deviceBytes(d), 0);
+    /** The first remote device over its budget, if any. */
+    const overRemote = (e: MemoryEstimate) => e.devices.find((d) => remote.has(d.name) && deviceBytes(d) > remote.get(d.name)!);
+    const fitsEstimate = (e: MemoryEstimate) => hostBytes(e) <= budget && !overRemote(e);
+    const candidate = (contextSize: number, np: number, k: KvCacheType, v: KvCacheType) => {
         if (opts.signal?.aborted) throw new LlamaAbortError('planFit() was aborted');
-        const e = estimate({ contextSize, parallel: np, cacheTypeK: k, cacheTypeV: v, ...extra });
-        return e.total.bytes + (e.exact.compute ? 0 : e.compute.bytes * (margin - 1));
+        return estimate({ contextSize, parallel: np, cacheTypeK: k, cacheTypeV: v, ...extra });
+    };
+    const planned = (e: MemoryEstimate) => hostBytes(e) + (e.exact.compute ? 0 : e.compute.bytes * (margin - 1));
+    const fits = (contextSize: number, np: number, k: KvCacheType, v: KvCacheType) => {
+        const e = candidate(contextSize, np, k, v);
+        return planned(e) <= budget && !overRemote(e);
     };
     const valid = (k: KvCacheType, v: KvCacheType) => {
         try {
@@ -149,10 +208,10 @@ function plan(opts: PlanOptions, gguf: GgufMetadata, facts: HeaderModelFacts, si
     };
     /** Largest context (multiple of the padding, at most `cap`) that fits, or 0. */
     const maxContext = (np: number, k: KvCacheType, v: KvCacheType, cap: number) =>
-        largest(Math.floor(cap / STEP), (n) => planned(n * STEP, np, k, v) <= budget) * STEP;
+        largest(Math.floor(cap / STEP), (n) => fits(n * STEP, np, k, v)) * STEP;
     /** Most sequences of `perSeq` tokens that fit, or 0: at most batchSize of them, and perSeq x n within the largest contextSize. */
     const maxParallel = (perSeq: number, k: KvCacheType, v: KvCacheType) =>
-        largest(Math.min(LIMITS.parallel, batchSize, Math.floor(LIMITS.contextSize / perSeq)), (n) => planned(perSeq * n, n, k, v) <= budget);
+        largest(Math.min(LIMITS.parallel, batchSize, Math.floor(LIMITS.contextSize / perSeq)), (n) => fits(perSeq * n, n, k, v));
 
     const smallest = ladder.at(-1) ?? (['f16', 'f16'] as const);
     let choice: { contextSize: number; parallel: number; k: KvCacheType; v: KvCacheType; reason: string } | null = null;
@@ -185,9 +244,13 @@ function plan(opts: PlanOptions, gguf: GgufMetadata, facts: HeaderModelFacts, si
         }
     }
     if (!choice) {
-        const needed = planned(minContext * parallel, parallel, ...smallest);
+        const smallestEstimate = candidate(minContext * parallel, parallel, ...smallest);
+        const over = overRemote(smallestEstimate);
+        if (over) throw remoteShortfall(over, remote.get(over.name)!, `Even the smallest settings (K ${smallest[0]} / V ${smallest[1]}, ${minContext} tokens x ${parallel} sequences)`);
+        const needed = planned(smallestEstimate);
         const how = simulator ? '' : ' (header estimate, with a 15% margin on its approximate compute figure; give the model as a file path for an exact dry run)';
-        const weights = estimate({ contextSize: STEP, ...extra }).weights.bytes;
+        const small = estimate({ contextSize: STEP, ...extra });
+        const weights = small.weights.bytes - small.devices.filter((d) => remote.has(d.name)).reduce((sum, d) => sum + d.weightsBytes, 0);
         throw new LlamaError(
             'INSUFFICIENT_MEMORY',
             weights > budget
@@ -202,17 +265,19 @@ function plan(opts: PlanOptions, gguf: GgufMetadata, facts: HeaderModelFacts, si
     const estimateChoice = (c: { contextSize: number; parallel: number }) =>
         estimate({ contextSize: c.contextSize, parallel: c.parallel, cacheTypeK: final.k, cacheTypeV: final.v, ...extra });
     let chosen = estimateChoice(choice);
-    while (chosen.total.bytes > budget) {
+    while (!fitsEstimate(chosen)) {
         if (prefer === 'parallel' && choice.parallel > 1) {
             choice.parallel -= 1;
             choice.contextSize = pad(minContext, STEP) * choice.parallel;
         } else if (prefer !== 'parallel' && choice.contextSize - STEP * choice.parallel >= minContext * choice.parallel) {
             choice.contextSize -= STEP * choice.parallel;
         } else {
+            const over = overRemote(chosen);
+            if (over) throw remoteShortfall(over, remote.get(over.name)!, 'The smallest settings that meet minContextSize');
             throw new LlamaError(
                 'INSUFFICIENT_MEMORY',
-                `The smallest settings that meet minContextSize need ${fmt(chosen.total.bytes)}, ` +
-                    `${fmt(chosen.total.bytes - budget)} more than the budget of ${fmt(budget)}: raise the budget or lower minContextSize`,
+                `The smallest settings that meet minContextSize need ${fmt(hostBytes(chosen))}, ` +
+                    `${fmt(hostBytes(chosen) - budget)} more than the budget of ${fmt(budget)}: raise the budget or lower minContextSize`,
             );
         }
         chosen = estimateChoice(choice);
@@ -220,6 +285,18 @@ function plan(opts: PlanOptions, gguf: GgufMetadata, facts: HeaderModelFacts, si
     return {
         settings: { contextSize: chosen.config.contextSize, parallel: choice.parallel, cacheTypeK: choice.k, cacheTypeV: choice.v, flashAttention: 'auto' },
         estimate: chosen,
-        reason: `${choice.reason}; ${simulator ? 'dry-run' : 'estimated'} total ${fmt(chosen.total.bytes)} of ${fmt(budget)}`,
+        reason: `${choice.reason}; ${simulator ? 'dry-run' : 'estimated'} ${remote.size > 0 ? 'host ' : ''}total ${fmt(hostBytes(chosen))} of ${fmt(budget)}` +
+            chosen.devices.filter((d) => remote.has(d.name)).map((d) => `, ${d.name} ${fmt(deviceBytes(d))} of ${fmt(remote.get(d.name)!)}`).join(''),
     };
+}
+
+/** INSUFFICIENT_MEMORY for a remote device over its budget: what it needs and what to change. */
+function remoteShortfall(d: MemoryEstimate['devices'][number], budget: number, what: string): LlamaError {
+    const needs = deviceBytes(d);
+    const weights = d.weightsBytes > budget ? ` (its weights alone need ${fmt(d.weightsBytes)})` : '';
+    return new LlamaError(
+        'INSUFFICIENT_MEMORY',
+        `${what} need ${fmt(needs)} on ${d.name} (${d.endpoint}), ${fmt(needs - budget)} more than its budget of ${fmt(budget)}${weights}: ` +
+            'raise its deviceBudgets entry, give it fewer layers (tensorSplit, gpuLayers) or lower minContextSize',
+    );
 }

@@ -49,6 +49,15 @@ export interface EstimateOptions extends Omit<ContextSettings, 'threads' | 'thre
      */
     tensorOverrides?: { pattern: string; bufferType: string }[];
     /**
+     * The model load's `rpcServers` ({@link ModelLoadOptions.rpcServers}), for `simulate` only:
+     * the dry run connects to the servers, and the layers, KV cache and compute buffers the
+     * load would give their devices are in `devices` (`RPC0`, `RPC1`… with their `endpoint`).
+     * The servers must be running; no weights are sent. Defaults to none.
+     */
+    rpcServers?: string[];
+    /** The model load's `rpcTimeoutMs` ({@link ModelLoadOptions.rpcTimeoutMs}), with `rpcServers`. Defaults to `60000`. */
+    rpcTimeoutMs?: number;
+    /**
      * Estimate an embedding context ({@link LlamaModel.createEmbeddingContext}) instead of a
      * generation context: no logits, a KV cache only for decoder models, the output buffer at
      * one embedding per token of the largest decode. Takes contextSize, batchSize, parallel and
@@ -79,5 +88,7 @@ export const estimateOptionsSchema = z.strictObject({
     tensorSplit: modelLoadOptionsSchema.shape.tensorSplit,
     cpuMoeLayers: modelLoadOptionsSchema.shape.cpuMoeLayers,
     tensorOverrides: modelLoadOptionsSchema.shape.tensorOverrides,
+    rpcServers: modelLoadOptionsSchema.shape.rpcServers,
+    rpcTimeoutMs: modelLoadOptionsSchema.shape.rpcTimeoutMs,
     signal: signal().optional(),
 });

@@ -5,6 +5,7 @@ import type { GgufMetadata } from '../gguf/types.js';
 import { ggufModelOption } from './estimate-options.js';
 import { batchSizeOption, contextSizeOption, parallelOption } from './llama-limits.js';
 import { bool, signal } from './validate.js';
+import { modelLoadOptionsSchema, type ModelLoadOptions } from './model-options.js';
 
 /** What the planner optimises. */
 export type FitPreference = 'context' | 'parallel' | 'quality';
@@ -36,6 +37,25 @@ export interface PlanFitOptions {
     repack?: boolean;
     /** The context's prompt cache: its `ramBytes` are counted in the plan's total (see {@link PromptCacheOptions}). Defaults to none. */
     promptCache?: PromptCacheOptions;
+    /**
+     * The model load's `rpcServers` ({@link ModelLoadOptions.rpcServers}): the plan is for the
+     * model split across these servers' devices and the host, each candidate dry-run by llama.cpp
+     * (the servers must be running; the model must be a local file). `budgetBytes` is then the
+     * host's share, and each remote device must fit its own budget ({@link deviceBudgets}).
+     * Defaults to none: the whole model on the host.
+     */
+    rpcServers?: string[];
+    /** The model load's `rpcTimeoutMs`, with `rpcServers`. Defaults to `60000`. */
+    rpcTimeoutMs?: number;
+    /** The model load's `gpuLayers` (layers offloaded to the remote devices), with `rpcServers`. Defaults to `'auto'` (all). */
+    gpuLayers?: ModelLoadOptions['gpuLayers'];
+    /** The model load's `tensorSplit` (remote devices first), with `rpcServers`. Defaults to llama.cpp's split. */
+    tensorSplit?: number[];
+    /**
+     * Bytes each remote device may take, by device name (`'RPC0'`) or by its server's `host:port`.
+     * Defaults to the free memory its server reports for it.
+     */
+    deviceBudgets?: Record<string, number>;
     /** Checked before each candidate's estimate: an abort rejects with ABORTED. Defaults to none. */
     signal?: AbortSignal;
 }
@@ -52,5 +72,14 @@ export const planFitSchema = z.strictObject({
     useMmap: bool().optional(),
     repack: bool().optional(),
     promptCache: promptCacheOption().optional(),
+    rpcServers: modelLoadOptionsSchema.shape.rpcServers,
+    rpcTimeoutMs: modelLoadOptionsSchema.shape.rpcTimeoutMs,
+    gpuLayers: modelLoadOptionsSchema.shape.gpuLayers,
+    tensorSplit: modelLoadOptionsSchema.shape.tensorSplit,
+    deviceBudgets: z.record(
+        z.string({ error: "a device name ('RPC0') or a server's host:port" }),
+        z.number({ error: 'a non-negative number of bytes' }).nonnegative({ error: 'a non-negative number of bytes' }),
+        { error: "an object of bytes by device name ('RPC0') or host:port" },
+    ).optional(),
     signal: signal().optional(),
 });

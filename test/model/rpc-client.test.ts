@@ -12,18 +12,10 @@ import { getBackends, LlamaError, LlamaModel, type LlamaContext } from '../../li
 import { fixtures } from '../support/fixtures.js';
 import { root } from '../support/global-setup.js';
 import { bufferLines, captureLlamaLog } from '../support/llama-log.js';
-import { freePort, handshake, silentServer, type StreamFault } from '../support/rpc-wire.js';
+import { freePort, silentServer, startRpcServer, type StreamFault } from '../support/rpc-wire.js';
 
 const PROMPT = 'Once upon a time';
 const MiB = 1024 * 1024;
-
-/** The server executable on a port of its own (killing it is a server dying). */
-async function rawServer(): Promise<{ port: number; endpoint: string; child: ChildProcess }> {
-    const port = await freePort();
-    const child = spawn(join(root, 'build', 'Release', 'llama-kv-rpc-server'), ['--port', String(port), '--threads', '1'], { stdio: 'ignore' });
-    await handshake(port);
-    return { port, endpoint: `127.0.0.1:${port}`, child };
-}
 
 /**
  * rpc-wire's fault proxy in a child process: context creation talks to the servers on the JS
@@ -52,7 +44,7 @@ describe('LlamaModel.load({ rpcServers })', () => {
     let endpoints: string[] = [];
     let local: LlamaModel;
     beforeAll(async () => {
-        const started = [await rawServer(), await rawServer()];
+        const started = [await startRpcServer(), await startRpcServer()];
         servers.push(...started.map((s) => s.child));
         endpoints = started.map((s) => s.endpoint);
         local = await LlamaModel.load({ path: fixtures.f16, gpu: false });
@@ -149,7 +141,7 @@ describe('LlamaModel.load({ rpcServers })', () => {
     });
 
     it('a server killed (SIGKILL) mid-generation: DECODE_FAILED with the cause, then every call says the context is unusable, and disposing is safe', async () => {
-        const victim = await rawServer();
+        const victim = await startRpcServer();
         const model = await LlamaModel.load({ path: fixtures.f16, gpu: false, rpcServers: [victim.endpoint], rpcTimeoutMs: 5000 });
         const ctx = model.createContext({ contextSize: 512, threads: 1 });
         let tokens = 0;
@@ -171,7 +163,7 @@ describe('LlamaModel.load({ rpcServers })', () => {
     });
 
     it('a server killed (SIGKILL) during the load: the load rejects and this process goes on', async () => {
-        const victim = await rawServer();
+        const victim = await startRpcServer();
         let killed = false;
         const e = await failure(LlamaModel.load({
             path: fixtures.f16,
@@ -208,7 +200,7 @@ describe('LlamaModel.load({ rpcServers })', () => {
         const outcomes: Record<string, number> = {};
         const bad: string[] = [];
         for (const fault of faults) {
-            const server = await rawServer();
+            const server = await startRpcServer();
             const proxy = await faultProxyProcess(bundle, server.port, fault);
             let outcome: string;
             try {

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KV_CACHE_TYPES, LlamaModel } from '../../lib/index.js';
 import { fixtures, referenceGreedy } from '../support/fixtures.js';
 import { root } from '../support/global-setup.js';
-import { faultProxy, freePort, handshake, silentServer, type StreamFault } from '../support/rpc-wire.js';
+import { faultProxy, freePort, handshake, silentServer, startRpcServer, type StreamFault } from '../support/rpc-wire.js';
 
 const cli = join(root, 'dist', 'cli', 'index.js');
 const PROMPT = 'Once upon a time';
@@ -69,14 +69,6 @@ describe('llama-kv rpc-server with llama.cpp\'s own client', () => {
         expect(differ).toEqual([]);
     });
 
-    /** The server executable itself, on a port of its own (killing it is a server dying). */
-    async function rawServer(): Promise<{ port: number; child: ChildProcess }> {
-        const port = await freePort();
-        const child = spawn(join(root, 'build', 'Release', 'llama-kv-rpc-server'), ['--port', String(port), '--threads', '1'], { stdio: 'ignore' });
-        await handshake(port);
-        return { port, child };
-    }
-
     /** The client, to completion: its exit, and its error line. TIMEOUT_MS: the client sockets' timeout (vendor patch 0010). */
     function client(endpoint: string, n: number, timeoutMs = 2000) {
         return new Promise<{ code: number | null; signal: NodeJS.Signals | null; tokens: number; error: string }>((resolve) => {
@@ -103,7 +95,7 @@ describe('llama-kv rpc-server with llama.cpp\'s own client', () => {
     });
 
     it('a server killed (SIGKILL) during a decode: llama_decode throws, and the context and model are freed', async () => {
-        const victim = await rawServer();
+        const victim = await startRpcServer();
         const c = spawn(fixtures.rpcReference, [fixtures.f16, PROMPT, '250', 'f32', 'f32', 'off', `127.0.0.1:${victim.port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
         let tokens = 0;
         let err = '';
@@ -143,7 +135,7 @@ describe('llama-kv rpc-server with llama.cpp\'s own client', () => {
         const outcomes = { tokens: 0, error: 0 };
         const bad: string[] = [];
         for (const fault of faults) {
-            const server = await rawServer();
+            const server = await startRpcServer();
             const proxy = await faultProxy(server.port, fault);
             const r = await client(`127.0.0.1:${proxy.port}`, 4);
             proxy.close();

@@ -1,6 +1,9 @@
 // ggml's RPC wire format, as much of it as the tests speak (ggml-rpc.cpp at the pin): a
 // request is | cmd: 1 byte | size: u64 | data |, a response | size: u64 | data |.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, Socket } from 'node:net';
+import { join } from 'node:path';
+import { root } from './global-setup.js';
 
 const RPC_CMD_HELLO = 14;
 const RPC_CMD_DEVICE_COUNT = 15;
@@ -115,4 +118,12 @@ export async function silentServer(): Promise<{ port: number; close: () => void 
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     return { port: (server.address() as { port: number }).port, close: () => (sockets.forEach((s) => s.destroy()), server.close()) };
+}
+
+/** llama-kv's rpc-server executable on a loopback port of its own, once it answers (killing `child` is the server dying). */
+export async function startRpcServer(): Promise<{ port: number; endpoint: string; child: ChildProcess }> {
+    const port = await freePort();
+    const child = spawn(join(root, 'build', 'Release', 'llama-kv-rpc-server'), ['--port', String(port), '--threads', '1'], { stdio: 'ignore' });
+    await handshake(port);
+    return { port, endpoint: `127.0.0.1:${port}`, child };
 }

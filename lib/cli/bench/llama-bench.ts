@@ -18,6 +18,8 @@ export interface LlamaBenchArgs extends BenchContextSettings {
     generatedTokens: number;
     /** Repetitions inside this invocation (`-r`). */
     reps: number;
+    /** RPC servers (`--rpc`, host:port), whose devices take every layer (llama-bench's default -ngl). Defaults to none. */
+    rpcServers?: string[];
 }
 
 /** What one llama-bench invocation measured. */
@@ -60,6 +62,7 @@ export function llamaBenchArgv(args: LlamaBenchArgs): string[] {
         '-p', String(args.promptTokens),
         '-n', String(args.generatedTokens),
         '-r', String(args.reps),
+        ...(args.rpcServers ? ['--rpc', args.rpcServers.join(',')] : []),
         '-o', 'json',
     ];
 }
