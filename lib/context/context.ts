@@ -980,7 +980,8 @@ function checkContextFits(model: LlamaModel, resolved: ReturnType<typeof resolve
     checkContextMemory(estimateResolved(placement.header, facts, resolved, KV_ONLY_LOAD), {
         layerCount: facts.layerCount,
         gpuLayers: placement.gpuLayers,
-        devices: placement.devices,
+        // Layers (and their KV cache) offloaded over RPC are in the remote devices' memory, not the host's.
+        devices: [...placement.remoteDevices, ...placement.devices],
         offloadKqv: resolved.native.offloadKqv,
     });
 }

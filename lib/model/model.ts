@@ -98,16 +98,18 @@ export class LlamaModel {
         logModelWarnings(warnings);
         const vocabOnly = opts.vocabOnly ?? defaults.model.vocabOnly;
         const repack = opts.repack ?? defaults.model.repack;
-        // With RPC servers, which layers stay here is known only once they answer: not checked.
-        if (!vocabOnly && !opts.rpcServers && (opts.checkMemory ?? defaults.model.checkMemory)) {
+        if (!vocabOnly && (opts.checkMemory ?? defaults.model.checkMemory)) {
+            // The servers' devices take the offloaded layers, as GPUs do; their memory is known
+            // only once they answer, so only the host's share is checked here.
+            const remote = opts.rpcServers ?? [];
             checkModelMemory(gguf, {
                 layerCount: modelLayerCount(gguf.kv),
                 gpuLayers: placement.gpuLayers,
-                devices: placement.devices ?? [],
+                devices: [...remote, ...(placement.devices ?? [])],
                 overrides: placement.tensorOverrides ?? [],
                 useMmap,
                 extraBufferTypes: repack ? cpuExtraBufferTypes() : [],
-            });
+            }, undefined, remote.length > 0 ? (names) => ({ names: [...names], freeBytes: null }) : undefined);
         }
         const { promise, abort } = call(() =>
             binding().loadModel(
@@ -128,9 +130,11 @@ export class LlamaModel {
         opts.signal?.addEventListener('abort', onAbort, { once: true });
         let model: LlamaModel;
         try {
-            model = new LlamaModel(await promise, opts.path, gguf.kv, {
+            const native = await promise;
+            model = new LlamaModel(native, opts.path, gguf.kv, {
                 gpuLayers: placement.gpuLayers,
                 devices: placement.devices ?? [],
+                remoteDevices: opts.rpcServers ? remoteDeviceNames(opts.rpcServers) : [],
                 header: gguf,
                 facts: headerFacts(gguf),
                 useMmap,
@@ -327,6 +331,12 @@ export function modelWeightPlacement(model: LlamaModel): WeightPlacement {
     const placement = placementOf(model);
     placement.weights ??= nativeOf(model).weightPlacement();
     return placement.weights;
+}
+
+/** The devices of the RPC servers at these endpoints, connected by the load (the RPC backend's listing: description host:port). */
+function remoteDeviceNames(endpoints: readonly string[]): string[] {
+    const rpc = binding().backendInfo(false).registries.find((r) => r.name === 'RPC');
+    return (rpc?.devices ?? []).filter((d) => endpoints.includes(d.description)).map((d) => d.name);
 }
 
 /** Layers requested on a GPU at load (-1: all). @internal */

@@ -10,6 +10,8 @@ export interface ModelPlacement {
     gpuLayers: number;
     /** The GPU devices offloaded to ([] on the CPU). */
     devices: readonly string[];
+    /** The remote devices of `rpcServers` (`RPC0`, ...), ahead of `devices` in the offload list; [] without. */
+    remoteDevices: readonly string[];
     header: GgufMetadata;
     /** The estimator's facts from the header, read once; null when it does not understand the header. */
     facts: HeaderModelFacts | null;

@@ -2,10 +2,12 @@
 // `llama-kv rpc-server`s on loopback: the dry run places layers, KV cache and compute buffers
 // on the remote devices as the load does, and a plan keeps the host within its budget and
 // each remote device within its own.
-import type { ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { estimateMemory, LlamaError, LlamaModel, planFit, readGgufMetadata, type DeviceMemory } from '../../lib/index.js';
 import { fixtures } from '../support/fixtures.js';
+import { root } from '../support/global-setup.js';
 import { freePort, startRpcServer } from '../support/rpc-wire.js';
 
 const bytesOf = (d: DeviceMemory) => d.weightsBytes + d.kvBytes + d.loraBytes + d.computeBytes + d.outputBytes;
@@ -80,6 +82,29 @@ describe('estimateMemory and planFit across RPC servers', () => {
         }
         const more = await estimateMemory({ model: fixtures.f16, simulate: true, ...split(), ...settings, contextSize: plan.settings.contextSize + 256 });
         expect(bytesOf(more.devices.find((d) => d.name === 'RPC0')!)).toBeGreaterThan(deviceBudgets[rpcServers[0]]);
+    });
+
+    it("a context's memory guard counts the KV cache that goes to the servers in their memory, not the host's", () => {
+        // A process whose data-size limit (ulimit -d, 640 MiB) is below the context's KV cache
+        // (768 MiB of f32 cells, all on the remote devices): created, where the guard once refused it.
+        const script = `
+            import { LlamaModel } from ${JSON.stringify(join(root, 'dist', 'index.js'))};
+            const [path, ...rpcServers] = process.argv.slice(1);
+            const model = await LlamaModel.load({ path, gpu: false, rpcServers });
+            try {
+                const ctx = model.createContext({ contextSize: 393216, cacheTypeK: 'f32', cacheTypeV: 'f32', flashAttention: 'on', batchSize: 64, ubatchSize: 64, threads: 1 });
+                console.log(JSON.stringify(ctx.memoryReport().devices.map((d) => [d.name, d.kvBytes])));
+                ctx.dispose();
+            } catch (e) {
+                console.log(JSON.stringify({ code: e.code, message: e.message }));
+            }
+            model.dispose();`;
+        const out = execFileSync('prlimit', [`--data=${640 * 2 ** 20}`, process.execPath, '--input-type=module', '-e', script, fixtures.f16, ...rpcServers], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 120_000 });
+        const result = JSON.parse(out.trim().split('\n').at(-1)!) as [string, number][] | { code: string; message: string };
+        expect(Array.isArray(result), JSON.stringify(result)).toBe(true);
+        const kv = new Map(result as [string, number][]);
+        expect((kv.get('RPC0') ?? 0) + (kv.get('RPC1') ?? 0)).toBeGreaterThan(640 * 2 ** 20);
+        expect(kv.get('CPU')).toBe(0);
     });
 
     it('planFit over RPC: a remote device too small for the smallest settings, unknown deviceBudgets names and options without rpcServers are refused with what to change', async () => {
