@@ -12,7 +12,7 @@ import { getBackends, LlamaError, LlamaModel, type LlamaContext } from '../../li
 import { fixtures } from '../support/fixtures.js';
 import { root } from '../support/global-setup.js';
 import { bufferLines, captureLlamaLog } from '../support/llama-log.js';
-import { freePort, silentServer, startRpcServer, type StreamFault } from '../support/rpc-wire.js';
+import { deviceCountProxy, freePort, silentServer, startRpcServer, type StreamFault } from '../support/rpc-wire.js';
 
 const PROMPT = 'Once upon a time';
 const MiB = 1024 * 1024;
@@ -128,6 +128,22 @@ describe('LlamaModel.load({ rpcServers })', () => {
         const e = await failure(LlamaModel.load({ path: fixtures.f16, rpcServers: [`127.0.0.1:${port}`] }));
         expect(e.code).toBe('BACKEND_UNAVAILABLE');
         expect(e.message).toBe(`RPC server 127.0.0.1:${port}: Failed to connect to 127.0.0.1:${port}`);
+    });
+
+    it('a server that claims too many devices: BACKEND_UNAVAILABLE with the count, before a device is made for each (2^32-1) or used (17)', async () => {
+        const upstream = Number(endpoints[0].split(':')[1]);
+        for (const [count, message] of [
+            [0xffffffff, /reported 4294967295 devices \(at most 256\)/],
+            [17, /reports 17 devices: with the others, more than the 16 this build can use/],
+        ] as const) {
+            const proxy = await deviceCountProxy(upstream, count);
+            const started = performance.now();
+            const e = await failure(LlamaModel.load({ path: fixtures.f16, gpu: false, rpcServers: [`127.0.0.1:${proxy.port}`] }));
+            proxy.close();
+            expect(e.code, String(count)).toBe('BACKEND_UNAVAILABLE');
+            expect(e.message).toMatch(message);
+            expect(performance.now() - started).toBeLessThan(15_000);
+        }
     });
 
     it('a server that accepts and never answers: BACKEND_UNAVAILABLE once rpcTimeoutMs passes', async () => {

@@ -127,3 +127,48 @@ export async function startRpcServer(): Promise<{ port: number; endpoint: string
     await handshake(port);
     return { port, endpoint: `127.0.0.1:${port}`, child };
 }
+
+/**
+ * A proxy in front of `upstream` that answers each connection's DEVICE_COUNT with `count`
+ * instead of the server's number (the reply that follows the request: | size: u64 | u32 |).
+ */
+export async function deviceCountProxy(upstream: number, count: number): Promise<{ port: number; close: () => void }> {
+    const proxy = createServer((client) => {
+        const server = new Socket();
+        server.connect(upstream, '127.0.0.1');
+        let rewrite = -1; // bytes of the DEVICE_COUNT reply seen so far, -1 before the request
+        let pending = 0; // bytes of the current request's data still to come
+        let header = Buffer.alloc(0);
+        const replaced = Buffer.alloc(12);
+        replaced.writeBigUInt64LE(4n);
+        replaced.writeUInt32LE(count >>> 0, 8);
+        client.on('data', (d: Buffer) => {
+            for (let at = 0; at < d.length;) {
+                if (pending > 0) {
+                    const take = Math.min(pending, d.length - at);
+                    pending -= take;
+                    at += take;
+                    continue;
+                }
+                const take = Math.min(9 - header.length, d.length - at);
+                header = Buffer.concat([header, d.subarray(at, at + take)]);
+                at += take;
+                if (header.length < 9) break;
+                if (header[0] === RPC_CMD_DEVICE_COUNT) rewrite = 0;
+                pending = Number(header.readBigUInt64LE(1));
+                header = Buffer.alloc(0);
+            }
+            server.write(d);
+        });
+        server.on('data', (chunk: Buffer) => {
+            const out = Buffer.from(chunk);
+            for (let i = 0; i < out.length && rewrite >= 0 && rewrite < 12; i++, rewrite++) out[i] = replaced[rewrite];
+            client.write(out);
+        });
+        for (const s of [client, server]) s.on('error', () => (s === client ? server : client).destroy());
+        client.on('close', () => server.destroy());
+        server.on('close', () => client.destroy());
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    return { port: (proxy.address() as { port: number }).port, close: () => proxy.close() };
+}
