@@ -202,13 +202,17 @@ describe('LlamaModel.load({ rpcServers })', () => {
     });
 
     // The server-to-client stream cut, one byte inverted, or replaced by noise, at offsets
-    // through the handshake, the load and the decodes: each case ends in this process with
-    // tokens or a LlamaError, never a signal or a hang.
+    // through the handshake, the load and the decodes; and the server dying as the client sends
+    // the 1st, 2nd or 3rd command of each kind it sends (buffer allocations, tensor uploads and
+    // reads, graph computations...): each case ends in this process with tokens or a
+    // LlamaError, never a signal or a hang.
     const offsets = [...Array.from({ length: 12 }, (_, i) => i * 4), ...Array.from({ length: 28 }, (_, i) => Math.round(48 * 1.45 ** i))];
     const faults: StreamFault[] = [
         ...offsets.map((at) => ({ kind: 'cut' as const, at })),
         ...offsets.map((at) => ({ kind: 'flip' as const, at })),
         ...offsets.filter((_, i) => i % 2 === 0).map((at, i) => ({ kind: 'garbage' as const, at, seed: 0x9e3779b9 + i })),
+        // ALLOC_BUFFER, GET_ALIGNMENT, BUFFER_GET_BASE, BUFFER_CLEAR, SET_TENSOR, GET_TENSOR, GRAPH_COMPUTE, GET_DEVICE_MEMORY, GET_ALLOC_SIZE, GRAPH_RECOMPUTE
+        ...[0, 1, 3, 5, 6, 8, 10, 11, 13, 16].flatMap((command) => [1, 2, 3].map((nth) => ({ kind: 'die-at' as const, command, nth }))),
     ];
     it(`a corpus of ${faults.length} broken server answers: tokens or a LlamaError in this process, never a crash or a hang`, async () => {
         const bundle = join(mkdtempSync(join(tmpdir(), 'llama-kv-rpc-proxy-')), 'proxy.mjs');

@@ -61,13 +61,47 @@ export async function handshake(port: number): Promise<{ version: string; device
     return { version: `${hello[0]}.${hello[1]}.${hello[2]}`, devices: count.readUInt32LE() };
 }
 
-/** What a fault proxy does to the server-to-client bytes of each connection. */
-export type StreamFault = { kind: 'cut'; at: number } | { kind: 'flip'; at: number } | { kind: 'garbage'; at: number; seed: number };
+/**
+ * What a fault proxy does to each connection: to the server-to-client bytes at byte `at`, or,
+ * for 'die-at', to both sides when the client sends its `nth` command `command`.
+ */
+export type StreamFault =
+    | { kind: 'cut'; at: number }
+    | { kind: 'flip'; at: number }
+    | { kind: 'garbage'; at: number; seed: number }
+    | { kind: 'die-at'; command: number; nth: number };
 
 /**
- * A proxy on loopback in front of `upstream` that applies `fault` to every connection's
- * server-to-client stream at byte `at`: closes it there ('cut'), inverts that byte ('flip'),
- * or from there on sends pseudo-random bytes instead of the server's ('garbage').
+ * Follows a client-to-server stream command by command (| cmd: 1 byte | size: u64 | data |),
+ * calling `onCommand` with each command's code as its header completes.
+ */
+function commandParser(onCommand: (command: number) => void): (chunk: Buffer) => void {
+    let header = Buffer.alloc(0);
+    let pending = 0; // bytes of the current command's data still to come
+    return (chunk) => {
+        for (let at = 0; at < chunk.length;) {
+            if (pending > 0) {
+                const take = Math.min(pending, chunk.length - at);
+                pending -= take;
+                at += take;
+                continue;
+            }
+            const take = Math.min(9 - header.length, chunk.length - at);
+            header = Buffer.concat([header, chunk.subarray(at, at + take)]);
+            at += take;
+            if (header.length < 9) return;
+            onCommand(header[0]);
+            pending = Number(header.readBigUInt64LE(1));
+            header = Buffer.alloc(0);
+        }
+    };
+}
+
+/**
+ * A proxy on loopback in front of `upstream` that applies `fault` to every connection: at
+ * byte `at` of the server-to-client stream it closes it ('cut'), inverts that byte ('flip'),
+ * or from there on sends pseudo-random bytes instead of the server's ('garbage'); or it closes
+ * both sides, as a server that dies, when the client sends its nth such command ('die-at').
  */
 export async function faultProxy(upstream: number, fault: StreamFault): Promise<{ port: number; close: () => void }> {
     const proxy = createServer((client) => {
@@ -81,8 +115,21 @@ export async function faultProxy(upstream: number, fault: StreamFault): Promise<
             state ^= state << 5;
             return state & 0xff;
         };
-        client.on('data', (d) => server.write(d));
+        if (fault.kind === 'die-at') {
+            let count = 0;
+            let dead = false;
+            const parse = commandParser((command) => {
+                if (command === fault.command && ++count === fault.nth) dead = true;
+            });
+            client.on('data', (d: Buffer) => {
+                parse(d);
+                if (!dead) return void server.write(d);
+                client.destroy();
+                server.destroy();
+            });
+        } else client.on('data', (d) => server.write(d));
         server.on('data', (chunk: Buffer) => {
+            if (fault.kind === 'die-at') return void client.write(chunk);
             const start = seen;
             seen += chunk.length;
             if (seen <= fault.at) return void client.write(chunk);
@@ -137,27 +184,14 @@ export async function deviceCountProxy(upstream: number, count: number): Promise
         const server = new Socket();
         server.connect(upstream, '127.0.0.1');
         let rewrite = -1; // bytes of the DEVICE_COUNT reply seen so far, -1 before the request
-        let pending = 0; // bytes of the current request's data still to come
-        let header = Buffer.alloc(0);
         const replaced = Buffer.alloc(12);
         replaced.writeBigUInt64LE(4n);
         replaced.writeUInt32LE(count >>> 0, 8);
+        const parse = commandParser((command) => {
+            if (command === RPC_CMD_DEVICE_COUNT) rewrite = 0;
+        });
         client.on('data', (d: Buffer) => {
-            for (let at = 0; at < d.length;) {
-                if (pending > 0) {
-                    const take = Math.min(pending, d.length - at);
-                    pending -= take;
-                    at += take;
-                    continue;
-                }
-                const take = Math.min(9 - header.length, d.length - at);
-                header = Buffer.concat([header, d.subarray(at, at + take)]);
-                at += take;
-                if (header.length < 9) break;
-                if (header[0] === RPC_CMD_DEVICE_COUNT) rewrite = 0;
-                pending = Number(header.readBigUInt64LE(1));
-                header = Buffer.alloc(0);
-            }
+            parse(d);
             server.write(d);
         });
         server.on('data', (chunk: Buffer) => {
