@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { estimateMemory, LlamaError, LlamaModel, planFit, readGgufMetadata, type DeviceMemory } from '../../lib/index.js';
 import { fixtures } from '../support/fixtures.js';
 import { root } from '../support/global-setup.js';
+import { llamaKv } from '../support/cli.js';
 import { freePort, startRpcServer } from '../support/rpc-wire.js';
 
 const bytesOf = (d: DeviceMemory) => d.weightsBytes + d.kvBytes + d.loraBytes + d.computeBytes + d.outputBytes;
@@ -124,6 +125,32 @@ describe('estimateMemory and planFit across RPC servers', () => {
         const header = await failure(planFit({ model: await readGgufMetadata(fixtures.f16), budgetBytes: 2 ** 30, rpcServers }));
         expect(header.code).toBe('INVALID_CONFIG');
         expect(header.message).toMatch(/local GGUF file path/);
+    });
+
+    it('the CLI takes --rpc: memory --simulate lists the remote devices, fit plans the split and prints the run line, run generates what the CPU alone generates', () => {
+        const rpc = rpcServers.join(',');
+        const memory = llamaKv('memory', '-m', fixtures.f16, '--simulate', '--rpc', rpc, '-ngl', '2', '-ts', '1,1', '-c', '512');
+        expect(memory.code, memory.stderr).toBe(0);
+        expect(memory.stdout).toContain(`RPC0 (${rpcServers[0]}) weights`);
+        expect(memory.stdout).toContain(`RPC1 (${rpcServers[1]}) weights`);
+
+        const fit = llamaKv('fit', '-m', fixtures.f16, '--budget', '256MiB', '--rpc', rpc, '-ngl', '2', '-ts', '1,1', '--device-budget', 'RPC0=4MiB', '--min-ctx', '256');
+        expect(fit.code, fit.stderr).toBe(0);
+        expect(fit.stdout).toMatch(/host total .* of 256\.0 MiB, RPC0 .* of 4\.0 MiB, RPC1 /);
+        expect(fit.stdout).toContain(`--rpc ${rpc} -ngl 2 -ts 1,1 -c `);
+        const alone = llamaKv('fit', '-m', fixtures.f16, '--budget', '256MiB', '-ngl', '2');
+        expect(alone.code).toBe(2);
+        expect(alone.stderr).toMatch(/gpuLayers needs rpcServers/);
+        const badBudget = llamaKv('fit', '-m', fixtures.f16, '--budget', '256MiB', '--rpc', rpc, '--device-budget', 'RPC0');
+        expect(badBudget.code).toBe(2);
+        expect(badBudget.stderr).toMatch(/--device-budget expects NAME=BYTES/);
+
+        const args = ['run', '-m', fixtures.f16, '-n', '8', '--temp', '0', '-p', 'Once upon a time'];
+        const split = llamaKv(...args, '--rpc', rpc);
+        const local = llamaKv(...args, '--gpu', 'none');
+        expect(split.code, split.stderr).toBe(0);
+        expect(split.stdout.length).toBeGreaterThan(0);
+        expect(split.stdout).toBe(local.stdout);
     });
 });
 

@@ -24,7 +24,7 @@ export const memoryFlags: FlagSpec[] = [
     { names: ['--json'], key: 'json', type: 'bool', help: 'print JSON' },
 ];
 
-export const memoryUsage = `usage: llama-kv memory -m model.gguf [-c 32768] [-np 2] [-ctk q8_0 -ctv q4_0] [--no-mmap] [--no-repack] [--gpu none|vulkan|... -ngl N -dev D -ts 3,1 --n-cpu-moe N] [--simulate] [--live] [--json] [--chart kv.svg [--budget 6GiB]]\n${flagHelp(memoryFlags)}`;
+export const memoryUsage = `usage: llama-kv memory -m model.gguf [-c 32768] [-np 2] [-ctk q8_0 -ctv q4_0] [--no-mmap] [--no-repack] [--gpu none|vulkan|... -ngl N -dev D -ts 3,1 --n-cpu-moe N --rpc host:port,...] [--simulate] [--live] [--json] [--chart kv.svg [--budget 6GiB]]\n${flagHelp(memoryFlags)}`;
 
 type Row = [name: string, estimate: number, live?: number];
 
@@ -107,10 +107,10 @@ function weightBuffersText(w: MemoryReport['weights']): string {
         .join(', ');
 }
 
-/** `Vulkan0 weights 30.1 MiB, KV 4.0 MiB, compute 12.0 MiB; CPU weights 2.0 MiB, ...`. */
+/** `Vulkan0 weights 30.1 MiB, KV 4.0 MiB, compute 12.0 MiB; CPU weights 2.0 MiB, ...` (a remote device with its server: `RPC0 (10.0.0.2:50052) weights ...`). */
 function devicesText(devices: MemoryEstimate['devices']): string {
     return devices
-        .map((d) => `${d.name} weights ${formatBytes(d.weightsBytes)}, KV ${formatBytes(d.kvBytes)}, compute ${formatBytes(d.computeBytes)}, output ${formatBytes(d.outputBytes)}`)
+        .map((d) => `${d.name}${d.endpoint ? ` (${d.endpoint})` : ''} weights ${formatBytes(d.weightsBytes)}, KV ${formatBytes(d.kvBytes)}, compute ${formatBytes(d.computeBytes)}, output ${formatBytes(d.outputBytes)}`)
         .join('; ');
 }
 

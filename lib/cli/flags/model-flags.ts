@@ -13,6 +13,16 @@ export function weightOptionsFromFlags(flags: ParsedFlags): { useMmap?: boolean;
     return { ...(flags.noMmap === true ? { useMmap: false } : {}), ...(flags.noRepack === true ? { repack: false } : {}) };
 }
 
+/** llama.cpp's --rpc: the servers whose devices join the load. */
+export const rpcFlag: FlagSpec = {
+    names: ['--rpc'], key: 'rpcServers', type: 'string', help: 'comma-separated host:port of llama-kv rpc-servers whose devices join the load, e.g. 127.0.0.1:50052',
+};
+
+/** The --rpc servers given on the command line, if any. */
+export function rpcServersFromFlags(flags: ParsedFlags): string[] | undefined {
+    return typeof flags.rpcServers === 'string' ? list('--rpc', flags.rpcServers) : undefined;
+}
+
 export const modelFlags: FlagSpec[] = [
     ...weightFlags,
     { names: ['--gpu'], key: 'gpu', type: 'string', help: 'auto | cuda | rocm | vulkan | metal | none (default auto)' },
@@ -20,6 +30,7 @@ export const modelFlags: FlagSpec[] = [
     { names: ['-dev', '--device'], key: 'devices', type: 'string', help: 'comma-separated devices to offload to, e.g. CUDA0,CUDA1' },
     { names: ['-ts', '--tensor-split'], key: 'tensorSplit', type: 'string', help: 'proportions of layers per device, e.g. 3,1' },
     { names: ['--n-cpu-moe'], key: 'cpuMoeLayers', type: 'int', help: 'keep the MoE expert weights of the first N layers on the CPU' },
+    rpcFlag,
 ];
 
 function list(flag: string, raw: string): string[] {
@@ -50,5 +61,7 @@ export function modelOptionsFromFlags(flags: ParsedFlags): Omit<ModelLoadOptions
         });
     }
     if (typeof flags.cpuMoeLayers === 'number') options.cpuMoeLayers = flags.cpuMoeLayers;
+    const rpcServers = rpcServersFromFlags(flags);
+    if (rpcServers) options.rpcServers = rpcServers;
     return { ...options, ...weightOptionsFromFlags(flags) };
 }
