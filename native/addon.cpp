@@ -9,6 +9,7 @@
 #include "lora.h"
 #include "model.h"
 #include "workers/chat.h"
+#include "workers/create_context.h"
 #include "workers/load_model.h"
 #include "workers/quantize.h"
 
@@ -32,6 +33,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
     exports.Set("loadLora", Napi::Function::New(env, load_lora, "loadLora"));
     exports.Set("quantize", Napi::Function::New(env, quantize_model, "quantize"));
     exports.Set("loadModel", Napi::Function::New(env, load_model, "loadModel"));
+    exports.Set("prepareContext", Napi::Function::New(env, prepare_context, "prepareContext"));
     exports.Set("chatInit", Napi::Function::New(env, chat_init, "chatInit"));
     exports.Set("chatApply", Napi::Function::New(env, chat_apply, "chatApply"));
     exports.Set("chatParse", Napi::Function::New(env, chat_parse, "chatParse"));

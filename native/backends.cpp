@@ -34,7 +34,6 @@ struct backend_state {
     bool                         have_cpu = false;
 };
 
-
 backend_state & state() {
     static auto * s = new backend_state();  // never destroyed: worker threads may read it during exit
     return *s;

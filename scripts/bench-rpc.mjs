@@ -48,12 +48,19 @@ const children = [];
 const cleanup = () => children.forEach((c) => c.kill('SIGKILL'));
 process.on('exit', cleanup);
 
+/** A free loopback port below the ephemeral range (32768-60999), where the kernel could hand it to another socket before the server binds it. */
 async function freePort() {
-    const s = createServer();
-    await new Promise((r) => s.listen(0, '127.0.0.1', r));
-    const { port } = s.address();
-    await new Promise((r) => s.close(r));
-    return port;
+    for (;;) {
+        const port = 20000 + Math.floor(Math.random() * 12000);
+        const s = createServer();
+        const bound = await new Promise((r) => {
+            s.once('error', () => r(false));
+            s.listen(port, '127.0.0.1', () => r(true));
+        });
+        if (!bound) continue;
+        await new Promise((r) => s.close(r));
+        return port;
+    }
 }
 
 /** Resolves once something accepts connections on `port`. */
@@ -74,6 +81,7 @@ async function startServer() {
     const child = spawn(serverBinary, ['--port', String(port), '--threads', String(serverThreads)], { stdio: 'ignore' });
     children.push(child);
     await listening(port);
+    if (child.exitCode !== null) throw new Error(`llama-kv-rpc-server exited (${child.exitCode}) instead of serving on port ${port}`);
     return `127.0.0.1:${port}`;
 }
 
@@ -84,15 +92,16 @@ async function startProxy(endpoint) {
     const port = await new Promise((r) => child.once('message', (m) => r(m.port)));
     return {
         endpoint: `127.0.0.1:${port}`,
-        count: () => new Promise((r) => {
-            child.once('message', (m) => r(m.count));
+        count: () => new Promise((resolve, reject) => {
+            const timer = setTimeout(() => reject(new Error(`the counting proxy for ${endpoint} did not answer`)), 10_000);
+            child.once('message', (m) => (clearTimeout(timer), resolve(m.count)));
             child.send('count');
         }),
     };
 }
 
 const servers = [await startServer(), await startServer()];
-const remoteLoad = (rpcServers) => ({ path, gpu: false, rpcServers, tensorSplit: [1, 1] });
+const remoteLoad = (rpcServers) => ({ path, gpu: false, rpcServers, tensorSplit: [1, 1], rpcTimeoutMs: 30_000 });
 const local = await LlamaModel.load({ path, gpu: false });
 const remote = await LlamaModel.load(remoteLoad(servers));
 const layers = local.metadata.layerCount;

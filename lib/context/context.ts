@@ -10,8 +10,9 @@ import { deviceFlashAttention } from './flash-attention-devices.js';
 import { toMemoryReport, type MemoryReport } from '../memory/report.js';
 import { stateSizeOf } from '../memory/state-size.js';
 import { adoptChild, modelGpuLayers, modelPlacement, modelWeightPlacement, nativeModel, toTokenArray, LlamaModel } from '../model/model.js';
+import type { ModelPlacement } from '../model/placement.js';
 import { estimateResolved, KV_ONLY_LOAD } from '../memory/estimate.js';
-import { checkContextMemory } from '../memory/guard.js';
+import { checkContextMemory, devicesFree, type DeviceFree } from '../memory/guard.js';
 import { defaults, randomSeed, requestSeed } from '../options/defaults.js';
 import { generateOptionsSchema, signalOptionsSchema, type GenerateOptions } from '../options/generate-options.js';
 import { chatRequestExtras } from '../options/grammar-options.js';
@@ -166,12 +167,15 @@ export class LlamaContext {
     #target: StateTarget | null = null;
 
     constructor(options: LlamaContextOptions) {
+        // A context that LlamaContext.create() made on a worker: adopted, its memory already checked.
+        const prepared = adopting;
+        adopting = null;
         const opts = parseOptions(contextOptionsSchema, options, 'LlamaContext');
         const model = opts.model as LlamaModel;
         const native = nativeModel(model);
         const resolved = resolveContextParams(opts, model.metadata);
         const { kv, native: params } = resolved;
-        if (opts.checkMemory ?? defaults.context.checkMemory) checkContextFits(model, resolved);
+        if (prepared === null && (opts.checkMemory ?? defaults.context.checkMemory)) checkContextFits(model, resolved);
         const warnings = [...resolved.warnings];
         const fa = params.offloadKqv && modelGpuLayers(model) !== 0 ? flashAttentionDeviceWarning(kv, deviceFlashAttention(model, kv, params.contextSize)) : null;
         if (fa) warnings.push(warning('FLASH_ATTENTION_KV_PAIR', fa, ['cacheTypeK', 'cacheTypeV', 'flashAttention']));
@@ -179,7 +183,7 @@ export class LlamaContext {
         let config: ReturnType<NativeContext['config']>;
         const onContextFull = opts.onContextFull ?? defaults.context.onContextFull;
         try {
-            created = new (binding().NativeContext)(native, params);
+            created = new (binding().NativeContext)(native, params, prepared ?? undefined);
             config = created.config();
             if (onContextFull === 'shift' && !config.canShift) throw cannotShift('onContextFull');
             if (opts.loras && opts.loras.length > 0) {
@@ -213,6 +217,41 @@ export class LlamaContext {
                     return (await loadSequences(this.#requireNative(), source, read, [id], undefined))[0];
                 },
             });
+        }
+    }
+
+    /**
+     * Creates the context as `new LlamaContext(options)` does, with the same checks and errors,
+     * but allocates it off the JS thread: the KV cache, the compute buffers and llama.cpp's
+     * graph reservation take a worker, not the event loop (on a GPU, the driver's work; over
+     * RPC, the round trips to the servers). `signal` aborts the wait: the context made
+     * meanwhile is freed and the call rejects with ABORTED.
+     *
+     * @example
+     * const ctx = await LlamaContext.create({ model, contextSize: 8192 });
+     */
+    static async create(options: LlamaContextOptions & { signal?: AbortSignal }): Promise<LlamaContext> {
+        const stack = captureStack();
+        const { signal, ...rest } = (options ?? {}) as LlamaContextOptions & { signal?: AbortSignal };
+        parseOptions(signalOptionsSchema, { signal }, 'LlamaContext.create()');
+        if (signal?.aborted) throw new LlamaAbortError('LlamaContext.create() was aborted before it started');
+        const opts = parseOptions(contextOptionsSchema, rest, 'LlamaContext');
+        const model = opts.model as LlamaModel;
+        const resolved = resolveContextParams(opts, model.metadata);
+        if (opts.checkMemory ?? defaults.context.checkMemory) checkContextFits(model, resolved);
+        let handle: unknown;
+        try {
+            handle = await binding().prepareContext(nativeModel(model), resolved.native);
+        } catch (error) {
+            throw fromNative(error, stack);
+        }
+        // Not adopted (aborted, or the constructor throws): the handle's finalizer frees the context.
+        if (signal?.aborted) throw new LlamaAbortError('LlamaContext.create() was aborted');
+        adopting = handle;
+        try {
+            return new LlamaContext(rest);
+        } finally {
+            adopting = null;
         }
     }
 
@@ -953,14 +992,26 @@ declare module '../model/model.js' {
     interface LlamaModel {
         /** Sugar for `new LlamaContext({ model: this, ...options })`. */
         createContext(options?: ContextOptionsWithoutModel): LlamaContext;
+        /** Sugar for `LlamaContext.create({ model: this, ...options })`: the context allocated off the JS thread. */
+        createContextAsync(options?: ContextOptionsWithoutModel & { signal?: AbortSignal }): Promise<LlamaContext>;
     }
 }
+
+/** The handle of a context LlamaContext.create() made, for the constructor it calls (set and read synchronously). */
+let adopting: unknown = null;
 
 // model/ sits below context/ and never imports it: the method that makes a context
 // for a model is added where contexts are defined (non-enumerable, like a class method).
 Object.defineProperty(LlamaModel.prototype, 'createContext', {
     value: function createContext(this: LlamaModel, options: ContextOptionsWithoutModel = {}): LlamaContext {
         return new LlamaContext({ ...options, model: this });
+    },
+    writable: true,
+    configurable: true,
+});
+Object.defineProperty(LlamaModel.prototype, 'createContextAsync', {
+    value: function createContextAsync(this: LlamaModel, options: ContextOptionsWithoutModel & { signal?: AbortSignal } = {}): Promise<LlamaContext> {
+        return LlamaContext.create({ ...options, model: this });
     },
     writable: true,
     configurable: true,
@@ -977,13 +1028,27 @@ function checkContextFits(model: LlamaModel, resolved: ReturnType<typeof resolve
     const facts = placement.facts;
     // A header the estimator does not understand (llama.cpp loaded it: let it decide), or a KV layout it only approximates.
     if (facts === null || !facts.denseKv) return;
+    const remote = placement.remoteDevices;
     checkContextMemory(estimateResolved(placement.header, facts, resolved, KV_ONLY_LOAD), {
         layerCount: facts.layerCount,
         gpuLayers: placement.gpuLayers,
         // Layers (and their KV cache) offloaded over RPC are in the remote devices' memory, not the host's.
-        devices: [...placement.remoteDevices, ...placement.devices],
+        devices: [...remote.map((d) => d.name), ...placement.devices],
         offloadKqv: resolved.native.offloadKqv,
-    });
+    }, undefined, remote.length === 0 ? undefined : (names) => withRemoteFree(names, remote));
+}
+
+/**
+ * The free memory of a context's devices, the remote ones as their servers reported it at the
+ * load (no round trip here, on the JS thread: LlamaContext.create() must not wait for the
+ * network before it reaches its worker).
+ */
+function withRemoteFree(names: readonly string[], remote: ModelPlacement['remoteDevices']): DeviceFree {
+    const local = names.filter((n) => !remote.some((d) => d.name === n));
+    const localFree = local.length > 0 ? devicesFree(local).freeBytes : 0;
+    const remoteFree = remote.filter((d) => names.includes(d.name)).map((d) => d.freeBytes);
+    const unknown = localFree === null || remoteFree.some((f) => f === null);
+    return { names: [...names], freeBytes: unknown ? null : localFree + remoteFree.reduce<number>((sum, f) => sum + f!, 0) };
 }
 
 /**

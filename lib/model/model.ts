@@ -134,7 +134,7 @@ export class LlamaModel {
             model = new LlamaModel(native, opts.path, gguf.kv, {
                 gpuLayers: placement.gpuLayers,
                 devices: placement.devices ?? [],
-                remoteDevices: opts.rpcServers ? remoteDeviceNames(opts.rpcServers) : [],
+                remoteDevices: (native.remoteDevices ?? []).map((d) => ({ name: d.name, endpoint: d.endpoint, freeBytes: d.freeBytes ?? null })),
                 header: gguf,
                 facts: headerFacts(gguf),
                 useMmap,
@@ -331,12 +331,6 @@ export function modelWeightPlacement(model: LlamaModel): WeightPlacement {
     const placement = placementOf(model);
     placement.weights ??= nativeOf(model).weightPlacement();
     return placement.weights;
-}
-
-/** The devices of the RPC servers at these endpoints, connected by the load (the RPC backend's listing: description host:port). */
-function remoteDeviceNames(endpoints: readonly string[]): string[] {
-    const rpc = binding().backendInfo(false).registries.find((r) => r.name === 'RPC');
-    return (rpc?.devices ?? []).filter((d) => endpoints.includes(d.description)).map((d) => d.name);
 }
 
 /** Layers requested on a GPU at load (-1: all). @internal */

@@ -10,8 +10,12 @@ export interface ModelPlacement {
     gpuLayers: number;
     /** The GPU devices offloaded to ([] on the CPU). */
     devices: readonly string[];
-    /** The remote devices of `rpcServers` (`RPC0`, ...), ahead of `devices` in the offload list; [] without. */
-    remoteDevices: readonly string[];
+    /**
+     * The remote devices of `rpcServers` (`RPC0`, ...), ahead of `devices` in the offload list,
+     * with the free memory their servers reported once the weights were there (null: not
+     * answered); [] without.
+     */
+    remoteDevices: readonly { name: string; endpoint: string; freeBytes: number | null }[];
     header: GgufMetadata;
     /** The estimator's facts from the header, read once; null when it does not understand the header. */
     facts: HeaderModelFacts | null;

@@ -54,7 +54,19 @@ export interface NativeWeightPlacement {
     bytes: number[];
 }
 
+/** A remote device of a model loaded with rpcServers, with its memory as its server reported it once the weights were there. */
+export interface NativeRemoteDevice {
+    name: string;
+    /** Its server's host:port. */
+    endpoint: string;
+    /** Absent when the server did not answer. */
+    freeBytes?: number;
+    totalBytes?: number;
+}
+
 export interface NativeModel {
+    /** With rpcServers: the servers' devices (set by loadModel). */
+    readonly remoteDevices?: readonly NativeRemoteDevice[];
     metadata(): NativeModelMetadata;
     weightPlacement(): NativeWeightPlacement;
     tokenize(text: string, addSpecial: boolean, parseSpecial: boolean): Int32Array;
@@ -311,7 +323,10 @@ export interface NativeLoadParams {
 
 export interface NativeBinding {
     NativeModel: new (handle: unknown) => NativeModel;
-    NativeContext: new (model: NativeModel, params: NativeContextParams) => NativeContext;
+    /** With `prepared` (from prepareContext): adopts that context instead of creating one. */
+    NativeContext: new (model: NativeModel, params: NativeContextParams, prepared?: unknown) => NativeContext;
+    /** Checks the parameters as NativeContext does (throwing at once), then creates the context on a worker: a handle for NativeContext. */
+    prepareContext(model: NativeModel, params: NativeContextParams): Promise<unknown>;
     loadModel(path: string, params: NativeLoadParams, onProgress?: (progress: number) => void): {
         promise: Promise<NativeModel>;
         abort(): void;

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace llama_kv {
 
@@ -52,6 +53,7 @@ class load_model_worker : public abortable_progress_worker {
                 fail_ = { code::backend_unavailable, remote.error };
                 return;
             }
+            remote_devices_ = remote.devices;
             if (std::string problem = params_.placement.add_remote(remote.devices); !problem.empty()) {
                 fail_ = { code::invalid_config, problem };
                 return;
@@ -97,6 +99,13 @@ class load_model_worker : public abortable_progress_worker {
         const std::string log_tail = log_capture_take();
         if (model != nullptr) {
             result_ = make_model_ptr(model);
+            // The remote devices' memory after the weights went there, asked here and not on
+            // the JS thread: the context memory guard counts against it.
+            for (ggml_backend_dev_t dev : remote_devices_) {
+                remote_memory entry{ ggml_backend_dev_name(dev), ggml_backend_dev_description(dev), 0, 0, false };
+                entry.known = device_memory(dev, entry.free_bytes, entry.total_bytes);
+                remote_memory_.push_back(std::move(entry));
+            }
         } else if (abort_->load()) {
             fail_ = { code::aborted, "model loading was aborted" };
         } else {
@@ -122,15 +131,41 @@ class load_model_worker : public abortable_progress_worker {
             auto handle = Napi::External<llama_model_ptr>::New(env, new llama_model_ptr(std::move(result_)),
                                                                 [](Napi::Env, llama_model_ptr * p) { delete p; });
             napi_type_tag_object(env, handle, &model_handle_tag);
-            deferred_.Resolve(addon_data::of(env)->model_ctor.New({ handle }));
+            Napi::Object model = addon_data::of(env)->model_ctor.New({ handle });
+            if (!remote_memory_.empty()) {
+                Napi::Array list = Napi::Array::New(env, remote_memory_.size());
+                for (size_t i = 0; i < remote_memory_.size(); ++i) {
+                    const remote_memory & r = remote_memory_[i];
+                    Napi::Object d = Napi::Object::New(env);
+                    d.Set("name", r.name);
+                    d.Set("endpoint", r.endpoint);
+                    if (r.known) {
+                        d.Set("freeBytes", static_cast<double>(r.free_bytes));
+                        d.Set("totalBytes", static_cast<double>(r.total_bytes));
+                    }
+                    list.Set(static_cast<uint32_t>(i), d);
+                }
+                model.Set("remoteDevices", list);
+            }
+            deferred_.Resolve(model);
         } catch (const Napi::Error & e) {
             deferred_.Reject(e.Value());
         }
     }
 
   private:
-    load_params     params_;
-    llama_model_ptr result_;
+    struct remote_memory {
+        std::string name;
+        std::string endpoint;  // the device's description: its server's host:port
+        size_t      free_bytes  = 0;
+        size_t      total_bytes = 0;
+        bool        known       = false;
+    };
+
+    load_params                     params_;
+    llama_model_ptr                 result_;
+    std::vector<ggml_backend_dev_t> remote_devices_;  // of rpcServers, connected in Execute
+    std::vector<remote_memory>      remote_memory_;   // their memory once the model is loaded
 };
 
 // An optional parameter: `fallback` when absent, an INVALID_ARGUMENT error when present

@@ -9,13 +9,24 @@ const RPC_CMD_HELLO = 14;
 const RPC_CMD_DEVICE_COUNT = 15;
 const RPC_CONN_CAPS_SIZE = 24;
 
-/** A port free on loopback now (the kernel's choice, released for the server to take). */
+/**
+ * A port free on loopback now, released for a server to take. Drawn below Linux's ephemeral
+ * range (32768-60999), where the kernel picks the ports of listen(0) and of outgoing
+ * connections: one of those, made by a test file running beside this one, could otherwise
+ * take the port before the server binds it (and a client then talk to the wrong server).
+ */
 export async function freePort(): Promise<number> {
-    const server = createServer();
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const port = (server.address() as { port: number }).port;
-    await new Promise((r) => server.close(r));
-    return port;
+    for (;;) {
+        const port = 20000 + Math.floor(Math.random() * 12000);
+        const server = createServer();
+        const bound = await new Promise<boolean>((r) => {
+            server.once('error', () => r(false));
+            server.listen(port, '127.0.0.1', () => r(true));
+        });
+        if (!bound) continue;
+        await new Promise((r) => server.close(r));
+        return port;
+    }
 }
 
 /** Reads exactly n bytes from a socket. */
