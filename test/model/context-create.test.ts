@@ -2,14 +2,13 @@
 // its checks and errors, allocated on a worker. Over RPC the creation's round trips then
 // leave the event loop free: a proxy on this very thread can serve them, which would
 // deadlock a `new LlamaContext` until the socket timeout.
-import { createServer, Socket } from 'node:net';
 import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LlamaContext, LlamaError, LlamaModel } from '../../lib/index.js';
 import { binding, type NativeContextParams } from '../../lib/native/binding.js';
 import { nativeModel } from '../../lib/model/model.js';
 import { fixtures } from '../support/fixtures.js';
-import { startRpcServer } from '../support/rpc-wire.js';
+import { proxyTo, startRpcServer } from '../support/rpc-wire.js';
 
 const PROMPT = 'Once upon a time';
 
@@ -20,18 +19,11 @@ async function failure(p: Promise<unknown>): Promise<LlamaError> {
 }
 
 /** A proxy on this thread in front of `upstream` that holds each server answer for `delayMs`. */
-async function slowProxy(upstream: number, delayMs: number): Promise<{ port: number; close: () => void }> {
-    const proxy = createServer((client) => {
-        const server = new Socket();
-        server.connect(upstream, '127.0.0.1');
+function slowProxy(upstream: number, delayMs: number): Promise<{ port: number; close: () => void }> {
+    return proxyTo(upstream, (client, server) => {
         client.on('data', (d) => server.write(d));
         server.on('data', (d) => setTimeout(() => client.write(d), delayMs));
-        for (const s of [client, server]) s.on('error', () => (s === client ? server : client).destroy());
-        client.on('close', () => server.destroy());
-        server.on('close', () => client.destroy());
     });
-    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
-    return { port: (proxy.address() as { port: number }).port, close: () => proxy.close() };
 }
 
 describe('LlamaContext.create()', () => {

@@ -109,15 +109,31 @@ function commandParser(onCommand: (command: number) => void): (chunk: Buffer) =>
 }
 
 /**
+ * A proxy on loopback in front of `upstream`: for each client connection it opens one to the
+ * server and lets `wire` join the two (what each side's bytes do); an error or a close on
+ * either side closes both.
+ */
+export async function proxyTo(upstream: number, wire: (client: Socket, server: Socket) => void): Promise<{ port: number; close: () => void }> {
+    const proxy = createServer((client) => {
+        const server = new Socket();
+        server.connect(upstream, '127.0.0.1');
+        wire(client, server);
+        for (const s of [client, server]) s.on('error', () => (s === client ? server : client).destroy());
+        client.on('close', () => server.destroy());
+        server.on('close', () => client.destroy());
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    return { port: (proxy.address() as { port: number }).port, close: () => proxy.close() };
+}
+
+/**
  * A proxy on loopback in front of `upstream` that applies `fault` to every connection: at
  * byte `at` of the server-to-client stream it closes it ('cut'), inverts that byte ('flip'),
  * or from there on sends pseudo-random bytes instead of the server's ('garbage'); or it closes
  * both sides, as a server that dies, when the client sends its nth such command ('die-at').
  */
-export async function faultProxy(upstream: number, fault: StreamFault): Promise<{ port: number; close: () => void }> {
-    const proxy = createServer((client) => {
-        const server = new Socket();
-        server.connect(upstream, '127.0.0.1');
+export function faultProxy(upstream: number, fault: StreamFault): Promise<{ port: number; close: () => void }> {
+    return proxyTo(upstream, (client, server) => {
         let seen = 0;
         let state = fault.kind === 'garbage' ? fault.seed >>> 0 || 1 : 0;
         const random = () => {
@@ -158,12 +174,7 @@ export async function faultProxy(upstream: number, fault: StreamFault): Promise<
             }
             client.write(out);
         });
-        for (const s of [client, server]) s.on('error', () => (s === client ? server : client).destroy());
-        client.on('close', () => server.destroy());
-        server.on('close', () => client.destroy());
     });
-    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
-    return { port: (proxy.address() as { port: number }).port, close: () => proxy.close() };
 }
 
 /** A server that accepts connections, reads what comes and never answers. */
@@ -190,10 +201,8 @@ export async function startRpcServer(): Promise<{ port: number; endpoint: string
  * A proxy in front of `upstream` that answers each connection's DEVICE_COUNT with `count`
  * instead of the server's number (the reply that follows the request: | size: u64 | u32 |).
  */
-export async function deviceCountProxy(upstream: number, count: number): Promise<{ port: number; close: () => void }> {
-    const proxy = createServer((client) => {
-        const server = new Socket();
-        server.connect(upstream, '127.0.0.1');
+export function deviceCountProxy(upstream: number, count: number): Promise<{ port: number; close: () => void }> {
+    return proxyTo(upstream, (client, server) => {
         let rewrite = -1; // bytes of the DEVICE_COUNT reply seen so far, -1 before the request
         const replaced = Buffer.alloc(12);
         replaced.writeBigUInt64LE(4n);
@@ -210,10 +219,5 @@ export async function deviceCountProxy(upstream: number, count: number): Promise
             for (let i = 0; i < out.length && rewrite >= 0 && rewrite < 12; i++, rewrite++) out[i] = replaced[rewrite];
             client.write(out);
         });
-        for (const s of [client, server]) s.on('error', () => (s === client ? server : client).destroy());
-        client.on('close', () => server.destroy());
-        server.on('close', () => client.destroy());
     });
-    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
-    return { port: (proxy.address() as { port: number }).port, close: () => proxy.close() };
 }
