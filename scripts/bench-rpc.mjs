@@ -26,6 +26,7 @@ const { LlamaModel, ensureFixtureModel } = await import(join(root, 'dist', 'inde
 const ours = await import(join(root, 'dist', 'cli', 'bench', 'ours.js'));
 const { median } = await import(join(root, 'dist', 'cli', 'bench', 'stats.js'));
 const { findLlamaBench, runLlamaBench } = await import(join(root, 'dist', 'cli', 'bench', 'llama-bench.js'));
+const { cpuIdentity } = await import(join(root, 'dist', 'cli', 'bench', 'cpu-facts.js'));
 
 const argv = process.argv.slice(2);
 const values = (flag) => argv.flatMap((a, i) => (a === flag && i + 1 < argv.length ? [argv[i + 1]] : []));
@@ -184,7 +185,7 @@ const perToken = (list, n) => ({
     byServer: list.map((d) => ({ roundTrips: d.roundTrips / n, commands: Object.fromEntries(Object.entries(d.commands).map(([k, v]) => [k, v / n])) })),
 });
 const summary = {
-    cpu: `${cpus()[0]?.model?.trim()}, ${cpus().length} CPUs`,
+    cpu: `${cpus()[0]?.model?.trim()} (${cpuIdentity() ?? 'no /proc/cpuinfo'}), ${cpus().length} CPUs`,
     model: modelArg,
     layers,
     promptTokens: P,
