@@ -1028,14 +1028,24 @@ function checkContextFits(model: LlamaModel, resolved: ReturnType<typeof resolve
     const facts = placement.facts;
     // A header the estimator does not understand (llama.cpp loaded it: let it decide), or a KV layout it only approximates.
     if (facts === null || !facts.denseKv) return;
-    const remote = placement.remoteDevices;
+    const { devices, free } = guardDevices(placement);
     checkContextMemory(estimateResolved(placement.header, facts, resolved, KV_ONLY_LOAD), {
         layerCount: facts.layerCount,
         gpuLayers: placement.gpuLayers,
-        // Layers (and their KV cache) offloaded over RPC are in the remote devices' memory, not the host's.
-        devices: [...remote.map((d) => d.name), ...placement.devices],
+        devices,
         offloadKqv: resolved.native.offloadKqv,
-    }, undefined, remote.length === 0 ? undefined : (names) => withRemoteFree(names, remote));
+    }, undefined, free);
+}
+
+/**
+ * The devices a context guard counts offloaded layers against, and their free memory:
+ * layers (and their KV cache) offloaded over RPC are in the remote devices' memory, not the
+ * host's. `free` undefined: the guard's own lookup (no remote devices). @internal
+ */
+export function guardDevices(placement: ModelPlacement): { devices: string[]; free?: (names: readonly string[]) => DeviceFree } {
+    const remote = placement.remoteDevices;
+    const devices = [...remote.map((d) => d.name), ...placement.devices];
+    return remote.length === 0 ? { devices } : { devices, free: (names) => withRemoteFree(names, remote) };
 }
 
 /**

@@ -6,9 +6,9 @@
  */
 import { binding, type NativeContext } from '../native/binding.js';
 import { withSignal } from '../native/abortable.js';
-import { captureStack, fromNative, LlamaConfigError, LlamaDisposedError, LlamaError } from '../errors.js';
+import { captureStack, fromNative, LlamaAbortError, LlamaConfigError, LlamaDisposedError, LlamaError } from '../errors.js';
 import { LlamaModel, adoptChild, modelGpuLayers, modelPlacement, modelWeightPlacement, nativeModel, toTokenArray } from '../model/model.js';
-import { trackForExit } from '../context/context.js';
+import { guardDevices, trackForExit } from '../context/context.js';
 import { toMemoryReport, type MemoryReport } from '../memory/report.js';
 import { estimateEmbedderResolved, KV_ONLY_LOAD } from '../memory/estimate.js';
 import { checkContextMemory } from '../memory/guard.js';
@@ -50,14 +50,17 @@ export class Embedder {
     /** One native embed() at a time: each call waits for the one before. */
     #queue: Promise<unknown> = Promise.resolve();
 
-    constructor(model: LlamaModel, opts: z.output<typeof rankingContextOptionsSchema>, pooling: ResolvedPooling | -1, what: string) {
+    /**
+     * `prepared`: the context that {@link Embedder.prepare} made on a worker for the same options
+     * (adopted; its memory was checked then). Without it the context is made here.
+     */
+    constructor(model: LlamaModel, opts: z.output<typeof rankingContextOptionsSchema>, pooling: ResolvedPooling | -1, what: string, prepared?: unknown) {
         const native = nativeModel(model);
         this.#what = what;
-        const params = resolveEmbedderParams(opts, pooling === -1 ? -1 : POOLING_CODES[pooling], model.metadata);
-        if (opts.checkMemory ?? defaults.context.checkMemory) checkEmbedderFits(model, params);
+        const params = Embedder.#params(model, opts, pooling, prepared === undefined);
         let created: NativeContext | undefined;
         try {
-            created = new (binding().NativeContext)(native, params);
+            created = new (binding().NativeContext)(native, params, prepared);
             const c = created.config();
             const resolved = poolingName(c.pooling);
             if (resolved === null) throw new LlamaError('INTERNAL', `llama.cpp resolved pooling to ${c.pooling}`);
@@ -83,6 +86,31 @@ export class Embedder {
         this.#untrackForExit = trackForExit(created);
         this.model = model;
         this.#release = adoptChild(model, this);
+    }
+
+    /** The native parameters of these options, checked against the memory there is when `check`. */
+    static #params(model: LlamaModel, opts: z.output<typeof rankingContextOptionsSchema>, pooling: ResolvedPooling | -1, check: boolean): NativeContextParams {
+        const params = resolveEmbedderParams(opts, pooling === -1 ? -1 : POOLING_CODES[pooling], model.metadata);
+        if (check && (opts.checkMemory ?? defaults.context.checkMemory)) checkEmbedderFits(model, params);
+        return params;
+    }
+
+    /**
+     * Checks the options as the constructor does, then makes the context on a worker (off the
+     * JS thread): a handle for the constructor's `prepared`. `signal` is checked after the wait.
+     */
+    static async prepare(model: LlamaModel, opts: z.output<typeof rankingContextOptionsSchema>, pooling: ResolvedPooling | -1, what: string, signal?: AbortSignal): Promise<unknown> {
+        const stack = captureStack();
+        const params = Embedder.#params(model, opts, pooling, true);
+        let handle: unknown;
+        try {
+            handle = await binding().prepareContext(nativeModel(model), params);
+        } catch (error) {
+            throw fromNative(error, stack);
+        }
+        // Not adopted: the handle's finalizer frees the context.
+        if (signal?.aborted) throw new LlamaAbortError(`creating the ${what} was aborted`);
+        return handle;
     }
 
     get disposed(): boolean {
@@ -168,10 +196,11 @@ function checkEmbedderFits(model: LlamaModel, params: NativeContextParams): void
     const placement = modelPlacement(model);
     const facts = placement.facts;
     if (facts === null || (facts.embedding.hasKvCache && !facts.denseKv)) return;
+    const { devices, free } = guardDevices(placement);
     checkContextMemory({ ...estimateEmbedderResolved(placement.header, facts, params, KV_ONLY_LOAD), warnings: [] }, {
         layerCount: facts.layerCount,
         gpuLayers: modelGpuLayers(model),
-        devices: placement.devices,
+        devices,
         offloadKqv: params.offloadKqv,
-    });
+    }, undefined, free);
 }

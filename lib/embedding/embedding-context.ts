@@ -2,7 +2,8 @@
  * LlamaEmbeddingContext: embeddings of texts, many per llama_decode, with the pooling and
  * normalization of llama.cpp's embedding example and server.
  */
-import { LlamaConfigError, LlamaError } from '../errors.js';
+import { LlamaAbortError, LlamaConfigError, LlamaError } from '../errors.js';
+import { signalOptionsSchema } from '../options/generate-options.js';
 import { z } from 'zod';
 import { LlamaModel, nativeModel } from '../model/model.js';
 import type { MemoryReport } from '../memory/report.js';
@@ -48,33 +49,22 @@ export class LlamaEmbeddingContext<P extends EmbeddingPooling = EmbeddingPooling
     /** What this context was created with. */
     readonly config: Readonly<EmbeddingContextConfig>;
 
-    /** @internal Use {@link LlamaModel.createEmbeddingContext}. */
-    constructor(model: LlamaModel, options: EmbeddingContextOptions<P> = {}) {
-        const opts = parseOptions(embeddingContextOptionsSchema, options, 'createEmbeddingContext()');
-        nativeModel(model); // a live LlamaModel
-        const pooling = opts.pooling ?? defaults.embedding.pooling;
-        const meta = model.metadata;
-        if (!meta.hasWeights) {
-            throw new LlamaError('CONTEXT_CREATE_FAILED', 'the model was loaded with vocabOnly and has no weights: load it without vocabOnly to compute embeddings');
-        }
-        if (pooling === 'model' && meta.pooling === 'none') {
-            throw new LlamaConfigError(
-                `this model (${meta.architecture}) names no pooling in its file (${meta.architecture}.pooling_type), so pooling 'model' would give one vector per token: ` +
-                    "pass pooling: 'mean', 'cls' or 'last' for one vector per text, or 'none' for token embeddings",
-                'INVALID_CONFIG',
-                ['pooling'],
-            );
-        }
-        if (pooling === 'model' && meta.pooling === 'rank') {
-            throw new LlamaConfigError(
-                "this model is a reranker (pooling 'rank'): use model.createRankingContext() for its scores, or pass pooling: 'mean', 'cls' or 'last' for embeddings",
-                'INVALID_CONFIG',
-                ['pooling'],
-            );
-        }
-        this.#embedder = new Embedder(model, opts, pooling === 'model' ? -1 : pooling, 'embedding context');
+    /** @internal Use {@link LlamaModel.createEmbeddingContext} or {@link LlamaModel.createEmbeddingContextAsync}. */
+    constructor(model: LlamaModel, options: EmbeddingContextOptions<P> = {}, prepared?: unknown) {
+        const { opts, pooling } = embeddingPlan(model, options);
+        this.#embedder = new Embedder(model, opts, pooling === 'model' ? -1 : pooling, 'embedding context', prepared);
         this.#normalize = normalizeCode(opts.normalize ?? (defaults.embedding.normalize as EmbeddingNormalize));
-        this.config = Object.freeze({ ...this.#embedder.config, normalize: this.#normalize, embeddingSize: meta.embeddingOutputSize });
+        this.config = Object.freeze({ ...this.#embedder.config, normalize: this.#normalize, embeddingSize: model.metadata.embeddingOutputSize });
+    }
+
+    /** @internal The context made on a worker (LlamaModel.createEmbeddingContextAsync). */
+    static async create<P extends EmbeddingPooling>(model: LlamaModel, options: EmbeddingContextOptions<P> & { signal?: AbortSignal }): Promise<LlamaEmbeddingContext<P>> {
+        const { signal, ...rest } = options;
+        parseOptions(signalOptionsSchema, { signal }, 'createEmbeddingContextAsync()');
+        if (signal?.aborted) throw new LlamaAbortError('creating the embedding context was aborted before it started');
+        const { opts, pooling } = embeddingPlan(model, rest);
+        const handle = await Embedder.prepare(model, opts, pooling === 'model' ? -1 : pooling, 'embedding context', signal);
+        return new LlamaEmbeddingContext(model, rest as EmbeddingContextOptions<P>, handle);
     }
 
     /** The model this context runs. */
@@ -141,6 +131,11 @@ declare module '../model/model.js' {
          * See {@link EmbeddingContextOptions}.
          */
         createEmbeddingContext<P extends EmbeddingPooling = 'model'>(options?: EmbeddingContextOptions<P>): LlamaEmbeddingContext<P>;
+        /**
+         * {@link createEmbeddingContext}, with the context allocated off the JS thread (as
+         * LlamaContext.create()); `signal` aborts the wait.
+         */
+        createEmbeddingContextAsync<P extends EmbeddingPooling = 'model'>(options?: EmbeddingContextOptions<P> & { signal?: AbortSignal }): Promise<LlamaEmbeddingContext<P>>;
     }
 }
 
@@ -152,3 +147,37 @@ Object.defineProperty(LlamaModel.prototype, 'createEmbeddingContext', {
     writable: true,
     configurable: true,
 });
+Object.defineProperty(LlamaModel.prototype, 'createEmbeddingContextAsync', {
+    value: function createEmbeddingContextAsync(this: LlamaModel, options: EmbeddingContextOptions & { signal?: AbortSignal } = {}): Promise<LlamaEmbeddingContext> {
+        return LlamaEmbeddingContext.create(this, options);
+    },
+    writable: true,
+    configurable: true,
+});
+
+/** The options of an embedding context, checked against the model: what the constructor and create() share. */
+function embeddingPlan<P extends EmbeddingPooling>(model: LlamaModel, options: EmbeddingContextOptions<P>) {
+    const opts = parseOptions(embeddingContextOptionsSchema, options, 'createEmbeddingContext()');
+    nativeModel(model); // a live LlamaModel
+    const pooling = opts.pooling ?? defaults.embedding.pooling;
+    const meta = model.metadata;
+    if (!meta.hasWeights) {
+        throw new LlamaError('CONTEXT_CREATE_FAILED', 'the model was loaded with vocabOnly and has no weights: load it without vocabOnly to compute embeddings');
+    }
+    if (pooling === 'model' && meta.pooling === 'none') {
+        throw new LlamaConfigError(
+            `this model (${meta.architecture}) names no pooling in its file (${meta.architecture}.pooling_type), so pooling 'model' would give one vector per token: ` +
+                "pass pooling: 'mean', 'cls' or 'last' for one vector per text, or 'none' for token embeddings",
+            'INVALID_CONFIG',
+            ['pooling'],
+        );
+    }
+    if (pooling === 'model' && meta.pooling === 'rank') {
+        throw new LlamaConfigError(
+            "this model is a reranker (pooling 'rank'): use model.createRankingContext() for its scores, or pass pooling: 'mean', 'cls' or 'last' for embeddings",
+            'INVALID_CONFIG',
+            ['pooling'],
+        );
+    }
+    return { opts, pooling };
+}

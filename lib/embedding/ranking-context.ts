@@ -4,7 +4,8 @@
  * and its server's /rerank compute them.
  */
 import { z } from 'zod';
-import { LlamaConfigError, LlamaError } from '../errors.js';
+import { LlamaAbortError, LlamaConfigError, LlamaError } from '../errors.js';
+import { signalOptionsSchema } from '../options/generate-options.js';
 import { LlamaModel, nativeModel } from '../model/model.js';
 import type { MemoryReport } from '../memory/report.js';
 import { defaults } from '../options/defaults.js';
@@ -41,22 +42,23 @@ export class LlamaRankingContext {
     /** What this context was created with. */
     readonly config: Readonly<EmbedderConfig>;
 
-    /** @internal Use {@link LlamaModel.createRankingContext}. */
-    constructor(model: LlamaModel, options: RankingContextOptions = {}) {
-        const opts = parseOptions(rankingContextOptionsSchema, options, 'createRankingContext()');
-        nativeModel(model);
-        if (!model.metadata.isReranker) {
-            throw new LlamaConfigError(
-                `this model (${model.metadata.architecture}) is not a reranker: it has no classification head (cls.output.weight); use model.createEmbeddingContext() and compare embeddings instead`,
-                'INVALID_CONFIG',
-                ['model'],
-            );
-        }
-        this.#embedder = new Embedder(model, opts, 'rank', 'ranking context');
+    /** @internal Use {@link LlamaModel.createRankingContext} or {@link LlamaModel.createRankingContextAsync}. */
+    constructor(model: LlamaModel, options: RankingContextOptions = {}, prepared?: unknown) {
+        const opts = rankingPlan(model, options);
+        this.#embedder = new Embedder(model, opts, 'rank', 'ranking context', prepared);
         this.config = this.#embedder.config;
         const meta = model.metadata;
         const piece = (token: number) => nativeModel(model).tokenToPiece(token, true).toString('utf8');
         this.#separator = (meta.addEos ? piece(meta.eosToken) : '') + (meta.addSep ? piece(meta.sepToken) : '');
+    }
+
+    /** @internal The context made on a worker (LlamaModel.createRankingContextAsync). */
+    static async create(model: LlamaModel, options: RankingContextOptions & { signal?: AbortSignal }): Promise<LlamaRankingContext> {
+        const { signal, ...rest } = options;
+        parseOptions(signalOptionsSchema, { signal }, 'createRankingContextAsync()');
+        if (signal?.aborted) throw new LlamaAbortError('creating the ranking context was aborted before it started');
+        const handle = await Embedder.prepare(model, rankingPlan(model, rest), 'rank', 'ranking context', signal);
+        return new LlamaRankingContext(model, rest, handle);
     }
 
     /** The model this context runs. */
@@ -135,6 +137,8 @@ declare module '../model/model.js' {
     interface LlamaModel {
         /** A ranking context on this reranker model (pooling 'rank'). See {@link RankingContextOptions}. */
         createRankingContext(options?: RankingContextOptions): LlamaRankingContext;
+        /** {@link createRankingContext}, with the context allocated off the JS thread (as LlamaContext.create()); `signal` aborts the wait. */
+        createRankingContextAsync(options?: RankingContextOptions & { signal?: AbortSignal }): Promise<LlamaRankingContext>;
     }
 }
 
@@ -145,3 +149,24 @@ Object.defineProperty(LlamaModel.prototype, 'createRankingContext', {
     writable: true,
     configurable: true,
 });
+Object.defineProperty(LlamaModel.prototype, 'createRankingContextAsync', {
+    value: function createRankingContextAsync(this: LlamaModel, options: RankingContextOptions & { signal?: AbortSignal } = {}): Promise<LlamaRankingContext> {
+        return LlamaRankingContext.create(this, options);
+    },
+    writable: true,
+    configurable: true,
+});
+
+/** The options of a ranking context, checked against the model: what the constructor and create() share. */
+function rankingPlan(model: LlamaModel, options: RankingContextOptions) {
+    const opts = parseOptions(rankingContextOptionsSchema, options, 'createRankingContext()');
+    nativeModel(model);
+    if (!model.metadata.isReranker) {
+        throw new LlamaConfigError(
+            `this model (${model.metadata.architecture}) is not a reranker: it has no classification head (cls.output.weight); use model.createEmbeddingContext() and compare embeddings instead`,
+            'INVALID_CONFIG',
+            ['model'],
+        );
+    }
+    return opts;
+}

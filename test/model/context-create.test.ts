@@ -103,6 +103,41 @@ describe('LlamaContext.create()', () => {
     });
 });
 
+describe('model.createEmbeddingContextAsync() and model.createRankingContextAsync()', () => {
+    it('give the contexts of their synchronous forms, with the same errors; signal aborts the wait', async () => {
+        const bert = await LlamaModel.load({ path: fixtures.embed.bert, gpu: false });
+        const reranker = await LlamaModel.load({ path: fixtures.embed.rerank, gpu: false });
+        try {
+            const made = await bert.createEmbeddingContextAsync({ contextSize: 512, threads: 1 });
+            const sync = bert.createEmbeddingContext({ contextSize: 512, threads: 1 });
+            expect(made.config).toEqual(sync.config);
+            expect(await made.embed('The llama said hello')).toEqual(await sync.embed('The llama said hello'));
+            made.dispose();
+            sync.dispose();
+
+            const ranker = await reranker.createRankingContextAsync({ threads: 1 });
+            const rankerSync = reranker.createRankingContext({ threads: 1 });
+            const docs = ['a llama', 'the weather'];
+            expect(await ranker.rank('llamas', docs)).toEqual(await rankerSync.rank('llamas', docs));
+            ranker.dispose();
+            rankerSync.dispose();
+
+            const notReranker = await failure(bert.createRankingContextAsync());
+            expect(notReranker.code).toBe('INVALID_CONFIG');
+            expect(() => bert.createRankingContext()).toThrow(notReranker.message);
+            const bad = await failure(bert.createEmbeddingContextAsync({ contextSize: 0 }));
+            expect(bad.code).toBe('INVALID_CONFIG');
+            const controller = new AbortController();
+            const pending = bert.createEmbeddingContextAsync({ signal: controller.signal });
+            controller.abort();
+            expect((await failure(pending)).code).toBe('ABORTED');
+        } finally {
+            bert.dispose();
+            reranker.dispose();
+        }
+    });
+});
+
 describe('LlamaContext.create() over RPC', () => {
     const servers: ChildProcess[] = [];
     let upstream = 0;
