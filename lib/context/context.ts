@@ -34,6 +34,7 @@ import type { ScoreOptionsOf, TokenScores } from './scores.js';
 import { IterableWeakSet } from '../weak-set.js';
 import { modelIdentity } from '../model/identity.js';
 import { PromptCache, type PromptCacheStats } from './prompt-cache.js';
+import { checkSignalBeforeStart, prepareNativeContext } from './prepare.js';
 import { llamaCppCommit, loadSequences, readCheckedHeader, saveSequences, stateWriter, type StateTarget } from './state.js';
 
 export type { ContextOptionsWithoutModel, LlamaContextOptions, LoraUse };
@@ -231,22 +232,14 @@ export class LlamaContext {
      * const ctx = await LlamaContext.create({ model, contextSize: 8192 });
      */
     static async create(options: LlamaContextOptions & { signal?: AbortSignal }): Promise<LlamaContext> {
-        const stack = captureStack();
         const { signal, ...rest } = (options ?? {}) as LlamaContextOptions & { signal?: AbortSignal };
-        parseOptions(signalOptionsSchema, { signal }, 'LlamaContext.create()');
-        if (signal?.aborted) throw new LlamaAbortError('LlamaContext.create() was aborted before it started');
+        checkSignalBeforeStart(signal, 'LlamaContext.create()', 'LlamaContext.create()');
         const opts = parseOptions(contextOptionsSchema, rest, 'LlamaContext');
         const model = opts.model as LlamaModel;
         const resolved = resolveContextParams(opts, model.metadata);
         if (opts.checkMemory ?? defaults.context.checkMemory) checkContextFits(model, resolved);
-        let handle: unknown;
-        try {
-            handle = await binding().prepareContext(nativeModel(model), resolved.native);
-        } catch (error) {
-            throw fromNative(error, stack);
-        }
         // Not adopted (aborted, or the constructor throws): the handle's finalizer frees the context.
-        if (signal?.aborted) throw new LlamaAbortError('LlamaContext.create() was aborted');
+        const handle = await prepareNativeContext(model, resolved.native, signal, 'LlamaContext.create()');
         adopting = handle;
         try {
             return new LlamaContext(rest);

@@ -6,9 +6,10 @@
  */
 import { binding, type NativeContext } from '../native/binding.js';
 import { withSignal } from '../native/abortable.js';
-import { captureStack, fromNative, LlamaAbortError, LlamaConfigError, LlamaDisposedError, LlamaError } from '../errors.js';
+import { captureStack, fromNative, LlamaConfigError, LlamaDisposedError, LlamaError } from '../errors.js';
 import { LlamaModel, adoptChild, modelGpuLayers, modelPlacement, modelWeightPlacement, nativeModel, toTokenArray } from '../model/model.js';
 import { guardDevices, trackForExit } from '../context/context.js';
+import { prepareNativeContext } from '../context/prepare.js';
 import { toMemoryReport, type MemoryReport } from '../memory/report.js';
 import { estimateEmbedderResolved, KV_ONLY_LOAD } from '../memory/estimate.js';
 import { checkContextMemory } from '../memory/guard.js';
@@ -99,18 +100,8 @@ export class Embedder {
      * Checks the options as the constructor does, then makes the context on a worker (off the
      * JS thread): a handle for the constructor's `prepared`. `signal` is checked after the wait.
      */
-    static async prepare(model: LlamaModel, opts: z.output<typeof rankingContextOptionsSchema>, pooling: ResolvedPooling | -1, what: string, signal?: AbortSignal): Promise<unknown> {
-        const stack = captureStack();
-        const params = Embedder.#params(model, opts, pooling, true);
-        let handle: unknown;
-        try {
-            handle = await binding().prepareContext(nativeModel(model), params);
-        } catch (error) {
-            throw fromNative(error, stack);
-        }
-        // Not adopted: the handle's finalizer frees the context.
-        if (signal?.aborted) throw new LlamaAbortError(`creating the ${what} was aborted`);
-        return handle;
+    static prepare(model: LlamaModel, opts: z.output<typeof rankingContextOptionsSchema>, pooling: ResolvedPooling | -1, what: string, signal?: AbortSignal): Promise<unknown> {
+        return prepareNativeContext(model, Embedder.#params(model, opts, pooling, true), signal, `creating the ${what}`);
     }
 
     get disposed(): boolean {

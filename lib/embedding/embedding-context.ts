@@ -2,8 +2,8 @@
  * LlamaEmbeddingContext: embeddings of texts, many per llama_decode, with the pooling and
  * normalization of llama.cpp's embedding example and server.
  */
-import { LlamaAbortError, LlamaConfigError, LlamaError } from '../errors.js';
-import { signalOptionsSchema } from '../options/generate-options.js';
+import { LlamaConfigError, LlamaError } from '../errors.js';
+import { checkSignalBeforeStart } from '../context/prepare.js';
 import { z } from 'zod';
 import { LlamaModel, nativeModel } from '../model/model.js';
 import type { MemoryReport } from '../memory/report.js';
@@ -60,8 +60,7 @@ export class LlamaEmbeddingContext<P extends EmbeddingPooling = EmbeddingPooling
     /** @internal The context made on a worker (LlamaModel.createEmbeddingContextAsync). */
     static async create<P extends EmbeddingPooling>(model: LlamaModel, options: EmbeddingContextOptions<P> & { signal?: AbortSignal }): Promise<LlamaEmbeddingContext<P>> {
         const { signal, ...rest } = options;
-        parseOptions(signalOptionsSchema, { signal }, 'createEmbeddingContextAsync()');
-        if (signal?.aborted) throw new LlamaAbortError('creating the embedding context was aborted before it started');
+        checkSignalBeforeStart(signal, 'createEmbeddingContextAsync()', 'creating the embedding context');
         const { opts, pooling } = embeddingPlan(model, rest);
         const handle = await Embedder.prepare(model, opts, pooling === 'model' ? -1 : pooling, 'embedding context', signal);
         return new LlamaEmbeddingContext(model, rest as EmbeddingContextOptions<P>, handle);

@@ -4,8 +4,8 @@
  * and its server's /rerank compute them.
  */
 import { z } from 'zod';
-import { LlamaAbortError, LlamaConfigError, LlamaError } from '../errors.js';
-import { signalOptionsSchema } from '../options/generate-options.js';
+import { LlamaConfigError, LlamaError } from '../errors.js';
+import { checkSignalBeforeStart } from '../context/prepare.js';
 import { LlamaModel, nativeModel } from '../model/model.js';
 import type { MemoryReport } from '../memory/report.js';
 import { defaults } from '../options/defaults.js';
@@ -55,8 +55,7 @@ export class LlamaRankingContext {
     /** @internal The context made on a worker (LlamaModel.createRankingContextAsync). */
     static async create(model: LlamaModel, options: RankingContextOptions & { signal?: AbortSignal }): Promise<LlamaRankingContext> {
         const { signal, ...rest } = options;
-        parseOptions(signalOptionsSchema, { signal }, 'createRankingContextAsync()');
-        if (signal?.aborted) throw new LlamaAbortError('creating the ranking context was aborted before it started');
+        checkSignalBeforeStart(signal, 'createRankingContextAsync()', 'creating the ranking context');
         const handle = await Embedder.prepare(model, rankingPlan(model, rest), 'rank', 'ranking context', signal);
         return new LlamaRankingContext(model, rest, handle);
     }
